@@ -1,0 +1,7 @@
+"""`python -m noizylab_desktop` is the `noizylab` command."""
+
+from __future__ import annotations
+
+from noizylab_desktop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The one exception tree of NOIZYLAB Desktop.
+
+Every error a person can act on carries a one-line message that names the thing and the fix. Third-party
+errors are converted once, at the edge, with ``raise ... from exc``.
+
+    NoizyLabError                 base: .message is shown to the user, never a traceback
+    ├── ConfigError               a settings file or option that cannot be used
+    ├── KeychainError             no OS keychain, or it refused a read or write
+    ├── IdentityError             the node's certificate or key is missing or damaged
+    ├── PairingError              wrong, expired, reused or rate-limited invite codes; failed proofs
+    ├── TransportError            a peer that cannot be reached, refused the handshake or timed out
+    │   └── NotRunningError       no node is running for this home
+    ├── PeerError                 a peer name or ID that matches none (or several) of the paired peers
+    ├── LauncherError             start/stop problems: already running, did not come up in time
+    ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
+    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (filled in by later issues)
+"""
+
+from __future__ import annotations
+
+
+class NoizyLabError(Exception):
+    """Base of every error NOIZYLAB raises on purpose; ``message`` is one line for the user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(NoizyLabError):
+    """A settings file or command-line option that cannot be used."""
+
+
+class KeychainError(NoizyLabError):
+    """The OS keychain is missing or refused an operation; never answered with a plaintext fallback."""
+
+
+class IdentityError(NoizyLabError):
+    """The node's certificate or private key is missing or damaged."""
+
+
+class PairingError(NoizyLabError):
+    """An invite code that is wrong, expired, reused or rate limited, or a proof that did not verify."""
+
+
+class TransportError(NoizyLabError):
+    """A peer that cannot be reached, refused the TLS handshake, or did not answer in time."""
+
+
+class NotRunningError(TransportError):
+    """No node is running for this home folder."""
+
+
+class PeerError(NoizyLabError):
+    """A peer reference that matches no paired peer, or more than one."""
+
+
+class LauncherError(NoizyLabError):
+    """The background node could not be started or stopped."""
+
+
+class DisplayUnavailableError(NoizyLabError):
+    """The tray app was started where there is no display or no system tray."""
+
+
+class SyncError(NoizyLabError):
+    """Folder sync failed (filled in by the sync issue)."""
+
+
+class TaskError(NoizyLabError):
+    """A task failed to start, route or finish (filled in by the tasks issue)."""
+
+
+class DisplayError(NoizyLabError):
+    """Remote desktop failed (filled in by the remote-desktop issue)."""
+
+
+class ClipboardError(NoizyLabError):
+    """Clipboard sync failed (filled in by the clipboard issue)."""
+
+
+class MetricsError(NoizyLabError):
+    """Metrics collection or export failed (filled in by the metrics issue)."""

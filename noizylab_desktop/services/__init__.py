@@ -1,0 +1,1 @@
+"""Asyncio services of a node; none of them imports Qt."""

@@ -1,0 +1,53 @@
+"""The ``Node`` gRPC service peers call: info and capabilities, heartbeats, health, and the event stream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.pairing import _observed_host
+from noizylab_desktop.services.transport import caller_fingerprint
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+
+
+def event_message(event: Event) -> pb.Event:
+    """A bus event as sent on the wire."""
+    return pb.Event(kind=event.kind, at=event.at, fields=event.fields())
+
+
+class NodeApi(pb_grpc.NodeServicer):
+    """What every paired peer may ask of this node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def GetInfo(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.NodeInfo:  # noqa: N802
+        return self.node.info()
+
+    async def Heartbeat(  # noqa: N802
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HeartbeatReply:
+        fp = caller_fingerprint(context)
+        if fp is not None and fp != self.node.identity.fingerprint:
+            self.node.registry.heard_from(fp, _observed_host(context.peer()), request.grpc_port)
+        return pb.HeartbeatReply(id=self.node.identity.node_id, received_at=time.time(), load=self.node.load())
+
+    async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802
+        return pb.HealthReply(serving=True, services=self.node.supervisor.running(), uptime_s=self.node.uptime_s())
+
+    async def WatchEvents(  # noqa: N802
+        self, request: pb.EventFilter, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Event]:
+        kinds = set(request.kinds)
+        with self.node.bus.subscribe() as subscription:
+            async for event in subscription:
+                if not kinds or event.kind in kinds:
+                    yield event_message(event)

@@ -1,0 +1,189 @@
+"""gRPC over mutual TLS: server credentials that follow the trust store, pinned client channels, and the guard.
+
+- The server asks every client for a certificate and accepts only the trust store's certificates (own and paired),
+  re-read on each handshake, so pairing and unpairing apply without a restart. An unpaired client fails the
+  handshake and sees ``UNAVAILABLE``; no handler runs.
+- ``Guard`` wraps every handler: it checks the caller's fingerprint again on each call (an HTTP/2 connection opened
+  before an unpair stays up, its calls must not), counts calls, and cancels a peer's open calls when it is unpaired.
+- Clients pin the one certificate they expect; all peers' certificates name the same host (``noizylab``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from noizylab_desktop.services.identity import TLS_NAME, Identity
+from noizylab_desktop.services.nodeid import fingerprint
+from noizylab_desktop.services.trust import TrustStore
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_DEADLINE_S = 5.0
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.ssl_target_name_override", TLS_NAME),
+    ("grpc.default_authority", TLS_NAME),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.enable_retries", 0),
+]
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+
+
+def server_credentials(identity: Identity, trust: TrustStore) -> grpc.ServerCredentials:
+    """mTLS credentials whose accepted client certificates follow ``trust`` without a restart."""
+    pair = [(identity.key_pem, identity.cert_pem)]
+    seen = trust.snapshot.version
+
+    def config() -> Any:
+        return grpc.ssl_server_certificate_configuration(pair, root_certificates=trust.snapshot.roots_pem)
+
+    def fetch() -> Any:
+        # Called by gRPC before each handshake, from its own thread; None keeps the current configuration.
+        nonlocal seen
+        if trust.snapshot.version == seen:
+            return None
+        seen = trust.snapshot.version
+        return config()
+
+    return grpc.dynamic_ssl_server_credentials(config(), fetch, require_client_authentication=True)
+
+
+def pairing_credentials(identity: Identity) -> grpc.ServerCredentials:
+    """Server-only TLS for the pairing port: the joiner pins our certificate and proves itself in the message."""
+    return grpc.ssl_server_credentials([(identity.key_pem, identity.cert_pem)], require_client_auth=False)
+
+
+def secure_channel(identity: Identity | None, peer_cert_pem: bytes, address: str) -> grpc.aio.Channel:
+    """A channel that trusts only ``peer_cert_pem`` and shows our certificate (none when ``identity`` is None)."""
+    if identity is None:
+        creds = grpc.ssl_channel_credentials(root_certificates=peer_cert_pem)
+    else:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=peer_cert_pem, private_key=identity.key_pem, certificate_chain=identity.cert_pem
+        )
+    return grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
+
+
+def caller_fingerprint(context: grpc.aio.ServicerContext) -> bytes | None:
+    """The SHA-256 of the client's certificate on this call, if it showed one."""
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        return None
+    return fingerprint(x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER))
+
+
+Behavior = Callable[..., Any]
+
+
+class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Checks the caller on every call, counts calls, and ends a peer's open calls when it is unpaired."""
+
+    def __init__(self, trust: TrustStore) -> None:
+        self.trust = trust
+        self.handled: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self._open: defaultdict[bytes, set[asyncio.Event]] = defaultdict(set)
+
+    def revoke(self, fp: bytes) -> int:
+        """End every open streaming call from ``fp``; returns how many."""
+        calls = self._open.pop(fp, set())
+        for revoked in calls:
+            revoked.set()
+        return len(calls)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap(method, handler.unary_unary, streaming=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap(method, handler.unary_stream, streaming=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap(method, handler.stream_unary, streaming=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap(method, handler.stream_stream, streaming=True),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _check(self, method: str, context: grpc.aio.ServicerContext) -> bytes:
+        fp = caller_fingerprint(context)
+        if fp is None or not self.trust.is_trusted(fp):
+            self.refused[method] += 1
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this node is not paired with you")
+        assert fp is not None
+        self.handled[method] += 1
+        return fp
+
+    def _wrap(self, method: str, behavior: Behavior, *, streaming: bool) -> Behavior:
+        if not streaming:
+
+            async def guarded_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                # Unary calls are short and bounded by their deadline; the check alone is enough.
+                await self._check(method, context)
+                return await behavior(request, context)
+
+            return guarded_unary
+
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if inspect.isasyncgenfunction(behavior):
+                async for item in behavior(request, context):
+                    await context.write(item)
+                return None
+            return await behavior(request, context)
+
+        async def guarded_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            fp = await self._check(method, context)
+            revoked = asyncio.Event()
+            self._open[fp].add(revoked)
+            work = asyncio.ensure_future(run(request, context))
+            waiter = asyncio.ensure_future(revoked.wait())
+            try:
+                await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if work.done():
+                    return work.result()
+                work.cancel()
+                logger.info("closed %s: the peer was unpaired", method)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this node is no longer paired with you")
+            finally:
+                waiter.cancel()
+                work.cancel()
+                self._open.get(fp, set()).discard(revoked)
+
+        return guarded_stream

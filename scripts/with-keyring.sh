@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run a command with a private, throwaway Secret Service (gnome-keyring in its own D-Bus session), for tests and
+# benchmarks. The keyring lives in a temporary folder that is deleted afterwards; nothing touches the user's keyring.
+set -euo pipefail
+if [ "${NOIZYLAB_IN_TEST_KEYRING:-}" = 1 ]; then exec "$@"; fi
+for tool in dbus-run-session gnome-keyring-daemon; do
+  command -v "$tool" >/dev/null || { echo "with-keyring: $tool is missing: run .ci/run or apt-get install dbus gnome-keyring" >&2; exit 1; }
+done
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export NOIZYLAB_IN_TEST_KEYRING=1 XDG_DATA_HOME="$scratch/data" XDG_CONFIG_HOME="$scratch/config" XDG_RUNTIME_DIR="$scratch/run"
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+dbus-run-session -- bash -c '
+  eval "$(printf "noizylab-test-keyring" | gnome-keyring-daemon --unlock --components=secrets)"
+  export GNOME_KEYRING_CONTROL
+  exec "$@"' with-keyring "$@"

@@ -1,0 +1,124 @@
+"""Shared fixtures: real node processes in temporary homes, and waiting on conditions with a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("NOIZYLAB_IN_TEST_KEYRING") != "1":
+        raise pytest.UsageError("run the tests with `make test`: they need the private Secret Service it starts")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def write_config(home: Path, name: str, **extra: Any) -> None:
+    """A config for a loopback-only node with free ports."""
+    home.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f'name = "{name}"',
+        'grpc_host = "127.0.0.1"',
+        'advertise = ["127.0.0.1"]',
+        *(f"{k} = {json.dumps(v)}" for k, v in extra.items()),
+        "[ports]",
+        "grpc = 0",
+        "sftp = 0",
+        "http = 0",
+    ]
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+class NodeProcess:
+    """A node for one temporary home, driven through the real ``noizylab`` command line."""
+
+    def __init__(self, home: Path, name: str) -> None:
+        self.home = home
+        self.name = name
+        write_config(home, name)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``noizylab --home HOME ARGS``."""
+        result = subprocess.run(
+            [*NOIZYLAB, "--home", str(self.home), *args], capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"noizylab {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+        return result
+
+    def json(self, *args: str) -> Any:
+        """Run a command with ``--json`` and parse its output."""
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def start(self) -> NodeProcess:
+        self.cli("start")
+        return self
+
+    def stop(self) -> None:
+        self.cli("stop", check=False)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.json("status"))
+
+    @property
+    def id(self) -> str:
+        return str(self.status()["id"])
+
+    @property
+    def pid(self) -> int:
+        return int(json.loads((self.home / "state" / "runtime.json").read_text())["pid"])
+
+    def peer(self, name: str) -> dict[str, Any] | None:
+        """This node's view of the peer called ``name``."""
+        return next((p for p in self.json("peers") if p["name"] == name), None)
+
+    def invite(self) -> str:
+        return str(self.json("pair", "invite")["code"])
+
+    def join(self, code: str) -> dict[str, Any]:
+        return dict(self.json("pair", "join", code))
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[Callable[[str], NodeProcess]]:
+    """Build nodes in temporary homes; every one started is stopped afterwards."""
+    made: list[NodeProcess] = []
+
+    def make(name: str) -> NodeProcess:
+        node = NodeProcess(tmp_path / name, name)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.stop()
+
+
+@pytest.fixture
+def paired(make_node: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
+    """Two running nodes, paired, each seeing the other online."""
+    alpha, beta = make_node("alpha").start(), make_node("beta").start()
+    beta.join(alpha.invite())
+    wait_for(lambda: (alpha.peer("beta") or {}).get("online"), what="alpha to see beta online")
+    wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
+    return alpha, beta

@@ -109,6 +109,7 @@ class Settings:
     labels: tuple[str, ...] = ()
     heartbeat_s: float = 1.0
     heartbeat_misses: int = 3
+    invite_ttl_s: float = 600.0
 
     def with_ports(self, grpc: int | None, sftp: int | None, http: int | None) -> Settings:
         """A copy with the given ports (None keeps the current one)."""
@@ -149,8 +150,11 @@ def _from_toml(data: dict[str, object], path: Path) -> Settings:
         raise ConfigError(f"keychain_id in {path} must be a string")
     hb = data.get("heartbeat_s", default.heartbeat_s)
     misses = data.get("heartbeat_misses", default.heartbeat_misses)
+    ttl = data.get("invite_ttl_s", default.invite_ttl_s)
     if not isinstance(hb, int | float) or hb <= 0 or not isinstance(misses, int) or misses < 1:
         raise ConfigError(f"heartbeat_s and heartbeat_misses in {path} must be positive numbers")
+    if not isinstance(ttl, int | float) or not 0 < ttl <= 3600:
+        raise ConfigError(f"invite_ttl_s in {path} must be between 0 and 3600 seconds")
     return Settings(
         name=name.strip(),
         keychain_id=keychain_id,
@@ -161,6 +165,7 @@ def _from_toml(data: dict[str, object], path: Path) -> Settings:
         labels=_strings(data.get("labels", []), "labels"),
         heartbeat_s=float(hb),
         heartbeat_misses=misses,
+        invite_ttl_s=float(ttl),
     )
 
 

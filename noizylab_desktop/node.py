@@ -90,6 +90,7 @@ class Node:
             lambda: self.grpc_port,
             self.settings.grpc_host,
             self.settings.ports.pairing,
+            self.settings.invite_ttl_s,
         )
         server = grpc.aio.server(interceptors=[self.guard], options=SERVER_OPTIONS)
         pb_grpc.add_NodeServicer_to_server(NodeApi(self), server)
@@ -129,7 +130,7 @@ class Node:
         await self.supervisor.stop()
         if self._server is not None:
             server, self._server = self._server, None
-            await server.stop(grace=1.0)
+            await server.stop(grace=0.5)
             self.paths.runtime_file.unlink(missing_ok=True)
             self.trust.close()
             logger.info("node stopped")

@@ -13,6 +13,10 @@ from typing import Any
 
 import pytest
 
+from noizylab_desktop.config import Paths, load_settings
+from noizylab_desktop.services.identity import Identity, load_or_create
+from noizylab_desktop.services.secrets import KeyringStore, Vault
+
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
 
 
@@ -91,6 +95,16 @@ class NodeProcess:
     def peer(self, name: str) -> dict[str, Any] | None:
         """This node's view of the peer called ``name``."""
         return next((p for p in self.json("peers") if p["name"] == name), None)
+
+    def identity(self) -> Identity:
+        """This node's identity, read from the keychain as its own command line does."""
+        paths = Paths.resolve(self.home)
+        settings = load_settings(paths)
+        return load_or_create(paths, Vault(KeyringStore(settings.keychain_id), paths.vault_dir), settings.name)
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.status()['ports']['grpc']}"
 
     def invite(self) -> str:
         return str(self.json("pair", "invite")["code"])

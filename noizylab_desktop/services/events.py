@@ -87,19 +87,19 @@ class Subscription:
     def __init__(self, bus: EventBus, types: tuple[type[Event], ...], size: int) -> None:
         self._bus = bus
         self.types = types
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=size)
-        self._dropped = 0
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max(2, size))
 
     def wants(self, event: Event) -> bool:
         return not self.types or isinstance(event, self.types)
 
     def offer(self, event: Event) -> None:
         if self._queue.full():
-            self._queue.get_nowait()
-            self._dropped += 1
-        if self._dropped and self._queue.qsize() < self._queue.maxsize - 1:
-            self._queue.put_nowait(Dropped(count=self._dropped))
-            self._dropped = 0
+            # Make room for the event and for a notice of how many were lost (earlier notices fold in).
+            lost = 0
+            while self._queue.qsize() > self._queue.maxsize - 2:
+                old = self._queue.get_nowait()
+                lost += old.count if isinstance(old, Dropped) else 1
+            self._queue.put_nowait(Dropped(count=lost))
         self._queue.put_nowait(event)
 
     async def get(self) -> Event:

@@ -48,6 +48,8 @@ class NodeApi(pb_grpc.NodeServicer):
     ) -> AsyncIterator[pb.Event]:
         kinds = set(request.kinds)
         with self.node.bus.subscribe() as subscription:
+            # Tell the caller the stream is live now, not at the first event: it can rely on seeing what follows.
+            await context.send_initial_metadata(())
             async for event in subscription:
                 if not kinds or event.kind in kinds:
                     yield event_message(event)

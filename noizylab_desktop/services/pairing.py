@@ -79,12 +79,13 @@ class InviteBook:
     """Open invites and recent wrong attempts; decides whether a join proof is accepted."""
 
     clock: Callable[[], float] = time.time
+    ttl_s: float = INVITE_TTL_S
     invites: list[Invite] = field(default_factory=list)
     wrong: deque[float] = field(default_factory=deque)
 
     def create(self, secret: bytes) -> Invite:
         """Record a new invite for ``secret``."""
-        invite = Invite(secret=secret, expires_at=self.clock() + INVITE_TTL_S)
+        invite = Invite(secret=secret, expires_at=self.clock() + self.ttl_s)
         self.invites.append(invite)
         return invite
 
@@ -124,6 +125,7 @@ class PairingServer(pb_grpc.PairingServicer):
         grpc_port: Callable[[], int],
         host: str,
         port: int,
+        ttl_s: float = INVITE_TTL_S,
     ) -> None:
         self.identity = identity
         self.trust = trust
@@ -132,7 +134,7 @@ class PairingServer(pb_grpc.PairingServicer):
         self.grpc_port = grpc_port
         self.host = host
         self.wanted_port = port
-        self.book = InviteBook()
+        self.book = InviteBook(ttl_s=ttl_s)
         self.bound_port = 0
         self._server: grpc.aio.Server | None = None
         self._lock = asyncio.Lock()

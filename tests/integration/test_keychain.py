@@ -1,0 +1,46 @@
+"""Private keys live only in the OS keychain (gnome-keyring's Secret Service here), never in plain files."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from tests.conftest import NOIZYLAB, NodeProcess
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_node_key_is_in_the_keychain_and_nowhere_in_its_home(make_node: Callable[[str], NodeProcess]) -> None:
+    alpha = make_node("alpha").start()
+    identity = alpha.identity()
+    key = serialization.load_pem_private_key(identity.key_pem, password=None)
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    ssh_body = b"".join(identity.ssh_private_pem.splitlines()[1:-1])
+    everything = _all_bytes(alpha.home)
+    assert b"PRIVATE KEY" not in everything
+    for secret in (identity.key_pem, der, base64.b64encode(der), ssh_body):
+        assert secret not in everything
+    assert (alpha.home / "state" / "node-cert.pem").read_bytes() == identity.cert_pem
+
+
+def test_without_a_keychain_the_node_refuses_with_one_line_and_writes_no_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "GNOME_KEYRING_CONTROL")}
+    env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={tmp_path}/no-bus"
+    home = tmp_path / "home"
+    for args in (["id"], ["node", "--port", "0"]):
+        result = subprocess.run(
+            [*NOIZYLAB, "--home", str(home), *args], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert result.returncode == 1, result.stdout
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("noizylab: error: no OS keychain is available")
+        assert "Traceback" not in result.stderr
+    assert not (home / "state" / "node-cert.pem").exists()
+    assert b"PRIVATE KEY" not in _all_bytes(home)

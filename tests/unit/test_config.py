@@ -1,0 +1,69 @@
+"""Settings are TOML the person may edit; bad values get a one-line error naming the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from noizylab_desktop.config import Paths, atomic_write, load_settings, save_settings
+from noizylab_desktop.errors import ConfigError
+
+
+def test_first_use_writes_defaults_and_the_keychain_id_stays_the_same(tmp_path: Path) -> None:
+    paths = Paths.resolve(tmp_path / "home")
+    paths.ensure()
+    first = load_settings(paths)
+    assert paths.config_file.exists()
+    assert load_settings(paths).keychain_id == first.keychain_id
+    assert (first.ports.grpc, first.ports.sftp, first.ports.http) == (50051, 50022, 8080)
+    assert first.http_host == "127.0.0.1"
+
+
+def test_a_hand_written_config_gets_a_keychain_id_that_sticks(tmp_path: Path) -> None:
+    paths = Paths.resolve(tmp_path)
+    paths.ensure()
+    paths.config_file.write_text('name = "studio"\n[ports]\ngrpc = 0\n')
+    first = load_settings(paths)
+    assert first.name == "studio" and first.ports.grpc == 0
+    assert load_settings(paths).keychain_id == first.keychain_id
+
+
+def test_ports_are_remembered(tmp_path: Path) -> None:
+    paths = Paths.resolve(tmp_path)
+    paths.ensure()
+    save_settings(paths, load_settings(paths).with_ports(0, 2222, None))
+    again = load_settings(paths)
+    assert (again.ports.grpc, again.ports.sftp, again.ports.http) == (0, 2222, 8080)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("[ports]\ngrpc = 70000\n", "ports.grpc"),
+        ('[ports]\ngrpc = "x"\n', "ports.grpc"),
+        ('name = ""\n', "name"),
+        ("heartbeat_s = -1\n", "heartbeat_s"),
+        ("this is = not toml [", "cannot read"),
+    ],
+)
+def test_bad_settings_get_one_line_errors(tmp_path: Path, text: str, complaint: str) -> None:
+    paths = Paths.resolve(tmp_path)
+    paths.ensure()
+    paths.config_file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(paths)
+    assert complaint in caught.value.message and "\n" not in caught.value.message
+
+
+def test_home_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOIZYLAB_HOME", str(tmp_path))
+    assert Paths.resolve().config_file == tmp_path / "config.toml"
+
+
+def test_atomic_write_replaces_the_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]

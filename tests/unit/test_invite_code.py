@@ -1,0 +1,50 @@
+"""Invite codes carry addresses, the inviter's fingerprint and a secret; typos are caught before sending."""
+
+from __future__ import annotations
+
+import pytest
+
+from noizylab_desktop.errors import PairingError
+from noizylab_desktop.services import invite
+
+
+def _code(*hosts: str) -> invite.InviteCode:
+    return invite.InviteCode.new(bytes(range(32)), 50052, list(hosts))
+
+
+def test_a_code_round_trips_ipv4_ipv6_and_host_names() -> None:
+    original = _code("192.168.1.20", "fe80::1", "studio.local")
+    decoded = invite.decode(invite.encode(original))
+    assert decoded == original
+    assert decoded.addresses == ["192.168.1.20:50052", "[fe80::1]:50052", "studio.local:50052"]
+
+
+def test_a_code_is_short_enough_to_type() -> None:
+    text = invite.encode(_code("192.168.1.20"))
+    assert len(text.replace("-", "")) <= 45
+    assert all(len(group) <= 5 for group in text.split("-"))
+
+
+def test_case_spacing_and_look_alike_digits_are_forgiven() -> None:
+    original = _code("10.0.0.2")
+    text = invite.encode(original)
+    sloppy = " " + text.lower().replace("-", " ").replace("o", "0").replace("i", "1").replace("b", "8") + " "
+    assert invite.decode(sloppy) == original
+
+
+def test_a_mistyped_code_gets_a_one_line_error() -> None:
+    text = invite.encode(_code("10.0.0.2"))
+    swapped = text[:3] + ("A" if text[3] != "A" else "B") + text[4:]
+    for bad in (swapped, text[:-2], "not a code", ""):
+        with pytest.raises(PairingError) as caught:
+            invite.decode(bad)
+        assert caught.value.message == invite.MISTYPED
+
+
+def test_a_machine_with_no_address_cannot_make_a_code() -> None:
+    with pytest.raises(PairingError, match="advertise"):
+        invite.encode(_code())
+
+
+def test_each_code_gets_a_fresh_secret() -> None:
+    assert _code("10.0.0.2").secret != _code("10.0.0.2").secret

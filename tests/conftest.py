@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,8 @@ def make_node(tmp_path: Path) -> Iterator[Callable[[str], NodeProcess]]:
         return node
 
     yield make
-    for node in made:
-        node.stop()
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(NodeProcess.stop, made))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python scripts/run.py
+	$(BIN)/python scripts/run.py $(ARGS)
 
 test: $(STAMP) lint types
 	scripts/with-keyring.sh $(BIN)/python -m pytest

@@ -11,7 +11,18 @@ trap 'rm -rf "$scratch"' EXIT
 export NOIZYLAB_IN_TEST_KEYRING=1 XDG_DATA_HOME="$scratch/data" XDG_CONFIG_HOME="$scratch/config" XDG_RUNTIME_DIR="$scratch/run"
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
-dbus-run-session -- bash -c '
+# A bus that starts nothing on demand: otherwise a stray gnome-keyring (without our password) can win the race.
+cat > "$scratch/bus.conf" <<'CONF'
+<busconfig><type>session</type><keep_umask/><listen>unix:tmpdir=/tmp</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>
+CONF
+dbus-run-session --config-file="$scratch/bus.conf" -- bash -c '
   eval "$(printf "noizylab-test-keyring" | gnome-keyring-daemon --unlock --components=secrets)"
   export GNOME_KEYRING_CONTROL
+  for _ in $(seq 100); do  # the daemon forks before it owns its bus name: wait for it (10 s at most)
+    dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+      org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q "boolean true" && break
+    sleep 0.1
+  done
   exec "$@"' with-keyring "$@"

@@ -175,15 +175,12 @@ def _last_error(paths: Paths) -> str:
 
 
 def wait_exit(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` for ``pid`` to end; True if it did."""
-    import psutil
-
-    try:
-        psutil.Process(pid).wait(timeout)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        return False
+    """Wait up to ``timeout`` for ``pid`` to end (an unreaped zombie counts as ended); True if it did."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)  # another process's exit offers nothing to wait on
     return True
 
 

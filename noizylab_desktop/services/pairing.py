@@ -271,7 +271,9 @@ async def fetch_certificate(address: str, timeout: float = REACH_TIMEOUT_S) -> b
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:
-        writer.close()
+        # Only the certificate was wanted: drop the connection now instead of waiting for a TLS close_notify the
+        # pairing server may not send while its port stays open (the socket would outlive a short-lived loop).
+        writer.transport.abort()
     if not der:
         raise TransportError(f"{address} showed no certificate")
     return bytes(der)

@@ -1,11 +1,118 @@
-"""Placeholder replaced by the tray implementation."""
+"""``noizylab`` with no command: a QApplication running asyncio through qasync, hosting the same ``Node``.
+
+For the launcher the tray is a node like ``noizylab node``: it holds the home's instance lock, writes the pid file,
+and ``Node.start`` writes the runtime file, so ``noizylab status``, ``peers`` and ``stop`` reach the tray's node.
+A ``Control.Shutdown`` (``noizylab stop``), a signal or the Quit item all end the node, and with it the app.
+"""
 
 from __future__ import annotations
 
-from noizylab_desktop.config import Paths, Settings
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from noizylab_desktop.config import Paths, Settings, atomic_write
 from noizylab_desktop.errors import DisplayUnavailableError
+from noizylab_desktop.node import Node
+from noizylab_desktop.services.launcher import InstanceLock, setup_logging
+from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.icons import app_icon
+from noizylab_desktop.ui.qt_async import runner
+from noizylab_desktop.ui.tray import APP_NAME, Tray
+
+logger = logging.getLogger(__name__)
+
+HEADLESS_HINT = "run the headless node with `noizylab node` instead"
+
+
+def check_display() -> None:
+    """Refuse early where Qt could only abort: Linux with neither an X11 nor a Wayland display."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DisplayUnavailableError(f"no display here (neither DISPLAY nor WAYLAND_DISPLAY is set): {HEADLESS_HINT}")
+
+
+def application() -> QApplication:
+    """The process's QApplication, set up for a tray app."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0] if sys.argv else "noizylab"])
+    app.setApplicationName("noizylab")
+    app.setApplicationDisplayName(APP_NAME)
+    app.setWindowIcon(app_icon(False))
+    # Closing the pairing dialog must not end a tray app that has no other window.
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+class TrayApp:
+    """A node with its bridge and tray icon, started and stopped together (``async with TrayApp(node)``)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.bridge: Bridge | None = None
+        self.tray: Tray | None = None
+
+    async def start(self) -> None:
+        """Start the node, then show its icon."""
+        try:
+            await self.node.start()
+        except BaseException:
+            await self.node.stop()
+            raise
+        self.bridge = Bridge(self.node.bus)
+        self.tray = Tray(self.node, self.bridge, quit=self.node.request_stop)
+        self.tray.show()
+        logger.info("tray shown for node %s (%s)", self.node.settings.name, self.node.identity.node_id)
+
+    def _close_ui(self) -> None:
+        if self.tray is not None:
+            self.tray.hide()
+        if self.bridge is not None:
+            self.bridge.close()
+
+    async def stop(self) -> None:
+        """Take the icon away and stop the node; idempotent."""
+        self._close_ui()
+        await self.node.stop()
+
+    async def run(self) -> int:
+        """Run until Quit, ``noizylab stop`` or a signal asks the node to stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows' loops have no signal handlers
+                loop.add_signal_handler(sig, self.node.request_stop)
+        await self.start()
+        try:
+            await self.node.run_until_stopped()
+        finally:
+            self._close_ui()
+        return 0
+
+    async def __aenter__(self) -> TrayApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
 
 def run_tray(paths: Paths, settings: Settings) -> int:
     """Run the tray app hosting a ``Node`` on the qasync loop."""
-    raise DisplayUnavailableError("the tray is not built yet: run the headless node with `noizylab node`")
+    check_display()
+    app = application()
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        raise DisplayUnavailableError(f"this desktop shows no system tray: {HEADLESS_HINT}")
+    setup_logging(paths, to_stderr=False)
+    lock = InstanceLock(paths.lock_file)
+    lock.acquire()
+    try:
+        atomic_write(paths.pid_file, str(os.getpid()).encode(), mode=0o644)
+        with runner(app) as loop:
+            return loop.run(TrayApp(Node(paths, settings)).run())
+    finally:
+        paths.pid_file.unlink(missing_ok=True)
+        lock.release()

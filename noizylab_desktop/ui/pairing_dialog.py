@@ -1,0 +1,220 @@
+"""``Pair a device…``: show a fresh invite code and wait for the other machine, or join with its code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.services.pairing import Paired
+from noizylab_desktop.ui.icons import app_icon
+from noizylab_desktop.ui.qt_async import async_slot
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+
+logger = logging.getLogger(__name__)
+
+ERROR_STYLE = "color: #cf222e;"
+SUCCESS_STYLE = "color: #1a7f37;"
+
+
+def one_line(message: str) -> str:
+    """``message`` as one sentence-cased line, however it arrived."""
+    line = " ".join(message.split())
+    return line[:1].upper() + line[1:]
+
+
+def paired_text(paired: Paired) -> str:
+    """What both sides show once paired."""
+    return f"Paired with {paired.peer_name}. Verification: {paired.verification} (the other machine shows the same)"
+
+
+def _code_font() -> QFont:
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    font.setPointSizeF(font.pointSizeF() * 1.25)
+    font.setBold(True)
+    return font
+
+
+class PairingDialog(QDialog):
+    """Invite another machine with a one-time code, or join one; both end by showing the verification string."""
+
+    code_shown = Signal(str)  # a fresh invite code is on screen
+    invite_paired = Signal(str, str)  # peer name, verification: someone joined with our code
+    invite_failed = Signal(str)  # one-line message
+    joined = Signal(str, str)  # peer name, verification: we joined another machine's code
+    join_failed = Signal(str)  # one-line message
+
+    def __init__(self, node: Node, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._node = node
+        self._invite_task: asyncio.Task[None] | None = None
+        self.setWindowTitle("Pair a device — NOIZYLAB")
+        self.setWindowIcon(app_icon(False))
+        self.setMinimumWidth(520)
+
+        self.code_label = QLabel("…")
+        self.code_label.setFont(_code_font())
+        self.code_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.clicked.connect(self._copy_code)
+        self.expiry_label = QLabel("")
+        self.invite_status = QLabel("")
+        self.invite_status.setWordWrap(True)
+        self.new_code_button = QPushButton("New code")
+        self.new_code_button.clicked.connect(self.new_invite)
+
+        self.code_field = QLineEdit()
+        self.code_field.setPlaceholderText("XXXXX-XXXXX-…")
+        self.code_field.returnPressed.connect(self.join)
+        self.join_button = QPushButton("Join")
+        self.join_button.clicked.connect(self.join)
+        self.join_status = QLabel("")
+        self.join_status.setWordWrap(True)
+
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        invite_box = QGroupBox("Invite another machine")
+        invite = QVBoxLayout(invite_box)
+        invite.addWidget(QLabel("Type this code on the other machine (or run <tt>noizylab pair join CODE</tt> there):"))
+        code_row = QHBoxLayout()
+        code_row.addWidget(self.code_label, 1)
+        code_row.addWidget(self.copy_button)
+        invite.addLayout(code_row)
+        invite.addWidget(self.expiry_label)
+        invite.addWidget(self.invite_status)
+        again = QHBoxLayout()
+        again.addStretch(1)
+        again.addWidget(self.new_code_button)
+        invite.addLayout(again)
+
+        join_box = QGroupBox("Join another machine")
+        join = QVBoxLayout(join_box)
+        join.addWidget(QLabel("Code shown on the other machine:"))
+        join_row = QHBoxLayout()
+        join_row.addWidget(self.code_field, 1)
+        join_row.addWidget(self.join_button)
+        join.addLayout(join_row)
+        join.addWidget(self.join_status)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        # The dialog opens before the code arrives; let it grow to show the whole code once it does.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        layout.addWidget(invite_box)
+        layout.addWidget(join_box)
+        layout.addWidget(buttons)
+
+    # ------------------------------------------------------------------ inviting
+
+    @async_slot()
+    async def new_invite(self) -> None:
+        """Show a fresh code, then wait for the other machine to join with it."""
+        self._cancel_invite()
+        self._invite_task = asyncio.current_task()
+        self.code_label.setText("…")
+        self.expiry_label.setText("")
+        self._set_status(self.invite_status, "Making a code…")
+        try:
+            code, expires_at = await self._node.create_invite([])
+        except NoizyLabError as exc:
+            self._invite_error(exc.message)
+            return
+        self.code_label.setText(code)
+        minutes = max(1, round((expires_at - time.time()) / 60))
+        self.expiry_label.setText(f"Valid for {minutes} minutes, for one machine.")
+        self._set_status(self.invite_status, "Waiting for the other machine to join…")
+        self.code_shown.emit(code)
+        try:
+            paired = await self._node.pairing.wait(code, max(1.0, expires_at - time.time()))
+        except NoizyLabError as exc:
+            self._invite_error(exc.message)
+            return
+        self._set_status(self.invite_status, paired_text(paired), SUCCESS_STYLE)
+        self.invite_paired.emit(paired.peer_name, paired.verification)
+
+    def _invite_error(self, message: str) -> None:
+        self._set_status(self.invite_status, one_line(message), ERROR_STYLE)
+        self.invite_failed.emit(one_line(message))
+
+    def _cancel_invite(self) -> None:
+        # The code itself stays valid on the node until it expires; only this dialog stops waiting for it.
+        task, self._invite_task = self._invite_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _copy_code(self) -> None:
+        QGuiApplication.clipboard().setText(self.code_label.text())
+
+    # ------------------------------------------------------------------ joining
+
+    @async_slot()
+    async def join(self) -> None:
+        """Pair with the machine whose code was typed in."""
+        code = self.code_field.text().strip()
+        if not code:
+            self._join_error("type the code shown on the other machine first")
+            return
+        self.join_button.setEnabled(False)
+        self.code_field.setEnabled(False)
+        self._set_status(self.join_status, "Joining…")
+        try:
+            paired = await self._node.join(code)
+        except NoizyLabError as exc:
+            self._join_error(exc.message)
+        except Exception as exc:  # the dialog must answer in one line, whatever failed underneath
+            logger.exception("joining with an invite code failed")
+            self._join_error(f"joining failed ({type(exc).__name__}): see `noizylab logs`")
+        else:
+            self._set_status(self.join_status, paired_text(paired), SUCCESS_STYLE)
+            self.code_field.clear()
+            self.joined.emit(paired.peer_name, paired.verification)
+        finally:
+            self.join_button.setEnabled(True)
+            self.code_field.setEnabled(True)
+
+    def _join_error(self, message: str) -> None:
+        self._set_status(self.join_status, one_line(message), ERROR_STYLE)
+        self.join_failed.emit(one_line(message))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open_fresh(self) -> None:
+        """Show the dialog with a new code (or raise it if it is already open)."""
+        if not self.isVisible():
+            if self.join_button.isEnabled():
+                self._set_status(self.join_status, "")
+            self.new_invite()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def done(self, result: int) -> None:
+        """Stop waiting for the invite when the dialog closes."""
+        self._cancel_invite()
+        super().done(result)
+
+    @staticmethod
+    def _set_status(label: QLabel, text: str, style: str = "") -> None:
+        label.setStyleSheet(style)
+        label.setText(text)

@@ -1,0 +1,112 @@
+"""The tray icon and its menu: this node, each peer with its health, ``Pair a device…`` and ``Quit``.
+
+The menu is rebuilt from the registry whenever it is about to show and whenever the bridge reports a peer change,
+so it never shows stale health; the tooltip and the icon follow the same changes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QCursor
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from noizylab_desktop.services.nodeid import short_id
+from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.icons import app_icon, health_dot
+from noizylab_desktop.ui.pairing_dialog import PairingDialog
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+
+APP_NAME = "NOIZYLAB"
+
+
+def summary(peers: Sequence[PeerState]) -> str:
+    """The tooltip's one line, e.g. ``NOIZYLAB — 1 of 2 peers online``."""
+    if not peers:
+        return f"{APP_NAME} — no paired devices yet"
+    online = sum(1 for p in peers if p.online)
+    noun = "peer" if len(peers) == 1 else "peers"
+    return f"{APP_NAME} — {online} of {len(peers)} {noun} online"
+
+
+def peer_label(state: PeerState) -> str:
+    """A peer's menu row: its name and its health in words, for those who cannot tell the dots apart."""
+    if not state.online:
+        return f"{state.peer.name} — offline"
+    return f"{state.peer.name} — online, {state.rtt_ms:.0f} ms"
+
+
+class Tray(QObject):
+    """The tray icon of one node; ``quit`` is called when the person picks Quit."""
+
+    def __init__(self, node: Node, bridge: Bridge, quit: Callable[[], None]) -> None:
+        super().__init__()
+        self._node = node
+        self._quit = quit
+        self._any_online: bool | None = None
+        self.menu = QMenu()
+        self.icon = QSystemTrayIcon(app_icon(False))
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._on_activated)
+        self.pairing = PairingDialog(node)
+        self.menu.aboutToShow.connect(self.refresh)
+        for signal in (bridge.peer_online, bridge.peer_offline, bridge.peer_unpaired):
+            signal.connect(self._on_peer_change)
+        bridge.peer_paired.connect(self._on_paired)
+        self.refresh()
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        """Take the icon out of the tray and close the dialog."""
+        self.pairing.reject()
+        self.icon.hide()
+
+    def refresh(self) -> None:
+        """Rebuild the menu, tooltip and icon from the registry as it is now."""
+        peers = self._node.registry.peers()
+        self.menu.clear()
+        me = self.menu.addAction(f"{self._node.settings.name} ({short_id(self._node.identity.node_id)})")
+        me.setToolTip(self._node.identity.node_id)
+        me.setEnabled(False)
+        self.menu.addSeparator()
+        if not peers:
+            self.menu.addAction("No paired devices yet").setEnabled(False)
+        for state in peers:
+            row: QAction = self.menu.addAction(health_dot(state.online), peer_label(state))
+            row.setToolTip(state.peer.node_id)
+            row.setData(state.peer.node_id)
+        self.menu.addSeparator()
+        self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
+        self.menu.addSeparator()
+        self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
+        self.icon.setToolTip(summary(peers))
+        any_online = any(p.online for p in peers)
+        if any_online != self._any_online:  # setIcon re-sends the image to the tray host; skip when unchanged
+            self._any_online = any_online
+            self.icon.setIcon(app_icon(any_online))
+
+    def open_pairing(self) -> None:
+        """Show ``Pair a device…`` with a fresh code."""
+        self.pairing.open_fresh()
+
+    def _on_peer_change(self, peer_id: str, name: str) -> None:
+        self.refresh()
+
+    def _on_paired(self, peer_id: str, name: str, verification: str) -> None:
+        self.refresh()
+        if not self.pairing.isVisible():
+            # A code stays valid after its dialog is closed; the person still needs the string to compare.
+            self.icon.showMessage(APP_NAME, f"Paired with {name}. Verification: {verification}")
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        # macOS opens the menu on any click; elsewhere a left click would otherwise do nothing.
+        if reason == QSystemTrayIcon.ActivationReason.Trigger and sys.platform != "darwin":
+            self.menu.popup(QCursor.pos())

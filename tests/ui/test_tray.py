@@ -1,0 +1,95 @@
+"""The tray under a real X server (Xvfb) with trayer as the tray host, hosting an in-process node on qasync."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from noizylab_desktop.node import Node
+from noizylab_desktop.services.nodeid import short_id
+from noizylab_desktop.ui.app import TrayApp
+from tests.conftest import NodeProcess
+from tests.ui.conftest import node_settings
+from tests.ui.menus import Row, action, embedded_in_trayer, icon_window, open_menu, rows_of
+from tests.ui.waiting import Run, eventually, expect, within
+
+PEER_TIMEOUT_S = 20.0
+
+
+def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
+    run: Run, tray_app: QApplication, tmp_path: Path
+) -> None:
+    paths, settings = node_settings(tmp_path / "desk", "desk")
+
+    async def scenario() -> None:
+        async with TrayApp(Node(paths, settings)) as app:
+            assert app.tray is not None
+            tray = app.tray
+            assert QSystemTrayIcon.isSystemTrayAvailable()
+            assert tray.icon.isVisible()
+            await eventually(lambda: embedded_in_trayer(icon_window(tray_app)), 10, "trayer to embed the icon")
+            assert tray.icon.geometry().isValid()
+
+            rows = await open_menu(tray)
+
+            assert rows == [
+                Row(f"desk ({short_id(app.node.identity.node_id)})", enabled=False, dot=""),
+                Row("No paired devices yet", enabled=False, dot=""),
+                Row("Pair a device…", enabled=True, dot=""),
+                Row("Quit NOIZYLAB", enabled=True, dot=""),
+            ]
+            assert tray.icon.toolTip() == "NOIZYLAB — no paired devices yet"
+
+    run(scenario())
+
+
+def test_the_menu_follows_a_paired_peer_from_online_to_offline(
+    run: Run, tmp_path: Path, make_node: Callable[[str], NodeProcess]
+) -> None:
+    paths, settings = node_settings(tmp_path / "desk", "desk")
+    peer = make_node("laptop").start()
+
+    async def scenario() -> None:
+        async with TrayApp(Node(paths, settings)) as app:
+            assert app.tray is not None and app.bridge is not None
+            code, _ = await app.node.create_invite([])
+            online = expect(app.bridge.peer_online)
+            # The peer's CLI talks to our pairing port, so the loop must keep serving while it runs.
+            await asyncio.to_thread(peer.join, code)
+            await within(online, PEER_TIMEOUT_S, "the tray's node to see the laptop online")
+            assert app.tray.icon.toolTip() == "NOIZYLAB — 1 of 1 peer online"
+
+            rows = await open_menu(app.tray)
+            laptop = next(r for r in rows if r.text.startswith("laptop"))
+            assert laptop.text.startswith("laptop — online") and laptop.dot == "green"
+
+            offline = expect(app.bridge.peer_offline)
+            await asyncio.to_thread(peer.stop)
+            await within(offline, PEER_TIMEOUT_S, "the tray's node to see the laptop go offline")
+
+            # The bridge's signal already rebuilt the menu and the tooltip, before anyone opens the menu.
+            assert app.tray.icon.toolTip() == "NOIZYLAB — 0 of 1 peer online"
+            assert Row("laptop — offline", enabled=True, dot="hollow") in rows_of(app.tray.menu.actions())
+            assert Row("laptop — offline", enabled=True, dot="hollow") in await open_menu(app.tray)
+
+    run(scenario())
+
+
+def test_quit_in_the_menu_stops_the_node_and_ends_the_app(run: Run, tmp_path: Path) -> None:
+    paths, settings = node_settings(tmp_path / "desk", "desk")
+    app = TrayApp(Node(paths, settings))
+
+    async def scenario() -> int:
+        running = asyncio.ensure_future(app.run())
+        await eventually(lambda: app.tray is not None and app.tray.icon.isVisible(), 30, "the tray icon")
+        assert paths.runtime_file.exists()
+        assert app.tray is not None
+        action(app.tray, "Quit NOIZYLAB").trigger()
+        return await within(running, 10, "the app to end after Quit")
+
+    assert run(scenario()) == 0
+    assert not paths.runtime_file.exists()
+    assert app.tray is not None and not app.tray.icon.isVisible()

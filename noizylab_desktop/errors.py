@@ -7,7 +7,8 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── ConfigError               a settings file or option that cannot be used
     ├── KeychainError             no OS keychain, or it refused a read or write
     ├── IdentityError             the node's certificate or key is missing or damaged
-    ├── PairingError              wrong, expired, reused or rate-limited invite codes; failed proofs
+    ├── PairingError              wrong, expired or reused invite codes; failed proofs
+    │   └── PairingRateLimited    more than five wrong codes in a minute
     ├── TransportError            a peer that cannot be reached, refused the handshake or timed out
     │   └── NotRunningError       no node is running for this home
     ├── PeerError                 a peer name or ID that matches none (or several) of the paired peers
@@ -43,6 +44,10 @@ class IdentityError(NoizyLabError):
 
 class PairingError(NoizyLabError):
     """An invite code that is wrong, expired, reused or rate limited, or a proof that did not verify."""
+
+
+class PairingRateLimited(PairingError):
+    """Too many wrong invite codes in the last minute."""
 
 
 class TransportError(NoizyLabError):

@@ -102,18 +102,25 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def run_foreground(paths: Paths, settings: Settings) -> int:
-    """``noizylab node``: run a node on a standard asyncio loop until a signal or `noizylab stop`."""
-    from noizylab_desktop.node import Node
-
+@contextlib.contextmanager
+def holding_home(paths: Paths) -> Iterator[None]:
+    """One node per home: hold the instance lock and the pid file while the node (headless or tray) runs."""
     lock = InstanceLock(paths.lock_file)
     lock.acquire()
     try:
         atomic_write(paths.pid_file, str(os.getpid()).encode(), mode=0o644)
-        return asyncio.run(_serve(Node(paths, settings)))
+        yield
     finally:
         paths.pid_file.unlink(missing_ok=True)
         lock.release()
+
+
+def run_foreground(paths: Paths, settings: Settings) -> int:
+    """``noizylab node``: run a node on a standard asyncio loop until a signal or `noizylab stop`."""
+    from noizylab_desktop.node import Node
+
+    with holding_home(paths):
+        return asyncio.run(_serve(Node(paths, settings)))
 
 
 async def _serve(node: Any) -> int:

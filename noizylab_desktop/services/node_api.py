@@ -11,8 +11,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.services.events import Event
-from noizylab_desktop.services.pairing import _observed_host
-from noizylab_desktop.services.transport import caller_fingerprint
+from noizylab_desktop.services.transport import caller_fingerprint, peer_host
 
 if TYPE_CHECKING:
     from noizylab_desktop.node import Node
@@ -37,7 +36,7 @@ class NodeApi(pb_grpc.NodeServicer):
     ) -> pb.HeartbeatReply:
         fp = caller_fingerprint(context)
         if fp is not None and fp != self.node.identity.fingerprint:
-            self.node.registry.heard_from(fp, _observed_host(context.peer()), request.grpc_port)
+            self.node.registry.heard_from(fp, peer_host(context.peer()), request.grpc_port)
         return pb.HeartbeatReply(id=self.node.identity.node_id, received_at=time.time(), load=self.node.load())
 
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802

@@ -24,12 +24,12 @@ from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.errors import PairingError, TransportError
+from noizylab_desktop.errors import PairingError, PairingRateLimited, TransportError
 from noizylab_desktop.services import invite as codes
 from noizylab_desktop.services.events import EventBus, InviteOpened, PeerPaired
 from noizylab_desktop.services.identity import Identity, hmac_sha256, verify_signature
 from noizylab_desktop.services.nodeid import fingerprint, format_id
-from noizylab_desktop.services.transport import SERVER_OPTIONS, pairing_credentials, secure_channel
+from noizylab_desktop.services.transport import SERVER_OPTIONS, pairing_credentials, peer_host, secure_channel
 from noizylab_desktop.services.trust import TrustStore
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class InviteBook:
         while self.wrong and self.wrong[0] < now - WRONG_WINDOW_S:
             self.wrong.popleft()
         if len(self.wrong) >= WRONG_LIMIT:
-            raise PairingError("too many wrong invite codes in the last minute: wait a minute, then try again")
+            raise PairingRateLimited("too many wrong invite codes in the last minute: wait a minute, then try again")
         for invite in self.invites:
             if hmac.compare_digest(join_proof(invite.secret, inviter_fp, joiner_fp), proof):
                 if invite.used:
@@ -219,7 +219,7 @@ class PairingServer(pb_grpc.PairingServicer):
             await context.abort(code, exc.message)
         if not verify_signature(request.joiner_cert_der, b"noizylab-join-sig" + request.proof, request.signature):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the joining machine does not hold its key")
-        observed = _observed_host(context.peer())
+        observed = peer_host(context.peer())
         addresses = list(dict.fromkeys(([observed] if observed else []) + list(request.joiner_addresses)))
         name = request.joiner_name[:64] or "peer"
         self.trust.add(request.joiner_cert_der, name, request.joiner_ssh_key, _with_port(addresses, request))
@@ -235,15 +235,6 @@ class PairingServer(pb_grpc.PairingServicer):
             inviter_ssh_key=self.identity.ssh_public,
             inviter_grpc_port=self.grpc_port(),
         )
-
-
-def _observed_host(peer: str) -> str | None:
-    # gRPC writes "ipv4:1.2.3.4:5678" or "ipv6:[::1]:5678".
-    kind, _, rest = peer.partition(":")
-    if kind not in ("ipv4", "ipv6"):
-        return None
-    host = rest.rsplit(":", 1)[0]
-    return host.strip("[]")
 
 
 def _with_port(hosts: list[str], request: pb.JoinRequest) -> list[str]:

@@ -98,6 +98,14 @@ def _pem_fingerprint(pem: bytes) -> bytes:
     return fingerprint(x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER))
 
 
+def peer_host(peer: str) -> str | None:
+    """The host in gRPC's peer string (``ipv4:1.2.3.4:5678`` or ``ipv6:[::1]:5678``), if it is an IP peer."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return None
+    return rest.rsplit(":", 1)[0].strip("[]")
+
+
 Behavior = Callable[..., Any]
 
 

@@ -16,10 +16,10 @@ import sys
 
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from noizylab_desktop.config import Paths, Settings, atomic_write
+from noizylab_desktop.config import Paths, Settings
 from noizylab_desktop.errors import DisplayUnavailableError
 from noizylab_desktop.node import Node
-from noizylab_desktop.services.launcher import InstanceLock, setup_logging
+from noizylab_desktop.services.launcher import holding_home, setup_logging
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import runner
@@ -107,12 +107,5 @@ def run_tray(paths: Paths, settings: Settings) -> int:
     if not QSystemTrayIcon.isSystemTrayAvailable():
         raise DisplayUnavailableError(f"this desktop shows no system tray: {HEADLESS_HINT}")
     setup_logging(paths, to_stderr=False)
-    lock = InstanceLock(paths.lock_file)
-    lock.acquire()
-    try:
-        atomic_write(paths.pid_file, str(os.getpid()).encode(), mode=0o644)
-        with runner(app) as loop:
-            return loop.run(TrayApp(Node(paths, settings)).run())
-    finally:
-        paths.pid_file.unlink(missing_ok=True)
-        lock.release()
+    with holding_home(paths), runner(app) as loop:
+        return loop.run(TrayApp(Node(paths, settings)).run())

@@ -6,6 +6,7 @@ import pytest
 
 from noizylab_desktop.errors import PairingError
 from noizylab_desktop.services import invite
+from noizylab_desktop.services.transport import peer_host
 
 
 def _code(*hosts: str) -> invite.InviteCode:
@@ -48,3 +49,9 @@ def test_a_machine_with_no_address_cannot_make_a_code() -> None:
 
 def test_each_code_gets_a_fresh_secret() -> None:
     assert _code("10.0.0.2").secret != _code("10.0.0.2").secret
+
+
+def test_the_joiners_address_is_read_from_grpcs_peer_string() -> None:
+    assert peer_host("ipv4:192.168.1.20:51234") == "192.168.1.20"
+    assert peer_host("ipv6:[fe80::1]:51234") == "fe80::1"
+    assert peer_host("unix:/tmp/socket") is None

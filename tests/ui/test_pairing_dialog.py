@@ -46,9 +46,8 @@ def open_connections_to(port: int) -> list[str]:
 async def pairing_probe_closed(code: str) -> None:
     """Wait until the joiner's certificate probe to the inviter's pairing port has closed.
 
-    ``pairing.fetch_certificate`` ends the probe with a TLS shutdown that waits for the inviter's reply, which only
-    comes when the inviter closes its pairing port; a loop closed before then leaves an unclosed socket behind (a
-    ResourceWarning, an error under this suite's filters).
+    ``pairing.fetch_certificate`` aborts the probe's connection as soon as it has the certificate; this checks that
+    no socket outlives it (a loop closed with one open gives a ResourceWarning, an error under this suite's filters).
     """
     port = codes.decode(code).port
     await eventually(lambda: not open_connections_to(port), TIMEOUT_S, f"the probe to port {port} to close")

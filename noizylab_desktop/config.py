@@ -169,11 +169,32 @@ def _from_toml(data: dict[str, object], path: Path) -> Settings:
     )
 
 
+def claim_keychain_id(paths: Paths) -> str:
+    """This home's keychain ID: the first process to ask picks it, every other one reads the same.
+
+    Two processes can load a fresh home at once (a node starting while `status` polls it); each picking its own
+    random ID would leave the node's key under a name the command line never looks for.
+    """
+    marker = paths.config_dir / ".keychain-id"
+    if not marker.exists():
+        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".keychain-id.", dir=paths.config_dir)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(uuid.uuid4().hex)
+            os.link(tmp, marker)  # atomic, and refuses to replace a marker another process made first
+        except FileExistsError:
+            pass
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return marker.read_text(encoding="ascii").strip()
+
+
 def load_settings(paths: Paths) -> Settings:
     """Read the settings, writing defaults on first use so the keychain ID stays stable."""
     path = paths.config_file
     if not path.exists():
-        settings = Settings()
+        settings = Settings(keychain_id=claim_keychain_id(paths))
         save_settings(paths, settings)
         return settings
     try:
@@ -183,6 +204,7 @@ def load_settings(paths: Paths) -> Settings:
     settings = _from_toml(data, path)
     if "keychain_id" not in data:
         # The keychain ID names this node's secrets; it must never change once chosen.
+        settings = replace(settings, keychain_id=claim_keychain_id(paths))
         save_settings(paths, settings)
     return settings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,19 @@ def test_atomic_write_replaces_the_whole_file_and_leaves_no_temp(tmp_path: Path)
     atomic_write(target, b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def _load_keychain_id(home: str) -> str:
+    return load_settings(Paths.resolve(home)).keychain_id
+
+
+def test_processes_loading_a_fresh_home_at_once_agree_on_the_keychain_id(tmp_path: Path) -> None:
+    for case, config in (("hand-written", 'name = "studio"\n'), ("absent", None)):
+        home = tmp_path / case
+        home.mkdir()
+        if config is not None:
+            (home / "config.toml").write_text(config)
+        with multiprocessing.get_context("spawn").Pool(6) as pool:
+            ids = pool.map(_load_keychain_id, [str(home)] * 12)
+        assert len(set(ids)) == 1, ids
+        assert load_settings(Paths.resolve(home)).keychain_id == ids[0]

@@ -210,12 +210,9 @@ async def demo(args: argparse.Namespace, paths: Paths, settings: Settings) -> in
         if not args.keep:
             for home, st in zip(homes, (load_settings(h) for h in homes), strict=True):
                 await asyncio.to_thread(stop, home, st)
-                await asyncio.to_thread(
-                    Vault(KeyringStore(st.keychain_id), home.vault_dir).delete, identity_mod.TLS_KEY
-                )
-                await asyncio.to_thread(
-                    Vault(KeyringStore(st.keychain_id), home.vault_dir).delete, identity_mod.SSH_KEY
-                )
+                vault = Vault(KeyringStore(st.keychain_id), home.vault_dir)
+                for key in (identity_mod.TLS_KEY, identity_mod.SSH_KEY):
+                    await asyncio.to_thread(vault.delete, key)
             shutil.rmtree(root, ignore_errors=True)
     print("\nDemo done: both nodes stopped and their keys removed from the keychain.")
     return 0

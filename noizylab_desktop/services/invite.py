@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from noizylab_desktop.errors import PairingError
+from noizylab_desktop.services.transport import host_port
 
 VERSION = 1
 FP_BYTES = 10
@@ -33,7 +34,7 @@ class InviteCode:
     @property
     def addresses(self) -> list[str]:
         """``host:port`` for each host, IPv6 in brackets."""
-        return [f"[{h}]:{self.port}" if ":" in h else f"{h}:{self.port}" for h in self.hosts]
+        return [host_port(h, self.port) for h in self.hosts]
 
     @classmethod
     def new(cls, fp: bytes, port: int, hosts: list[str]) -> InviteCode:

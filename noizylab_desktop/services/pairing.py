@@ -29,7 +29,13 @@ from noizylab_desktop.services import invite as codes
 from noizylab_desktop.services.events import EventBus, InviteOpened, PeerPaired
 from noizylab_desktop.services.identity import Identity, hmac_sha256, verify_signature
 from noizylab_desktop.services.nodeid import fingerprint, format_id
-from noizylab_desktop.services.transport import SERVER_OPTIONS, pairing_credentials, peer_host, secure_channel
+from noizylab_desktop.services.transport import (
+    SERVER_OPTIONS,
+    host_port,
+    pairing_credentials,
+    peer_host,
+    secure_channel,
+)
 from noizylab_desktop.services.trust import TrustStore
 
 logger = logging.getLogger(__name__)
@@ -205,24 +211,21 @@ class PairingServer(pb_grpc.PairingServicer):
         joiner_fp = fingerprint(request.joiner_cert_der)
         inviter_fp = self.identity.fingerprint
         try:
-            cert = x509.load_der_x509_certificate(request.joiner_cert_der)
-            cert.public_bytes(serialization.Encoding.PEM)
+            x509.load_der_x509_certificate(request.joiner_cert_der)
         except ValueError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the joining machine sent a damaged certificate")
         try:
             invite = self.book.accept(request.proof, inviter_fp, joiner_fp)
         except PairingError as exc:
             logger.warning("refused a pairing attempt: %s", exc.message)
-            code = (
-                grpc.StatusCode.RESOURCE_EXHAUSTED if "too many" in exc.message else grpc.StatusCode.PERMISSION_DENIED
-            )
+            limited = isinstance(exc, PairingRateLimited)
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if limited else grpc.StatusCode.PERMISSION_DENIED
             await context.abort(code, exc.message)
         if not verify_signature(request.joiner_cert_der, b"noizylab-join-sig" + request.proof, request.signature):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the joining machine does not hold its key")
-        observed = peer_host(context.peer())
-        addresses = list(dict.fromkeys(([observed] if observed else []) + list(request.joiner_addresses)))
         name = request.joiner_name[:64] or "peer"
-        self.trust.add(request.joiner_cert_der, name, request.joiner_ssh_key, _with_port(addresses, request))
+        addresses = _joiner_addresses(peer_host(context.peer()), list(request.joiner_addresses))
+        self.trust.add(request.joiner_cert_der, name, request.joiner_ssh_key, addresses)
         verification = verification_string(invite.secret, inviter_fp, joiner_fp)
         outcome = self._outcomes.get(invite.secret)
         if outcome is not None and not outcome.done():
@@ -237,16 +240,11 @@ class PairingServer(pb_grpc.PairingServicer):
         )
 
 
-def _with_port(hosts: list[str], request: pb.JoinRequest) -> list[str]:
-    """The observed host gets the joiner's gRPC port; listed addresses already carry theirs."""
-    port = next((a.rsplit(":", 1)[1] for a in request.joiner_addresses if ":" in a), None)
-    out = []
-    for host in hosts:
-        if host in request.joiner_addresses:
-            out.append(host)
-        elif port is not None:
-            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return list(dict.fromkeys(out))
+def _joiner_addresses(observed: str | None, listed: list[str]) -> list[str]:
+    """Where to reach the joiner: the host it came from (on its gRPC port) first, then the ones it listed."""
+    port = listed[0].rsplit(":", 1)[1] if listed else None
+    seen = [host_port(observed, port)] if observed and port else []
+    return list(dict.fromkeys(seen + listed))
 
 
 async def fetch_certificate(address: str, timeout: float = REACH_TIMEOUT_S) -> bytes:

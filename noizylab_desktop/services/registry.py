@@ -19,7 +19,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.services.events import EventBus, PeerOffline, PeerOnline
 from noizylab_desktop.services.identity import Identity
-from noizylab_desktop.services.transport import secure_channel
+from noizylab_desktop.services.transport import host_port, secure_channel
 from noizylab_desktop.services.trust import TrustedPeer, TrustStore
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Registry:
         if state is None:
             return
         if host and port:
-            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            address = host_port(host, port)
             if address not in state.peer.addresses:
                 self.trust.set_addresses(fp, [address, *state.peer.addresses][:4])
                 state.peer = self.trust.get(fp) or state.peer

@@ -106,6 +106,11 @@ def peer_host(peer: str) -> str | None:
     return rest.rsplit(":", 1)[0].strip("[]")
 
 
+def host_port(host: str, port: int | str) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 Behavior = Callable[..., Any]
 
 

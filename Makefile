@@ -26,14 +26,16 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 proto: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iproto --python_out=noizylab_desktop/_proto --grpc_python_out=noizylab_desktop/_proto --mypy_out=noizylab_desktop/_proto --mypy_grpc_out=noizylab_desktop/_proto proto/noizylab_grid.proto
-	sed -i 's/^import noizylab_grid_pb2/from noizylab_desktop._proto import noizylab_grid_pb2/' noizylab_desktop/_proto/noizylab_grid_pb2_grpc.py
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iproto --python_out=noizylab_desktop/_proto --grpc_python_out=noizylab_desktop/_proto --mypy_out=noizylab_desktop/_proto --mypy_grpc_out=noizylab_desktop/_proto proto/*.proto
+	sed -i 's/^import noizylab_\([a-z_]*\)_pb2/from noizylab_desktop._proto import noizylab_\1_pb2/' noizylab_desktop/_proto/*.py noizylab_desktop/_proto/*.pyi
 
 dist: $(STAMP)
 	$(BIN)/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/noizylab.spec
 
+# Every benchmark, or one: `make bench BENCH=bench/tasks.py`.
+BENCH ?= $(sort $(wildcard bench/*.py))
 bench: $(STAMP)
-	scripts/with-keyring.sh $(BIN)/python bench/rpc.py
+	for b in $(BENCH); do scripts/with-keyring.sh $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     unpair.add_argument("peer", help="its ID, the start of its ID, or its name")
     demo = sub.add_parser("demo", help="start two nodes on this machine, pair them and show their status")
     demo.add_argument("--keep", action="store_true", help="leave both nodes running")
+    from noizylab_desktop.features import cli_registrars
+
+    for register in cli_registrars():
+        register(sub)
     return parser
 
 
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = Paths.resolve(args.home)
         paths.ensure()
         settings = load_settings(paths)
-        handler = HANDLERS.get(args.command or "", cmd_tray)
+        handler = HANDLERS.get(args.command or "") or getattr(args, "handler", None) or cmd_tray
         return handler(args, paths, settings)
     except NoizyLabError as exc:
         print(f"noizylab: error: {exc.message}", file=sys.stderr)

@@ -12,8 +12,10 @@ import socket
 import tempfile
 import tomllib
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import tomli_w
@@ -110,6 +112,17 @@ class Settings:
     heartbeat_s: float = 1.0
     heartbeat_misses: int = 3
     invite_ttl_s: float = 600.0
+    # The feature tables of the TOML file ([tasks], [sync], [clipboard], [display], [metrics], ...), kept as read;
+    # each feature turns its own table into a typed, validated settings object (``section``).
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """The ``[name]`` table of the config file (empty when absent)."""
+        return self.sections.get(name, {})
+
+    def with_section(self, name: str, values: Mapping[str, Any]) -> Settings:
+        """A copy with the ``[name]`` table replaced (save it with ``save_settings``)."""
+        return replace(self, sections={**self.sections, name: dict(values)})
 
     def with_ports(self, grpc: int | None, sftp: int | None, http: int | None) -> Settings:
         """A copy with the given ports (None keeps the current one)."""
@@ -155,7 +168,16 @@ def _from_toml(data: dict[str, object], path: Path) -> Settings:
         raise ConfigError(f"heartbeat_s and heartbeat_misses in {path} must be positive numbers")
     if not isinstance(ttl, int | float) or not 0 < ttl <= 3600:
         raise ConfigError(f"invite_ttl_s in {path} must be between 0 and 3600 seconds")
+    known = {f for f in Settings.__dataclass_fields__ if f != "sections"}
+    sections: dict[str, Mapping[str, Any]] = {}
+    for key, value in data.items():
+        if key in known:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"unknown setting {key!r} in {path}: remove it or put it under its feature's [table]")
+        sections[key] = value
     return Settings(
+        sections=sections,
         name=name.strip(),
         keychain_id=keychain_id,
         ports=ports,
@@ -214,6 +236,8 @@ def save_settings(paths: Paths, settings: Settings) -> None:
     data = asdict(settings)
     data["advertise"] = list(settings.advertise)
     data["labels"] = list(settings.labels)
+    sections = data.pop("sections")
+    data.update({name: dict(table) for name, table in sections.items() if table})
     atomic_write(paths.config_file, tomli_w.dumps(data).encode())
 
 

@@ -12,9 +12,10 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── TransportError            a peer that cannot be reached, refused the handshake or timed out
     │   └── NotRunningError       no node is running for this home
     ├── PeerError                 a peer name or ID that matches none (or several) of the paired peers
+    ├── PermissionRefusedError    a paired peer asked for something this node does not allow it
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
-    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (filled in by later issues)
+    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (each feature subclasses its own)
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class NotRunningError(TransportError):
 
 class PeerError(NoizyLabError):
     """A peer reference that matches no paired peer, or more than one."""
+
+
+class PermissionRefusedError(NoizyLabError):
+    """A paired peer asked for something (tasks, clipboard, screen) this node does not allow it."""
 
 
 class LauncherError(NoizyLabError):

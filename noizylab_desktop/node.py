@@ -21,12 +21,15 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.config import Paths, Settings, atomic_write
 from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.features import feature_factories
 from noizylab_desktop.services import identity as identity_mod
 from noizylab_desktop.services.capabilities import capabilities
 from noizylab_desktop.services.control import ControlApi
 from noizylab_desktop.services.events import EventBus, PeerPaired, PeerUnpaired
+from noizylab_desktop.services.feature import Feature, Figure
 from noizylab_desktop.services.node_api import NodeApi
 from noizylab_desktop.services.pairing import Paired, PairingServer, join
+from noizylab_desktop.services.permissions import Permissions
 from noizylab_desktop.services.registry import Registry
 from noizylab_desktop.services.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.services.supervisor import Supervisor
@@ -63,6 +66,9 @@ class Node:
         self._stop = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self._capabilities: pb.Capabilities | None = None
+        self.features: dict[str, Feature] = {}
+        # Ports that features bound (``sftp``, ``http``), reported by ``status``.
+        self.bound_ports: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -74,6 +80,7 @@ class Node:
         self.trust = TrustStore(self.paths.trust_db, self.identity.cert_pem)
         self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
         self.guard = Guard(self.trust)
+        self.permissions = Permissions(self.paths.state_dir / "permissions.sqlite", self.bus)
         self.registry = Registry(
             self.identity,
             self.trust,
@@ -92,7 +99,14 @@ class Node:
             self.settings.ports.pairing,
             self.settings.invite_ttl_s,
         )
-        server = grpc.aio.server(interceptors=[self.guard], options=SERVER_OPTIONS)
+        self.features = {}
+        for factory in feature_factories():
+            feature = factory(self)
+            self.features[feature.name] = feature
+        interceptors = [self.guard, *(i for f in self.features.values() for i in f.interceptors())]
+        server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+        for feature in self.features.values():
+            feature.add_to_server(server)
         pb_grpc.add_NodeServicer_to_server(NodeApi(self), server)
         pb_grpc.add_ControlServicer_to_server(ControlApi(self), server)
         health_servicer = health.aio.HealthServicer()
@@ -106,11 +120,14 @@ class Node:
             ) from exc
         await server.start()
         self._server = server
-        for name in ("", *SERVICE_NAMES):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.started_at = time.time()
         self.supervisor.start(self.registry)
         self.supervisor.start(self.pairing)
+        for feature in self.features.values():
+            await feature.start()
+        feature_services = [n for f in self.features.values() for n in f.service_names()]
+        for name in ("", *SERVICE_NAMES, *feature_services):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._write_runtime()
         logger.info("node %s (%s) listening on gRPC port %d", self.settings.name, self.identity.node_id, self.grpc_port)
 
@@ -126,17 +143,23 @@ class Node:
             await self.stop()
 
     async def stop(self) -> None:
-        """Stop every service and the server; idempotent."""
+        """Stop every feature, service and the server; idempotent."""
+        for feature in reversed(list(self.features.values())):
+            try:
+                await feature.stop()
+            except Exception:
+                logger.exception("feature %s did not stop cleanly", feature.name)
         await self.supervisor.stop()
         if self._server is not None:
             server, self._server = self._server, None
             await server.stop(grace=0.5)
             self.paths.runtime_file.unlink(missing_ok=True)
             self.trust.close()
+            self.permissions.close()
             logger.info("node stopped")
 
     def _write_runtime(self) -> None:
-        runtime = {"pid": os.getpid(), "grpc_port": self.grpc_port, "started_at": self.started_at}
+        runtime = {"pid": os.getpid(), "grpc_port": self.grpc_port, "started_at": self.started_at, **self.bound_ports}
         atomic_write(self.paths.runtime_file, json.dumps(runtime).encode(), mode=0o644)
 
     # ------------------------------------------------------------------ queries
@@ -155,7 +178,9 @@ class Node:
             name=self.settings.name,
             version=__version__,
             capabilities=self._capabilities,
-            ports=pb.Ports(grpc=self.grpc_port),
+            ports=pb.Ports(
+                grpc=self.grpc_port, sftp=self.bound_ports.get("sftp", 0), http=self.bound_ports.get("http", 0)
+            ),
             started_at=self.started_at,
         )
 
@@ -183,6 +208,10 @@ class Node:
             refused_calls=dict(self.guard.refused),
         )
 
+    def figures(self) -> list[Figure]:
+        """Every feature's figures as they are now."""
+        return [figure for feature in self.features.values() for figure in feature.figures()]
+
     # ------------------------------------------------------------------ actions
 
     def advertised_hosts(self) -> list[str]:
@@ -208,6 +237,7 @@ class Node:
         """Forget a peer: its next handshake fails and its open streams close now."""
         peer = self.trust.find(ref)
         self.trust.remove(peer.fingerprint)
+        self.permissions.forget(peer.fingerprint)
         closed = self.guard.revoke(peer.fingerprint)
         self.registry.peers()
         logger.info("unpaired %s (%s); closed %d open calls", peer.name, peer.node_id, closed)

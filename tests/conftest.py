@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from noizylab_desktop.config import Paths, load_settings
 from noizylab_desktop.services.identity import Identity, load_or_create
@@ -39,28 +40,25 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
 
 
 def write_config(home: Path, name: str, **extra: Any) -> None:
-    """A config for a loopback-only node with free ports."""
+    """A config for a loopback-only node with free ports; a dict in ``extra`` becomes a feature's [table]."""
     home.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f'name = "{name}"',
-        'grpc_host = "127.0.0.1"',
-        'advertise = ["127.0.0.1"]',
-        *(f"{k} = {json.dumps(v)}" for k, v in extra.items()),
-        "[ports]",
-        "grpc = 0",
-        "sftp = 0",
-        "http = 0",
-    ]
-    (home / "config.toml").write_text("\n".join(lines) + "\n")
+    config: dict[str, Any] = {
+        "name": name,
+        "grpc_host": "127.0.0.1",
+        "advertise": ["127.0.0.1"],
+        "ports": {"grpc": 0, "sftp": 0, "http": 0},
+    }
+    config.update(extra)
+    (home / "config.toml").write_text(tomli_w.dumps(config))
 
 
 class NodeProcess:
     """A node for one temporary home, driven through the real ``noizylab`` command line."""
 
-    def __init__(self, home: Path, name: str) -> None:
+    def __init__(self, home: Path, name: str, **config: Any) -> None:
         self.home = home
         self.name = name
-        write_config(home, name)
+        write_config(home, name, **config)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``noizylab --home HOME ARGS``."""
@@ -115,12 +113,12 @@ class NodeProcess:
 
 
 @pytest.fixture
-def make_node(tmp_path: Path) -> Iterator[Callable[[str], NodeProcess]]:
-    """Build nodes in temporary homes; every one started is stopped afterwards."""
+def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """Build nodes in temporary homes (``make("alpha", tasks={...})``); every one started is stopped afterwards."""
     made: list[NodeProcess] = []
 
-    def make(name: str) -> NodeProcess:
-        node = NodeProcess(tmp_path / name, name)
+    def make(name: str, **config: Any) -> NodeProcess:
+        node = NodeProcess(tmp_path / name, name, **config)
         made.append(node)
         return node
 

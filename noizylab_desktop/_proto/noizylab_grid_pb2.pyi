@@ -3,13 +3,14 @@
 isort:skip_file
 The grid's wire contract. Source of truth: the Python modules in noizylab_desktop/_proto are generated from it
 (`make proto`). Every service here runs over mutual TLS; only Pairing is served on the short-lived pairing port.
+Each feature (tasks, sync, clipboard, display, metrics) keeps its messages and services in its own
+proto/noizylab_<feature>.proto in this same package, importing this file for the shared messages.
 """
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -673,24 +674,51 @@ class WaitPairingRequest(_message.Message):
 Global___WaitPairingRequest: _TypeAlias = WaitPairingRequest  # noqa: Y015
 
 @_typing.final
-class TaskSpec(_message.Message):
-    """---------------------------------------------------------------- filled in by later issues"""
+class PermissionRequest(_message.Message):
+    """What a peer may ask of this node; every scope is off for a new peer."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    PEER_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    peer: _builtins.str
+    """ID, ID prefix or name"""
+    scope: _builtins.str
+    """tasks, clipboard, display, control, sync"""
+    allowed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        peer: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        allowed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "peer", b"peer", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PermissionRequest: _TypeAlias = PermissionRequest  # noqa: Y015
+
+@_typing.final
+class PeerPermissions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
     @_typing.final
-    class EnvEntry(_message.Message):
+    class AllowedEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
         KEY_FIELD_NUMBER: _builtins.int
         VALUE_FIELD_NUMBER: _builtins.int
         key: _builtins.str
-        value: _builtins.str
+        value: _builtins.bool
         def __init__(
             self,
             *,
             key: _builtins.str = ...,
-            value: _builtins.str = ...,
+            value: _builtins.bool = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -698,375 +726,44 @@ class TaskSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-    ARGV_FIELD_NUMBER: _builtins.int
-    SHELL_FIELD_NUMBER: _builtins.int
-    TASK_TYPE_FIELD_NUMBER: _builtins.int
-    TASK_DATA_FIELD_NUMBER: _builtins.int
-    ENV_FIELD_NUMBER: _builtins.int
-    CWD_FIELD_NUMBER: _builtins.int
-    TIMEOUT_S_FIELD_NUMBER: _builtins.int
-    shell: _builtins.str
-    task_type: _builtins.str
-    task_data: _builtins.bytes
-    cwd: _builtins.str
-    timeout_s: _builtins.float
+    PEER_ID_FIELD_NUMBER: _builtins.int
+    PEER_NAME_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    peer_id: _builtins.str
+    peer_name: _builtins.str
     @_builtins.property
-    def argv(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def allowed(self) -> _containers.ScalarMap[_builtins.str, _builtins.bool]: ...
+    def __init__(
+        self,
+        *,
+        peer_id: _builtins.str = ...,
+        peer_name: _builtins.str = ...,
+        allowed: _abc.Mapping[_builtins.str, _builtins.bool] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "peer_id", b"peer_id", "peer_name", b"peer_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerPermissions: _TypeAlias = PeerPermissions  # noqa: Y015
+
+@_typing.final
+class PermissionList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerPermissions]: ...
     def __init__(
         self,
         *,
-        argv: _abc.Iterable[_builtins.str] | None = ...,
-        shell: _builtins.str = ...,
-        task_type: _builtins.str = ...,
-        task_data: _builtins.bytes = ...,
-        env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
-        cwd: _builtins.str = ...,
-        timeout_s: _builtins.float = ...,
+        peers: _abc.Iterable[Global___PeerPermissions] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "cwd", b"cwd", "env", b"env", "shell", b"shell", "task_data", b"task_data", "task_type", b"task_type", "timeout_s", b"timeout_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peers", b"peers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TaskSpec: _TypeAlias = TaskSpec  # noqa: Y015
-
-@_typing.final
-class TaskOutput(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    class _Stream:
-        ValueType = _typing.NewType("ValueType", _builtins.int)
-        V: _TypeAlias = ValueType  # noqa: Y015
-
-    class _StreamEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[TaskOutput._Stream.ValueType], _builtins.type):
-        DESCRIPTOR: _descriptor.EnumDescriptor
-        STDOUT: TaskOutput._Stream.ValueType  # 0
-        STDERR: TaskOutput._Stream.ValueType  # 1
-
-    class Stream(_Stream, metaclass=_StreamEnumTypeWrapper): ...
-    STDOUT: TaskOutput.Stream.ValueType  # 0
-    STDERR: TaskOutput.Stream.ValueType  # 1
-
-    TASK_ID_FIELD_NUMBER: _builtins.int
-    SEQ_FIELD_NUMBER: _builtins.int
-    STREAM_FIELD_NUMBER: _builtins.int
-    DATA_FIELD_NUMBER: _builtins.int
-    DONE_FIELD_NUMBER: _builtins.int
-    EXIT_CODE_FIELD_NUMBER: _builtins.int
-    task_id: _builtins.str
-    seq: _builtins.int
-    stream: Global___TaskOutput.Stream.ValueType
-    data: _builtins.bytes
-    done: _builtins.bool
-    exit_code: _builtins.int
-    def __init__(
-        self,
-        *,
-        task_id: _builtins.str = ...,
-        seq: _builtins.int = ...,
-        stream: Global___TaskOutput.Stream.ValueType = ...,
-        data: _builtins.bytes = ...,
-        done: _builtins.bool = ...,
-        exit_code: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "done", b"done", "exit_code", b"exit_code", "seq", b"seq", "stream", b"stream", "task_id", b"task_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___TaskOutput: _TypeAlias = TaskOutput  # noqa: Y015
-
-@_typing.final
-class TaskRef(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    TASK_ID_FIELD_NUMBER: _builtins.int
-    task_id: _builtins.str
-    def __init__(
-        self,
-        *,
-        task_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___TaskRef: _TypeAlias = TaskRef  # noqa: Y015
-
-@_typing.final
-class TaskList(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    TASKS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskOutput]: ...
-    def __init__(
-        self,
-        *,
-        tasks: _abc.Iterable[Global___TaskOutput] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___TaskList: _TypeAlias = TaskList  # noqa: Y015
-
-@_typing.final
-class MetricsSnapshot(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    @_typing.final
-    class ValuesEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        value: _builtins.float
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: _builtins.float = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-    AT_FIELD_NUMBER: _builtins.int
-    VALUES_FIELD_NUMBER: _builtins.int
-    at: _builtins.float
-    @_builtins.property
-    def values(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
-    def __init__(
-        self,
-        *,
-        at: _builtins.float = ...,
-        values: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "values", b"values"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___MetricsSnapshot: _TypeAlias = MetricsSnapshot  # noqa: Y015
-
-@_typing.final
-class Clip(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ORIGIN_FIELD_NUMBER: _builtins.int
-    GENERATION_FIELD_NUMBER: _builtins.int
-    SHA256_FIELD_NUMBER: _builtins.int
-    MIME_FIELD_NUMBER: _builtins.int
-    DATA_FIELD_NUMBER: _builtins.int
-    origin: _builtins.str
-    generation: _builtins.int
-    sha256: _builtins.bytes
-    mime: _builtins.str
-    data: _builtins.bytes
-    def __init__(
-        self,
-        *,
-        origin: _builtins.str = ...,
-        generation: _builtins.int = ...,
-        sha256: _builtins.bytes = ...,
-        mime: _builtins.str = ...,
-        data: _builtins.bytes = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "generation", b"generation", "mime", b"mime", "origin", b"origin", "sha256", b"sha256"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Clip: _TypeAlias = Clip  # noqa: Y015
-
-@_typing.final
-class DisplayRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MONITOR_FIELD_NUMBER: _builtins.int
-    VIEW_ONLY_FIELD_NUMBER: _builtins.int
-    monitor: _builtins.int
-    view_only: _builtins.bool
-    def __init__(
-        self,
-        *,
-        monitor: _builtins.int = ...,
-        view_only: _builtins.bool = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["monitor", b"monitor", "view_only", b"view_only"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___DisplayRequest: _TypeAlias = DisplayRequest  # noqa: Y015
-
-@_typing.final
-class Frame(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SEQ_FIELD_NUMBER: _builtins.int
-    CAPTURED_AT_FIELD_NUMBER: _builtins.int
-    DATA_FIELD_NUMBER: _builtins.int
-    KEYFRAME_FIELD_NUMBER: _builtins.int
-    WIDTH_FIELD_NUMBER: _builtins.int
-    HEIGHT_FIELD_NUMBER: _builtins.int
-    seq: _builtins.int
-    captured_at: _builtins.float
-    data: _builtins.bytes
-    keyframe: _builtins.bool
-    width: _builtins.int
-    height: _builtins.int
-    def __init__(
-        self,
-        *,
-        seq: _builtins.int = ...,
-        captured_at: _builtins.float = ...,
-        data: _builtins.bytes = ...,
-        keyframe: _builtins.bool = ...,
-        width: _builtins.int = ...,
-        height: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["captured_at", b"captured_at", "data", b"data", "height", b"height", "keyframe", b"keyframe", "seq", b"seq", "width", b"width"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Frame: _TypeAlias = Frame  # noqa: Y015
-
-@_typing.final
-class InputEvent(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    KIND_FIELD_NUMBER: _builtins.int
-    X_FIELD_NUMBER: _builtins.int
-    Y_FIELD_NUMBER: _builtins.int
-    BUTTON_FIELD_NUMBER: _builtins.int
-    KEY_FIELD_NUMBER: _builtins.int
-    DOWN_FIELD_NUMBER: _builtins.int
-    kind: _builtins.str
-    x: _builtins.int
-    y: _builtins.int
-    button: _builtins.int
-    key: _builtins.str
-    down: _builtins.bool
-    def __init__(
-        self,
-        *,
-        kind: _builtins.str = ...,
-        x: _builtins.int = ...,
-        y: _builtins.int = ...,
-        button: _builtins.int = ...,
-        key: _builtins.str = ...,
-        down: _builtins.bool = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["button", b"button", "down", b"down", "key", b"key", "kind", b"kind", "x", b"x", "y", b"y"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___InputEvent: _TypeAlias = InputEvent  # noqa: Y015
-
-@_typing.final
-class ShareRef(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SHARE_ID_FIELD_NUMBER: _builtins.int
-    share_id: _builtins.str
-    def __init__(
-        self,
-        *,
-        share_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["share_id", b"share_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ShareRef: _TypeAlias = ShareRef  # noqa: Y015
-
-@_typing.final
-class BlockHashes(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    PATH_FIELD_NUMBER: _builtins.int
-    SIZE_FIELD_NUMBER: _builtins.int
-    BLOCKS_FIELD_NUMBER: _builtins.int
-    path: _builtins.str
-    size: _builtins.int
-    @_builtins.property
-    def blocks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
-    def __init__(
-        self,
-        *,
-        path: _builtins.str = ...,
-        size: _builtins.int = ...,
-        blocks: _abc.Iterable[_builtins.bytes] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocks", b"blocks", "path", b"path", "size", b"size"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___BlockHashes: _TypeAlias = BlockHashes  # noqa: Y015
-
-@_typing.final
-class IndexChunk(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    FILES_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockHashes]: ...
-    def __init__(
-        self,
-        *,
-        files: _abc.Iterable[Global___BlockHashes] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___IndexChunk: _TypeAlias = IndexChunk  # noqa: Y015
-
-@_typing.final
-class ChangeNotice(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SHARE_ID_FIELD_NUMBER: _builtins.int
-    PATHS_FIELD_NUMBER: _builtins.int
-    share_id: _builtins.str
-    @_builtins.property
-    def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
-    def __init__(
-        self,
-        *,
-        share_id: _builtins.str = ...,
-        paths: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["paths", b"paths", "share_id", b"share_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ChangeNotice: _TypeAlias = ChangeNotice  # noqa: Y015
+Global___PermissionList: _TypeAlias = PermissionList  # noqa: Y015

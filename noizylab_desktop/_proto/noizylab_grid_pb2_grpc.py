@@ -337,6 +337,16 @@ class ControlStub:
                 request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
                 response_deserializer=noizylab__grid__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SetPermission = channel.unary_unary(
+                '/noizylab.grid.v1.Control/SetPermission',
+                request_serializer=noizylab__grid__pb2.PermissionRequest.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.PeerPermissions.FromString,
+                _registered_method=True)
+        self.ListPermissions = channel.unary_unary(
+                '/noizylab.grid.v1.Control/ListPermissions',
+                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.PermissionList.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -378,6 +388,18 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPermission(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPermissions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -410,6 +432,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=noizylab__grid__pb2.Empty.FromString,
                     response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+            ),
+            'SetPermission': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPermission,
+                    request_deserializer=noizylab__grid__pb2.PermissionRequest.FromString,
+                    response_serializer=noizylab__grid__pb2.PeerPermissions.SerializeToString,
+            ),
+            'ListPermissions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPermissions,
+                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
+                    response_serializer=noizylab__grid__pb2.PermissionList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -584,112 +616,8 @@ class Control:
             metadata,
             _registered_method=True)
 
-
-class TasksStub:
-    """Missing associated documentation comment in .proto file."""
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.Execute = channel.unary_stream(
-                '/noizylab.grid.v1.Tasks/Execute',
-                request_serializer=noizylab__grid__pb2.TaskSpec.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.TaskOutput.FromString,
-                _registered_method=True)
-        self.Cancel = channel.unary_unary(
-                '/noizylab.grid.v1.Tasks/Cancel',
-                request_serializer=noizylab__grid__pb2.TaskRef.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.Empty.FromString,
-                _registered_method=True)
-        self.List = channel.unary_unary(
-                '/noizylab.grid.v1.Tasks/List',
-                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.TaskList.FromString,
-                _registered_method=True)
-
-
-class TasksServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Execute(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Cancel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def List(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_TasksServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Execute': grpc.unary_stream_rpc_method_handler(
-                    servicer.Execute,
-                    request_deserializer=noizylab__grid__pb2.TaskSpec.FromString,
-                    response_serializer=noizylab__grid__pb2.TaskOutput.SerializeToString,
-            ),
-            'Cancel': grpc.unary_unary_rpc_method_handler(
-                    servicer.Cancel,
-                    request_deserializer=noizylab__grid__pb2.TaskRef.FromString,
-                    response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
-            ),
-            'List': grpc.unary_unary_rpc_method_handler(
-                    servicer.List,
-                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
-                    response_serializer=noizylab__grid__pb2.TaskList.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'noizylab.grid.v1.Tasks', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('noizylab.grid.v1.Tasks', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class Tasks:
-    """Missing associated documentation comment in .proto file."""
-
     @staticmethod
-    def Execute(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/noizylab.grid.v1.Tasks/Execute',
-            noizylab__grid__pb2.TaskSpec.SerializeToString,
-            noizylab__grid__pb2.TaskOutput.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Cancel(request,
+    def SetPermission(request,
             target,
             options=(),
             channel_credentials=None,
@@ -702,9 +630,9 @@ class Tasks:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/noizylab.grid.v1.Tasks/Cancel',
-            noizylab__grid__pb2.TaskRef.SerializeToString,
-            noizylab__grid__pb2.Empty.FromString,
+            '/noizylab.grid.v1.Control/SetPermission',
+            noizylab__grid__pb2.PermissionRequest.SerializeToString,
+            noizylab__grid__pb2.PeerPermissions.FromString,
             options,
             channel_credentials,
             insecure,
@@ -716,7 +644,7 @@ class Tasks:
             _registered_method=True)
 
     @staticmethod
-    def List(request,
+    def ListPermissions(request,
             target,
             options=(),
             channel_credentials=None,
@@ -729,383 +657,9 @@ class Tasks:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/noizylab.grid.v1.Tasks/List',
+            '/noizylab.grid.v1.Control/ListPermissions',
             noizylab__grid__pb2.Empty.SerializeToString,
-            noizylab__grid__pb2.TaskList.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-
-class MetricsStub:
-    """Missing associated documentation comment in .proto file."""
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.Snapshot = channel.unary_unary(
-                '/noizylab.grid.v1.Metrics/Snapshot',
-                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.MetricsSnapshot.FromString,
-                _registered_method=True)
-
-
-class MetricsServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Snapshot(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_MetricsServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Snapshot': grpc.unary_unary_rpc_method_handler(
-                    servicer.Snapshot,
-                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
-                    response_serializer=noizylab__grid__pb2.MetricsSnapshot.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'noizylab.grid.v1.Metrics', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('noizylab.grid.v1.Metrics', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class Metrics:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Snapshot(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/noizylab.grid.v1.Metrics/Snapshot',
-            noizylab__grid__pb2.Empty.SerializeToString,
-            noizylab__grid__pb2.MetricsSnapshot.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-
-class ClipboardStub:
-    """Missing associated documentation comment in .proto file."""
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.Push = channel.unary_unary(
-                '/noizylab.grid.v1.Clipboard/Push',
-                request_serializer=noizylab__grid__pb2.Clip.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.Empty.FromString,
-                _registered_method=True)
-
-
-class ClipboardServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Push(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_ClipboardServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Push': grpc.unary_unary_rpc_method_handler(
-                    servicer.Push,
-                    request_deserializer=noizylab__grid__pb2.Clip.FromString,
-                    response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'noizylab.grid.v1.Clipboard', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('noizylab.grid.v1.Clipboard', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class Clipboard:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Push(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/noizylab.grid.v1.Clipboard/Push',
-            noizylab__grid__pb2.Clip.SerializeToString,
-            noizylab__grid__pb2.Empty.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-
-class DisplayStub:
-    """Missing associated documentation comment in .proto file."""
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.Stream = channel.unary_stream(
-                '/noizylab.grid.v1.Display/Stream',
-                request_serializer=noizylab__grid__pb2.DisplayRequest.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.Frame.FromString,
-                _registered_method=True)
-        self.Input = channel.stream_unary(
-                '/noizylab.grid.v1.Display/Input',
-                request_serializer=noizylab__grid__pb2.InputEvent.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.Empty.FromString,
-                _registered_method=True)
-
-
-class DisplayServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Stream(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Input(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_DisplayServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Stream': grpc.unary_stream_rpc_method_handler(
-                    servicer.Stream,
-                    request_deserializer=noizylab__grid__pb2.DisplayRequest.FromString,
-                    response_serializer=noizylab__grid__pb2.Frame.SerializeToString,
-            ),
-            'Input': grpc.stream_unary_rpc_method_handler(
-                    servicer.Input,
-                    request_deserializer=noizylab__grid__pb2.InputEvent.FromString,
-                    response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'noizylab.grid.v1.Display', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('noizylab.grid.v1.Display', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class Display:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Stream(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/noizylab.grid.v1.Display/Stream',
-            noizylab__grid__pb2.DisplayRequest.SerializeToString,
-            noizylab__grid__pb2.Frame.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Input(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_unary(
-            request_iterator,
-            target,
-            '/noizylab.grid.v1.Display/Input',
-            noizylab__grid__pb2.InputEvent.SerializeToString,
-            noizylab__grid__pb2.Empty.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-
-class SyncStub:
-    """Missing associated documentation comment in .proto file."""
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.Index = channel.unary_stream(
-                '/noizylab.grid.v1.Sync/Index',
-                request_serializer=noizylab__grid__pb2.ShareRef.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.IndexChunk.FromString,
-                _registered_method=True)
-        self.Notify = channel.unary_unary(
-                '/noizylab.grid.v1.Sync/Notify',
-                request_serializer=noizylab__grid__pb2.ChangeNotice.SerializeToString,
-                response_deserializer=noizylab__grid__pb2.Empty.FromString,
-                _registered_method=True)
-
-
-class SyncServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Index(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Notify(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_SyncServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Index': grpc.unary_stream_rpc_method_handler(
-                    servicer.Index,
-                    request_deserializer=noizylab__grid__pb2.ShareRef.FromString,
-                    response_serializer=noizylab__grid__pb2.IndexChunk.SerializeToString,
-            ),
-            'Notify': grpc.unary_unary_rpc_method_handler(
-                    servicer.Notify,
-                    request_deserializer=noizylab__grid__pb2.ChangeNotice.FromString,
-                    response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'noizylab.grid.v1.Sync', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('noizylab.grid.v1.Sync', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class Sync:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Index(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/noizylab.grid.v1.Sync/Index',
-            noizylab__grid__pb2.ShareRef.SerializeToString,
-            noizylab__grid__pb2.IndexChunk.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Notify(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/noizylab.grid.v1.Sync/Notify',
-            noizylab__grid__pb2.ChangeNotice.SerializeToString,
-            noizylab__grid__pb2.Empty.FromString,
+            noizylab__grid__pb2.PermissionList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,13 +3,15 @@
 isort:skip_file
 The grid's wire contract. Source of truth: the Python modules in noizylab_desktop/_proto are generated from it
 (`make proto`). Every service here runs over mutual TLS; only Pairing is served on the short-lived pairing port.
+Each feature (tasks, sync, clipboard, display, metrics) keeps its messages and services in its own
+proto/noizylab_<feature>.proto in this same package, importing this file for the shared messages.
 """
 
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
-import noizylab_grid_pb2 as _noizylab_grid_pb2
+from noizylab_desktop._proto import noizylab_grid_pb2 as _noizylab_grid_pb2
 import sys
 import typing as _typing
 
@@ -110,6 +112,8 @@ class ControlStub:
     JoinInvite: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.JoinCode, _noizylab_grid_pb2.PairingResult]
     Unpair: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PeerRef, _noizylab_grid_pb2.UnpairReply]
     Shutdown: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.Empty]
+    SetPermission: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PermissionRequest, _noizylab_grid_pb2.PeerPermissions]
+    ListPermissions: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.PermissionList]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -120,6 +124,8 @@ class ControlAsyncStub(ControlStub):
     JoinInvite: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.JoinCode, _noizylab_grid_pb2.PairingResult]  # type: ignore[assignment]
     Unpair: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PeerRef, _noizylab_grid_pb2.UnpairReply]  # type: ignore[assignment]
     Shutdown: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
+    SetPermission: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PermissionRequest, _noizylab_grid_pb2.PeerPermissions]  # type: ignore[assignment]
+    ListPermissions: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.PermissionList]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -164,150 +170,18 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_noizylab_grid_pb2.Empty, _abc.Awaitable[_noizylab_grid_pb2.Empty]]: ...
 
+    @_abc_1.abstractmethod
+    def SetPermission(
+        self,
+        request: _noizylab_grid_pb2.PermissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.PeerPermissions, _abc.Awaitable[_noizylab_grid_pb2.PeerPermissions]]: ...
+
+    @_abc_1.abstractmethod
+    def ListPermissions(
+        self,
+        request: _noizylab_grid_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.PermissionList, _abc.Awaitable[_noizylab_grid_pb2.PermissionList]]: ...
+
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
-
-class TasksStub:
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> TasksAsyncStub: ...
-    Execute: _grpc.UnaryStreamMultiCallable[_noizylab_grid_pb2.TaskSpec, _noizylab_grid_pb2.TaskOutput]
-    Cancel: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.TaskRef, _noizylab_grid_pb2.Empty]
-    List: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.TaskList]
-
-@_typing.type_check_only
-class TasksAsyncStub(TasksStub):
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Execute: _aio.UnaryStreamMultiCallable[_noizylab_grid_pb2.TaskSpec, _noizylab_grid_pb2.TaskOutput]  # type: ignore[assignment]
-    Cancel: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.TaskRef, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
-    List: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.TaskList]  # type: ignore[assignment]
-
-class TasksServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Execute(
-        self,
-        request: _noizylab_grid_pb2.TaskSpec,
-        context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_noizylab_grid_pb2.TaskOutput], _abc.AsyncIterator[_noizylab_grid_pb2.TaskOutput]]: ...
-
-    @_abc_1.abstractmethod
-    def Cancel(
-        self,
-        request: _noizylab_grid_pb2.TaskRef,
-        context: _ServicerContext,
-    ) -> _typing.Union[_noizylab_grid_pb2.Empty, _abc.Awaitable[_noizylab_grid_pb2.Empty]]: ...
-
-    @_abc_1.abstractmethod
-    def List(
-        self,
-        request: _noizylab_grid_pb2.Empty,
-        context: _ServicerContext,
-    ) -> _typing.Union[_noizylab_grid_pb2.TaskList, _abc.Awaitable[_noizylab_grid_pb2.TaskList]]: ...
-
-def add_TasksServicer_to_server(servicer: TasksServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
-
-class MetricsStub:
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> MetricsAsyncStub: ...
-    Snapshot: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.MetricsSnapshot]
-
-@_typing.type_check_only
-class MetricsAsyncStub(MetricsStub):
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Snapshot: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.MetricsSnapshot]  # type: ignore[assignment]
-
-class MetricsServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Snapshot(
-        self,
-        request: _noizylab_grid_pb2.Empty,
-        context: _ServicerContext,
-    ) -> _typing.Union[_noizylab_grid_pb2.MetricsSnapshot, _abc.Awaitable[_noizylab_grid_pb2.MetricsSnapshot]]: ...
-
-def add_MetricsServicer_to_server(servicer: MetricsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
-
-class ClipboardStub:
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> ClipboardAsyncStub: ...
-    Push: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Clip, _noizylab_grid_pb2.Empty]
-
-@_typing.type_check_only
-class ClipboardAsyncStub(ClipboardStub):
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Push: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Clip, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
-
-class ClipboardServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Push(
-        self,
-        request: _noizylab_grid_pb2.Clip,
-        context: _ServicerContext,
-    ) -> _typing.Union[_noizylab_grid_pb2.Empty, _abc.Awaitable[_noizylab_grid_pb2.Empty]]: ...
-
-def add_ClipboardServicer_to_server(servicer: ClipboardServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
-
-class DisplayStub:
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> DisplayAsyncStub: ...
-    Stream: _grpc.UnaryStreamMultiCallable[_noizylab_grid_pb2.DisplayRequest, _noizylab_grid_pb2.Frame]
-    Input: _grpc.StreamUnaryMultiCallable[_noizylab_grid_pb2.InputEvent, _noizylab_grid_pb2.Empty]
-
-@_typing.type_check_only
-class DisplayAsyncStub(DisplayStub):
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Stream: _aio.UnaryStreamMultiCallable[_noizylab_grid_pb2.DisplayRequest, _noizylab_grid_pb2.Frame]  # type: ignore[assignment]
-    Input: _aio.StreamUnaryMultiCallable[_noizylab_grid_pb2.InputEvent, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
-
-class DisplayServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Stream(
-        self,
-        request: _noizylab_grid_pb2.DisplayRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_noizylab_grid_pb2.Frame], _abc.AsyncIterator[_noizylab_grid_pb2.Frame]]: ...
-
-    @_abc_1.abstractmethod
-    def Input(
-        self,
-        request_iterator: _MaybeAsyncIterator[_noizylab_grid_pb2.InputEvent],
-        context: _ServicerContext,
-    ) -> _typing.Union[_noizylab_grid_pb2.Empty, _abc.Awaitable[_noizylab_grid_pb2.Empty]]: ...
-
-def add_DisplayServicer_to_server(servicer: DisplayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
-
-class SyncStub:
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> SyncAsyncStub: ...
-    Index: _grpc.UnaryStreamMultiCallable[_noizylab_grid_pb2.ShareRef, _noizylab_grid_pb2.IndexChunk]
-    Notify: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.ChangeNotice, _noizylab_grid_pb2.Empty]
-
-@_typing.type_check_only
-class SyncAsyncStub(SyncStub):
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Index: _aio.UnaryStreamMultiCallable[_noizylab_grid_pb2.ShareRef, _noizylab_grid_pb2.IndexChunk]  # type: ignore[assignment]
-    Notify: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.ChangeNotice, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
-
-class SyncServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Index(
-        self,
-        request: _noizylab_grid_pb2.ShareRef,
-        context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_noizylab_grid_pb2.IndexChunk], _abc.AsyncIterator[_noizylab_grid_pb2.IndexChunk]]: ...
-
-    @_abc_1.abstractmethod
-    def Notify(
-        self,
-        request: _noizylab_grid_pb2.ChangeNotice,
-        context: _ServicerContext,
-    ) -> _typing.Union[_noizylab_grid_pb2.Empty, _abc.Awaitable[_noizylab_grid_pb2.Empty]]: ...
-
-def add_SyncServicer_to_server(servicer: SyncServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

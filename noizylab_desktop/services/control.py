@@ -13,8 +13,10 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.errors import NoizyLabError, PairingError
-from noizylab_desktop.services.transport import caller_fingerprint
+from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.services.feature import abort_with, require_self
+from noizylab_desktop.services.permissions import check_scope
+from noizylab_desktop.services.trust import TrustedPeer
 
 if TYPE_CHECKING:
     from noizylab_desktop.node import Node
@@ -27,14 +29,10 @@ class ControlApi(pb_grpc.ControlServicer):
         self.node = node
 
     async def _only_self(self, context: grpc.aio.ServicerContext) -> None:
-        if caller_fingerprint(context) != self.node.identity.fingerprint:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "only this node's own user may control it")
+        await require_self(self.node, context)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: NoizyLabError) -> None:
-        code = (
-            grpc.StatusCode.PERMISSION_DENIED if isinstance(exc, PairingError) else grpc.StatusCode.FAILED_PRECONDITION
-        )
-        await context.abort(code, f"{type(exc).__name__}: {exc.message}")
+        await abort_with(context, exc)
 
     async def Status(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StatusReply:  # noqa: N802
         await self._only_self(context)
@@ -75,6 +73,28 @@ class ControlApi(pb_grpc.ControlServicer):
         except NoizyLabError as exc:
             await self._fail(context, exc)
         return pb.UnpairReply(peer_id=peer.node_id, peer_name=peer.name)
+
+    async def SetPermission(  # noqa: N802
+        self, request: pb.PermissionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PeerPermissions:
+        await self._only_self(context)
+        try:
+            check_scope(request.scope)
+            peer = self.node.trust.find(request.peer)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        self.node.permissions.set(peer.fingerprint, request.scope, request.allowed, peer.node_id)
+        return self._permissions(peer)
+
+    async def ListPermissions(  # noqa: N802
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.PermissionList:
+        await self._only_self(context)
+        return pb.PermissionList(peers=[self._permissions(p) for p in self.node.trust.peers()])
+
+    def _permissions(self, peer: TrustedPeer) -> pb.PeerPermissions:
+        allowed = self.node.permissions.for_peer(peer.fingerprint)
+        return pb.PeerPermissions(peer_id=peer.node_id, peer_name=peer.name, allowed=allowed)
 
     async def Shutdown(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Empty:  # noqa: N802
         await self._only_self(context)

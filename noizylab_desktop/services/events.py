@@ -74,6 +74,14 @@ class ServiceRestarted(Event):
 
 
 @dataclass(frozen=True)
+class PermissionChanged(Event):
+    kind: ClassVar[str] = "peer.permission"
+    peer_id: str
+    scope: str
+    allowed: bool
+
+
+@dataclass(frozen=True)
 class Dropped(Event):
     """Told to a subscriber that fell behind."""
 

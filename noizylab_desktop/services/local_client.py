@@ -71,6 +71,16 @@ class LocalClient:
         if self._channel is not None:
             await self._channel.close()
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The mTLS channel to the node, for features' own stubs (use ``call`` to get one-line errors)."""
+        assert self._channel is not None, "use LocalClient as `async with`"
+        return self._channel
+
+    async def call(self, method: object, request: object, timeout: float = DEFAULT_DEADLINE_S) -> object:
+        """``await method(request)`` with gRPC errors turned into our one-line errors."""
+        return await self._call(method, request, timeout)
+
     async def _call(self, method: object, request: object, timeout: float = DEFAULT_DEADLINE_S) -> object:
         try:
             return await method(request, timeout=timeout)  # type: ignore[operator]
@@ -101,6 +111,17 @@ class LocalClient:
     async def unpair(self, peer: str) -> pb.UnpairReply:
         reply = await self._call(self.control.Unpair, pb.PeerRef(peer=peer))
         assert isinstance(reply, pb.UnpairReply)
+        return reply
+
+    async def set_permission(self, peer: str, scope: str, allowed: bool) -> pb.PeerPermissions:
+        request = pb.PermissionRequest(peer=peer, scope=scope, allowed=allowed)
+        reply = await self._call(self.control.SetPermission, request)
+        assert isinstance(reply, pb.PeerPermissions)
+        return reply
+
+    async def permissions(self) -> pb.PermissionList:
+        reply = await self._call(self.control.ListPermissions, pb.Empty())
+        assert isinstance(reply, pb.PermissionList)
         return reply
 
     async def shutdown(self) -> None:

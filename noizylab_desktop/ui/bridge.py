@@ -29,6 +29,8 @@ class Bridge(QObject):
     peer_unpaired = Signal(str, str)  # peer id, name
     invite_opened = Signal(str, float)  # code, expires at (epoch seconds)
     service_restarted = Signal(str, str)  # service, error
+    # Every event, typed: features' windows connect here and match the event classes their service defines.
+    any_event = Signal(object)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -39,6 +41,7 @@ class Bridge(QObject):
         self._unlisten()
 
     def _deliver(self, event: Event) -> None:
+        self.any_event.emit(event)
         match event:
             case PeerOnline(peer_id=peer_id, name=name):
                 self.peer_online.emit(peer_id, name)

@@ -1,5 +1,8 @@
 """The tray icon and its menu: this node, each peer with its health, ``Pair a device…`` and ``Quit``.
 
+Each peer's row opens a submenu: what that peer may do on this machine (permission switches, all off for a new
+peer) and whatever the features add for it (``ui/extensions.py``).
+
 The menu is rebuilt from the registry whenever it is about to show and whenever the bridge reports a peer change,
 so it never shows stale health; the tooltip and the icon follow the same changes.
 """
@@ -15,8 +18,10 @@ from PySide6.QtGui import QAction, QCursor
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from noizylab_desktop.services.nodeid import short_id
+from noizylab_desktop.services.permissions import SCOPES
 from noizylab_desktop.services.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
 
@@ -55,6 +60,7 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         self.pairing = PairingDialog(node)
+        self.extensions = tray_extensions(node, bridge)
         self.menu.aboutToShow.connect(self.refresh)
         for signal in (bridge.peer_online, bridge.peer_offline, bridge.peer_unpaired):
             signal.connect(self._on_peer_change)
@@ -67,6 +73,8 @@ class Tray(QObject):
     def hide(self) -> None:
         """Take the icon out of the tray and close the dialog."""
         self.pairing.reject()
+        for extension in self.extensions:
+            extension.close()
         self.icon.hide()
 
     def refresh(self) -> None:
@@ -80,10 +88,10 @@ class Tray(QObject):
         if not peers:
             self.menu.addAction("No paired devices yet").setEnabled(False)
         for state in peers:
-            row: QAction = self.menu.addAction(health_dot(state.online), peer_label(state))
-            row.setToolTip(state.peer.node_id)
-            row.setData(state.peer.node_id)
+            self._add_peer(state)
         self.menu.addSeparator()
+        for extension in self.extensions:
+            extension.add_actions(self.menu)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
@@ -92,6 +100,28 @@ class Tray(QObject):
         if any_online != self._any_online:  # setIcon re-sends the image to the tray host; skip when unchanged
             self._any_online = any_online
             self.icon.setIcon(app_icon(any_online))
+
+    def _add_peer(self, state: PeerState) -> None:
+        submenu = self.menu.addMenu(health_dot(state.online), peer_label(state))
+        row = submenu.menuAction()
+        row.setToolTip(state.peer.node_id)
+        row.setData(state.peer.node_id)
+        header = submenu.addAction(f"{state.peer.name} may:")
+        header.setEnabled(False)
+        allowed = self._node.permissions.for_peer(state.peer.fingerprint)
+        for scope, meaning in SCOPES.items():
+            switch: QAction = submenu.addAction(meaning[0].upper() + meaning[1:])
+            switch.setCheckable(True)
+            switch.setChecked(allowed[scope])
+            switch.setData(scope)
+            switch.toggled.connect(
+                lambda on, scope=scope, peer=state.peer: self._node.permissions.set(
+                    peer.fingerprint, scope, on, peer.node_id
+                )
+            )
+        submenu.addSeparator()
+        for extension in self.extensions:
+            extension.add_peer_actions(submenu, state)
 
     def open_pairing(self) -> None:
         """Show ``Pair a device…`` with a fresh code."""

@@ -66,6 +66,18 @@ def test_the_menu_follows_a_paired_peer_from_online_to_offline(
             laptop = next(r for r in rows if r.text.startswith("laptop"))
             assert laptop.text.startswith("laptop — online") and laptop.dot == "green"
 
+            # The peer's submenu says what it may do here: nothing yet; ticking a switch allows it for good.
+            row = next(a for a in app.tray.menu.actions() if a.text().startswith("laptop"))
+            submenu = row.menu()
+            assert submenu is not None
+            switches = {a.text(): a for a in submenu.actions() if a.isCheckable()}
+            assert "Run commands and jobs on this machine" in switches
+            assert not any(a.isChecked() for a in switches.values())
+            switches["Run commands and jobs on this machine"].trigger()
+            laptop_fp = app.node.trust.peers()[0].fingerprint
+            assert app.node.permissions.allowed(laptop_fp, "tasks")
+            assert not app.node.permissions.allowed(laptop_fp, "display")
+
             offline = expect(app.bridge.peer_offline)
             await asyncio.to_thread(peer.stop)
             await within(offline, PEER_TIMEOUT_S, "the tray's node to see the laptop go offline")

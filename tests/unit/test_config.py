@@ -84,3 +84,19 @@ def test_processes_loading_a_fresh_home_at_once_agree_on_the_keychain_id(tmp_pat
             ids = pool.map(_load_keychain_id, [str(home)] * 12)
         assert len(set(ids)) == 1, ids
         assert load_settings(Paths.resolve(home)).keychain_id == ids[0]
+
+
+def test_feature_tables_survive_a_save_and_other_unknown_keys_are_refused(tmp_path: Path) -> None:
+    paths = Paths.resolve(tmp_path)
+    paths.ensure()
+    paths.config_file.write_text('name = "studio"\n[tasks]\nadvisor_model = "ollama/llama3"\ntimeout_s = 30\n')
+    settings = load_settings(paths)
+    assert settings.section("tasks") == {"advisor_model": "ollama/llama3", "timeout_s": 30}
+    assert settings.section("clipboard") == {}
+    save_settings(paths, settings.with_section("clipboard", {"max_bytes": 1000}))
+    again = load_settings(paths)
+    assert again.section("tasks")["advisor_model"] == "ollama/llama3"
+    assert again.section("clipboard") == {"max_bytes": 1000}
+    paths.config_file.write_text('name = "studio"\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        load_settings(paths)

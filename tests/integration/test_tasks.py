@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
 import time
 from pathlib import Path
 
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop.grid import Grid, TaskResult
 from tests.conftest import NodeProcess, wait_for
 from tests.integration.tasks_helpers import alive, grid, read_pids, start_run
 
@@ -155,3 +158,33 @@ def test_a_local_task_needs_no_peer(grid: tuple[NodeProcess, NodeProcess]) -> No
     assert result.stdout == "local\n"
     record = alpha.json("tasks")[0]
     assert record["role"] == "local" and record["runner"] == "alpha" and record["created_at"] >= started - 1
+
+
+def test_the_python_api_runs_typed_jobs_and_batches(grid: tuple[NodeProcess, NodeProcess]) -> None:
+    alpha, _ = grid
+
+    async def scenario() -> tuple[TaskResult, TaskResult, list[str]]:
+        async with Grid(alpha.home) as g:
+            shell = await g.execute_task("shell", {"argv": ["sh", "-c", "echo out; echo err >&2; exit 3"]}, on="beta")
+            auto = await g.execute_task(task_data={"shell": "echo routed"}, require_ai_decision=True, labels=["worker"])
+            requests = [tpb.SubmitRequest(spec=tpb.TaskSpec(argv=["echo", str(i)]), on="beta") for i in range(20)]
+            ids = [a.id for a in await g.tasks.submit_batch(requests)]
+            return shell, auto, ids
+
+    shell, auto, ids = asyncio.run(scenario())
+    assert (shell.node, shell.state, shell.exit_code, shell.stdout, shell.stderr) == (
+        "beta",
+        "exited",
+        3,
+        b"out\n",
+        b"err\n",
+    )
+    assert (auto.node, auto.decided_by, auto.stdout, auto.ok) == ("beta", "scheduler", b"routed\n", True)
+
+    def batch_done() -> bool:
+        records = {r["id"]: r for r in alpha.json("tasks", "-n", "100")}
+        return all(records[i]["state"] == "exited" for i in ids)
+
+    wait_for(batch_done, what="the batch to finish")
+    tails = {r["id"]: r["tail"] for r in alpha.json("tasks", "-n", "100")}
+    assert [tails[i] for i in ids] == [f"{i}\n" for i in range(20)]

@@ -137,3 +137,22 @@ def test_job_handlers_check_their_data() -> None:
     assert handler_for("gpu_inference").needs({"min_free_vram_mib": 512}).min_free_vram_bytes == 512 * 2**20
     probabilities = gpu_job.forward([1.0, 2.0, 3.0])
     assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-9
+
+
+def test_offers_become_candidates_and_a_gpu_need_picks_the_node_with_free_vram() -> None:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop.services.routing import Needs, choose
+    from noizylab_desktop.services.tasks.asker import _candidate
+
+    def offer(gpu_free_gib: float | None, load: float) -> tpb.TaskOffer:
+        gpus = [] if gpu_free_gib is None else [pb.Gpu(name="RTX", memory_total_bytes=8 * 2**30,
+                                                       memory_free_bytes=int(gpu_free_gib * 2**30))]  # fmt: skip
+        return tpb.TaskOffer(allows=True, load=load, gpus=gpus, capabilities=pb.Capabilities(os="linux"))
+
+    mac = _candidate("m", "mac", True, True, offer(None, 0.0), 0.0)
+    small = _candidate("s", "small", True, False, offer(1.0, 0.1), 2.0)
+    omen = _candidate("o", "omen", True, False, offer(6.0, 0.9), 3.0)
+    assert choose([mac, small, omen], Needs()).name == "mac"
+    assert choose([mac, small, omen], Needs(gpu=True)).name == "small"
+    decision = choose([mac, small, omen], Needs(gpu=True, min_free_vram_bytes=4 * 2**30))
+    assert (decision.name, decision.decided_by, decision.eligible) == ("omen", "scheduler", ("omen",))

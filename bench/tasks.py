@@ -9,7 +9,9 @@ user key. Measured, in the same run:
   ``ssh host true`` with a fresh connection each time and over one multiplexed connection (ControlMaster);
 - output throughput: ``seq 1 N`` on the other node, every line back to the caller, against ``ssh host seq 1 N``;
 - batched submissions: N no-op tasks in one ``SubmitBatch`` (accepted/s, and completed/s until all have exited),
-  against N ``ssh host true`` over the multiplexed connection, 8 at a time.
+  against N ``ssh host true`` over the multiplexed connection, 8 at a time;
+- without an anchor: how late a 0.2 s timeout ends a task, and how long a cancel takes to end a tree in which one
+  child ignores SIGTERM.
 """
 
 from __future__ import annotations
@@ -146,9 +148,47 @@ async def grid_figures(alpha: Path, rounds: int, lines: int, batch: int) -> dict
                 break
             await asyncio.sleep(0.02)
         completed_s = time.perf_counter() - began
+        overshoot = []
+        for _ in range(9):
+            began = time.perf_counter()
+            await grid.execute_task(task_data={"argv": ["sleep", "30"]}, on="beta", timeout_s=0.2)
+            overshoot.append((time.perf_counter() - began - 0.2) * 1000)
+        cancels = [await cancel_latency(grid) for _ in range(3)]
     p50, p95 = percentiles(trips)
-    return {"p50": p50, "p95": p95, "lines_s": lines / seconds, "accepted_s": batch / accepted_s,
-            "completed_s": batch / completed_s}  # fmt: skip
+    return {
+        "p50": p50,
+        "p95": p95,
+        "lines_s": lines / seconds,
+        "accepted_s": batch / accepted_s,
+        "completed_s": batch / completed_s,
+        "timeout_ms": statistics.median(overshoot),
+        "timeout_max_ms": max(overshoot),
+        "cancel_ms": max(cancels),
+    }
+
+
+STUBBORN_TREE = (
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "time.sleep(60)'])\nprint('up', flush=True)\ntime.sleep(60)"
+)
+
+
+async def cancel_latency(grid: Grid) -> float:
+    """Milliseconds from asking to cancel a tree (one child ignores SIGTERM) to its exit arriving back."""
+    request = tpb.SubmitRequest(spec=tpb.TaskSpec(argv=[sys.executable, "-c", STUBBORN_TREE]), on="beta")
+    task_id = ""
+    began = 0.0
+    async for chunk in grid.tasks.submit(request):
+        which = chunk.WhichOneof("body")
+        if which == "output" and not began:
+            began = time.perf_counter()
+            await grid.tasks.cancel(task_id)
+        elif which == "accepted":
+            task_id = chunk.accepted.id
+        elif which == "exit":
+            break
+    return (time.perf_counter() - began) * 1000
 
 
 def ssh_figures(sshd: Sshd, rounds: int, lines: int, batch: int) -> dict[str, float]:
@@ -209,6 +249,10 @@ def main() -> int:
     ]
     for name, ours, anchor, target in rows:
         print(f"{name:<34}{ours:>12,.1f}{anchor:>14,.1f}{ours / anchor:>8.2f}{target:>10}")
+    print(f"{'timeout overshoot p50 of 9 (ms)':<34}{grid['timeout_ms']:>12,.1f}{'-':>14}{'-':>8}{'<= 100':>10}")
+    print(f"{'timeout overshoot worst of 9 (ms)':<34}{grid['timeout_max_ms']:>12,.1f}{'-':>14}{'-':>8}{'':>10}")
+    print(f"{'cancel to exit, worst of 3 (ms)':<34}{grid['cancel_ms']:>12,.1f}{'-':>14}{'-':>8}{'<= 1000':>10}")
+    print("(the overshoot includes the round trip; cancel includes the 0.3 s grace before the kill)")
     print("ratio = noizylab / ssh (for times lower is better, for rates higher is better)")
     return 0
 

@@ -25,6 +25,7 @@ STDOUT, STDERR = 1, 2
 READ_BYTES = 64 * 1024
 QUEUE_CHUNKS = 16  # at most this many chunks (1 MiB) wait between the pipes and the consumer
 GRACE_S = 0.3
+_CREATE_SUSPENDED = 0x00000004  # Windows' CREATE_SUSPENDED (the subprocess module does not name it)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class ProcessTree:
                 stderr=subprocess.PIPE,
                 env=full_env,
                 cwd=cwd,
-                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_SUSPENDED,
+                # Suspended until it is in the job object, so nothing it spawns can escape the job.
+                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP | _CREATE_SUSPENDED,
             )
             self._job = _windows_job_for(self.proc)
         else:
@@ -116,7 +118,7 @@ class ProcessTree:
         """The exit status, shell style: 128+N for a signal N; the rest of the tree is killed then."""
         code = await asyncio.to_thread(self.proc.wait)
         # Leftover grandchildren would hold the pipes open and outlive the task.
-        self._signal_tree(signal.SIGKILL if sys.platform != "win32" else signal.SIGTERM)
+        self._signal_tree(_KILL)
         return 128 - code if code < 0 else code
 
     async def kill(self, grace_s: float = GRACE_S) -> None:
@@ -127,7 +129,7 @@ class ProcessTree:
                 await asyncio.wait_for(asyncio.to_thread(self.proc.wait), grace_s)
             except TimeoutError:
                 pass
-        self._signal_tree(signal.SIGKILL if sys.platform != "win32" else signal.SIGTERM)
+        self._signal_tree(_KILL)
 
     def close(self) -> None:
         """Stop the reader threads from waiting on a consumer that is gone."""
@@ -139,12 +141,18 @@ class ProcessTree:
 
     def _signal_tree(self, sig: int) -> None:
         if sys.platform == "win32":
-            if self._job is not None:
+            # The polite signal is Ctrl-Break to its process group; the kill ends every process in the job.
+            if sig == signal.SIGTERM and self.proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.kill(self.pid, signal.CTRL_BREAK_EVENT)
+            elif self._job is not None:
                 _windows_terminate_job(self._job)
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
+
+_KILL = -1 if sys.platform == "win32" else signal.SIGKILL  # Windows: terminate the job
 
 if sys.platform == "win32":
     import ctypes

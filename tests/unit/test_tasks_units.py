@@ -36,7 +36,8 @@ def test_a_slow_reader_makes_the_child_wait_instead_of_the_runner_buffering() ->
         tree = ProcessTree([sys.executable, "-c", flood])
         try:
             # Nobody reads yet: the queue fills to its bound and the child blocks writing to its pipe.
-            await asyncio.to_thread(wait_for, lambda: tree._queue.full(), 10.0, "the queue to fill")
+            full = QUEUE_CHUNKS
+            await asyncio.to_thread(wait_for, lambda: tree._queue.qsize() == full, 10.0, "the queue to fill")
             await asyncio.to_thread(wait_for, lambda: _blocked_on_pipe(tree.pid), 10.0, "the child to block")
             assert tree.proc.poll() is None
             assert tree._queue.qsize() == QUEUE_CHUNKS

@@ -2,8 +2,9 @@
 
 The child is started with ``subprocess.Popen`` (qasync on Windows has no subprocess support) in its own process
 group (POSIX) or job object (Windows). One reader thread per pipe hands chunks to the loop through a bounded
-``asyncio.Queue``: when the consumer is slow the queue fills, the reader thread waits, the pipe fills, and the child
-blocks on its write; nothing buffers without bound. ``kill`` sends a grace signal to the whole tree, then kills it.
+queue holding at most ``QUEUE_CHUNKS`` chunks: when the consumer is slow the queue fills, the reader thread waits
+for room, the pipe fills, and the child blocks on its write; nothing buffers without bound. ``kill`` sends a grace
+signal to the whole tree, then kills it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class ProcessTree:
 
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
+        # The queue itself is unbounded; the credits bound it: a reader takes one per chunk, the consumer returns it.
+        self._queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
+        self._credits = threading.Semaphore(QUEUE_CHUNKS)
         self._job: object | None = None
         full_env = {**os.environ, **(env or {})}
         if sys.platform == "win32":
@@ -81,29 +84,27 @@ class ProcessTree:
                     data = os.read(fd, READ_BYTES)
                 except OSError:
                     data = b""
-                if not data:
+                if not data or not self._take_credit():
                     break
-                if not self._put(Chunk(stream, data)):
+                if not self._hand_over(Chunk(stream, data)):
                     break
         finally:
-            self._put(None)
+            self._hand_over(None)
 
-    def _put(self, item: Chunk | None) -> bool:
-        """Hand ``item`` to the loop, waiting while the queue is full; False once the loop is gone."""
+    def _take_credit(self) -> bool:
+        """Wait for room in the queue (the consumer frees it); False once the tree is closed."""
+        while not self._stopping.is_set():
+            if self._credits.acquire(timeout=0.5):
+                return True
+        return False
+
+    def _hand_over(self, item: Chunk | None) -> bool:
+        """Put ``item`` on the loop's queue; False once the loop is gone."""
         try:
-            future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:
             return False
-        while not self._stopping.is_set():
-            try:
-                future.result(timeout=0.5)
-                return True
-            except TimeoutError:
-                continue
-            except Exception:
-                return False
-        future.cancel()
-        return False
+        return True
 
     async def output(self) -> AsyncIterator[Chunk]:
         """Every chunk of stdout and stderr, each stream in order, until both are closed."""
@@ -112,6 +113,7 @@ class ProcessTree:
             if item is None:
                 self._open_readers -= 1
             else:
+                self._credits.release()
                 yield item
 
     async def wait(self) -> int:

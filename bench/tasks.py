@@ -255,7 +255,8 @@ def main() -> int:
     print(f"{'timeout overshoot p50 of 9 (ms)':<34}{grid['timeout_ms']:>12,.1f}{'-':>14}{'-':>8}{'<= 100':>10}")
     print(f"{'timeout overshoot worst of 9 (ms)':<34}{grid['timeout_max_ms']:>12,.1f}{'-':>14}{'-':>8}{'':>10}")
     print(f"{'cancel to exit, worst of 3 (ms)':<34}{grid['cancel_ms']:>12,.1f}{'-':>14}{'-':>8}{'<= 1000':>10}")
-    print("(the overshoot includes the round trip; cancel includes the 0.3 s grace before the kill)")
+    print("(the overshoot includes the round trip; on cancel the leader ends on SIGTERM and the rest of its group,")
+    print(" a child that ignores SIGTERM included, is killed as soon as it does; a leader that ignores it waits 0.3 s)")
     print("ratio = noizylab / ssh (for times lower is better, for rates higher is better)")
     return 0
 

@@ -84,6 +84,8 @@ def test_noizylab_cancel_ends_a_running_task_by_id(grid: tuple[NodeProcess, Node
         assert alpha.cli("cancel", task["id"][:6]).stdout.strip() == f"task {task['id']}: cancelling on beta"
         run.communicate(timeout=10)
     assert run.returncode == 128 + signal.SIGTERM
+    again = alpha.cli("cancel", task["id"], check=False)
+    assert again.stderr.strip() == f"noizylab: error: task {task['id']} is not running any more (it ended cancelled)"
     wrong = alpha.cli("cancel", "zzzz", check=False)
     assert wrong.stderr.strip() == "noizylab: error: no task matches 'zzzz': see `noizylab tasks`"
 

@@ -133,7 +133,7 @@ class TasksFeature(tpb_grpc.TasksServicer):
                 if self.runner.cancel(task_id):
                     return tpb.CancelReply(id=task_id, state="cancelling")
                 record = self.store.find(task_id)
-                raise TaskError(f"task {record.id} is not running (it {record.state})")
+                raise TaskError(f"task {record.id} is not running any more (it ended {record.state.replace('_', ' ')})")
             running = self.runner.tasks.get(request.id)
             if running is None or running.asker_fp != fp:
                 raise TaskError(f"no task {request.id} of yours runs on {self.node.settings.name}")

@@ -200,7 +200,11 @@ class Asker:
                     end = result
                     break
                 lost = f"{decision.name} went away mid-task"
-                if not spec.idempotent or self.asked[spec.id].cancelled:
+                if self.asked[spec.id].cancelled:
+                    # The runner could not be told, so its stream was closed: the task ends there when it notices.
+                    end = tpb.TaskExit(exit_code=143, state="cancelled", error="cancelled", ended_at=time.time())
+                    break
+                if not spec.idempotent:
                     end = tpb.TaskExit(exit_code=LOST_EXIT, state="lost", error=f"{lost}; its outcome is unknown",
                                        ended_at=time.time())  # fmt: skip
                     break
@@ -215,6 +219,10 @@ class Asker:
                 spec.decided_by, spec.reason = decision.decided_by, decision.reason
                 self.asked[spec.id].runner_id, self.asked[spec.id].runner_name = decision.node_id, decision.name
                 self.store.set_runner(spec.id, decision.name, decision.decided_by, decision.reason)
+                self.node.bus.publish(
+                    TaskStarted(spec.id, summary.text, decision.name, spec.asker_name, decision.decided_by,
+                                decision.reason)
+                )  # fmt: skip
                 await emit(tpb.TaskChunk(notice=tpb.TaskNotice(text=note)))
                 await emit(tpb.TaskChunk(accepted=_accepted(spec, decision)))
             await emit(tpb.TaskChunk(exit=end))

@@ -65,6 +65,15 @@ def test_run_on_a_peer_from_its_submenu_shows_live_output_and_cancel_ends_it(
             record = app.node.features["tasks"].store.find(task_id)  # type: ignore[attr-defined]
             assert (record.runner, record.state) == ("worker", "cancelled")
 
+            # On this machine, under qasync: the child and its reader threads work on Qt's loop too.
+            console.target.setCurrentIndex(console.target.findData("self"))
+            console.command.setText("echo local $((6 * 7))")
+            QTest.mouseClick(console.run_button, Qt.MouseButton.LeftButton)
+            local_id = await eventually(lambda: console.selected() != task_id and console.selected(), 10, "the task")
+            await eventually(lambda: _cell(console, local_id, 1) == "exited", 10, "the local task to end")
+            assert console.view.toPlainText() == "local 42\n" and _cell(console, local_id, 2) == "0"
+            assert _cell(console, local_id, 3) == "desk"
+
             # A bad command line gets one line in the window, and nothing is started.
             console.target.setCurrentIndex(0)
             console.command.setText("")

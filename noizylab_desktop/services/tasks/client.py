@@ -1,0 +1,72 @@
+"""The tasks service as the command line, the tray's helpers and the Python API see it: streams and one-line errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
+from noizylab_desktop.services.local_client import LocalClient, _error_from
+
+
+def record_dict(record: tpb.TaskRecord) -> dict[str, Any]:
+    """A history row for ``--json``."""
+    return {
+        "id": record.id,
+        "role": record.role,
+        "asker": record.asker,
+        "runner": record.runner,
+        "command": record.command,
+        "decided_by": record.decided_by,
+        "reason": record.reason,
+        "state": record.state,
+        "exit_code": record.exit_code,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "error": record.error,
+        "tail": record.tail.decode("utf-8", "replace"),
+    }
+
+
+class TasksClient:
+    """``TasksClient(local)``: submit, follow, list and cancel tasks through this user's own node."""
+
+    def __init__(self, local: LocalClient) -> None:
+        self.local = local
+        self.stub = tpb_grpc.TasksStub(local.channel)
+        self.call: grpc.aio.UnaryStreamCall | None = None
+
+    async def submit(self, request: tpb.SubmitRequest) -> AsyncIterator[tpb.TaskChunk]:
+        """The task's chunks: accepted, output and notices, then its exit."""
+        self.call = self.stub.Submit(request)
+        try:
+            async for chunk in self.call:
+                yield chunk
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:
+                raise
+            raise _error_from(exc, self.local.where) from exc
+
+    async def submit_batch(self, requests: list[tpb.SubmitRequest]) -> list[tpb.TaskAccepted]:
+        reply = await self.local.call(self.stub.SubmitBatch, tpb.TaskBatch(tasks=requests), timeout=60.0)
+        assert isinstance(reply, tpb.TaskBatchReply)
+        return list(reply.accepted)
+
+    async def cancel(self, ref: str) -> tpb.CancelReply:
+        reply = await self.local.call(self.stub.Cancel, tpb.TaskRef(id=ref))
+        assert isinstance(reply, tpb.CancelReply)
+        return reply
+
+    async def list(self, limit: int = 50) -> list[tpb.TaskRecord]:
+        reply = await self.local.call(self.stub.List, tpb.TaskListRequest(limit=limit))
+        assert isinstance(reply, tpb.TaskList)
+        return list(reply.tasks)
+
+    async def get(self, ref: str) -> tpb.TaskRecord:
+        reply = await self.local.call(self.stub.Get, tpb.TaskRef(id=ref))
+        assert isinstance(reply, tpb.TaskRecord)
+        return reply

@@ -1,0 +1,65 @@
+"""Small wire helpers: task records, needs, and turning a peer's gRPC errors into our one-line errors."""
+
+from __future__ import annotations
+
+import grpc
+
+from noizylab_desktop import errors
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop.errors import NoizyLabError, TaskError, TransportError
+from noizylab_desktop.services.routing.model import Needs
+
+
+def error_from_rpc(exc: grpc.aio.AioRpcError, where: str) -> NoizyLabError:
+    """The NoizyLabError a peer sent (``"ClassName: message"``), or one describing the failure."""
+    details = exc.details() or ""
+    kind, sep, message = details.partition(": ")
+    cls = getattr(errors, kind, None) if sep else None
+    if isinstance(cls, type) and issubclass(cls, NoizyLabError):
+        return cls(message)
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return TransportError(f"{where} does not answer: see `noizylab peers`")
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return TransportError(f"{where} did not answer in time")
+    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+        return TransportError(f"{where} does not accept this node any more: pair them again")
+    return TaskError(f"{where} failed: {details or exc.code().name}")
+
+
+def needs_from(message: tpb.TaskNeeds) -> Needs:
+    return Needs(
+        gpu=message.gpu,
+        min_free_vram_bytes=message.min_free_vram_bytes,
+        min_memory_bytes=message.min_memory_bytes,
+        os=message.os,
+        labels=tuple(message.labels),
+    )
+
+
+def merge(a: Needs, b: Needs) -> Needs:
+    """Both sets of needs at once (a typed job's own and the ones the asker added)."""
+    return Needs(
+        gpu=a.gpu or b.gpu,
+        min_free_vram_bytes=max(a.min_free_vram_bytes, b.min_free_vram_bytes),
+        min_memory_bytes=max(a.min_memory_bytes, b.min_memory_bytes),
+        os=a.os or b.os,
+        labels=tuple(dict.fromkeys((*a.labels, *b.labels))),
+    )
+
+
+class Tail:
+    """The last ``size`` bytes of a task's output, for history."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data = bytearray()
+
+    def add(self, data: bytes) -> None:
+        if self.size <= 0:
+            return
+        self.data += data[-self.size :]
+        if len(self.data) > self.size:
+            del self.data[: len(self.data) - self.size]
+
+    def bytes(self) -> bytes:
+        return bytes(self.data)

@@ -1,0 +1,268 @@
+"""The task console: running and recent tasks, the chosen task's live output, cancel, and a bar to run a command.
+
+It follows the node's task events through the bridge (``TaskStarted``/``TaskOutput``/``TaskFinished``) and starts
+tasks through the tasks feature on the same loop. The tray adds ``Task console…`` and, per peer, ``Run on PEER…``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
+from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.icons import app_icon
+from noizylab_desktop.ui.qt_async import async_slot
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+    from noizylab_desktop.services.tasks.feature import TasksFeature
+
+logger = logging.getLogger(__name__)
+
+AUTO = "Best fit (scheduler)"
+COLUMNS = ("Task", "State", "Exit", "Ran on", "Command")
+KEEP_CHARS = 200_000  # output kept per task in the window; history keeps its own tail
+RECENT = 50
+
+
+class TaskConsole(QWidget):
+    """One window for every task this node asked for or ran."""
+
+    def __init__(self, node: Node, bridge: Bridge) -> None:
+        super().__init__()
+        self.node = node
+        self.setWindowTitle("NOIZYLAB — tasks")
+        self.setWindowIcon(app_icon(False))
+        self.resize(900, 560)
+        self.output: dict[str, str] = {}
+        self.states: dict[str, str] = {}
+
+        self.target = QComboBox()
+        self.command = QLineEdit()
+        self.command.setPlaceholderText("a command line, e.g. nvidia-smi or python train.py")
+        self.run_button = QPushButton("Run")
+        self.run_button.setDefault(True)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Run on"))
+        bar.addWidget(self.target)
+        bar.addWidget(self.command, 1)
+        bar.addWidget(self.run_button)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.view = QPlainTextEdit()
+        self.view.setReadOnly(True)
+        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.cancel_button = QPushButton("Cancel task")
+        self.cancel_button.setEnabled(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.view)
+        footer = QHBoxLayout()
+        footer.addWidget(self.status, 1)
+        footer.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(footer)
+
+        self.run_button.clicked.connect(self.run_command)
+        self.command.returnPressed.connect(self.run_command)
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.table.itemSelectionChanged.connect(self._show_selected)
+        bridge.any_event.connect(self._on_event)
+        self.refresh_targets()
+        self._load_history()
+
+    @property
+    def feature(self) -> TasksFeature:
+        return self.node.features["tasks"]  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ filling in
+
+    def refresh_targets(self, chosen: str = "") -> None:
+        """The choices of where to run: the scheduler, this machine, each online peer."""
+        self.target.clear()
+        self.target.addItem(AUTO, "")
+        self.target.addItem(f"{self.node.settings.name} (this machine)", "self")
+        for state in self.node.registry.peers():
+            if state.online:
+                self.target.addItem(state.peer.name, state.peer.node_id)
+        if chosen:
+            self.target.setCurrentIndex(max(0, self.target.findData(chosen)))
+
+    def _load_history(self) -> None:
+        for record in reversed(self.feature.store.recent(RECENT)):
+            self._add_row(record.id, record.state, record.exit_code, record.runner, record.command)
+            self.output[record.id] = record.tail.decode("utf-8", "replace")
+
+    def _row_of(self, task_id: str) -> int:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == task_id:
+                return row
+        return -1
+
+    def _add_row(self, task_id: str, state: str, exit_code: int, where: str, command: str) -> None:
+        self.table.insertRow(0)
+        first = QTableWidgetItem(task_id[:10])
+        first.setData(Qt.ItemDataRole.UserRole, task_id)
+        self.table.setItem(0, 0, first)
+        for column, text in enumerate((state, "" if state == "running" else str(exit_code), where, command), 1):
+            self.table.setItem(0, column, QTableWidgetItem(text))
+        self.states[task_id] = state
+        while self.table.rowCount() > RECENT * 2:
+            self.table.removeRow(self.table.rowCount() - 1)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, TaskStarted):
+            if self._row_of(event.task_id) < 0:
+                self._add_row(event.task_id, "running", 0, event.where, event.command)
+                self.output.setdefault(event.task_id, "")
+            else:  # re-routed: the same task on another node
+                self.table.item(self._row_of(event.task_id), 3).setText(event.where)  # type: ignore[union-attr]
+        elif isinstance(event, TaskOutput):
+            text = self.output.get(event.task_id, "") + event.text
+            self.output[event.task_id] = text[-KEEP_CHARS:]
+            if self.selected() == event.task_id:
+                self.view.moveCursor(self.view.textCursor().MoveOperation.End)
+                self.view.insertPlainText(event.text)
+        elif isinstance(event, TaskFinished):
+            row = self._row_of(event.task_id)
+            self.states[event.task_id] = event.state
+            if row >= 0:
+                self.table.item(row, 1).setText(event.state)  # type: ignore[union-attr]
+                self.table.item(row, 2).setText(str(event.exit_code))  # type: ignore[union-attr]
+            if event.error and event.state != "cancelled":
+                self.status.setText(f"Task {event.task_id[:10]}: {event.error}")
+            self._show_selected()
+
+    # ------------------------------------------------------------------ actions
+
+    def selected(self) -> str:
+        """The ID of the chosen task, or ""."""
+        rows = self.table.selectionModel().selectedRows()
+        item = self.table.item(rows[0].row(), 0) if rows else None
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else ""
+
+    def select(self, task_id: str) -> None:
+        row = self._row_of(task_id)
+        if row >= 0:
+            self.table.selectRow(row)
+
+    def _show_selected(self) -> None:
+        task_id = self.selected()
+        self.view.setPlainText(self.output.get(task_id, ""))
+        self.view.moveCursor(self.view.textCursor().MoveOperation.End)
+        self.cancel_button.setEnabled(self.states.get(task_id) == "running")
+
+    @async_slot()
+    async def run_command(self) -> None:
+        """Start the command line where the bar says, and show its output as it comes."""
+        line = self.command.text().strip()
+        if not line:
+            self.status.setText("Type a command to run first.")
+            return
+        request = tpb.SubmitRequest(spec=tpb.TaskSpec(shell=line), on=str(self.target.currentData() or ""))
+        self.run_button.setEnabled(False)
+        try:
+            accepted = await self.feature.asker.accept(request)
+        except NoizyLabError as exc:
+            self.status.setText(exc.message[:1].upper() + exc.message[1:])
+            return
+        finally:
+            self.run_button.setEnabled(True)
+        self.feature.asker.submit_in_background(request, accepted)
+        spec, _, _, decision = accepted
+        self.status.setText(f"Task {spec.id[:10]} runs on {decision.name} ({decision.decided_by}: {decision.reason})")
+        self.select(spec.id)
+
+    @async_slot()
+    async def cancel_selected(self) -> None:
+        """Cancel the chosen task wherever it runs."""
+        task_id = self.selected()
+        if not task_id:
+            return
+        self.cancel_button.setEnabled(False)
+        try:
+            if task_id in self.feature.asker.asked:
+                where = await self.feature.asker.cancel(task_id)
+            elif self.feature.runner.cancel(task_id):
+                where = self.node.settings.name
+            else:
+                self.status.setText(f"Task {task_id[:10]} is not running any more.")
+                return
+        except NoizyLabError as exc:
+            self.status.setText(exc.message)
+            return
+        self.status.setText(f"Cancelling task {task_id[:10]} on {where}…")
+
+    def show_for(self, peer_id: str = "") -> None:
+        """Bring the window up, with ``peer_id`` (if given) chosen in the Run bar."""
+        self.refresh_targets(peer_id)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        self.command.setFocus()
+
+
+class TasksTray:
+    """``Task console…`` in the menu and ``Run on PEER…`` in each online peer's submenu."""
+
+    def __init__(self, node: Node, bridge: Bridge) -> None:
+        self.node = node
+        self.bridge = bridge
+        self.console: TaskConsole | None = None
+
+    def open_console(self, peer_id: str = "") -> TaskConsole:
+        if self.console is None:
+            self.console = TaskConsole(self.node, self.bridge)
+        self.console.show_for(peer_id)
+        return self.console
+
+    def add_actions(self, menu: QMenu) -> None:
+        feature = self.node.features.get("tasks")
+        running = len(feature.asker.asked) if feature is not None else 0  # type: ignore[attr-defined]
+        label = f"Task console… ({running} running)" if running else "Task console…"
+        menu.addAction(label).triggered.connect(lambda: self.open_console())
+
+    def add_peer_actions(self, menu: QMenu, peer: PeerState) -> None:
+        action = menu.addAction(f"Run on {peer.peer.name}…")
+        action.setEnabled(peer.online)
+        action.triggered.connect(lambda _=False, peer_id=peer.peer.node_id: self.open_console(peer_id))
+
+    def close(self) -> None:
+        if self.console is not None:
+            self.console.close()
+            self.console.deleteLater()
+            self.console = None

@@ -1,0 +1,144 @@
+"""Sampling this machine through psutil: CPU per core, load, memory, swap, disks, network, top processes.
+
+A ``SystemSampler`` keeps what it needs between samples (network counters for rates, the process table for CPU
+shares, the partition list); call ``sample`` from a worker thread, once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
+
+logger = logging.getLogger(__name__)
+
+MAX_DISKS = 16
+MAX_INTERFACES = 16
+PARTITIONS_EVERY_S = 60.0
+# Read-only images (snaps, squashfs) are always 100% full: warning about them would be noise.
+SKIPPED_FSTYPES = {"squashfs", "iso9660", "tmpfs", "devtmpfs", "overlay"}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A mounted filesystem worth watching."""
+
+    device: str
+    mountpoint: str
+    fstype: str
+
+
+def partitions() -> list[Partition]:
+    """Real filesystems, one per device (bind mounts of the same device left out), root first."""
+    chosen: dict[str, Partition] = {}
+    for part in sorted(psutil.disk_partitions(all=False), key=lambda p: len(p.mountpoint)):
+        if part.fstype in SKIPPED_FSTYPES or part.device in chosen:
+            continue
+        chosen[part.device] = Partition(part.device, part.mountpoint, part.fstype)
+    found = list(chosen.values())
+    root = os.path.abspath(os.sep)
+    if not any(p.mountpoint == root for p in found):
+        # In a container the root is an overlay, which psutil counts as virtual; it still fills up.
+        found.insert(0, Partition("rootfs", root, "rootfs"))
+    return found[:MAX_DISKS]
+
+
+class SystemSampler:
+    """One sample of this machine per call; rates are computed against the previous call."""
+
+    def __init__(self, process_interval_s: float = 10.0, top: int = 5) -> None:
+        self.process_interval_s = process_interval_s
+        self.top = top
+        self._net: dict[str, tuple[float, float]] = {}
+        self._net_at = 0.0
+        self._parts: list[Partition] = []
+        self._parts_at = -PARTITIONS_EVERY_S
+        self._top: list[mpb.ProcessUsage] = []
+        self._top_at = -process_interval_s
+        self._ncpu = psutil.cpu_count() or 1
+        # cpu_percent(None) measures since the previous call; prime it so the first sample is real.
+        psutil.cpu_percent(percpu=True)
+
+    def sample(self, into: mpb.NodeMetrics) -> None:
+        """Fill the system part of ``into``."""
+        now = time.monotonic()
+        cores = psutil.cpu_percent(percpu=True)
+        into.cpu_core_ratio.extend(c / 100 for c in cores)
+        into.cpu_ratio = sum(cores) / (100 * len(cores)) if cores else 0.0
+        into.cpu_count = len(cores) or self._ncpu
+        if hasattr(os, "getloadavg"):
+            into.load1, into.load5, into.load15 = os.getloadavg()
+        memory = psutil.virtual_memory()
+        into.memory_total_bytes = memory.total
+        into.memory_available_bytes = memory.available
+        into.memory_used_bytes = memory.total - memory.available
+        swap = psutil.swap_memory()
+        into.swap_total_bytes = swap.total
+        into.swap_used_bytes = swap.used
+        self._disks(into, now)
+        self._network(into, now)
+        if self.top and now - self._top_at >= self.process_interval_s:
+            self._top_at = now
+            self._top = self._processes()
+        into.top_processes.extend(self._top)
+
+    def _disks(self, into: mpb.NodeMetrics, now: float) -> None:
+        if now - self._parts_at >= PARTITIONS_EVERY_S:
+            self._parts_at = now
+            self._parts = partitions()
+        for part in self._parts:
+            try:
+                usage = psutil.disk_usage(part.mountpoint)
+            except OSError:  # unmounted since the list was read, or not readable by this user
+                continue
+            into.disks.add(
+                mountpoint=part.mountpoint,
+                device=part.device,
+                fstype=part.fstype,
+                size_bytes=usage.total,
+                used_bytes=usage.used,
+                free_bytes=usage.free,
+            )
+
+    def _network(self, into: mpb.NodeMetrics, now: float) -> None:
+        counters = psutil.net_io_counters(pernic=True)
+        elapsed = now - self._net_at if self._net_at else 0.0
+        current: dict[str, tuple[float, float]] = {}
+        for device, io in sorted(counters.items())[:MAX_INTERFACES]:
+            rx, tx = float(io.bytes_recv), float(io.bytes_sent)
+            current[device] = (rx, tx)
+            before = self._net.get(device)
+            rx_rate = tx_rate = 0.0
+            if before is not None and elapsed > 0:
+                rx_rate = max(0.0, rx - before[0]) / elapsed
+                tx_rate = max(0.0, tx - before[1]) / elapsed
+            into.network.add(
+                device=device,
+                receive_bytes_total=rx,
+                transmit_bytes_total=tx,
+                receive_bytes_per_second=rx_rate,
+                transmit_bytes_per_second=tx_rate,
+            )
+        self._net, self._net_at = current, now
+
+    def _processes(self) -> list[mpb.ProcessUsage]:
+        """The busiest processes since the previous walk (psutil keeps the Process objects between walks)."""
+        rows: list[mpb.ProcessUsage] = []
+        for proc in psutil.process_iter(["name", "cpu_percent", "memory_info"]):
+            info = proc.info
+            memory = info.get("memory_info")
+            rows.append(
+                mpb.ProcessUsage(
+                    pid=proc.pid,
+                    name=info.get("name") or "?",
+                    cpu_ratio=(info.get("cpu_percent") or 0.0) / 100,
+                    memory_rss_bytes=float(memory.rss) if memory is not None else 0.0,
+                )
+            )
+        rows.sort(key=lambda r: (r.cpu_ratio, r.memory_rss_bytes), reverse=True)
+        return rows[: self.top]

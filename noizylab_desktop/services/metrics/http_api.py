@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import CollectorRegistry
 
 from noizylab_desktop.errors import ConfigError
@@ -25,6 +26,8 @@ from noizylab_desktop.services.metrics.tokens import TokenStore, Verdict
 
 logger = logging.getLogger(__name__)
 
+# The classic text format: every Prometheus (2.x and 3.x) and promtool read it; the body is the same either way.
+PROMETHEUS_TEXT = CONTENT_TYPE_PLAIN_0_0_4
 Query = Mapping[str, list[str]]
 JsonRoute = Callable[[Query], Any]
 
@@ -56,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         if path == "/metrics":
             if routes.public_metrics or self._authorised(routes.tokens):
-                self._send(HTTPStatus.OK, generate_latest(routes.registry), CONTENT_TYPE_LATEST)
+                self._send(HTTPStatus.OK, generate_latest(routes.registry), PROMETHEUS_TEXT)
             return
         if path.startswith("/api/v1/"):
             route = routes.api.get(path.removeprefix("/api/v1/"))

@@ -13,7 +13,6 @@ from noizylab_desktop.errors import ConfigError
 class MetricsSettings:
     """How often to sample, when to warn, and whether ``/metrics`` needs a token."""
 
-    enabled: bool = True
     interval_s: float = 1.0
     # Walking every process costs far more than the rest of a sample; the top list changes slowly anyway.
     process_interval_s: float = 10.0

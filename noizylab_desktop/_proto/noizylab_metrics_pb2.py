@@ -25,35 +25,43 @@ _sym_db = _symbol_database.Default()
 from noizylab_desktop._proto import noizylab_grid_pb2 as noizylab__grid__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16noizylab_metrics.proto\x12\x10noizylab.grid.v1\x1a\x13noizylab_grid.proto\"{\n\tDiskUsage\x12\x12\n\nmountpoint\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x0e\n\x06\x66stype\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x01\x12\x12\n\nused_bytes\x18\x05 \x01(\x01\x12\x12\n\nfree_bytes\x18\x06 \x01(\x01\"\x9e\x01\n\x0cNetInterface\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x1b\n\x13receive_bytes_total\x18\x02 \x01(\x01\x12\x1c\n\x14transmit_bytes_total\x18\x03 \x01(\x01\x12 \n\x18receive_bytes_per_second\x18\x04 \x01(\x01\x12!\n\x19transmit_bytes_per_second\x18\x05 \x01(\x01\"V\n\x0cProcessUsage\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcpu_ratio\x18\x03 \x01(\x01\x12\x18\n\x10memory_rss_bytes\x18\x04 \x01(\x01\"\xff\x01\n\x08GpuUsage\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04uuid\x18\x03 \x01(\t\x12\x19\n\x11utilization_ratio\x18\x04 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x05 \x01(\x01\x12\x1a\n\x12memory_total_bytes\x18\x06 \x01(\x01\x12\x1b\n\x13temperature_celsius\x18\x07 \x01(\x01\x12\x13\n\x0bpower_watts\x18\x08 \x01(\x01\x12!\n\x19\x65ncoder_utilization_ratio\x18\t \x01(\x01\x12!\n\x19\x64\x65\x63oder_utilization_ratio\x18\n \x01(\x01\",\n\x06\x42ucket\x12\x13\n\x0bupper_bound\x18\x01 \x01(\x01\x12\r\n\x05\x63ount\x18\x02 \x01(\x01\"\xea\x01\n\x0b\x46igureValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).noizylab.grid.v1.FigureValue.LabelsEntry\x12\r\n\x05value\x18\x05 \x01(\x01\x12)\n\x07\x62uckets\x18\x06 \x03(\x0b\x32\x18.noizylab.grid.v1.Bucket\x12\r\n\x05\x63ount\x18\x07 \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc1\x04\n\x0bNodeMetrics\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x61t_unix_seconds\x18\x03 \x01(\x01\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x12\x11\n\tcpu_ratio\x18\x05 \x01(\x01\x12\x16\n\x0e\x63pu_core_ratio\x18\x06 \x03(\x01\x12\r\n\x05load1\x18\x07 \x01(\x01\x12\r\n\x05load5\x18\x08 \x01(\x01\x12\x0e\n\x06load15\x18\t \x01(\x01\x12\x1a\n\x12memory_total_bytes\x18\n \x01(\x01\x12\x1e\n\x16memory_available_bytes\x18\x0b \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x0c \x01(\x01\x12\x18\n\x10swap_total_bytes\x18\r \x01(\x01\x12\x17\n\x0fswap_used_bytes\x18\x0e \x01(\x01\x12*\n\x05\x64isks\x18\x0f \x03(\x0b\x32\x1b.noizylab.grid.v1.DiskUsage\x12/\n\x07network\x18\x10 \x03(\x0b\x32\x1e.noizylab.grid.v1.NetInterface\x12\x35\n\rtop_processes\x18\x11 \x03(\x0b\x32\x1e.noizylab.grid.v1.ProcessUsage\x12(\n\x04gpus\x18\x12 \x03(\x0b\x32\x1a.noizylab.grid.v1.GpuUsage\x12.\n\x07\x66igures\x18\x13 \x03(\x0b\x32\x1d.noizylab.grid.v1.FigureValue\x12\x11\n\tcpu_count\x18\x14 \x01(\r\"\x99\x01\n\x0b\x43lusterNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x0c\n\x04self\x18\x04 \x01(\x08\x12\x13\n\x0brtt_seconds\x18\x05 \x01(\x01\x12.\n\x07metrics\x18\x06 \x01(\x0b\x32\x1d.noizylab.grid.v1.NodeMetrics\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"<\n\x0c\x43lusterReply\x12,\n\x05nodes\x18\x01 \x03(\x0b\x32\x1d.noizylab.grid.v1.ClusterNode2\x91\x01\n\x07Metrics\x12\x42\n\x08Snapshot\x12\x17.noizylab.grid.v1.Empty\x1a\x1d.noizylab.grid.v1.NodeMetrics\x12\x42\n\x07\x43luster\x12\x17.noizylab.grid.v1.Empty\x1a\x1e.noizylab.grid.v1.ClusterReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16noizylab_metrics.proto\x12\x10noizylab.grid.v1\x1a\x13noizylab_grid.proto\"{\n\tDiskUsage\x12\x12\n\nmountpoint\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x0e\n\x06\x66stype\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x01\x12\x12\n\nused_bytes\x18\x05 \x01(\x01\x12\x12\n\nfree_bytes\x18\x06 \x01(\x01\"\x99\x01\n\nCpuSeconds\x12\x0b\n\x03\x63pu\x18\x01 \x01(\r\x12H\n\x0fseconds_by_mode\x18\x02 \x03(\x0b\x32/.noizylab.grid.v1.CpuSeconds.SecondsByModeEntry\x1a\x34\n\x12SecondsByModeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"z\n\x06\x44iskIo\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x18\n\x10read_bytes_total\x18\x02 \x01(\x01\x12\x1b\n\x13written_bytes_total\x18\x03 \x01(\x01\x12\x13\n\x0breads_total\x18\x04 \x01(\x01\x12\x14\n\x0cwrites_total\x18\x05 \x01(\x01\"\x9e\x01\n\x0cNetInterface\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x1b\n\x13receive_bytes_total\x18\x02 \x01(\x01\x12\x1c\n\x14transmit_bytes_total\x18\x03 \x01(\x01\x12 \n\x18receive_bytes_per_second\x18\x04 \x01(\x01\x12!\n\x19transmit_bytes_per_second\x18\x05 \x01(\x01\"V\n\x0cProcessUsage\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcpu_ratio\x18\x03 \x01(\x01\x12\x18\n\x10memory_rss_bytes\x18\x04 \x01(\x01\"\xff\x01\n\x08GpuUsage\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04uuid\x18\x03 \x01(\t\x12\x19\n\x11utilization_ratio\x18\x04 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x05 \x01(\x01\x12\x1a\n\x12memory_total_bytes\x18\x06 \x01(\x01\x12\x1b\n\x13temperature_celsius\x18\x07 \x01(\x01\x12\x13\n\x0bpower_watts\x18\x08 \x01(\x01\x12!\n\x19\x65ncoder_utilization_ratio\x18\t \x01(\x01\x12!\n\x19\x64\x65\x63oder_utilization_ratio\x18\n \x01(\x01\",\n\x06\x42ucket\x12\x13\n\x0bupper_bound\x18\x01 \x01(\x01\x12\r\n\x05\x63ount\x18\x02 \x01(\x01\"\xea\x01\n\x0b\x46igureValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x39\n\x06labels\x18\x04 \x03(\x0b\x32).noizylab.grid.v1.FigureValue.LabelsEntry\x12\r\n\x05value\x18\x05 \x01(\x01\x12)\n\x07\x62uckets\x18\x06 \x03(\x0b\x32\x18.noizylab.grid.v1.Bucket\x12\r\n\x05\x63ount\x18\x07 \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9f\x05\n\x0bNodeMetrics\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x61t_unix_seconds\x18\x03 \x01(\x01\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x12\x11\n\tcpu_ratio\x18\x05 \x01(\x01\x12\x16\n\x0e\x63pu_core_ratio\x18\x06 \x03(\x01\x12\r\n\x05load1\x18\x07 \x01(\x01\x12\r\n\x05load5\x18\x08 \x01(\x01\x12\x0e\n\x06load15\x18\t \x01(\x01\x12\x1a\n\x12memory_total_bytes\x18\n \x01(\x01\x12\x1e\n\x16memory_available_bytes\x18\x0b \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x0c \x01(\x01\x12\x18\n\x10swap_total_bytes\x18\r \x01(\x01\x12\x17\n\x0fswap_used_bytes\x18\x0e \x01(\x01\x12*\n\x05\x64isks\x18\x0f \x03(\x0b\x32\x1b.noizylab.grid.v1.DiskUsage\x12/\n\x07network\x18\x10 \x03(\x0b\x32\x1e.noizylab.grid.v1.NetInterface\x12\x35\n\rtop_processes\x18\x11 \x03(\x0b\x32\x1e.noizylab.grid.v1.ProcessUsage\x12(\n\x04gpus\x18\x12 \x03(\x0b\x32\x1a.noizylab.grid.v1.GpuUsage\x12.\n\x07\x66igures\x18\x13 \x03(\x0b\x32\x1d.noizylab.grid.v1.FigureValue\x12\x11\n\tcpu_count\x18\x14 \x01(\r\x12\x31\n\x0b\x63pu_seconds\x18\x15 \x03(\x0b\x32\x1c.noizylab.grid.v1.CpuSeconds\x12)\n\x07\x64isk_io\x18\x16 \x03(\x0b\x32\x18.noizylab.grid.v1.DiskIo\"\x99\x01\n\x0b\x43lusterNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x0c\n\x04self\x18\x04 \x01(\x08\x12\x13\n\x0brtt_seconds\x18\x05 \x01(\x01\x12.\n\x07metrics\x18\x06 \x01(\x0b\x32\x1d.noizylab.grid.v1.NodeMetrics\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"<\n\x0c\x43lusterReply\x12,\n\x05nodes\x18\x01 \x03(\x0b\x32\x1d.noizylab.grid.v1.ClusterNode2\x91\x01\n\x07Metrics\x12\x42\n\x08Snapshot\x12\x17.noizylab.grid.v1.Empty\x1a\x1d.noizylab.grid.v1.NodeMetrics\x12\x42\n\x07\x43luster\x12\x17.noizylab.grid.v1.Empty\x1a\x1e.noizylab.grid.v1.ClusterReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'noizylab_metrics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CPUSECONDS_SECONDSBYMODEENTRY']._loaded_options = None
+  _globals['_CPUSECONDS_SECONDSBYMODEENTRY']._serialized_options = b'8\001'
   _globals['_FIGUREVALUE_LABELSENTRY']._loaded_options = None
   _globals['_FIGUREVALUE_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_DISKUSAGE']._serialized_start=65
   _globals['_DISKUSAGE']._serialized_end=188
-  _globals['_NETINTERFACE']._serialized_start=191
-  _globals['_NETINTERFACE']._serialized_end=349
-  _globals['_PROCESSUSAGE']._serialized_start=351
-  _globals['_PROCESSUSAGE']._serialized_end=437
-  _globals['_GPUUSAGE']._serialized_start=440
-  _globals['_GPUUSAGE']._serialized_end=695
-  _globals['_BUCKET']._serialized_start=697
-  _globals['_BUCKET']._serialized_end=741
-  _globals['_FIGUREVALUE']._serialized_start=744
-  _globals['_FIGUREVALUE']._serialized_end=978
-  _globals['_FIGUREVALUE_LABELSENTRY']._serialized_start=933
-  _globals['_FIGUREVALUE_LABELSENTRY']._serialized_end=978
-  _globals['_NODEMETRICS']._serialized_start=981
-  _globals['_NODEMETRICS']._serialized_end=1558
-  _globals['_CLUSTERNODE']._serialized_start=1561
-  _globals['_CLUSTERNODE']._serialized_end=1714
-  _globals['_CLUSTERREPLY']._serialized_start=1716
-  _globals['_CLUSTERREPLY']._serialized_end=1776
-  _globals['_METRICS']._serialized_start=1779
-  _globals['_METRICS']._serialized_end=1924
+  _globals['_CPUSECONDS']._serialized_start=191
+  _globals['_CPUSECONDS']._serialized_end=344
+  _globals['_CPUSECONDS_SECONDSBYMODEENTRY']._serialized_start=292
+  _globals['_CPUSECONDS_SECONDSBYMODEENTRY']._serialized_end=344
+  _globals['_DISKIO']._serialized_start=346
+  _globals['_DISKIO']._serialized_end=468
+  _globals['_NETINTERFACE']._serialized_start=471
+  _globals['_NETINTERFACE']._serialized_end=629
+  _globals['_PROCESSUSAGE']._serialized_start=631
+  _globals['_PROCESSUSAGE']._serialized_end=717
+  _globals['_GPUUSAGE']._serialized_start=720
+  _globals['_GPUUSAGE']._serialized_end=975
+  _globals['_BUCKET']._serialized_start=977
+  _globals['_BUCKET']._serialized_end=1021
+  _globals['_FIGUREVALUE']._serialized_start=1024
+  _globals['_FIGUREVALUE']._serialized_end=1258
+  _globals['_FIGUREVALUE_LABELSENTRY']._serialized_start=1213
+  _globals['_FIGUREVALUE_LABELSENTRY']._serialized_end=1258
+  _globals['_NODEMETRICS']._serialized_start=1261
+  _globals['_NODEMETRICS']._serialized_end=1932
+  _globals['_CLUSTERNODE']._serialized_start=1935
+  _globals['_CLUSTERNODE']._serialized_end=2088
+  _globals['_CLUSTERREPLY']._serialized_start=2090
+  _globals['_CLUSTERREPLY']._serialized_end=2150
+  _globals['_METRICS']._serialized_start=2153
+  _globals['_METRICS']._serialized_end=2298
 # @@protoc_insertion_point(module_scope)

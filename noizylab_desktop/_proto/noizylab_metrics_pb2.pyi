@@ -55,6 +55,82 @@ class DiskUsage(_message.Message):
 Global___DiskUsage: _TypeAlias = DiskUsage  # noqa: Y015
 
 @_typing.final
+class CpuSeconds(_message.Message):
+    """Seconds each logical CPU spent in each mode since boot (node_exporter's node_cpu_seconds_total)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SecondsByModeEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CPU_FIELD_NUMBER: _builtins.int
+    SECONDS_BY_MODE_FIELD_NUMBER: _builtins.int
+    cpu: _builtins.int
+    @_builtins.property
+    def seconds_by_mode(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        cpu: _builtins.int = ...,
+        seconds_by_mode: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "seconds_by_mode", b"seconds_by_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CpuSeconds: _TypeAlias = CpuSeconds  # noqa: Y015
+
+@_typing.final
+class DiskIo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    READ_BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    WRITTEN_BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    READS_TOTAL_FIELD_NUMBER: _builtins.int
+    WRITES_TOTAL_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    read_bytes_total: _builtins.float
+    written_bytes_total: _builtins.float
+    reads_total: _builtins.float
+    writes_total: _builtins.float
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        read_bytes_total: _builtins.float = ...,
+        written_bytes_total: _builtins.float = ...,
+        reads_total: _builtins.float = ...,
+        writes_total: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "read_bytes_total", b"read_bytes_total", "reads_total", b"reads_total", "writes_total", b"writes_total", "written_bytes_total", b"written_bytes_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiskIo: _TypeAlias = DiskIo  # noqa: Y015
+
+@_typing.final
 class NetInterface(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -269,6 +345,8 @@ class NodeMetrics(_message.Message):
     GPUS_FIELD_NUMBER: _builtins.int
     FIGURES_FIELD_NUMBER: _builtins.int
     CPU_COUNT_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
+    DISK_IO_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     name: _builtins.str
     at_unix_seconds: _builtins.float
@@ -296,6 +374,10 @@ class NodeMetrics(_message.Message):
     def gpus(self) -> _containers.RepeatedCompositeFieldContainer[Global___GpuUsage]: ...
     @_builtins.property
     def figures(self) -> _containers.RepeatedCompositeFieldContainer[Global___FigureValue]: ...
+    @_builtins.property
+    def cpu_seconds(self) -> _containers.RepeatedCompositeFieldContainer[Global___CpuSeconds]: ...
+    @_builtins.property
+    def disk_io(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiskIo]: ...
     def __init__(
         self,
         *,
@@ -319,10 +401,12 @@ class NodeMetrics(_message.Message):
         gpus: _abc.Iterable[Global___GpuUsage] | None = ...,
         figures: _abc.Iterable[Global___FigureValue] | None = ...,
         cpu_count: _builtins.int = ...,
+        cpu_seconds: _abc.Iterable[Global___CpuSeconds] | None = ...,
+        disk_io: _abc.Iterable[Global___DiskIo] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_unix_seconds", b"at_unix_seconds", "cpu_core_ratio", b"cpu_core_ratio", "cpu_count", b"cpu_count", "cpu_ratio", b"cpu_ratio", "disks", b"disks", "figures", b"figures", "gpus", b"gpus", "load1", b"load1", "load15", b"load15", "load5", b"load5", "memory_available_bytes", b"memory_available_bytes", "memory_total_bytes", b"memory_total_bytes", "memory_used_bytes", b"memory_used_bytes", "name", b"name", "network", b"network", "node_id", b"node_id", "swap_total_bytes", b"swap_total_bytes", "swap_used_bytes", b"swap_used_bytes", "top_processes", b"top_processes", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_unix_seconds", b"at_unix_seconds", "cpu_core_ratio", b"cpu_core_ratio", "cpu_count", b"cpu_count", "cpu_ratio", b"cpu_ratio", "cpu_seconds", b"cpu_seconds", "disk_io", b"disk_io", "disks", b"disks", "figures", b"figures", "gpus", b"gpus", "load1", b"load1", "load15", b"load15", "load5", b"load5", "memory_available_bytes", b"memory_available_bytes", "memory_total_bytes", b"memory_total_bytes", "memory_used_bytes", b"memory_used_bytes", "name", b"name", "network", b"network", "node_id", b"node_id", "swap_total_bytes", b"swap_total_bytes", "swap_used_bytes", b"swap_used_bytes", "top_processes", b"top_processes", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -69,6 +69,8 @@ def test_a_live_nodes_metrics_pass_promtool_and_include_rpc_figures(
         "noizylab_memory_total_bytes ",
         "noizylab_filesystem_free_bytes{",
         "noizylab_network_receive_bytes_total{",
+        'noizylab_cpu_seconds_total{cpu="0",mode="idle"}',
+        "noizylab_disk_read_bytes_total{",
         'noizylab_rpc_server_handling_seconds_bucket{le="+Inf",method="/noizylab.grid.v1.Control/Status"}',
         'noizylab_rpc_server_handled_total{code="OK",method="/noizylab.grid.v1.Control/Status"}',
     ):
@@ -142,6 +144,10 @@ def test_figures_agree_with_psutil(make_node: Callable[[str], NodeProcess]) -> N
     assert set(devices) == set(psutil.net_io_counters(pernic=True))
     assert before <= devices["lo"]["receive_bytes_total"] <= after
     assert abs(fresh["load1"] - os.getloadavg()[0]) < 2.0
+    idle_now = psutil.cpu_times(percpu=True)[0].idle
+    assert 0 < fresh["cpu_seconds"][0]["seconds_by_mode"]["idle"] <= idle_now
+    disks_io = {d["device"] for d in fresh["disk_io"]}
+    assert disks_io and disks_io <= set(psutil.disk_io_counters(perdisk=True))
     top = fresh["top_processes"]
     assert 1 <= len(top) <= 5 and all(p["name"] and p["memory_rss_bytes"] > 0 for p in top)
     assert [p["cpu_ratio"] for p in top] == sorted((p["cpu_ratio"] for p in top), reverse=True)

@@ -70,6 +70,13 @@ def system_families(s: Scrape) -> Iterator[Metric]:
     for index, ratio in enumerate(m.cpu_core_ratio):
         cores.add_metric([str(index)], ratio)
     yield cores
+    seconds = CounterMetricFamily(
+        "noizylab_cpu_seconds", "Seconds each CPU spent in each mode.", labels=["cpu", "mode"]
+    )
+    for cpu in m.cpu_seconds:
+        for mode, value in sorted(cpu.seconds_by_mode.items()):
+            seconds.add_metric([str(cpu.cpu), mode], value)
+    yield seconds
     for period, value in (("1", m.load1), ("5", m.load5), ("15", m.load15)):
         yield _gauge(f"noizylab_load{period}", f"{period}-minute load average.", value)
     yield _gauge("noizylab_memory_total_bytes", "Physical memory.", m.memory_total_bytes)
@@ -84,6 +91,21 @@ def system_families(s: Scrape) -> Iterator[Metric]:
         free.add_metric([disk.device, disk.mountpoint, disk.fstype], disk.free_bytes)
     yield size
     yield free
+    io_families = [
+        CounterMetricFamily(f"noizylab_disk_{what}", help, labels=["device"])
+        for what, help in (
+            ("read_bytes", "Bytes read from the disk."),
+            ("written_bytes", "Bytes written to the disk."),
+            ("reads_completed", "Reads completed."),
+            ("writes_completed", "Writes completed."),
+        )
+    ]
+    for io in m.disk_io:
+        for family, value in zip(
+            io_families, (io.read_bytes_total, io.written_bytes_total, io.reads_total, io.writes_total), strict=True
+        ):
+            family.add_metric([io.device], value)
+    yield from io_families
     rx = CounterMetricFamily("noizylab_network_receive_bytes", "Bytes received.", labels=["device"])
     tx = CounterMetricFamily("noizylab_network_transmit_bytes", "Bytes sent.", labels=["device"])
     for net in m.network:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psutil
@@ -71,6 +72,10 @@ class SystemSampler:
         into.cpu_core_ratio.extend(c / 100 for c in cores)
         into.cpu_ratio = sum(cores) / (100 * len(cores)) if cores else 0.0
         into.cpu_count = len(cores) or self._ncpu
+        for index, times in enumerate(psutil.cpu_times(percpu=True)):
+            # Linux counts guest time inside user time already; node_exporter leaves it out of the modes too.
+            modes = {k: v for k, v in times._asdict().items() if not k.startswith("guest")}
+            into.cpu_seconds.add(cpu=index, seconds_by_mode=modes)
         if hasattr(os, "getloadavg"):
             into.load1, into.load5, into.load15 = os.getloadavg()
         memory = psutil.virtual_memory()
@@ -81,6 +86,7 @@ class SystemSampler:
         into.swap_total_bytes = swap.total
         into.swap_used_bytes = swap.used
         self._disks(into, now)
+        self._disk_io(into)
         self._network(into, now)
         if self.top and now - self._top_at >= self.process_interval_s:
             self._top_at = now
@@ -103,6 +109,19 @@ class SystemSampler:
                 size_bytes=usage.total,
                 used_bytes=usage.used,
                 free_bytes=usage.free,
+            )
+
+    def _disk_io(self, into: mpb.NodeMetrics) -> None:
+        counters = psutil.disk_io_counters(perdisk=True, nowrap=True) or {}
+        # Whole disks only: partitions and device-mapper layers would count the same bytes twice or thrice.
+        wanted = {device: io for device, io in counters.items() if not _is_partition(device, counters)}
+        for device, io in sorted(wanted.items())[:MAX_DISKS]:
+            into.disk_io.add(
+                device=device,
+                read_bytes_total=io.read_bytes,
+                written_bytes_total=io.write_bytes,
+                reads_total=io.read_count,
+                writes_total=io.write_count,
             )
 
     def _network(self, into: mpb.NodeMetrics, now: float) -> None:
@@ -142,3 +161,11 @@ class SystemSampler:
             )
         rows.sort(key=lambda r: (r.cpu_ratio, r.memory_rss_bytes), reverse=True)
         return rows[: self.top]
+
+
+def _is_partition(device: str, all_devices: Mapping[str, object]) -> bool:
+    """``sda1`` when ``sda`` is there, ``nvme0n1p2`` when ``nvme0n1`` is; loop and ram devices count as noise too."""
+    if device.startswith(("loop", "ram", "zram")):
+        return True
+    stem = device.rstrip("0123456789")
+    return stem != device and (stem in all_devices or (stem.endswith("p") and stem[:-1] in all_devices))

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QListWidget, QMenu, QSystemTr
 
 from noizylab_desktop.services.events import Event
 from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
-from noizylab_desktop.services.metrics.view import health, summary
+from noizylab_desktop.services.metrics.view import alerts, health, summary
 from noizylab_desktop.services.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.icons import app_icon
@@ -87,6 +87,7 @@ class MetricsTray:
         self.icon: QSystemTrayIcon | None = None
         self._retooltip: Callable[[], None] = lambda: None
         self._last_line = ""
+        self._primed = False
         bridge.any_event.connect(self._on_event)
 
     # ---------------------------------------------------------------- TrayExtension
@@ -130,6 +131,12 @@ class MetricsTray:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, MetricsUpdated):
+            if not self._primed and self.feature is not None:
+                # Alerts raised during the node's start came before this tray existed: tell them once now.
+                self._primed = True
+                for alert in alerts(self.feature.cluster(), self.feature.settings):
+                    if alert.what != "down":
+                        self._notify(alert.message)
             line = self.tooltip_line()
             if line != self._last_line:
                 self._last_line = line
@@ -137,9 +144,14 @@ class MetricsTray:
             if self.dashboard is not None and self.dashboard.isVisible():
                 self.dashboard.refresh()
         elif isinstance(event, MetricsAlert):
-            if self.dashboard is None and self.feature is not None:
-                self.dashboard = Dashboard(self.feature)  # keeps the alert list even before it is first opened
-            if self.dashboard is not None:
-                self.dashboard.add_alert(event.message)
-            if self.icon is not None and self.icon.isVisible():
-                self.icon.showMessage("NOIZYLAB", event.message, QSystemTrayIcon.MessageIcon.Warning, 10_000)
+            self._primed = True  # the sampler is running with this tray listening: its alerts arrive as events
+            self._notify(event.message)
+
+    def _notify(self, message: str) -> None:
+        """A tray notification, and a row in the dashboard's recent alerts."""
+        if self.dashboard is None and self.feature is not None:
+            self.dashboard = Dashboard(self.feature)  # keeps the alert list even before it is first opened
+        if self.dashboard is not None:
+            self.dashboard.add_alert(message)
+        if self.icon is not None and self.icon.isVisible():
+            self.icon.showMessage("NOIZYLAB", message, QSystemTrayIcon.MessageIcon.Warning, 10_000)

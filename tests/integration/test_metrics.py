@@ -119,6 +119,9 @@ def test_token_mistakes_get_one_line_errors(make_node: Callable[[str], NodeProce
         "noizylab: error: no active token has the ID or name 'nope': see `noizylab token list`"
     )
     assert [t["name"] for t in node.json("token", "list")] == ["ci"], "a failed command lost or added nothing"
+    not_running = node.cli("metrics", check=False)
+    assert not_running.returncode == 1
+    assert not_running.stderr.startswith("noizylab: error: no node ") and "noizylab start" in not_running.stderr
 
 
 def test_figures_agree_with_psutil(make_node: Callable[[str], NodeProcess]) -> None:

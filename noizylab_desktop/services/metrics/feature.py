@@ -69,6 +69,8 @@ class MetricsFeature:
         self._cluster = mpb.ClusterReply()
         self._scrape: Scrape | None = None
         self._raised: set[str] = set()
+        self._was_up: set[str] = set()
+        self._broken: set[str] = set()
         self._http: HttpApi | None = None
         self._system: SystemSampler | None = None
         self._gpu: GpuSampler | None = None
@@ -135,7 +137,7 @@ class MetricsFeature:
         assert self._system is not None and self._gpu is not None and self._puller is not None
         began = time.perf_counter()
         own = await asyncio.to_thread(self._sample)
-        figures = self.node.figures()
+        figures = self._figures()
         own.figures.extend(figure_to_wire(f) for f in figures)
         own.uptime_seconds = self.node.uptime_s()
         self.collect_seconds = time.perf_counter() - began
@@ -153,6 +155,18 @@ class MetricsFeature:
         self.node.bus.publish(MetricsUpdated())
         self._ticked.set()
 
+    def _figures(self) -> list[Figure]:
+        """Every feature's figures; one feature failing leaves the others' (and the sampling) going."""
+        found: list[Figure] = []
+        for feature in self.node.features.values():
+            try:
+                found.extend(feature.figures())
+            except Exception:
+                if feature.name not in self._broken:
+                    self._broken.add(feature.name)
+                    logger.exception("feature %s could not report its figures", feature.name)
+        return found
+
     def _sample(self) -> mpb.NodeMetrics:
         assert self._system is not None and self._gpu is not None
         own = mpb.NodeMetrics(
@@ -163,7 +177,11 @@ class MetricsFeature:
         return own
 
     def _raise_alerts(self, cluster: mpb.ClusterReply) -> None:
-        current = {a.key: a for a in alerts(cluster, self.settings)}
+        # "Down" is news only for a node this one has seen up: peers not yet reached after a start are not alerts.
+        current = {a.key: a for a in alerts(cluster, self.settings) if a.what != "down" or a.node_id in self._was_up}
+        self._was_up = {n.id for n in cluster.nodes if n.online} | {
+            n.id for n in cluster.nodes if f"{n.id}/down" in current
+        }
         for key in current.keys() - self._raised:
             alert = current[key]
             logger.warning("%s", alert.message)

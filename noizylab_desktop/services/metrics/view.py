@@ -24,6 +24,7 @@ class Alert:
     """Something a person should hear about once, when it starts: a node down, a disk nearly full, a GPU hot."""
 
     key: str  # node id + what, to tell a new alert from one already raised
+    node_id: str
     node: str
     what: Literal["down", "disk", "gpu"]
     message: str
@@ -49,7 +50,7 @@ def alerts(cluster: mpb.ClusterReply, settings: MetricsSettings) -> list[Alert]:
     found: list[Alert] = []
     for node in cluster.nodes:
         if not node.online:
-            found.append(Alert(f"{node.id}/down", node.name, "down", f"{node.name} is down"))
+            found.append(Alert(f"{node.id}/down", node.id, node.name, "down", f"{node.name} is down"))
             continue
         if not node.HasField("metrics"):
             continue
@@ -58,6 +59,7 @@ def alerts(cluster: mpb.ClusterReply, settings: MetricsSettings) -> list[Alert]:
                 found.append(
                     Alert(
                         f"{node.id}/disk/{disk.mountpoint}",
+                        node.id,
                         node.name,
                         "disk",
                         f"{node.name}: disk {disk.mountpoint} is {disk.used_bytes / disk.size_bytes:.0%} full "
@@ -69,6 +71,7 @@ def alerts(cluster: mpb.ClusterReply, settings: MetricsSettings) -> list[Alert]:
                 found.append(
                     Alert(
                         f"{node.id}/gpu/{gpu.index}",
+                        node.id,
                         node.name,
                         "gpu",
                         f"{node.name}: GPU {gpu.index} is running hot at {gpu.temperature_celsius:.0f} °C",

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import time
+from contextlib import closing
 from typing import Any
 
 from noizylab_desktop.config import Paths, Settings
@@ -43,7 +44,8 @@ def _when(at: float | None) -> str:
 
 
 def _create(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    info, token = _store(paths).create(args.name)
+    with closing(_store(paths)) as store:
+        info, token = store.create(args.name)
     if args.json:
         print(json.dumps({"id": info.id, "name": info.name, "token": token}))
     else:
@@ -53,7 +55,8 @@ def _create(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    tokens = _store(paths).list()
+    with closing(_store(paths)) as store:
+        tokens = store.list()
     if args.json:
         rows = [
             {
@@ -76,7 +79,8 @@ def _list(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 
 def _revoke(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    info = _store(paths).revoke(args.token)
+    with closing(_store(paths)) as store:
+        info = store.revoke(args.token)
     print(f"revoked token {info.name} ({info.id}); requests with it now get 403")
     return 0
 

@@ -63,6 +63,7 @@ def test_tokens_are_checked_by_hash_and_revocation_is_final(tmp_path: Path) -> N
     again, _ = store.create("grafana")  # the name is free again once its token is revoked
     assert [t.name for t in store.list()] == ["grafana", other_info.name, "grafana"]
     assert again.id != info.id
+    store.close()
 
 
 def test_history_keeps_only_the_newest_points_and_skips_repeats() -> None:

@@ -142,3 +142,4 @@ class HttpApi:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+        self._server.routes.tokens.close()

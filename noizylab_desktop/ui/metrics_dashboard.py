@@ -19,11 +19,11 @@ from noizylab_desktop.services.metrics.view import alerts, health, summary
 from noizylab_desktop.services.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.icons import app_icon
-from noizylab_desktop.ui.metrics_cards import CHART_S, NodeCard
 
 if TYPE_CHECKING:
     from noizylab_desktop.node import Node
     from noizylab_desktop.services.metrics.feature import MetricsFeature
+    from noizylab_desktop.ui.metrics_cards import NodeCard
 
 COLUMNS = 3
 MAX_ALERTS = 50
@@ -52,6 +52,9 @@ class Dashboard(QWidget):
 
     def refresh(self) -> None:
         """Redraw from the feature's latest cluster view."""
+        # pyqtgraph (and numpy) load with the first dashboard, not with every tray start.
+        from noizylab_desktop.ui.metrics_cards import CHART_S, NodeCard
+
         cluster = self.feature.cluster()
         self.headline.setText(summary(cluster))
         wanted = [n.id for n in cluster.nodes]

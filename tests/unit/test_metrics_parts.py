@@ -12,7 +12,7 @@ from noizylab_desktop.services.metrics.history import History
 from noizylab_desktop.services.metrics.rpc import BUCKETS, RpcMetrics
 from noizylab_desktop.services.metrics.settings import MetricsSettings
 from noizylab_desktop.services.metrics.tokens import TokenStore, Verdict
-from noizylab_desktop.services.metrics.view import alerts, health, summary
+from noizylab_desktop.services.metrics.view import AlertTracker, alerts, health, summary
 
 GB = 1e9
 
@@ -106,3 +106,19 @@ def test_rpc_histograms_are_cumulative_and_errors_counted_per_method() -> None:
     assert dict(hist.buckets)[0.0005] == 1 and dict(hist.buckets)[0.005] == 2 and dict(hist.buckets)[30.0] == 2
     assert figures[("noizylab_rpc_server_errors_total", (("method", "/svc/Call"),))].value == 1
     assert figures[("noizylab_rpc_server_handled_total", (("code", "OK"), ("method", "/svc/Call")))].value == 2
+
+
+def test_alerts_are_news_once_and_a_peer_never_reached_is_not_news() -> None:
+    tracker = AlertTracker()
+
+    def tick(beta_up: bool, gamma_disk: float = 0.5) -> list[tuple[str, str]]:
+        cluster = mpb.ClusterReply(nodes=[node("alpha"), node("beta", beta_up), node("gamma", disk_used=gamma_disk)])
+        return [(a.node, a.what) for a in tracker.update(cluster, MetricsSettings())]
+
+    # Just after a start: beta not reached yet (not news), gamma's disk already nearly full (news).
+    assert tick(beta_up=False, gamma_disk=0.95) == [("gamma", "disk")]
+    assert tick(beta_up=True, gamma_disk=0.95) == []
+    assert tick(beta_up=False) == [("beta", "down")]
+    assert tick(beta_up=False) == []
+    assert tick(beta_up=True) == []
+    assert tick(beta_up=False) == [("beta", "down")], "a second outage is news again"

@@ -30,7 +30,7 @@ from noizylab_desktop.services.metrics.rpc import RpcMetrics
 from noizylab_desktop.services.metrics.settings import MetricsSettings
 from noizylab_desktop.services.metrics.system import SystemSampler
 from noizylab_desktop.services.metrics.tokens import TokenStore
-from noizylab_desktop.services.metrics.view import alerts
+from noizylab_desktop.services.metrics.view import AlertTracker
 
 if TYPE_CHECKING:
     from noizylab_desktop.node import Node
@@ -68,8 +68,7 @@ class MetricsFeature:
         self.collect_seconds = 0.0
         self._cluster = mpb.ClusterReply()
         self._scrape: Scrape | None = None
-        self._raised: set[str] = set()
-        self._was_up: set[str] = set()
+        self._alerts = AlertTracker()
         self._broken: set[str] = set()
         self._http: HttpApi | None = None
         self._system: SystemSampler | None = None
@@ -177,16 +176,9 @@ class MetricsFeature:
         return own
 
     def _raise_alerts(self, cluster: mpb.ClusterReply) -> None:
-        # "Down" is news only for a node this one has seen up: peers not yet reached after a start are not alerts.
-        current = {a.key: a for a in alerts(cluster, self.settings) if a.what != "down" or a.node_id in self._was_up}
-        self._was_up = {n.id for n in cluster.nodes if n.online} | {
-            n.id for n in cluster.nodes if f"{n.id}/down" in current
-        }
-        for key in current.keys() - self._raised:
-            alert = current[key]
+        for alert in self._alerts.update(cluster, self.settings):
             logger.warning("%s", alert.message)
             self.node.bus.publish(MetricsAlert(node=alert.node, what=alert.what, message=alert.message))
-        self._raised = set(current)
 
     # ------------------------------------------------------------------ views
 

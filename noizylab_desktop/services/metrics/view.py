@@ -80,6 +80,29 @@ def alerts(cluster: mpb.ClusterReply, settings: MetricsSettings) -> list[Alert]:
     return found
 
 
+class AlertTracker:
+    """Turns each tick's alerts into news: an alert once, when it starts; ``down`` only for a node seen up before.
+
+    Peers are not reached yet just after a start: that is not news, and must not greet the person at every launch.
+    """
+
+    def __init__(self) -> None:
+        self._raised: set[str] = set()
+        self._was_up: set[str] = set()
+
+    def update(self, cluster: mpb.ClusterReply, settings: MetricsSettings) -> list[Alert]:
+        """The alerts that start with this view."""
+        current = {
+            a.key: a
+            for a in alerts(cluster, settings)
+            if a.what != "down" or a.node_id in self._was_up or a.key in self._raised
+        }
+        news = [a for key, a in current.items() if key not in self._raised]
+        self._raised = set(current)
+        self._was_up = {n.id for n in cluster.nodes if n.online}
+        return news
+
+
 def node_line(node: mpb.ClusterNode) -> str:
     """``alpha: CPU 12%, memory 41%, disk 73%, GPU 45% 71 °C`` or ``beta: down``."""
     if not node.online:

@@ -74,7 +74,7 @@ class MetricsFeature:
         self._system: SystemSampler | None = None
         self._gpu: GpuSampler | None = None
         self._puller: PeerPuller | None = None
-        self._ticked = asyncio.Event()
+        self._stopping = False
 
     # ------------------------------------------------------------------ Feature protocol
 
@@ -106,6 +106,8 @@ class MetricsFeature:
         self.node.supervisor.start(self)
 
     async def stop(self) -> None:
+        # The node cancels the sampling task only after every feature stopped: a tick until then must do nothing.
+        self._stopping = True
         if self._http is not None:
             http, self._http = self._http, None
             await asyncio.to_thread(http.close)
@@ -134,8 +136,12 @@ class MetricsFeature:
     async def tick(self) -> None:
         """One sample of this node, a fresh cluster view, alerts, and the next scrape."""
         assert self._system is not None and self._gpu is not None and self._puller is not None
+        if self._stopping:
+            return
         began = time.perf_counter()
         own = await asyncio.to_thread(self._sample)
+        if self._stopping:
+            return
         figures = self._figures()
         own.figures.extend(figure_to_wire(f) for f in figures)
         own.uptime_seconds = self.node.uptime_s()
@@ -152,7 +158,6 @@ class MetricsFeature:
         self._scrape = Scrape(own.node_id, own.name, __version__, own, figures, peers, self.collect_seconds)
         self._raise_alerts(cluster)
         self.node.bus.publish(MetricsUpdated())
-        self._ticked.set()
 
     def _figures(self) -> list[Figure]:
         """Every feature's figures; one feature failing leaves the others' (and the sampling) going."""

@@ -7,8 +7,10 @@ extra async web framework to keep in step with both) and reads only the immutabl
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,6 +124,16 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: ask the resolver
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except OSError:
+            return False
+
+
 class HttpApi:
     """Binds at construction (so a busy port is a clear error at start) and serves in its own thread."""
 
@@ -133,6 +145,8 @@ class HttpApi:
                 f"cannot listen on {host}:{port} for metrics ({exc.strerror}): choose another port with --http-port"
             ) from exc
         self.port = int(self._server.server_address[1])
+        if not _loopback(host):
+            logger.warning("the metrics API on %s:%d is reachable from the network, over plain HTTP", host, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
         self._thread.start()
         logger.info("metrics and JSON API on http://%s:%d", host, self.port)

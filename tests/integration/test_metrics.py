@@ -105,6 +105,23 @@ def test_the_api_needs_a_token_and_refuses_a_revoked_one(make_node: Callable[[st
     assert get(node, "/metrics", token)[0] == 403
 
 
+def test_the_http_port_listens_on_loopback_only_by_default(make_node: Callable[[str], NodeProcess]) -> None:
+    node = make_node("alpha").start()
+    port = node.status()["ports"]["http"]
+    with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT_S):
+        pass
+    outward = [
+        a.address
+        for addresses in psutil.net_if_addrs().values()
+        for a in addresses
+        if a.family == socket.AF_INET and not a.address.startswith("127.")
+    ]
+    if not outward:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((outward[0], port), timeout=HTTP_TIMEOUT_S).close()
+
+
 def test_token_mistakes_get_one_line_errors(make_node: Callable[[str], NodeProcess]) -> None:
     node = make_node("alpha")
     node.cli("token", "create", "--name", "ci")

@@ -122,3 +122,12 @@ def test_alerts_are_news_once_and_a_peer_never_reached_is_not_news() -> None:
     assert tick(beta_up=False) == []
     assert tick(beta_up=True) == []
     assert tick(beta_up=False) == [("beta", "down")], "a second outage is news again"
+
+
+def test_cpu_busy_share_comes_from_two_readings_of_seconds_per_mode() -> None:
+    from noizylab_desktop.services.metrics.system import _busy
+
+    before = {"user": 10.0, "system": 5.0, "idle": 80.0, "iowait": 5.0}
+    after = {"user": 16.0, "system": 7.0, "idle": 90.0, "iowait": 7.0}
+    assert _busy(before, after) == pytest.approx(1 - 12 / 20)
+    assert _busy(before, before) == 0.0, "no time passed: nothing to say, not a division by zero"

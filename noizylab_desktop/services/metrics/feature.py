@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import grpc
@@ -75,6 +76,8 @@ class MetricsFeature:
         self._gpu: GpuSampler | None = None
         self._puller: PeerPuller | None = None
         self._stopping = False
+        # One thread for every sample: NVML handles and psutil's per-thread readings stay with it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-sampler")
 
     # ------------------------------------------------------------------ Feature protocol
 
@@ -89,10 +92,11 @@ class MetricsFeature:
 
     async def start(self) -> None:
         """Prime the samplers, take the first sample, bind the HTTP port, then sample every interval."""
-        self._system = await asyncio.to_thread(
-            SystemSampler, self.settings.process_interval_s, self.settings.top_processes
+        loop = asyncio.get_running_loop()
+        self._system = await loop.run_in_executor(
+            self._thread, SystemSampler, self.settings.process_interval_s, self.settings.top_processes
         )
-        self._gpu = await asyncio.to_thread(GpuSampler)
+        self._gpu = await loop.run_in_executor(self._thread, GpuSampler)
         self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, 3 * self.settings.interval_s + 2)
         await self.tick()
         routes = Routes(
@@ -114,7 +118,8 @@ class MetricsFeature:
         if self._puller is not None:
             await self._puller.close()
         if self._gpu is not None:
-            await asyncio.to_thread(self._gpu.close)
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._gpu.close)
+        self._thread.shutdown(wait=False)
 
     def figures(self) -> Iterable[Figure]:
         return self.rpc.figures()
@@ -139,7 +144,7 @@ class MetricsFeature:
         if self._stopping:
             return
         began = time.perf_counter()
-        own = await asyncio.to_thread(self._sample)
+        own = await asyncio.get_running_loop().run_in_executor(self._thread, self._sample)
         if self._stopping:
             return
         figures = self._figures()

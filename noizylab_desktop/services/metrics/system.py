@@ -62,20 +62,30 @@ class SystemSampler:
         self._top: list[mpb.ProcessUsage] = []
         self._top_at = -process_interval_s
         self._ncpu = psutil.cpu_count() or 1
-        # cpu_percent(None) measures since the previous call; prime it so the first sample is real.
-        psutil.cpu_percent(percpu=True)
+        # Busy shares and per-process CPU are measured against the previous reading: take one now, so the first
+        # sample already shows real figures.
+        self._cpu: list[dict[str, float]] = [
+            {k: v for k, v in t._asdict().items() if not k.startswith("guest")} for t in psutil.cpu_times(percpu=True)
+        ]
+        if top:
+            self._processes()
 
     def sample(self, into: mpb.NodeMetrics) -> None:
         """Fill the system part of ``into``."""
         now = time.monotonic()
-        cores = psutil.cpu_percent(percpu=True)
-        into.cpu_core_ratio.extend(c / 100 for c in cores)
-        into.cpu_ratio = sum(cores) / (100 * len(cores)) if cores else 0.0
-        into.cpu_count = len(cores) or self._ncpu
-        for index, times in enumerate(psutil.cpu_times(percpu=True)):
+        per_cpu = [
             # Linux counts guest time inside user time already; node_exporter leaves it out of the modes too.
-            modes = {k: v for k, v in times._asdict().items() if not k.startswith("guest")}
+            {k: v for k, v in times._asdict().items() if not k.startswith("guest")}
+            for times in psutil.cpu_times(percpu=True)
+        ]
+        for index, modes in enumerate(per_cpu):
             into.cpu_seconds.add(cpu=index, seconds_by_mode=modes)
+        # Busy shares from our own previous reading: psutil.cpu_percent keeps its previous reading per thread.
+        cores = [_busy(before, now) for before, now in zip(self._cpu, per_cpu, strict=False)] or [0.0] * len(per_cpu)
+        self._cpu = per_cpu
+        into.cpu_core_ratio.extend(cores)
+        into.cpu_ratio = sum(cores) / len(cores) if cores else 0.0
+        into.cpu_count = len(per_cpu) or self._ncpu
         if hasattr(os, "getloadavg"):
             into.load1, into.load5, into.load15 = os.getloadavg()
         memory = psutil.virtual_memory()
@@ -169,3 +179,10 @@ def _is_partition(device: str, all_devices: Mapping[str, object]) -> bool:
         return True
     stem = device.rstrip("0123456789")
     return stem != device and (stem in all_devices or (stem.endswith("p") and stem[:-1] in all_devices))
+
+
+def _busy(before: Mapping[str, float], now: Mapping[str, float]) -> float:
+    """The busy share of one CPU between two readings of its seconds per mode."""
+    total = sum(now.values()) - sum(before.values())
+    idle = sum(now.get(k, 0.0) - before.get(k, 0.0) for k in ("idle", "iowait"))
+    return min(1.0, max(0.0, 1 - idle / total)) if total > 0 else 0.0

@@ -16,7 +16,7 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
     ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (each feature subclasses its own)
-    │   MetricsError ── TokenError   an API token name that cannot be used, or one to revoke that is not there
+    │   └── TokenError (a MetricsError)   an API token name that cannot be used, or one to revoke that is not there
 """
 
 from __future__ import annotations

@@ -88,6 +88,9 @@ def test_the_api_needs_a_token_and_refuses_a_revoked_one(make_node: Callable[[st
     token = new_token(node, "grafana")
     nodes = api(node, "nodes", token)
     assert [(n["name"], n["self"], n["online"]) for n in nodes] == [("alpha", True, True)]
+    assert get(node, "/api/v1/nope", None)[0] == 401, "who asks is checked before what is asked"
+    status, body, _ = get(node, "/api/v1/nope", token)
+    assert status == 404 and "no such endpoint /api/v1/nope" in json.loads(body)["error"]
     listed = node.json("token", "list")
     assert [(t["name"], t["revoked_at"]) for t in listed] == [("grafana", None)]
     assert listed[0]["last_used_at"] is not None

@@ -56,6 +56,15 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("http %s " + format, self.client_address[0], *args)
 
     def do_GET(self) -> None:  # noqa: N802
+        try:
+            self._get()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client left before the answer; nothing to tell it
+        except Exception:
+            logger.exception("metrics HTTP %s failed", self.path)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error: see `noizylab logs`"})
+
+    def _get(self) -> None:
         routes = self.server.routes
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -13,9 +14,13 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import psutil
 import pytest
 
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
+from noizylab_desktop.services.transport import secure_channel
 from tests.conftest import NodeProcess, wait_for
 
 HTTP_TIMEOUT_S = 10.0
@@ -203,6 +208,33 @@ def test_the_cluster_view_shows_a_stopped_peer_as_down(paired: tuple[NodeProcess
     line = alpha.cli("metrics").stdout.strip()
     assert line.startswith("1 of 2 nodes up · alpha: CPU ") and line.endswith(" · beta: down")
     assert "beta is down" in (alpha.home / "logs" / "noizylab.log").read_text()
+
+
+def test_a_peer_may_read_figures_but_not_the_cluster_view_and_strangers_nothing(
+    paired: tuple[NodeProcess, NodeProcess], make_node: Callable[[str], NodeProcess]
+) -> None:
+    alpha, beta = paired
+    stranger = make_node("stranger")
+    stranger.cli("id")  # makes its identity; it never pairs
+
+    async def ask(asker: NodeProcess) -> tuple[str, grpc.StatusCode, grpc.StatusCode]:
+        async with secure_channel(asker.identity(), alpha.identity().cert_pem, alpha.grpc_address) as channel:
+            stub = mpb_grpc.MetricsStub(channel)
+            name, codes = "", []
+            try:
+                name = (await stub.Snapshot(pb.Empty(), timeout=5)).name
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as exc:
+                codes.append(exc.code())
+            try:
+                await stub.Cluster(pb.Empty(), timeout=5)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.aio.AioRpcError as exc:
+                codes.append(exc.code())
+        return name, codes[0], codes[1]
+
+    assert asyncio.run(ask(beta)) == ("alpha", grpc.StatusCode.OK, grpc.StatusCode.PERMISSION_DENIED)
+    assert asyncio.run(ask(stranger)) == ("", grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
 
 
 def test_a_busy_http_port_is_a_one_line_error(make_node: Callable[[str], NodeProcess]) -> None:

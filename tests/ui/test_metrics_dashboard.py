@@ -61,6 +61,12 @@ def test_the_dashboard_shows_both_machines_live_and_a_stopped_one_as_down(
             tooltip = app.tray.icon.toolTip().splitlines()
             assert tooltip[0] == "NOIZYLAB — 1 of 1 peer online" and tooltip[1].startswith("2 of 2 nodes up")
 
+            app.tray.menu.aboutToShow.emit()  # the menu is rebuilt as it opens
+            row = next(a for a in app.tray.menu.actions() if a.text().startswith("laptop"))
+            assert row.menu() is not None
+            figures = [a.text() for a in row.menu().actions() if a.text().startswith("CPU ")]
+            assert len(figures) == 1 and ", memory " in figures[0] and ", disk " in figures[0]
+
             await asyncio.to_thread(peer.stop)
             await eventually(lambda: laptop.health == "down", PEER_TIMEOUT_S, "the laptop's card to turn red")
             assert laptop.state.text() == "● down"

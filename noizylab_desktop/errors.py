@@ -16,6 +16,7 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
     ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (each feature subclasses its own)
+    │   └── TokenError (a MetricsError)   an API token name that cannot be used, or one to revoke that is not there
 """
 
 from __future__ import annotations
@@ -93,3 +94,7 @@ class ClipboardError(NoizyLabError):
 
 class MetricsError(NoizyLabError):
     """Metrics collection or export failed (filled in by the metrics issue)."""
+
+
+class TokenError(MetricsError):
+    """An API token that cannot be created or revoked as asked."""

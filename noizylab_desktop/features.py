@@ -25,6 +25,9 @@ def feature_factories() -> list[FeatureFactory]:
     from noizylab_desktop.services.tasks.feature import TasksFeature
 
     factories.append(TasksFeature)
+    from noizylab_desktop.services.metrics.feature import MetricsFeature
+
+    factories.append(MetricsFeature)
     return factories
 
 
@@ -37,4 +40,7 @@ def cli_registrars() -> list[Registrar]:
     from noizylab_desktop import cli_tasks
 
     registrars.append(cli_tasks.register)
+    from noizylab_desktop import cli_metrics
+
+    registrars.append(cli_metrics.register)
     return registrars

@@ -38,4 +38,7 @@ def tray_extensions(node: Node, bridge: Bridge) -> list[TrayExtension]:
     from noizylab_desktop.ui.tasks_console import TasksTray
 
     extensions.append(TasksTray(node, bridge))
+    from noizylab_desktop.ui.metrics_dashboard import MetricsTray
+
+    extensions.append(MetricsTray(node, bridge))
     return extensions

@@ -61,6 +61,11 @@ class Tray(QObject):
         self.icon.activated.connect(self._on_activated)
         self.pairing = PairingDialog(node)
         self.extensions = tray_extensions(node, bridge)
+        for extension in self.extensions:
+            # Optional hook: an extension may notify through the icon and add a line to the tooltip.
+            attach = getattr(extension, "attach", None)
+            if attach is not None:
+                attach(self.icon, self.refresh_tooltip)
         self.menu.aboutToShow.connect(self.refresh)
         for signal in (bridge.peer_online, bridge.peer_offline, bridge.peer_unpaired):
             signal.connect(self._on_peer_change)
@@ -95,11 +100,17 @@ class Tray(QObject):
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
-        self.icon.setToolTip(summary(peers))
+        self.refresh_tooltip(peers)
         any_online = any(p.online for p in peers)
         if any_online != self._any_online:  # setIcon re-sends the image to the tray host; skip when unchanged
             self._any_online = any_online
             self.icon.setIcon(app_icon(any_online))
+
+    def refresh_tooltip(self, peers: Sequence[PeerState] | None = None) -> None:
+        """The tray's summary line, then any line the extensions add (``tooltip_line``)."""
+        lines = [summary(self._node.registry.peers() if peers is None else peers)]
+        lines += [line for e in self.extensions if (line := getattr(e, "tooltip_line", lambda: "")())]
+        self.icon.setToolTip("\n".join(lines))
 
     def _add_peer(self, state: PeerState) -> None:
         submenu = self.menu.addMenu(health_dot(state.online), peer_label(state))

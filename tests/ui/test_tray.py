@@ -39,10 +39,11 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
                 Row(f"desk ({short_id(app.node.identity.node_id)})", enabled=False, dot=""),
                 Row("No paired devices yet", enabled=False, dot=""),
                 Row("Task console…", enabled=True, dot=""),
+                Row("Dashboard…", enabled=True, dot=""),
                 Row("Pair a device…", enabled=True, dot=""),
                 Row("Quit NOIZYLAB", enabled=True, dot=""),
             ]
-            assert tray.icon.toolTip() == "NOIZYLAB — no paired devices yet"
+            assert tray.icon.toolTip().splitlines()[0] == "NOIZYLAB — no paired devices yet"
 
     run(scenario())
 
@@ -61,7 +62,7 @@ def test_the_menu_follows_a_paired_peer_from_online_to_offline(
             # The peer's CLI talks to our pairing port, so the loop must keep serving while it runs.
             await asyncio.to_thread(peer.join, code)
             await within(online, PEER_TIMEOUT_S, "the tray's node to see the laptop online")
-            assert app.tray.icon.toolTip() == "NOIZYLAB — 1 of 1 peer online"
+            assert app.tray.icon.toolTip().splitlines()[0] == "NOIZYLAB — 1 of 1 peer online"
 
             rows = await open_menu(app.tray)
             laptop = next(r for r in rows if r.text.startswith("laptop"))
@@ -84,7 +85,7 @@ def test_the_menu_follows_a_paired_peer_from_online_to_offline(
             await within(offline, PEER_TIMEOUT_S, "the tray's node to see the laptop go offline")
 
             # The bridge's signal already rebuilt the menu and the tooltip, before anyone opens the menu.
-            assert app.tray.icon.toolTip() == "NOIZYLAB — 0 of 1 peer online"
+            assert app.tray.icon.toolTip().splitlines()[0] == "NOIZYLAB — 0 of 1 peer online"
             assert Row("laptop — offline", enabled=True, dot="hollow") in rows_of(app.tray.menu.actions())
             assert Row("laptop — offline", enabled=True, dot="hollow") in await open_menu(app.tray)
 

@@ -1,0 +1,219 @@
+"""The metrics feature: samples this machine once a second, pulls its peers', and serves it all.
+
+Each tick builds an immutable cluster view (this node first, then each paired peer) and a Prometheus scrape; the
+gRPC service, the HTTP server's threads and the tray read those views and never the samplers' state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import grpc
+
+from noizylab_desktop import __version__
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
+from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
+from noizylab_desktop.services.feature import Figure, require_self
+from noizylab_desktop.services.metrics.api_routes import api_routes
+from noizylab_desktop.services.metrics.cluster import PeerPuller
+from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
+from noizylab_desktop.services.metrics.gpu import GpuSampler
+from noizylab_desktop.services.metrics.history import History
+from noizylab_desktop.services.metrics.http_api import HttpApi, Routes
+from noizylab_desktop.services.metrics.prom import PeerHealth, Scrape, registry_for
+from noizylab_desktop.services.metrics.rpc import RpcMetrics
+from noizylab_desktop.services.metrics.settings import MetricsSettings
+from noizylab_desktop.services.metrics.system import SystemSampler
+from noizylab_desktop.services.metrics.tokens import TokenStore
+from noizylab_desktop.services.metrics.view import AlertTracker
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "noizylab.grid.v1.Metrics"
+TOKENS_FILE = "api-tokens.sqlite"
+
+
+def figure_to_wire(figure: Figure) -> mpb.FigureValue:
+    """A feature's figure as it travels to peers."""
+    return mpb.FigureValue(
+        name=figure.name,
+        help=figure.help,
+        kind=figure.kind,
+        labels=dict(figure.labels),
+        value=figure.value,
+        buckets=[mpb.Bucket(upper_bound=b, count=c) for b, c in figure.buckets],
+        count=figure.count,
+    )
+
+
+class MetricsFeature:
+    """Collectors, history, cluster view, ``/metrics`` and the JSON API of one node."""
+
+    name = "metrics"
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = MetricsSettings.parse(node.settings.section("metrics"))
+        self.rpc = RpcMetrics()
+        self.history = History(int(self.settings.history_s / self.settings.interval_s))
+        self.tokens = TokenStore(node.paths.state_dir / TOKENS_FILE)
+        self.collect_seconds = 0.0
+        self._cluster = mpb.ClusterReply()
+        self._scrape: Scrape | None = None
+        self._alerts = AlertTracker()
+        self._broken: set[str] = set()
+        self._http: HttpApi | None = None
+        self._system: SystemSampler | None = None
+        self._gpu: GpuSampler | None = None
+        self._puller: PeerPuller | None = None
+        self._stopping = False
+        # One thread for every sample: NVML handles and psutil's per-thread readings stay with it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-sampler")
+
+    # ------------------------------------------------------------------ Feature protocol
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        mpb_grpc.add_MetricsServicer_to_server(MetricsApi(self), server)
+
+    def interceptors(self) -> Sequence[grpc.aio.ServerInterceptor]:
+        return [self.rpc]
+
+    def service_names(self) -> Sequence[str]:
+        return [SERVICE]
+
+    async def start(self) -> None:
+        """Prime the samplers, take the first sample, bind the HTTP port, then sample every interval."""
+        loop = asyncio.get_running_loop()
+        self._system = await loop.run_in_executor(
+            self._thread, SystemSampler, self.settings.process_interval_s, self.settings.top_processes
+        )
+        self._gpu = await loop.run_in_executor(self._thread, GpuSampler)
+        self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, 3 * self.settings.interval_s + 2)
+        await self.tick()
+        routes = Routes(
+            registry_for(self.current_scrape, self.settings.max_series),
+            api_routes(self),
+            self.tokens,
+            self.settings.public_metrics,
+        )
+        self._http = HttpApi(self.node.settings.http_host, self.node.settings.ports.http, routes)
+        self.node.bound_ports["http"] = self._http.port
+        self.node.supervisor.start(self)
+
+    async def stop(self) -> None:
+        # The node cancels the sampling task only after every feature stopped: a tick until then must do nothing.
+        self._stopping = True
+        if self._http is not None:
+            http, self._http = self._http, None
+            await asyncio.to_thread(http.close)
+        if self._puller is not None:
+            await self._puller.close()
+        if self._gpu is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._gpu.close)
+        self._thread.shutdown(wait=False)
+
+    def figures(self) -> Iterable[Figure]:
+        return self.rpc.figures()
+
+    # ------------------------------------------------------------------ sampling
+
+    async def run(self) -> None:
+        """Sample at the interval until cancelled (the supervisor restarts it if a sample crashes)."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.settings.interval_s
+            now = loop.time()
+            if next_at < now:  # fell behind (a suspended laptop): start again from now, do not catch up
+                next_at = now + self.settings.interval_s
+            await asyncio.sleep(next_at - now)
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One sample of this node, a fresh cluster view, alerts, and the next scrape."""
+        assert self._system is not None and self._gpu is not None and self._puller is not None
+        if self._stopping:
+            return
+        began = time.perf_counter()
+        own = await asyncio.get_running_loop().run_in_executor(self._thread, self._sample)
+        if self._stopping:
+            return
+        figures = self._figures()
+        own.figures.extend(figure_to_wire(f) for f in figures)
+        own.uptime_seconds = self.node.uptime_s()
+        self.collect_seconds = time.perf_counter() - began
+        self.history.add(own.node_id, own)
+        self._puller.poke()
+        me = mpb.ClusterNode(id=own.node_id, name=own.name, online=True, self=True, metrics=own)
+        cluster = mpb.ClusterReply(nodes=[me, *self._puller.view()])
+        for node in cluster.nodes[1:]:
+            if node.HasField("metrics"):
+                self.history.add(node.id, node.metrics)
+        peers = [PeerHealth(s.peer.name, s.online, s.rtt_ms / 1000) for s in self.node.registry.peers()]
+        self._cluster = cluster
+        self._scrape = Scrape(own.node_id, own.name, __version__, own, figures, peers, self.collect_seconds)
+        self._raise_alerts(cluster)
+        self.node.bus.publish(MetricsUpdated())
+
+    def _figures(self) -> list[Figure]:
+        """Every feature's figures; one feature failing leaves the others' (and the sampling) going."""
+        found: list[Figure] = []
+        for feature in self.node.features.values():
+            try:
+                found.extend(feature.figures())
+            except Exception:
+                if feature.name not in self._broken:
+                    self._broken.add(feature.name)
+                    logger.exception("feature %s could not report its figures", feature.name)
+        return found
+
+    def _sample(self) -> mpb.NodeMetrics:
+        assert self._system is not None and self._gpu is not None
+        own = mpb.NodeMetrics(
+            node_id=self.node.identity.node_id, name=self.node.settings.name, at_unix_seconds=time.time()
+        )
+        self._system.sample(own)
+        self._gpu.sample(own)
+        return own
+
+    def _raise_alerts(self, cluster: mpb.ClusterReply) -> None:
+        for alert in self._alerts.update(cluster, self.settings):
+            logger.warning("%s", alert.message)
+            self.node.bus.publish(MetricsAlert(node=alert.node, what=alert.what, message=alert.message))
+
+    # ------------------------------------------------------------------ views
+
+    def cluster(self) -> mpb.ClusterReply:
+        """The latest cluster view (do not modify it: other threads read it too)."""
+        return self._cluster
+
+    def current_scrape(self) -> Scrape:
+        """The latest scrape, for the Prometheus collector."""
+        assert self._scrape is not None, "the first sample is taken before the HTTP server starts"
+        return self._scrape
+
+
+class MetricsApi(mpb_grpc.MetricsServicer):
+    """Any paired peer may read this node's figures (the Guard already refused everyone else)."""
+
+    def __init__(self, feature: MetricsFeature) -> None:
+        self.feature = feature
+
+    async def Snapshot(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> mpb.NodeMetrics:  # noqa: N802
+        cluster = self.feature.cluster()
+        if not cluster.nodes:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this node has not sampled its figures yet")
+        return cluster.nodes[0].metrics
+
+    async def Cluster(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> mpb.ClusterReply:  # noqa: N802
+        await require_self(self.feature.node, context)
+        return self.feature.cluster()

@@ -44,23 +44,9 @@ def kde_secret(value: bytes) -> bool:
     return value.strip(b"\0 \n").lower() == b"secret"
 
 
-def mac_secret(types: Iterable[str]) -> bool:
-    """Whether an NSPasteboard's type list marks its content concealed or transient."""
-    names = {native_name(t) for t in types}
-    return MAC_CONCEALED in names or MAC_TRANSIENT in names
-
-
 def windows_history_excluded(value: bytes) -> bool:
     """``CanIncludeInClipboardHistory`` holds a little-endian DWORD; 0 keeps the content out."""
     return len(value) >= 4 and int.from_bytes(value[:4], "little") == 0
-
-
-def windows_secret(formats: Iterable[str], read: Callable[[str], bytes]) -> bool:
-    """Whether a Windows clipboard's registered formats mark its content private; ``read`` fetches a format."""
-    present = markers_present(formats)
-    if WIN_EXCLUDE in present:
-        return True
-    return WIN_HISTORY in present and windows_history_excluded(read(present[WIN_HISTORY]))
 
 
 def is_secret(formats: Iterable[str], read: Callable[[str], bytes]) -> bool:

@@ -50,6 +50,7 @@ COUNTERS = {
     "writes": "clips written to this machine's clipboard",
     "skipped_secret": "copies kept here because a password manager marked them",
     "skipped_size": "copies kept here because they exceed max_bytes",
+    "skipped_paused": "copies kept here while sync was paused",
     "refused": "clips a peer or this node refused",
 }
 
@@ -203,6 +204,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             )
             return
         if self.settings.paused:
+            self.counters["skipped_paused"] += 1
             return
         header = cpb.ClipHeader(
             origin_id=self.node.identity.node_id,

@@ -7,7 +7,7 @@ copies content of its own and puts back any switch it turns.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,3 +199,16 @@ def test_unknown_peers_get_a_one_line_error(grid: Grid) -> None:
     wrong = grid.alpha.cli("clip", "on", "nobody", check=False)
     assert wrong.returncode == 1
     assert wrong.stderr.strip() == "noizylab: error: no paired peer matches 'nobody': see `noizylab peers`"
+
+
+def test_a_bad_clipboard_table_stops_the_node_with_one_line_and_keeps_the_file(
+    make_node: Callable[..., NodeProcess],
+) -> None:
+    node = make_node("broken", clipboard={"max_bytes": "lots"})
+    started = node.cli("start", check=False)
+    assert started.returncode == 1
+    assert started.stderr.strip().splitlines()[-1] == (
+        "noizylab: error: the node exited at start: [clipboard] max_bytes must be a whole number of bytes "
+        "from 1024 to 1 GiB, not 'lots'"
+    )
+    assert 'max_bytes = "lots"' in (node.home / "config.toml").read_text()

@@ -105,6 +105,9 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         except ClipboardError as exc:
             self.backend_error = exc.message
             logger.warning("clipboard sync is off on this node: %s", exc.message)
+        except Exception as exc:  # a broken clipboard must never keep the node from starting
+            self.backend_error = f"the clipboard could not be opened ({exc})"
+            logger.exception("clipboard sync is off on this node")
         finally:
             self._ready.set()
 

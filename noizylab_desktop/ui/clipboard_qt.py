@@ -13,6 +13,7 @@ from PySide6.QtGui import QClipboard, QImage
 
 from noizylab_desktop.services.clipboard.backend import Snapshot
 from noizylab_desktop.services.clipboard.content import HTML, PNG, Clip
+from noizylab_desktop.services.clipboard.fallback import platform_secret
 from noizylab_desktop.services.clipboard.markers import is_secret
 
 
@@ -51,7 +52,8 @@ class QtClipboardBackend:
         if data is None:
             return Snapshot()
         formats = list(data.formats())
-        if is_secret(formats, lambda fmt: bytes(data.data(fmt).data())):
+        # platform_secret: the native marker list too, since Qt may not show a macOS pasteboard type it cannot map.
+        if is_secret(formats, lambda fmt: bytes(data.data(fmt).data())) or platform_secret():
             return Snapshot(secret=True)
         return Snapshot(
             Clip(

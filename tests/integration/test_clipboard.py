@@ -79,6 +79,7 @@ def test_text_html_and_an_image_copied_on_one_display_arrive_on_the_other(grid: 
 
     copy(grid.da, b"<p>rich <b>text</b></p>", "text/html")
     arrives(grid.db, b"<p>rich <b>text</b></p>", "text/html")
+    assert paste(grid.db) == b"rich text", "a plain paste of HTML-only content gets its text"
 
     image = noise_png(96, 64, seed=1)
     copy(grid.da, image, "image/png")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from noizylab_desktop.errors import ClipboardError, ConfigError
-from noizylab_desktop.services.clipboard.content import Clip, clip_hash, to_png
+from noizylab_desktop.services.clipboard.content import Clip, clip_hash, to_png, with_plain_text
 from noizylab_desktop.services.clipboard.markers import is_secret, native_name, secret_in
 from noizylab_desktop.services.clipboard.settings import ClipboardSettings, parse
 
@@ -92,3 +92,10 @@ def test_clipboard_settings_defaults_and_one_line_errors() -> None:
         with pytest.raises(ConfigError, match=fragment.replace("[", r"\[").replace("]", r"\]")) as caught:
             parse(table)
         assert "\n" not in caught.value.message
+
+
+def test_html_without_text_gets_a_plain_version_and_hashes_like_the_pair() -> None:
+    clip = with_plain_text(Clip(html="<p>rich <b>text</b></p><p>second&amp;line<br>third</p><script>x()</script>"))
+    assert clip.text == "rich text\nsecond&line\nthird"
+    assert with_plain_text(Clip(text="kept", html="<b>other</b>")).text == "kept"
+    assert clip_hash(with_plain_text(Clip(html="<i>a</i>"))) == clip_hash(Clip(text="a", html="<i>a</i>"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from html.parser import HTMLParser
 
 from PIL import Image, UnidentifiedImageError
 
@@ -77,3 +78,40 @@ def to_png(data: bytes) -> bytes:
             return out.getvalue()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ClipboardError(f"the clipboard image cannot be read ({exc}): copy it again") from exc
+
+
+class _TextOf(HTMLParser):
+    """The text of an HTML fragment, with line breaks where blocks end."""
+
+    BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self.BREAKS and tag != "br":
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def with_plain_text(clip: Clip) -> Clip:
+    """``clip`` with a plain-text version of its HTML when it has none, so a paste into a plain editor works."""
+    if clip.text or not clip.html:
+        return clip
+    parser = _TextOf()
+    parser.feed(clip.html)
+    parser.close()
+    return replace(clip, text="".join(parser.parts).strip())

@@ -29,7 +29,7 @@ from noizylab_desktop.config import save_settings
 from noizylab_desktop.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.services.clipboard import settings as clip_settings
 from noizylab_desktop.services.clipboard.backend import ClipboardBackend, Snapshot, headless_backend
-from noizylab_desktop.services.clipboard.content import Clip, clip_hash
+from noizylab_desktop.services.clipboard.content import Clip, clip_hash, with_plain_text
 from noizylab_desktop.services.clipboard.events import ClipArrived, ClipNotice, ClipPaused
 from noizylab_desktop.services.clipboard.outbox import Outbox, Outgoing
 from noizylab_desktop.services.events import Event, PeerOnline
@@ -169,7 +169,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
     async def _hash_of(snapshot: Snapshot) -> bytes | None:
         if snapshot.secret or snapshot.clip.empty:
             return None
-        return await asyncio.to_thread(clip_hash, snapshot.clip)
+        return await asyncio.to_thread(clip_hash, with_plain_text(snapshot.clip))
 
     async def _local_change(self) -> None:
         backend = self.backend
@@ -183,7 +183,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
                 self.counters["skipped_secret"] += 1
                 self._current = None
                 return
-            clip = snapshot.clip
+            clip = with_plain_text(snapshot.clip)
             if clip.empty:
                 return
             digest = await asyncio.to_thread(clip_hash, clip)

@@ -6,15 +6,21 @@ copies content of its own and puts back any switch it turns.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
+from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.services.clipboard.x11_owner import SelectionOwner
+from noizylab_desktop.services.transport import secure_channel
 from tests.conftest import NodeProcess, wait_for
 from tests.integration.clipboard_support import copy, display_env, noise_png, paste, pixels, xvfb
 
@@ -213,3 +219,25 @@ def test_a_bad_clipboard_table_stops_the_node_with_one_line_and_keeps_the_file(
         "from 1024 to 1 GiB, not 'lots'"
     )
     assert 'max_bytes = "lots"' in (node.home / "config.toml").read_text()
+
+
+def test_a_peer_may_not_switch_or_read_another_nodes_clipboard_settings(grid: Grid) -> None:
+    async def as_beta() -> list[grpc.StatusCode]:
+        codes = []
+        address = f"127.0.0.1:{grid.alpha.status()['ports']['grpc']}"
+        async with secure_channel(grid.beta.identity(), grid.alpha.identity().cert_pem, address) as channel:
+            stub = cpb_grpc.ClipboardStub(channel)
+            for call in (
+                stub.Status(pb.Empty(), timeout=5),
+                stub.SetSync(cpb.ClipSyncRequest(peer="", on=True), timeout=5),
+                stub.SetPaused(cpb.ClipPauseRequest(paused=True), timeout=5),
+            ):
+                try:
+                    await call
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+        return codes
+
+    assert asyncio.run(as_beta()) == [grpc.StatusCode.PERMISSION_DENIED] * 3
+    assert status(grid.alpha)["paused"] is False

@@ -81,6 +81,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         self._changed = asyncio.Event()
         self._ready = asyncio.Event()  # set once start() has chosen a backend (or found none)
         self._tasks: list[asyncio.Task[None]] = []
+        self._poll_task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] = lambda: None
         self.outbox: Outbox | None = None
 
@@ -121,7 +122,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             await self.outbox.close()
         if self.backend is not None:
             backend, self.backend = self.backend, None
-            await asyncio.to_thread(backend.close)
+            backend.close()  # on the loop: the Qt backend must disconnect on Qt's thread; the others are quick
 
     def figures(self) -> Iterable[Figure]:
         for key, meaning in COUNTERS.items():
@@ -135,7 +136,10 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         old, self.backend = self.backend, backend
         self.backend_error = ""
         if old is not None:
-            await asyncio.to_thread(old.close)
+            old.close()
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            self._poll_task = None
         loop = asyncio.get_running_loop()
         try:
             self._current = await self._hash_of(await backend.read())
@@ -146,7 +150,8 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             loop.call_soon_threadsafe(self._changed.set)
 
         if not backend.watch(changed):
-            self._tasks.append(asyncio.create_task(self._poll(), name="clipboard-poll"))
+            self._poll_task = asyncio.create_task(self._poll(), name="clipboard-poll")
+            self._tasks.append(self._poll_task)
         logger.info("clipboard sync uses the %s backend", backend.name)
 
     async def _poll(self) -> None:

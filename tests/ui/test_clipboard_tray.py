@@ -77,5 +77,10 @@ def test_the_tray_syncs_qt_clipboard_with_a_peer_and_pauses_in_one_click(
                 assert feature.counters["copies"] == 2 and feature.counters["sends"] == 1
                 assert paste(laptop_display) == b"<i>from the laptop</i>"
 
-        run(scenario())
-        laptop.stop()
+        try:
+            run(scenario())
+        finally:
+            # This process must not stay the session display's clipboard owner: it does not answer X requests
+            # while a later test blocks, and a program reading the clipboard then waits for nothing.
+            QGuiApplication.clipboard().clear()
+            laptop.stop()

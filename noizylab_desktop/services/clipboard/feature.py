@@ -28,7 +28,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.config import save_settings
 from noizylab_desktop.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.services.clipboard import settings as clip_settings
-from noizylab_desktop.services.clipboard.backend import ClipboardBackend, Snapshot, headless_backend
+from noizylab_desktop.services.clipboard.backend import ClipboardBackend, headless_backend
 from noizylab_desktop.services.clipboard.content import Clip, clip_hash, with_plain_text
 from noizylab_desktop.services.clipboard.events import ClipArrived, ClipNotice, ClipPaused
 from noizylab_desktop.services.clipboard.outbox import Outbox, Outgoing
@@ -141,10 +141,9 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             self._poll_task.cancel()
             self._poll_task = None
         loop = asyncio.get_running_loop()
-        try:
-            self._current = await self._hash_of(await backend.read())
-        except ClipboardError:
-            self._current = None
+        # Not read now: only changes are sent, and another program's clipboard owner may be slow to answer (or
+        # never answer), which must not hold up the node's start or the tray's.
+        self._current = None
 
         def changed() -> None:
             loop.call_soon_threadsafe(self._changed.set)
@@ -169,12 +168,6 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
                 self._notice("unreadable", exc.message)
             except Exception:
                 logger.exception("reading the clipboard failed")
-
-    @staticmethod
-    async def _hash_of(snapshot: Snapshot) -> bytes | None:
-        if snapshot.secret or snapshot.clip.empty:
-            return None
-        return await asyncio.to_thread(clip_hash, with_plain_text(snapshot.clip))
 
     async def _local_change(self) -> None:
         backend = self.backend

@@ -173,6 +173,9 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         backend = self.backend
         if backend is None:
             return
+        if not self._enabled_peers():
+            self._current = None  # nobody to send to: the clipboard is not even read
+            return
         async with self._lock:
             snapshot = await backend.read()
             if snapshot.secret:

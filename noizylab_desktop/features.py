@@ -28,6 +28,9 @@ def feature_factories() -> list[FeatureFactory]:
     from noizylab_desktop.services.metrics.feature import MetricsFeature
 
     factories.append(MetricsFeature)
+    from noizylab_desktop.services.clipboard.feature import ClipboardFeature
+
+    factories.append(ClipboardFeature)
     return factories
 
 
@@ -43,4 +46,7 @@ def cli_registrars() -> list[Registrar]:
     from noizylab_desktop import cli_metrics
 
     registrars.append(cli_metrics.register)
+    from noizylab_desktop import cli_clipboard
+
+    registrars.append(cli_clipboard.register)
     return registrars

@@ -41,4 +41,7 @@ def tray_extensions(node: Node, bridge: Bridge) -> list[TrayExtension]:
     from noizylab_desktop.ui.metrics_dashboard import MetricsTray
 
     extensions.append(MetricsTray(node, bridge))
+    from noizylab_desktop.ui.clipboard_tray import ClipboardTray
+
+    extensions.append(ClipboardTray(node, bridge))
     return extensions

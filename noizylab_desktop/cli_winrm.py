@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("host")
+    parser.add_argument("host", help="the Windows computer's name or address")
     _options(parser)
 
 

@@ -1,5 +1,6 @@
 """Routing: a hard filter, then a deterministic score; an optional AI advisor may only pick among the eligible."""
 
+from noizylab_desktop.services.routing.advisor import warm_up
 from noizylab_desktop.services.routing.decide import decide
 from noizylab_desktop.services.routing.model import Candidate, Decision, GpuState, Needs, TaskSummary
 from noizylab_desktop.services.routing.scheduler import choose, rank, rejection
@@ -24,4 +25,5 @@ __all__ = [
     "parse_advisor_settings",
     "rank",
     "rejection",
+    "warm_up",
 ]

@@ -67,6 +67,15 @@ def _litellm() -> ModuleType:
         return litellm
 
 
+async def warm_up(settings: AdvisorSettings | None) -> None:
+    """Import LiteLLM in the background when the advisor is on, so the first routed task does not wait for it."""
+    if settings is not None and settings.enabled and settings.usable:
+        try:
+            await asyncio.to_thread(_litellm)
+        except ImportError as exc:
+            logger.warning("the routing advisor is on but LiteLLM cannot be imported: %s", exc)
+
+
 def prompt(eligible: Sequence[Candidate], needs: Needs, summary: TaskSummary) -> str:
     """The compact JSON the advisor is shown: the task, its needs and each eligible node."""
     text = summary.text if len(summary.text) <= MAX_TASK_TEXT else summary.text[: MAX_TASK_TEXT - 1] + "…"

@@ -193,3 +193,22 @@ def test_gpu_needs_hold_whatever_the_advisor_says() -> None:
         decision = run(GRID, Needs(gpu=True, min_free_vram_bytes=12 * GIB), advisor)
         assert decision.name == "omen"  # the only node with 12 GiB free
         assert decision.eligible == ("omen",)
+
+
+def test_a_local_openai_compatible_server_needs_no_key(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, script = server
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    script.content = json.dumps({"node": "omen"})
+    assert run(GRID, Needs(gpu=True), settings(base, api_key=None)).decided_by == "advisor"
+    assert script.headers[0]["authorization"] == "Bearer no-key"
+
+
+def test_a_provider_error_is_one_short_line(server: tuple[str, Script]) -> None:
+    base, script = server
+    script.status = 401
+    decision = run(GRID, Needs(gpu=True), settings(base))
+    assert decision.advisor_problem.startswith("it failed: AuthenticationError (HTTP 401): ")
+    assert "litellm." not in decision.advisor_problem
+    assert len(decision.advisor_problem) < 200

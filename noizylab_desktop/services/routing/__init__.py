@@ -7,6 +7,7 @@ from noizylab_desktop.services.routing.scheduler import choose, rank, rejection
 from noizylab_desktop.services.routing.settings import (
     API_KEY_NAME,
     AdvisorSettings,
+    advisor_keys,
     load_advisor_settings,
     parse_advisor_settings,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "GpuState",
     "Needs",
     "TaskSummary",
+    "advisor_keys",
     "choose",
     "decide",
     "load_advisor_settings",

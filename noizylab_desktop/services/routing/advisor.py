@@ -155,6 +155,9 @@ async def ask(settings: AdvisorSettings, eligible: Sequence[Candidate], needs: N
         kwargs["api_base"] = settings.api_base
     if settings.api_key:
         kwargs["api_key"] = settings.api_key
+    elif settings.api_base and settings.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+        # A local OpenAI-compatible server (llama.cpp, vLLM, LM Studio) needs no key, but the client insists on one.
+        kwargs["api_key"] = "no-key"
     if settings.mock_response is not None:
         kwargs["mock_response"] = settings.mock_response
     _quiet_litellm_warnings()
@@ -180,9 +183,14 @@ async def ask(settings: AdvisorSettings, eligible: Sequence[Candidate], needs: N
     return Advice(advice.node_id, advice.reason, advice.problem, elapsed)
 
 
+_PREFIX = re.compile(r"^(?:litellm\.)?\w+(?:Error|Exception)\s*[:-]\s*")
+
+
 def _describe(exc: BaseException) -> str:
-    """A provider error in one short line: its class and status, without LiteLLM's long help text."""
+    """A provider error in one short line: its class and status, without LiteLLM's repeated prefixes and help text."""
     status = getattr(exc, "status_code", None)
-    head = str(exc).split("\n", 1)[0]
+    head = str(exc).strip().split("\n", 1)[0]
+    while (stripped := _PREFIX.sub("", head, count=1)) != head:
+        head = stripped
     text = f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {head}"
     return _one_line(text, 160)

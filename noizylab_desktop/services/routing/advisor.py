@@ -36,6 +36,7 @@ SYSTEM_PROMPT = (
 )
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 _import_lock = threading.Lock()
+_loaded: ModuleType | None = None
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,25 @@ def _quiet_litellm_warnings() -> None:
 
 
 def _litellm() -> ModuleType:
-    """LiteLLM, imported once; its price list is read from the package, not the internet."""
+    """LiteLLM, imported once and warmed up; its price list is read from the package, not the internet."""
+    global _loaded
     with _import_lock:
+        if _loaded is not None:
+            return _loaded
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         with warnings.catch_warnings():
             # Its dependencies warn about their own deprecations at import; nothing for our user to act on.
             warnings.simplefilter("ignore")
             import litellm
 
-        litellm.telemetry = False
-        litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            litellm.suppress_debug_info = True
+            # The first call loads dozens more modules (a third of a second, far more on a busy machine): pay that
+            # here, outside the advisor's time budget, with a call that never leaves the process.
+            litellm.completion(
+                model="openai/warm-up", messages=[{"role": "user", "content": "-"}], mock_response="{}", api_key="-"
+            )
+        _loaded = litellm
         return litellm
 
 

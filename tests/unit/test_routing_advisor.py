@@ -179,7 +179,7 @@ def test_the_advisor_is_not_asked_when_it_is_off_unless_ai_is_required(server: t
 
 def test_litellm_mock_response_is_used_without_any_server() -> None:
     advisor = AdvisorSettings(
-        enabled=True, model="openai/grid-advisor", mock_response='{"node": "omen", "reason": "m"}'
+        enabled=True, model="openai/grid-advisor", timeout_s=10, mock_response='{"node": "omen", "reason": "m"}'
     )
     decision = run(GRID, Needs(gpu=True), advisor)
     assert (decision.name, decision.decided_by) == ("omen", "advisor")

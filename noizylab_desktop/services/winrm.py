@@ -186,8 +186,9 @@ def _protocol(target: WinRMTarget, password: str) -> Protocol:
         ca_trust_path=target.ca_file or _system_cas(),
         # A peer on the person's own network: never route it through an environment proxy.
         proxy=None,
-        read_timeout_sec=int(target.timeout_s) + 10,
-        operation_timeout_sec=int(target.timeout_s),
+        # WS-Management wants whole seconds, and the HTTP read must outlast the operation it waits for.
+        read_timeout_sec=max(1, round(target.timeout_s)) + 10,
+        operation_timeout_sec=max(1, round(target.timeout_s)),
         message_encryption="auto",  # no extra NTLM sealing inside HTTPS; HTTPS already encrypts
     )
 

@@ -3,8 +3,9 @@
 It does what Windows does on the wire: TLS with its own self-signed certificate, NTLM's three-step handshake checked
 for real by pyspnego's NTLM acceptor (the password, and the channel binding to this certificate), then the
 WS-Management shell exchange (Create, Command, Receive with base64 stdout/stderr streams and the exit code, Signal,
-Delete) with replies recorded from a Windows 11 host, their IDs filled in per request. Commands are not run: each
-known command line replays its recorded output, and anything else gets cmd.exe's "is not recognized" reply.
+Delete) with replies in the shape of a recorded Windows exchange (the envelopes of pywinrm's own recorded fixtures,
+plus the operation-timeout fault Windows sends while a command is quiet), their IDs filled in per request. Commands
+are not run: each known command line replays its recorded output; anything else gets cmd.exe's "is not recognized".
 """
 
 from __future__ import annotations

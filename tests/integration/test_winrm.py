@@ -151,3 +151,16 @@ def test_logins_live_in_the_keychain() -> None:
     forget_login(store, "omen.local", "alice")
     with pytest.raises(WinRMError):
         load_login(store, "omen.local", "alice")
+
+
+def test_ctrl_c_mid_output_terminates_the_remote_command_and_closes_the_shell(endpoint: Endpoint) -> None:
+    def interrupt(stream: str, data: bytes) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the command line while output streams
+
+    with pytest.raises(KeyboardInterrupt):
+        run(target(endpoint), PASSWORD, ["ipconfig", "/all"], on_output=interrupt)
+    assert endpoint.actions == ["Create", "Command", "Receive", "Receive", "Signal", "Delete"]
+    signal = endpoint.requests[-2]
+    code = signal.findtext(".//{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}Code")
+    assert code == "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
+    assert endpoint.shells_open == set()

@@ -10,7 +10,8 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── PairingError              wrong, expired or reused invite codes; failed proofs
     │   └── PairingRateLimited    more than five wrong codes in a minute
     ├── TransportError            a peer that cannot be reached, refused the handshake or timed out
-    │   └── NotRunningError       no node is running for this home
+    │   ├── NotRunningError       no node is running for this home
+    │   └── WinRMError            a Windows host over WinRM: unreachable, TLS failed, login refused, no stored login
     ├── PeerError                 a peer name or ID that matches none (or several) of the paired peers
     ├── PermissionRefusedError    a paired peer asked for something this node does not allow it
     ├── LauncherError             start/stop problems: already running, did not come up in time
@@ -58,6 +59,10 @@ class TransportError(NoizyLabError):
 
 class NotRunningError(TransportError):
     """No node is running for this home folder."""
+
+
+class WinRMError(TransportError):
+    """A Windows host reached over WinRM (no NOIZYLAB there) could not be reached, verified or logged in to."""
 
 
 class PeerError(NoizyLabError):

@@ -36,9 +36,11 @@ def feature_factories() -> list[FeatureFactory]:
 
 def cli_registrars() -> list[Registrar]:
     """Every feature's command-line registration."""
-    from noizylab_desktop import cli_permissions
+    from noizylab_desktop import cli_permissions, cli_routing, cli_winrm
 
     registrars: list[Registrar] = [cli_permissions.register]
+    registrars.append(cli_winrm.register)
+    registrars.append(cli_routing.register)
     # commands: one line each, e.g. from noizylab_desktop import cli_tasks; registrars.append(cli_tasks.register)
     from noizylab_desktop import cli_tasks
 

@@ -1,6 +1,31 @@
 """Routing: a hard filter, then a deterministic score; an optional AI advisor may only pick among the eligible."""
 
+from noizylab_desktop.services.routing.advisor import warm_up
+from noizylab_desktop.services.routing.decide import decide
 from noizylab_desktop.services.routing.model import Candidate, Decision, GpuState, Needs, TaskSummary
-from noizylab_desktop.services.routing.scheduler import choose, rejection
+from noizylab_desktop.services.routing.scheduler import choose, rank, rejection
+from noizylab_desktop.services.routing.settings import (
+    API_KEY_NAME,
+    AdvisorSettings,
+    advisor_keys,
+    load_advisor_settings,
+    parse_advisor_settings,
+)
 
-__all__ = ["Candidate", "Decision", "GpuState", "Needs", "TaskSummary", "choose", "rejection"]
+__all__ = [
+    "API_KEY_NAME",
+    "AdvisorSettings",
+    "Candidate",
+    "Decision",
+    "GpuState",
+    "Needs",
+    "TaskSummary",
+    "advisor_keys",
+    "choose",
+    "decide",
+    "load_advisor_settings",
+    "parse_advisor_settings",
+    "rank",
+    "rejection",
+    "warm_up",
+]

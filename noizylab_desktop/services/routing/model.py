@@ -64,3 +64,6 @@ class Decision:
     decided_by: Literal["scheduler", "advisor", "user"]
     reason: str
     eligible: tuple[str, ...]  # names of the nodes that passed the hard filter
+    # Whether the AI advisor was asked, and if its answer was not used, why ("" when it was used or not asked).
+    advisor_asked: bool = False
+    advisor_problem: str = ""

@@ -1,7 +1,7 @@
 """The asking side: route a task, run it here or on a peer, relay its output, and notice a peer that goes away.
 
-``_route`` is the one place a routing decision is made: today it calls the deterministic scheduler
-(``routing.choose``); with the AI advisor merged it calls ``routing.decide`` instead.
+``_route`` is the one place a routing decision is made: ``routing.decide`` filters and scores the nodes and, when the
+advisor is on (or the task asks for it), lets the AI advisor pick among the eligible ones.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from noizylab_desktop.errors import NoizyLabError, TaskError
 from noizylab_desktop.services import capabilities as caps
 from noizylab_desktop.services.events import PeerOffline
 from noizylab_desktop.services.registry import PeerState
-from noizylab_desktop.services.routing import Candidate, Decision, GpuState, Needs, TaskSummary, choose
+from noizylab_desktop.services.routing import Candidate, Decision, GpuState, Needs, TaskSummary, decide
+from noizylab_desktop.services.routing.settings import AdvisorSettings
 from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.services.tasks.handlers import describe, handler_for, parse_data
@@ -66,6 +67,7 @@ class Asker:
         self.store = store
         self.config = config
         self.asked: dict[str, Asked] = {}
+        self.advisor: AdvisorSettings | None = None  # loaded (with its key from the keychain) when the feature starts
         self._background: set[asyncio.Future[tpb.TaskExit]] = set()
 
     # ------------------------------------------------------------------ routing
@@ -116,11 +118,11 @@ class Asker:
     async def _route(
         self, request: tpb.SubmitRequest, needs: Needs, summary: TaskSummary, exclude: frozenset[str]
     ) -> Decision:
-        """Where the task runs: the user's choice, else the scheduler (the lead switches this to ``decide``)."""
+        """Where the task runs: the user's choice, else the scheduler, advised by the AI when it is on."""
         if request.on and not exclude:
             return self._user_choice(request.on)
         candidates = await self.candidates(exclude)
-        return choose(candidates, needs)
+        return await decide(candidates, needs, summary, self.advisor, require_ai=request.require_ai_decision)
 
     def _user_choice(self, ref: str) -> Decision:
         own = self.node.settings.name

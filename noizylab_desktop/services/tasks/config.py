@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.services.routing.settings import advisor_keys
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class TasksConfig:
     @classmethod
     def parse(cls, table: Mapping[str, Any]) -> TasksConfig:
         """The config from ``[tasks]``; unknown keys and bad values get a one-line ``ConfigError``."""
-        known = set(cls.__dataclass_fields__)
+        # The routing advisor reads its own keys from the same table.
+        known = set(cls.__dataclass_fields__) | set(advisor_keys())
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"unknown setting tasks.{unknown[0]}: use one of {', '.join(sorted(known))}")

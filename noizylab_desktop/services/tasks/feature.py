@@ -6,6 +6,8 @@ node's own user calls ``Submit``, ``SubmitBatch``, ``List``, ``Get`` and ``Cance
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import contextlib
 import logging
 import time
@@ -20,6 +22,8 @@ from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from noizylab_desktop.errors import NoizyLabError, TaskError
 from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.services.routing.advisor import warm_up
+from noizylab_desktop.services.routing.settings import load_advisor_settings
 from noizylab_desktop.services.tasks.asker import Asker
 from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
@@ -37,6 +41,9 @@ logger = logging.getLogger(__name__)
 SERVICE = "noizylab.grid.v1.Tasks"
 
 
+DURATION_BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
+
+
 class TasksFeature(tpb_grpc.TasksServicer):
     """Runs tasks for this node's user and for peers it allows."""
 
@@ -49,6 +56,10 @@ class TasksFeature(tpb_grpc.TasksServicer):
         self.runner = Runner(self.config)
         self.asker = Asker(node, self.runner, self.store, self.config)
         self.ended: Counter[str] = Counter()
+        self._started: dict[str, float] = {}
+        self._durations = [0] * (len(DURATION_BUCKETS_S) + 1)  # per bucket, the last one for +Inf
+        self._duration_sum_s = 0.0
+        self._warming: asyncio.Future[None] | None = None
         self._unlisten = node.bus.listen(self._count)
 
     # ------------------------------------------------------------------ Feature
@@ -63,23 +74,45 @@ class TasksFeature(tpb_grpc.TasksServicer):
         return (SERVICE,)
 
     async def start(self) -> None:
-        return None
+        self.asker.advisor = await asyncio.to_thread(load_advisor_settings, self.node.settings)
+        # LiteLLM takes seconds to import: load it in the background so the node is up at once.
+        self._warming = asyncio.ensure_future(warm_up(self.asker.advisor))
 
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
         self._unlisten()
         await self.asker.stop()
         await self.runner.stop()
         self.store.close()
 
     def figures(self) -> Iterable[Figure]:
-        yield Figure("noizylab_tasks_running", "Tasks running or waiting on this node", self.runner.queue_length)
+        states = Counter(t.state for t in self.runner.tasks.values())
+        yield Figure("noizylab_tasks_running", "Tasks running on this node", states["running"])
+        yield Figure("noizylab_tasks_queued", "Tasks waiting for a slot on this node", states["waiting"])
+        cumulative = [sum(self._durations[: i + 1]) for i in range(len(self._durations))]
+        yield Figure(
+            "noizylab_tasks_duration_seconds",
+            "How long tasks this node took part in ran, from start to end",
+            self._duration_sum_s,
+            "histogram",
+            buckets=[*zip(DURATION_BUCKETS_S, cumulative, strict=False), (float("inf"), cumulative[-1])],
+            count=cumulative[-1],
+        )
         yield Figure("noizylab_tasks_asked", "Tasks this node asked for that are not done", len(self.asker.asked))
         for state, count in sorted(self.ended.items()):
             yield Figure("noizylab_tasks_ended_total", "Tasks ended, by outcome", count, "counter", {"state": state})
 
     def _count(self, event: object) -> None:
-        if isinstance(event, TaskFinished):
+        if isinstance(event, TaskStarted):
+            self._started[event.task_id] = time.monotonic()
+        elif isinstance(event, TaskFinished):
             self.ended[event.state] += 1
+            began = self._started.pop(event.task_id, None)
+            if began is not None:
+                took = time.monotonic() - began
+                self._durations[bisect.bisect_left(DURATION_BUCKETS_S, took)] += 1
+                self._duration_sum_s += took
 
     # ------------------------------------------------------------------ the node's own user
 

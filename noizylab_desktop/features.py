@@ -22,6 +22,9 @@ def feature_factories() -> list[FeatureFactory]:
     factories: list[FeatureFactory] = []
     # features: one line each, e.g.
     # from noizylab_desktop.services.tasks.feature import TasksFeature; factories.append(TasksFeature)
+    from noizylab_desktop.services.display.feature import DisplayFeature
+
+    factories.append(DisplayFeature)
     return factories
 
 
@@ -31,4 +34,7 @@ def cli_registrars() -> list[Registrar]:
 
     registrars: list[Registrar] = [cli_permissions.register]
     # commands: one line each, e.g. from noizylab_desktop import cli_tasks; registrars.append(cli_tasks.register)
+    from noizylab_desktop import cli_display
+
+    registrars.append(cli_display.register)
     return registrars

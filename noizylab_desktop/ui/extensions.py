@@ -35,4 +35,7 @@ def tray_extensions(node: Node, bridge: Bridge) -> list[TrayExtension]:
     extensions: list[TrayExtension] = []
     # features: one line each, e.g.
     # from noizylab_desktop.ui.task_console import TasksTray; extensions.append(TasksTray(node, bridge))
+    from noizylab_desktop.ui.display_tray import DisplayTray
+
+    extensions.append(DisplayTray(node, bridge))
     return extensions

@@ -79,9 +79,11 @@ class ViewerSession:
         try:
             await self._call.write(dpb.ViewerMessage(start=self._start))
             first = await self._call.read()
+            while first is not grpc.aio.EOF and not first.HasField("info"):
+                first = await self._call.read()  # a keep-alive from an older host: the info follows
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from exc
-        if first is grpc.aio.EOF or not first.HasField("info"):
+        if first is grpc.aio.EOF:
             raise DisplayError(f"{self.peer_name} ended the session before sending a picture")
         self.info = first.info
         self._feedback_task = asyncio.ensure_future(self._feedback_loop())

@@ -162,11 +162,13 @@ class DisplayFeature:
         stream.start()
         try:
             last_frame = time.monotonic()
+            informed = False
             while True:
                 # Keep-alives follow the last frame, not the queue: clock echoes pass through it every 250 ms.
-                wait = last_frame + self.config.keepalive_s - time.monotonic()
+                # None before the session's info: the viewer's first message must say what it will see.
+                wait = last_frame + self.config.keepalive_s - time.monotonic() if informed else None
                 try:
-                    item = await asyncio.wait_for(stream.queue.get(), max(0.0, wait))
+                    item = await asyncio.wait_for(stream.queue.get(), None if wait is None else max(0.0, wait))
                 except TimeoutError:
                     last_frame = time.monotonic()
                     yield dpb.HostMessage(frame=dpb.VideoFrame(sent_at=time.time()))
@@ -175,6 +177,7 @@ class DisplayFeature:
                     reason = str(item)
                     raise item
                 if item.HasField("info"):
+                    informed = True
                     item.info.host_name = self.node.settings.name
                     item.info.control = control
                     item.info.note = note

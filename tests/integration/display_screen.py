@@ -3,7 +3,8 @@
     pattern            a still test pattern over the whole screen
     counter            a frame counter drawn as black/white blocks; prints ``drawn N T`` (T: time.time()) per frame
     input X Y W H      a window that prints ``click X Y BUTTON`` (window pixels) and ``key TEXT`` as they arrive
-    changing           a screen that changes every frame (for the bench)
+    changing [FPS]     the counter plus a moving band: the whole picture changes every frame (for the bench)
+    typing [CPS]       a text that grows by a character at a time, as typing does (for the bench)
 
 It prints ``ready`` once its window is on the screen.
 """
@@ -56,6 +57,13 @@ class Screen(QWidget):
                 p.fillRect(QRect(i * w // 16, h // 2, w // 16 + 1, h // 4), QColor(i * 16, i * 16, i * 16))
             for i in range(8):
                 p.fillRect(QRect(i * w // 8, 3 * h // 4, w // 8 + 1, h // 4), QColor("#ffffff" if i % 2 else "#000000"))
+        elif self.mode == "typing":
+            p.fillRect(self.rect(), QColor(250, 250, 250))
+            p.setPen(QColor(20, 20, 20))
+            text = ("The quick brown fox jumps over the lazy dog. " * 40)[: self.count]
+            per_line = max(1, (w - 80) // 10)
+            for row in range(0, len(text), per_line):
+                p.drawText(QPoint(40, 60 + 22 * (row // per_line)), text[row : row + per_line])
         else:
             p.fillRect(self.rect(), QColor(40, 40, 40))
             if self.mode == "changing":
@@ -108,7 +116,7 @@ def main() -> int:
     widget.show()
     widget.raise_()
     widget.activateWindow()
-    if mode in ("counter", "changing"):
+    if mode in ("counter", "changing", "typing"):
         timer = QTimer(widget)
         timer.setTimerType(Qt.TimerType.PreciseTimer)
         timer.timeout.connect(widget.tick)  # type: ignore[attr-defined]

@@ -182,6 +182,10 @@ class HostStream:
                     black_until = None
                 elif time.monotonic() > black_until:
                     raise DisplayError(BLACK_HINT)
+                else:
+                    # Nothing is sent while the capture is all black: the viewer gets the reason, not black frames.
+                    next_at = self._pace(next_at, fps)
+                    continue
             # Comparing the bytes is a memcmp (about 1 ms for 1080p), cheaper than hashing them.
             if grab.bgra == previous:
                 unchanged += 1
@@ -190,11 +194,16 @@ class HostStream:
             previous = grab.bgra
             if unchanged <= self.config.settle_frames and self._mailbox.put(grab):
                 self._dropped += 1
-            next_at += 1.0 / fps
-            now = time.monotonic()
-            if next_at < now:  # behind (a slow grab): start the schedule again from now instead of bursting
-                next_at = now
-            self._stop.wait(next_at - now)
+            next_at = self._pace(next_at, fps)
+
+    def _pace(self, next_at: float, fps: float) -> float:
+        """Wait for the next capture time; returns the one after."""
+        next_at += 1.0 / fps
+        now = time.monotonic()
+        if next_at < now:  # behind (a slow grab): start the schedule again from now instead of bursting
+            next_at = now
+        self._stop.wait(next_at - now)
+        return next_at
 
     def _encode_loop(self) -> None:
         encoder: Encoder | None = None

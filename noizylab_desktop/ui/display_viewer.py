@@ -318,6 +318,8 @@ def run_viewer(paths: Paths, settings: Settings, peer: str, monitor: int, contro
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(["noizylab view"])
+    # Closing the window ends the session, which ends ``go``; Qt must not stop the loop under it first.
+    app.setQuitOnLastWindowClosed(False)
 
     async def go() -> int:
         channel, name = await connect(paths, settings, peer)

@@ -142,3 +142,21 @@ def host_display(display: str) -> Iterator[None]:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = previous
+
+
+def ask_to_close(display: str, window: int) -> None:
+    """Send ``WM_DELETE_WINDOW`` to ``window``, as a window manager's close button does."""
+    from Xlib import X, protocol
+    from Xlib import display as xdisplay
+
+    conn = xdisplay.Display(display)
+    try:
+        target = conn.create_resource_object("window", window)
+        delete = conn.intern_atom("WM_DELETE_WINDOW")
+        event = protocol.event.ClientMessage(
+            window=target, client_type=conn.intern_atom("WM_PROTOCOLS"), data=(32, [delete, X.CurrentTime, 0, 0, 0])
+        )
+        target.send_event(event, event_mask=X.NoEventMask)
+        conn.sync()
+    finally:
+        conn.close()

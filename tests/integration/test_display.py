@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,9 +19,18 @@ from noizylab_desktop.errors import DisplayError, PermissionRefusedError
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.display.decoder import Decoder
 from noizylab_desktop.services.transport import secure_channel
-from tests.conftest import NodeProcess, wait_for
+from tests.conftest import NOIZYLAB, NodeProcess, wait_for
 from tests.integration.display_screen import read_counter
-from tests.integration.display_support import ScreenApp, Xvfb, grab_screen, host_display, psnr, run, viewer
+from tests.integration.display_support import (
+    ScreenApp,
+    Xvfb,
+    ask_to_close,
+    grab_screen,
+    host_display,
+    psnr,
+    run,
+    viewer,
+)
 
 # The probe order starts with encoders that cannot open here, so every test also shows the fallback to libx264.
 FORCED_ORDER = ["h264_bogus", "h264_nvenc", "libx264"]
@@ -295,3 +305,22 @@ def test_view_options_are_checked_before_anything_connects(grid: tuple[NodeProce
             assert result.stderr.strip() == message
         else:
             assert result.stderr.startswith("noizylab: error: ") and "nobody" in result.stderr
+
+
+def test_view_opens_a_window_that_ends_the_session_when_closed(allowed: Any, pattern: ScreenApp, screen: Xvfb) -> None:
+    alpha, beta = allowed
+    env = {**os.environ, "DISPLAY": screen.display, "QT_QPA_PLATFORM": "xcb"}
+    command = [*NOIZYLAB, "--home", str(beta.home), "view", "alpha", "--view-only"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        title = "alpha — NOIZYLAB remote desktop"
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", title], env=env, capture_output=True,
+                               text=True, timeout=30)  # fmt: skip
+        window = int(found.stdout.split()[0])
+        ask_to_close(screen.display, window)
+        _, err = process.communicate(timeout=20)
+        assert process.returncode == 0, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
+from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.display_tray import DisplayTray
@@ -79,6 +83,25 @@ def test_first_view_asks_the_person_and_the_tray_shows_the_screen_is_shared(
             assert window.monitors.count() == 1
             await eventually(lambda: window.stats_lines()[0].split()[0] != "0", 5, "the stats overlay's frame rate")
             assert "network" in window.stats_lines()[2] and "paint" in window.stats_lines()[2]
+
+            # What the window sends for a click and for typed text (captured here: the laptop allows no control).
+            sent: list[dpb.InputEvent] = []
+            window.send = sent.append  # type: ignore[method-assign]
+            screen = window.screen_view
+            picture = screen.picture
+            assert picture is not None
+            QTest.mouseClick(screen, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                             screen.target.center().toPoint())  # fmt: skip
+            for key, text in ((Qt.Key.Key_H, "H"), (Qt.Key.Key_Eacute, "é")):
+                for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+                    QApplication.sendEvent(screen, QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier, text))
+            buttons = [e.button for e in sent if e.HasField("button")]
+            assert [b.down for b in buttons] == [True, False]
+            assert buttons[0].x == pytest.approx(picture.width / 2, abs=1.5)
+            assert buttons[0].y == pytest.approx(picture.height / 2, abs=1.5)
+            keys = [(e.key.keysym, e.key.down, e.key.by_position) for e in sent if e.HasField("key")]
+            assert keys == [(0x48, True, False), (0x48, False, False), (0xE9, True, False), (0xE9, False, False)]
+
             window.close()
             await eventually(lambda: not tray.viewers, 10, "the viewer to end its session")
 

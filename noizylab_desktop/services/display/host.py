@@ -207,6 +207,7 @@ class HostStream:
 
     def _encode_loop(self) -> None:
         encoder: Encoder | None = None
+        candidates = self.config.encoders
         try:
             while not self._stop.is_set():
                 grab = self._mailbox.take(0.2)
@@ -221,10 +222,10 @@ class HostStream:
                 ):
                     if encoder is not None:
                         encoder.close()
-                    encoder = Encoder(
-                        self.config.encoders, grab.width, grab.height, int(rate.fps), rate.kbps, self.config.crf
-                    )
+                    encoder = Encoder(candidates, grab.width, grab.height, int(rate.fps), rate.kbps, self.config.crf)
                     self.encoder_name = encoder.name
+                    # Reopening (new rate, new monitor) starts from the encoder that opened, not the failed ones.
+                    candidates = self.config.encoders[self.config.encoders.index(encoder.name) :]
                     self._emit(dpb.HostMessage(info=self._info(grab)))
                 for packet in encoder.encode(grab.bgra):
                     waited = time.monotonic()

@@ -31,6 +31,9 @@ def feature_factories() -> list[FeatureFactory]:
     from noizylab_desktop.services.clipboard.feature import ClipboardFeature
 
     factories.append(ClipboardFeature)
+    from noizylab_desktop.services.display.feature import DisplayFeature
+
+    factories.append(DisplayFeature)
     return factories
 
 
@@ -51,4 +54,7 @@ def cli_registrars() -> list[Registrar]:
     from noizylab_desktop import cli_clipboard
 
     registrars.append(cli_clipboard.register)
+    from noizylab_desktop import cli_display
+
+    registrars.append(cli_display.register)
     return registrars

@@ -44,4 +44,7 @@ def tray_extensions(node: Node, bridge: Bridge) -> list[TrayExtension]:
     from noizylab_desktop.ui.clipboard_tray import ClipboardTray
 
     extensions.append(ClipboardTray(node, bridge))
+    from noizylab_desktop.ui.display_tray import DisplayTray
+
+    extensions.append(DisplayTray(node, bridge))
     return extensions

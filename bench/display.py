@@ -1,0 +1,266 @@
+"""Remote desktop at 1920×1080 on loopback, beside ``ffmpeg -f x11grab … libx264 -tune zerolatency`` (the anchor).
+
+Run: ``scripts/with-keyring.sh .venv/bin/python bench/display.py`` (``--seconds S`` per phase, ``--json``).
+
+Both pipelines capture the same private Xvfb (1920x1080x24), on which a helper app draws; both are decoded by PyAV
+in this process, and latency is read from the screen, not from any pipeline's own stamps: the helper draws a frame
+counter as black/white blocks and prints when each value was drawn; the decoded picture's counter gives the time
+from drawing to decoding. Ours is the real path: two ``noizylab`` node processes, paired, the viewer's session over
+mTLS (``ViewerSession``, as ``noizylab view`` uses). The anchor is ffmpeg grabbing and encoding the same screen,
+its packets framed by NUT on a pipe (a raw H.264 pipe would hold each frame until the next one starts).
+
+Phases: ``changing`` (the counter and a moving band, 60 updates a second: draw-to-decoded p50/p95, decoded fps,
+CPU cores of the host process, bitrate), ``idle`` (a still pattern: bitrate), ``typing`` (10 characters a second:
+bitrate). Targets (issue #5): p50 ≤ 30 ms, p95 ≤ 50 ms, 60 fps at ≤ 1.5 cores, idle ≤ 100 kbps, typing ≤ 1.5 Mbps.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psutil  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from noizylab_desktop.services.display.decoder import Decoder  # noqa: E402
+from tests.conftest import NodeProcess, wait_for  # noqa: E402
+from tests.integration.display_screen import read_counter  # noqa: E402
+from tests.integration.display_support import SCREEN_APP, Xvfb, viewer  # noqa: E402
+
+WIDTH, HEIGHT = 1920, 1080
+
+
+@dataclass
+class Phase:
+    pipeline: str
+    phase: str
+    seconds: float
+    frames: int
+    fps: float
+    kbps: float
+    cores: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    read: int = 0
+
+
+class Helper:
+    """The drawing app, with a thread that records when each counter value was drawn."""
+
+    def __init__(self, display: str, mode: str, rate: int) -> None:
+        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+        self.process = subprocess.Popen(
+            [sys.executable, str(SCREEN_APP), mode, str(rate)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        self.drawn: dict[int, float] = {}
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(20):
+            raise RuntimeError("the drawing app did not start")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("ready"):
+                self.ready.set()
+            elif line.startswith("drawn"):
+                _, n, at = line.split()
+                self.drawn[int(n)] = float(at)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(5)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Tally:
+    """Decoded pictures and their counters during one phase."""
+
+    def __init__(self, helper: Helper | None, read_counters: bool, decoder: Any = None) -> None:
+        self.helper = helper
+        self.read_counters = read_counters
+        self.decoder = decoder or Decoder()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start counting now (the decoder keeps its state: the next frames refer to earlier ones)."""
+        self.frames = 0
+        self.bytes = 0
+        self.seen: list[tuple[int, float]] = []
+
+    def add(self, data: Any) -> None:
+        """Count and decode one frame: bytes (ours) or a demuxed packet (the anchor's)."""
+        self.bytes += len(data) if isinstance(data, bytes) else data.size
+        for image in self.decoder.decode(data):
+            self.frames += 1
+            if self.read_counters:
+                gray = image.to_ndarray(format="gray")
+                self.seen.append((read_counter(gray, image.width, image.height), time.time()))
+
+    def result(self, pipeline: str, phase: str, seconds: float, cores: float) -> Phase:
+        out = Phase(
+            pipeline, phase, seconds, self.frames, self.frames / seconds, self.bytes * 8 / seconds / 1000, cores
+        )
+        if self.read_counters and self.helper is not None:
+            drawn = self.helper.drawn
+            # The first picture showing value n was drawn at drawn[n]; later pictures with the same n are repeats.
+            firsts: dict[int, float] = {}
+            for n, at in self.seen:
+                firsts.setdefault(n, at)
+            latencies = [(at - drawn[n]) * 1000 for n, at in firsts.items() if n in drawn and at >= drawn[n]]
+            if latencies:
+                out.p50_ms, out.p95_ms, out.read = (
+                    percentile(latencies, 0.5),
+                    percentile(latencies, 0.95),
+                    len(latencies),
+                )
+        return out
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+async def measure_ours(alpha: NodeProcess, beta: NodeProcess, helper: Helper | None, phase: str, seconds: float,
+                       settle: float) -> Phase:  # fmt: skip
+    tally = Tally(helper, phase == "changing")
+    async with viewer(alpha, beta) as session:
+        frames = session.frames().__aiter__()
+        settle_until = time.monotonic() + settle
+        while time.monotonic() < settle_until:
+            frame = await anext(frames)
+            if frame.data:
+                tally.add(frame.data)
+        tally.reset()
+        cpu0, t0 = cpu_seconds(alpha.pid), time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            frame = await anext(frames)
+            if frame.data:
+                tally.add(frame.data)
+            session.last_seq = frame.seq or session.last_seq
+        wall = time.monotonic() - t0
+        cores = (cpu_seconds(alpha.pid) - cpu0) / wall
+    return tally.result("noizylab", phase, wall, cores)
+
+
+def measure_ffmpeg(display: str, helper: Helper | None, phase: str, seconds: float, settle: float) -> Phase:
+    import av
+
+    command = [
+        "ffmpeg", "-loglevel", "error", "-f", "x11grab", "-framerate", "60", "-video_size", f"{WIDTH}x{HEIGHT}",
+        "-draw_mouse", "0", "-i", display, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+        "-pix_fmt", "yuv420p", "-flush_packets", "1", "-f", "nut", "-",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, bufsize=0)
+    try:
+        assert process.stdout is not None
+        container = av.open(process.stdout, format="nut", options={"probesize": "32"})
+        stream = container.streams.video[0]
+        # The demuxed stream's own decoder: NUT carries SPS/PPS as extradata, not in the packets.
+        stream.codec_context.thread_type = "SLICE"
+        stream.codec_context.options = {"flags": "low_delay"}
+
+        class StreamDecoder:
+            def decode(self, packet: Any) -> list[Any]:
+                return list(stream.codec_context.decode(packet))
+
+        tally = Tally(helper, phase == "changing", StreamDecoder())
+        started = time.monotonic()
+        cpu0 = t0 = None
+        for packet in container.demux(video=0):
+            if packet.size == 0:
+                continue
+            now = time.monotonic()
+            if t0 is None and now - started >= settle:
+                tally.reset()
+                cpu0, t0 = cpu_seconds(process.pid), now
+            tally.add(packet)
+            if t0 is not None and now - t0 >= seconds:
+                break
+        assert cpu0 is not None and t0 is not None
+        wall = time.monotonic() - t0
+        cores = (cpu_seconds(process.pid) - cpu0) / wall
+        return tally.result("ffmpeg x11grab", phase, wall, cores)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def ratio(ours: float | None, anchor: float | None) -> str:
+    if ours is None or anchor is None or anchor == 0:
+        return "-"
+    return f"{ours / anchor:.2f}×"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase and pipeline")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if os.environ.get("NOIZYLAB_IN_TEST_KEYRING") != "1":
+        print("run it as: scripts/with-keyring.sh .venv/bin/python bench/display.py", file=sys.stderr)
+        return 2
+    results: list[Phase] = []
+    screen = Xvfb(f"{WIDTH}x{HEIGHT}")
+    with tempfile.TemporaryDirectory() as tmp:
+        alpha = NodeProcess(Path(tmp) / "alpha", "alpha")
+        beta = NodeProcess(Path(tmp) / "beta", "beta")
+        previous = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = screen.display
+        try:
+            alpha.start()
+            beta.start()
+            beta.join(alpha.invite())
+            wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
+            alpha.cli("allow", "beta", "display")
+            for phase, mode, rate, settle in (("changing", "changing", 60, 1.5), ("idle", "pattern", 0, 3.0),
+                                              ("typing", "typing", 10, 1.5)):  # fmt: skip
+                helper = Helper(screen.display, mode, rate)
+                try:
+                    ours = asyncio.run(measure_ours(alpha, beta, helper, phase, args.seconds, settle))
+                    anchor = measure_ffmpeg(screen.display, helper, phase, args.seconds, settle)
+                finally:
+                    helper.stop()
+                results += [ours, anchor]
+                if not args.json:
+                    for r in (ours, anchor):
+                        lat = f"p50 {r.p50_ms:6.1f} ms  p95 {r.p95_ms:6.1f} ms" if r.p50_ms is not None else " " * 30
+                        print(f"{r.phase:9} {r.pipeline:15} {lat}  {r.fps:5.1f} fps  {r.kbps:8.0f} kbps  "
+                              f"{r.cores:4.2f} cores", flush=True)  # fmt: skip
+                    latency = f"p50 {ratio(ours.p50_ms, anchor.p50_ms)}  p95 {ratio(ours.p95_ms, anchor.p95_ms)}"
+                    rest = f"kbps {ratio(ours.kbps, anchor.kbps)}  cores {ratio(ours.cores, anchor.cores)}"
+                    print(f"{'':9} {'ratio':15} {latency}  fps {ratio(ours.fps, anchor.fps)}  {rest}", flush=True)
+        finally:
+            if previous is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = previous
+            alpha.stop()
+            beta.stop()
+            screen.stop()
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

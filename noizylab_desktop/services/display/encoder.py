@@ -1,0 +1,119 @@
+"""H.264 encoding with PyAV: the encoder is chosen by opening each candidate for real, hardware first.
+
+Low-latency settings on every encoder: no B-frames, no lookahead, a rate buffer of about one frame, and intra
+refresh (a moving column of intra blocks) instead of periodic keyframes, so the bitrate never spikes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from noizylab_desktop.errors import DisplayError
+
+logger = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 1000)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One encoded frame."""
+
+    data: bytes
+    keyframe: bool
+    encode_ms: float
+
+
+def _options(name: str, fps: int, kbps: int, crf: int) -> dict[str, str]:
+    """Per-encoder low-latency options (each family names them differently)."""
+    vbv = max(1, kbps // max(1, fps))  # one frame's worth of bits, in kbit
+    if name == "libx264":
+        params = f"crf={crf}:vbv-maxrate={kbps}:vbv-bufsize={vbv}:intra-refresh=1:keyint={fps * 4}"
+        return {"preset": "ultrafast", "tune": "zerolatency", "x264-params": f"{params}:bframes=0:rc-lookahead=0"}
+    if name == "h264_nvenc":
+        return {"preset": "p1", "tune": "ull", "zerolatency": "1", "delay": "0", "rc": "cbr", "intra-refresh": "1"}
+    if name == "h264_videotoolbox":
+        return {"realtime": "1", "allow_sw": "0", "prio_speed": "1"}
+    if name == "h264_qsv":
+        return {"preset": "veryfast", "low_power": "1", "int_ref_type": "vertical", "look_ahead": "0"}
+    if name == "h264_amf":
+        return {"usage": "ultralowlatency", "quality": "speed", "intra_refresh_mb": "255"}
+    if name == "h264_mf":
+        return {"scenario": "display_remoting", "rate_control": "cbr"}
+    return {}
+
+
+def _open(name: str, width: int, height: int, fps: int, kbps: int, crf: int) -> Any:
+    import av
+
+    ctx: Any = av.CodecContext.create(name, "w")
+    ctx.width = width
+    ctx.height = height
+    ctx.pix_fmt = "yuv420p" if name != "h264_videotoolbox" else "nv12"
+    ctx.time_base = TIME_BASE
+    ctx.framerate = Fraction(fps, 1)
+    ctx.bit_rate = kbps * 1000
+    ctx.max_b_frames = 0
+    ctx.gop_size = fps * 4
+    # The generic rate cap and buffer apply to every encoder; libx264 gets its own in x264-params too.
+    ctx.options = {
+        "maxrate": f"{kbps}k",
+        "bufsize": f"{max(1, kbps // max(1, fps))}k",
+        **_options(name, fps, kbps, crf),
+    }
+    ctx.open()
+    return ctx
+
+
+def probe(candidates: Sequence[str], width: int, height: int, fps: int, kbps: int, crf: int) -> tuple[str, Any]:
+    """The first candidate that opens at this size, with its open context; why each one before it failed is logged."""
+    failures = []
+    for name in candidates:
+        try:
+            return name, _open(name, width, height, fps, kbps, crf)
+        except Exception as exc:  # PyAV raises many kinds (UnknownCodecError, PermissionError, ArgumentError...)
+            failures.append(f"{name} ({type(exc).__name__})")
+            logger.info("encoder %s does not open here: %s", name, exc)
+    raise DisplayError(f"no H.264 encoder opens here (tried {', '.join(failures)}): install a PyAV with libx264")
+
+
+class Encoder:
+    """One open encoder for one picture size; ``encode`` takes BGRA and returns the H.264 for it."""
+
+    def __init__(self, candidates: Sequence[str], width: int, height: int, fps: int, kbps: int, crf: int) -> None:
+        self.width = width
+        self.height = height
+        self.kbps = kbps
+        self.name, self._ctx = probe(candidates, width, height, fps, kbps, crf)
+        self._t0 = time.monotonic()
+        self._last_pts = -1
+        logger.info("encoding %dx%d with %s at up to %d kbps", width, height, self.name, kbps)
+
+    def encode(self, bgra: bytes | bytearray) -> list[Encoded]:
+        """Encode one BGRA picture of this encoder's size."""
+        import av
+        import numpy as np
+
+        started = time.perf_counter()
+        frame = av.VideoFrame.from_ndarray(
+            np.frombuffer(bgra, np.uint8).reshape(self.height, self.width, 4), format="bgra"
+        )
+        # Timestamps in milliseconds of wall time: the frame rate changes with the screen and the network.
+        pts = max(self._last_pts + 1, int((time.monotonic() - self._t0) * 1000))
+        self._last_pts = pts
+        frame.pts = pts
+        packets = self._ctx.encode(frame)
+        elapsed = (time.perf_counter() - started) * 1000
+        return [Encoded(bytes(p), bool(p.is_keyframe), elapsed) for p in packets]
+
+    def close(self) -> None:
+        """Flush and drop the encoder."""
+        try:
+            self._ctx.encode(None)
+        except Exception:  # a flush failing on the way out changes nothing for the viewer
+            logger.debug("encoder flush failed", exc_info=True)

@@ -1,0 +1,30 @@
+"""Events the display feature publishes on the node's bus (the tray listens through ``Bridge.any_event``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from noizylab_desktop.services.events import Event
+
+
+@dataclass(frozen=True)
+class ScreenShared(Event):
+    """A peer started viewing (and maybe controlling) this screen."""
+
+    kind: ClassVar[str] = "display.shared"
+    session: int
+    peer_id: str
+    name: str
+    control: bool
+
+
+@dataclass(frozen=True)
+class ScreenUnshared(Event):
+    """A viewing session ended."""
+
+    kind: ClassVar[str] = "display.unshared"
+    session: int
+    peer_id: str
+    name: str
+    reason: str

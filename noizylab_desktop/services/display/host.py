@@ -1,0 +1,268 @@
+"""The host's pipeline for one session: a capture thread and an encode thread, handing frames to the loop.
+
+Latency comes from queues, so there are almost none: the capture thread puts each new picture into a one-slot
+mailbox (the latest picture wins; one the encoder had no time for is dropped), and the encoder may have at most
+``WINDOW`` frames handed to gRPC but not yet written. When that window is full the network is behind: the encoder
+waits, newer pictures replace older ones, and the adapter lowers the rate. Unchanged pictures are not encoded at all
+(after a few frames that let a still picture sharpen); the writer sends a tiny keep-alive instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from noizylab_desktop._proto import noizylab_display_pb2 as dpb
+from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.services.display.adapt import Adapter, Limits
+from noizylab_desktop.services.display.capture import Grab, MonitorInfo, MssSource, ScreenSource, is_black, pick
+from noizylab_desktop.services.display.config import DisplayConfig
+from noizylab_desktop.services.display.encoder import Encoder
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 2
+BLACK_HINT = (
+    "the screen captures as all black: allow screen recording for NOIZYLAB (macOS: System Settings → Privacy & "
+    "Security → Screen Recording; Wayland: accept the screen-sharing portal), then view again"
+)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the host has done so far in this session."""
+
+    captured: int
+    encoded: int
+    dropped: int
+    bytes_sent: int
+    fps: float
+    kbps: int
+
+
+class Mailbox:
+    """One slot: ``put`` replaces what is there (returns True if it dropped an untaken item)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Grab | None = None
+
+    def put(self, item: Grab) -> bool:
+        with self._cond:
+            dropped = self._item is not None
+            self._item = item
+            self._cond.notify()
+            return dropped
+
+    def take(self, timeout: float) -> Grab | None:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+
+Item = dpb.HostMessage | BaseException
+
+
+class HostStream:
+    """Captures monitor ``monitor`` and encodes it until ``stop``; messages arrive on ``queue`` (on the loop)."""
+
+    def __init__(
+        self,
+        config: DisplayConfig,
+        monitor: int,
+        loop: asyncio.AbstractEventLoop,
+        max_fps: int = 0,
+        source_factory: Callable[[], ScreenSource] = MssSource,
+    ) -> None:
+        self.config = config
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.monitors: list[MonitorInfo] = []
+        self.monitor: MonitorInfo | None = None
+        self.encoder_name = ""
+        fps = float(min(max_fps, config.fps) if max_fps > 0 else config.fps)
+        limits = Limits(fps, min(config.min_fps, fps), config.bitrate_kbps, config.min_bitrate_kbps)
+        self._adapter = Adapter.start(limits, time.monotonic())
+        self._loop = loop
+        self._wanted_monitor = monitor
+        self._source_factory = source_factory
+        self._mailbox = Mailbox()
+        self._window = threading.Semaphore(WINDOW)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._captured = self._encoded = self._dropped = self._bytes = 0
+        self._seq = 0
+        self._threads = [
+            threading.Thread(target=self._guard(self._capture_loop), name="display-capture", daemon=True),
+            threading.Thread(target=self._guard(self._encode_loop), name="display-encode", daemon=True),
+        ]
+
+    # ------------------------------------------------------------------ control (any thread)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop both threads (returns at once; they end within a frame)."""
+        self._stop.set()
+        self._window.release(WINDOW)
+
+    def join(self, timeout: float = 5.0) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def select_monitor(self, index: int) -> None:
+        """Switch to monitor ``index`` from the next frame (a bad index ends the session with a one-line error)."""
+        with self._lock:
+            self._wanted_monitor = index
+
+    def written(self) -> None:
+        """gRPC took one frame: the encoder may hand over another."""
+        self._window.release()
+
+    def observe(self, congested: bool) -> None:
+        """Viewer feedback or the send window says whether we are behind."""
+        with self._lock:
+            self._adapter = self._adapter.step(congested, time.monotonic())
+
+    def stats(self) -> Stats:
+        rate = self._adapter.rate
+        return Stats(self._captured, self._encoded, self._dropped, self._bytes, rate.fps, rate.kbps)
+
+    # ------------------------------------------------------------------ threads
+
+    def _emit(self, item: Item) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                if not self._stop.is_set():
+                    logger.info("display session ends: %s", exc, exc_info=not isinstance(exc, DisplayError))
+                    self._emit(exc)
+                self._stop.set()
+
+        return run
+
+    def _capture_loop(self) -> None:
+        source = self._source_factory()
+        try:
+            self._capture_with(source)
+        finally:
+            source.close()
+
+    def _capture_with(self, source: ScreenSource) -> None:
+        self.monitors = source.monitors()
+        current = -1
+        previous: bytes | bytearray = b""
+        unchanged = 0
+        black_until: float | None = time.monotonic() + self.config.black_timeout_s
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                wanted, fps = self._wanted_monitor, self._adapter.rate.fps
+            if wanted != current:
+                self.monitor = pick(self.monitors, wanted)
+                current, previous, unchanged = wanted, b"", 0
+            assert self.monitor is not None
+            grab = source.grab(self.monitor)
+            self._captured += 1
+            if black_until is not None:
+                if not is_black(grab.bgra):
+                    black_until = None
+                elif time.monotonic() > black_until:
+                    raise DisplayError(BLACK_HINT)
+                else:
+                    # Nothing is sent while the capture is all black: the viewer gets the reason, not black frames.
+                    next_at = self._pace(next_at, fps)
+                    continue
+            # Comparing the bytes is a memcmp (about 1 ms for 1080p), cheaper than hashing them.
+            if grab.bgra == previous:
+                unchanged += 1
+            else:
+                unchanged = 0
+            previous = grab.bgra
+            if unchanged <= self.config.settle_frames and self._mailbox.put(grab):
+                self._dropped += 1
+            next_at = self._pace(next_at, fps)
+
+    def _pace(self, next_at: float, fps: float) -> float:
+        """Wait for the next capture time; returns the one after."""
+        next_at += 1.0 / fps
+        now = time.monotonic()
+        if next_at < now:  # behind (a slow grab): start the schedule again from now instead of bursting
+            next_at = now
+        self._stop.wait(next_at - now)
+        return next_at
+
+    def _encode_loop(self) -> None:
+        encoder: Encoder | None = None
+        candidates = self.config.encoders
+        try:
+            while not self._stop.is_set():
+                grab = self._mailbox.take(0.2)
+                if grab is None:
+                    continue
+                rate = self._adapter.rate
+                # libx264 cannot change its rate cap once open: a new rate (at most every half second) reopens it.
+                if encoder is None or (encoder.width, encoder.height, encoder.kbps) != (
+                    grab.width,
+                    grab.height,
+                    rate.kbps,
+                ):
+                    if encoder is not None:
+                        encoder.close()
+                    encoder = Encoder(candidates, grab.width, grab.height, int(rate.fps), rate.kbps, self.config.crf)
+                    self.encoder_name = encoder.name
+                    # Reopening (new rate, new monitor) starts from the encoder that opened, not the failed ones.
+                    candidates = self.config.encoders[self.config.encoders.index(encoder.name) :]
+                    self._emit(dpb.HostMessage(info=self._info(grab)))
+                for packet in encoder.encode(grab.bgra):
+                    waited = time.monotonic()
+                    while not self._window.acquire(timeout=0.2):
+                        if self._stop.is_set():
+                            return
+                    if time.monotonic() - waited > 1.0 / rate.fps:
+                        self.observe(True)  # gRPC could not take frames as fast as we made them
+                    self._seq += 1
+                    self._encoded += 1
+                    self._bytes += len(packet.data)
+                    frame = dpb.VideoFrame(
+                        seq=self._seq,
+                        captured_at=grab.captured_at,
+                        capture_ms=grab.capture_ms,
+                        encode_ms=packet.encode_ms,
+                        keyframe=packet.keyframe,
+                        data=packet.data,
+                        width=grab.width,
+                        height=grab.height,
+                        bitrate_kbps=rate.kbps,
+                        fps=rate.fps,
+                    )
+                    self._emit(dpb.HostMessage(frame=frame))
+        finally:
+            if encoder is not None:
+                encoder.close()
+
+    def _info(self, grab: Grab) -> dpb.SessionInfo:
+        assert self.monitor is not None
+        return dpb.SessionInfo(
+            encoder=self.encoder_name,
+            width=grab.width,
+            height=grab.height,
+            monitor=self.monitor.index,
+            monitors=[
+                dpb.Monitor(index=m.index, left=m.left, top=m.top, width=m.width, height=m.height)
+                for m in self.monitors
+            ],
+        )

@@ -1,0 +1,172 @@
+"""The display feature's part of the tray: ``Remote desktop → PEER``, the consent question, the sharing indicator.
+
+While anyone views this screen a second tray icon (a red dot) stays up, and the main menu shows who is viewing
+with a ``Stop sharing`` row; a peer's first request asks the person, with view only as the default answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
+
+from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.services.display.client import ViewerSession
+from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshared
+from noizylab_desktop.services.display.feature import Consent, DisplayFeature
+from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.services.trust import TrustedPeer
+from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.display_viewer import ViewerWindow
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+
+logger = logging.getLogger(__name__)
+
+
+def sharing_icon() -> QIcon:
+    """A red dot: this screen is being viewed."""
+    pixmap = QPixmap(32, 32)
+    pixmap.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(220, 40, 40))
+    painter.setPen(QColor(255, 255, 255))
+    painter.drawEllipse(4, 4, 24, 24)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class ConsentDialog(QMessageBox):
+    """``PEER wants to see your screen``: Allow view only (default), Allow control too, or Decline."""
+
+    def __init__(self, peer: TrustedPeer, wants_control: bool) -> None:
+        super().__init__()
+        self.setWindowTitle("NOIZYLAB — screen sharing")
+        asks = "see and control" if wants_control else "see"
+        self.setText(f"{peer.name} wants to {asks} this screen.")
+        self.setInformativeText("Your answer is remembered; change it later in the tray under that device.")
+        self.view_only = self.addButton("Allow view only", QMessageBox.ButtonRole.AcceptRole)
+        self.control = self.addButton("Allow view and control", QMessageBox.ButtonRole.AcceptRole)
+        self.decline = self.addButton("Decline", QMessageBox.ButtonRole.RejectRole)
+        self.setDefaultButton(self.view_only)
+        self.setEscapeButton(self.decline)
+
+    def answer(self) -> Consent:
+        clicked = self.clickedButton()
+        if clicked is self.view_only:
+            return Consent(view=True)
+        if clicked is self.control:
+            return Consent(view=True, control=True)
+        return Consent(view=False)
+
+
+class DisplayTray:
+    """The tray extension of the display feature."""
+
+    def __init__(self, node: Node, bridge: Bridge) -> None:
+        self._node = node
+        self.viewers: list[ViewerWindow] = []
+        self.sharing: dict[int, ScreenShared] = {}
+        self.dialogs: list[ConsentDialog] = []
+        self.indicator = QSystemTrayIcon(sharing_icon())
+        self.indicator_menu = QMenu()
+        self.indicator_menu.addAction("Stop sharing this screen").triggered.connect(self.stop_sharing)
+        self.indicator.setContextMenu(self.indicator_menu)
+        feature = node.features.get("display")
+        self._feature = feature if isinstance(feature, DisplayFeature) else None
+        if self._feature is not None:
+            self._feature.consent = self.ask
+        bridge.any_event.connect(self._on_event)
+
+    # ------------------------------------------------------------------ TrayExtension
+
+    def add_actions(self, menu: QMenu) -> None:
+        if self.sharing:
+            names = ", ".join(sorted({s.name for s in self.sharing.values()}))
+            row = menu.addAction(f"Screen shared with {names}")
+            row.setIcon(sharing_icon())
+            row.setEnabled(False)
+            menu.addAction("Stop sharing this screen").triggered.connect(self.stop_sharing)
+            menu.addSeparator()
+
+    def add_peer_actions(self, menu: QMenu, peer: PeerState) -> None:
+        action = menu.addAction(f"Remote desktop → {peer.peer.name}")
+        action.setEnabled(peer.online)
+        action.triggered.connect(lambda _=False, fp=peer.peer.fingerprint: self.open_viewer(fp))
+
+    def close(self) -> None:
+        for window in list(self.viewers):
+            window.close()
+        for dialog in list(self.dialogs):
+            dialog.reject()
+        self.indicator.hide()
+        if self._feature is not None and self._feature.consent == self.ask:
+            self._feature.consent = None
+
+    # ------------------------------------------------------------------ viewing a peer
+
+    def open_viewer(self, fingerprint: bytes) -> asyncio.Task[ViewerWindow | None]:
+        """Open a viewer on that peer (a task: the window shows once the peer answered)."""
+        return asyncio.ensure_future(self._open(fingerprint))
+
+    async def _open(self, fingerprint: bytes) -> ViewerWindow | None:
+        state = next((s for s in self._node.registry.peers() if s.peer.fingerprint == fingerprint), None)
+        if state is None:
+            return None
+        session = ViewerSession(self._node.registry.channel(state), state.peer.name, control=True)
+        try:
+            await session.__aenter__()
+        except NoizyLabError as exc:
+            QMessageBox.warning(None, "NOIZYLAB — remote desktop", exc.message)
+            return None
+        window = ViewerWindow(session)
+        self.viewers.append(window)
+        window.finished.connect(lambda _why, w=window: self.viewers.remove(w) if w in self.viewers else None)
+        window.show()
+        asyncio.ensure_future(window.run())
+        return window
+
+    # ------------------------------------------------------------------ being viewed
+
+    async def ask(self, peer: TrustedPeer, wants_control: bool) -> Consent:
+        """Ask the person (the feature's consent hook); closing the dialog declines."""
+        dialog = ConsentDialog(peer, wants_control)
+        self.dialogs.append(dialog)
+        answered: asyncio.Future[Consent] = asyncio.get_running_loop().create_future()
+
+        def done(_result: int) -> None:
+            if not answered.done():
+                answered.set_result(dialog.answer())
+
+        dialog.finished.connect(done)
+        dialog.open()
+        try:
+            return await answered
+        finally:
+            self.dialogs.remove(dialog)
+            dialog.deleteLater()
+
+    def stop_sharing(self) -> None:
+        if self._feature is not None:
+            self._feature.end_all()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ScreenShared):
+            self.sharing[event.session] = event
+        elif isinstance(event, ScreenUnshared):
+            self.sharing.pop(event.session, None)
+        else:
+            return
+        if self.sharing:
+            names = ", ".join(sorted({s.name for s in self.sharing.values()}))
+            controls = any(s.control for s in self.sharing.values())
+            self.indicator.setToolTip(f"NOIZYLAB — {names} {'controls' if controls else 'views'} this screen")
+            self.indicator.show()
+        else:
+            self.indicator.hide()

@@ -1,0 +1,162 @@
+"""Fixtures and helpers for the display tests: the host's own Xvfb, the helper app on it, and a viewer in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from noizylab_desktop.services.display.client import ViewerSession
+from noizylab_desktop.services.transport import secure_channel
+from tests.conftest import NodeProcess
+
+SCREEN_APP = Path(__file__).with_name("display_screen.py")
+
+
+class Xvfb:
+    """A private X server with one screen of the given size (``-br``: a black root, for the black-screen test)."""
+
+    def __init__(self, size: str = "640x480", black: bool = False) -> None:
+        read_end, write_end = os.pipe()
+        command = ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{size}x24", "-nolisten", "tcp"]
+        command += ["-br"] if black else []
+        self.process = subprocess.Popen(command, pass_fds=[write_end], stderr=subprocess.DEVNULL)
+        os.close(write_end)
+        number = b""
+        deadline = time.monotonic() + 10
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([read_end], [], [], 1)
+            if ready:
+                number += os.read(read_end, 16)
+        os.close(read_end)
+        if not number.endswith(b"\n"):
+            self.stop()
+            raise RuntimeError("Xvfb did not start")
+        self.display = f":{number.decode().strip()}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ScreenApp:
+    """``display_screen.py MODE ARGS`` on ``display``; its stdout lines are read with a deadline."""
+
+    def __init__(self, display: str, *args: str) -> None:
+        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+        self.process = subprocess.Popen(
+            [sys.executable, str(SCREEN_APP), *args], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.expect("ready", 20)
+
+    def line(self, timeout: float) -> str | None:
+        """The next line it prints, or None after ``timeout`` seconds."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        return self.process.stdout.readline().strip() if ready else None
+
+    def expect(self, prefix: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.line(deadline - time.monotonic())
+            if line is None:
+                break
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"the helper app did not print {prefix!r} within {timeout} s")
+
+    def finish(self) -> list[str]:
+        """Stop it and return the lines it printed that were not read yet."""
+        assert self.process.stdout is not None
+        self.process.terminate()
+        rest = self.process.stdout.read()
+        self.stop()
+        return rest.splitlines()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def grab_screen(display: str) -> np.ndarray[Any, Any]:
+    """The host's whole screen as RGB, read straight from the X server (the reference for PSNR)."""
+    import mss
+
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        with mss.MSS() as sct:
+            shot = sct.grab(sct.monitors[1])
+            bgra = np.frombuffer(shot.raw, np.uint8).reshape(shot.height, shot.width, 4)
+    finally:
+        if previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = previous
+    return bgra[:, :, 2::-1].copy()
+
+
+def psnr(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
+    """Peak signal-to-noise ratio of two same-sized 8-bit pictures, in dB."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def viewer(host: NodeProcess, viewer_node: NodeProcess, **options: Any) -> ViewerSession:
+    """A viewing session from ``viewer_node``'s identity straight to ``host`` (as ``noizylab view`` makes one)."""
+    channel = secure_channel(viewer_node.identity(), host.identity().cert_pem, host.grpc_address)
+    return ViewerSession(channel, host.name, **options)
+
+
+def run(coro: Any, timeout: float = 60) -> Any:
+    """Run a scenario on a fresh loop with a deadline."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def host_display(display: str) -> Iterator[None]:
+    """Set DISPLAY for the node processes started meanwhile (they inherit it)."""
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = previous
+
+
+def ask_to_close(display: str, window: int) -> None:
+    """Send ``WM_DELETE_WINDOW`` to ``window``, as a window manager's close button does."""
+    from Xlib import X, protocol
+    from Xlib import display as xdisplay
+
+    conn = xdisplay.Display(display)
+    try:
+        target = conn.create_resource_object("window", window)
+        delete = conn.intern_atom("WM_DELETE_WINDOW")
+        event = protocol.event.ClientMessage(
+            window=target, client_type=conn.intern_atom("WM_PROTOCOLS"), data=(32, [delete, X.CurrentTime, 0, 0, 0])
+        )
+        target.send_event(event, event_mask=X.NoEventMask)
+        conn.sync()
+    finally:
+        conn.close()

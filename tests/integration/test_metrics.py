@@ -263,3 +263,31 @@ def test_bad_metrics_settings_are_one_line_errors(
     node = make_node("alpha", metrics=table)
     result = node.cli("start", check=False)
     assert result.returncode == 1 and message in result.stderr
+
+
+def test_every_features_figures_reach_metrics_and_a_finished_task_is_counted(
+    make_node: Callable[[str], NodeProcess],
+) -> None:
+    node = make_node("alpha").start()
+    token = new_token(node)
+    assert node.cli("run", "--on", "alpha", "--", "true").returncode == 0
+
+    def scraped() -> str:
+        status, body, _ = get(node, "/metrics", token)
+        text = body.decode() if status == 200 else ""
+        return text if 'noizylab_tasks_ended_total{state="exited"} 1.0' in text else ""
+
+    text = wait_for(scraped, what="the finished task in /metrics")
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+    for family in (
+        "noizylab_tasks_running ",
+        "noizylab_tasks_queued ",
+        'noizylab_tasks_duration_seconds_bucket{le="+Inf"} 1.0',
+        "noizylab_tasks_duration_seconds_count 1.0",
+        "noizylab_clipboard_paused ",
+        "noizylab_display_sessions ",
+        "noizylab_display_frame_rate_hertz ",
+        "noizylab_display_viewer_latency_seconds ",
+    ):
+        assert family in text, family

@@ -75,6 +75,7 @@ class DisplayFeature:
         self._frames_sent = 0
         self._bytes_sent = 0
         self._dropped = 0
+        self.viewer_ms: dict[int, float] = {}  # per live session, the viewer's last decode + paint time
 
     # ------------------------------------------------------------------ Feature
 
@@ -102,6 +103,16 @@ class DisplayFeature:
         yield Figure("noizylab_display_frames_sent_total", "Encoded frames sent to viewers", float(sent), "counter")
         yield Figure("noizylab_display_bytes_sent_total", "Encoded bytes sent to viewers", float(size), "counter")
         yield Figure("noizylab_display_frames_dropped_total", "Captured frames dropped", float(dropped), "counter")
+        yield Figure("noizylab_display_frame_rate_hertz", "Frame rate aimed at, all viewers", sum(s.fps for s in live))
+        yield Figure(
+            "noizylab_display_bitrate_bits_per_second", "Bitrate aimed at, all viewers", sum(s.kbps for s in live) * 1e3
+        )
+        shown = [self.viewer_ms[key] for key in map(id, self.sessions.values()) if key in self.viewer_ms]
+        yield Figure(
+            "noizylab_display_viewer_latency_seconds",
+            "Decode plus paint time the slowest viewer reported last",
+            max(shown, default=0.0) / 1e3,
+        )
 
     def end_all(self) -> None:
         """Stop sharing the screen with everyone (the tray's ``Stop sharing``)."""
@@ -202,6 +213,7 @@ class DisplayFeature:
             self._bytes_sent += stats.bytes_sent
             self._dropped += stats.dropped
             del self.sessions[session.id]
+            self.viewer_ms.pop(id(session), None)
             await asyncio.to_thread(stream.join)
             self.node.bus.publish(
                 ScreenUnshared(session=session.id, peer_id=peer.node_id, name=peer.name, reason=reason)
@@ -226,6 +238,7 @@ class DisplayFeature:
             elif kind == "feedback":
                 received = time.time()
                 stream.observe(message.feedback.queue_depth > 1)
+                self.viewer_ms[id(session)] = message.feedback.decode_ms + message.feedback.paint_ms
                 echo = dpb.ClockEcho(
                     viewer_sent_at=message.feedback.sent_at, host_received_at=received, host_sent_at=time.time()
                 )

@@ -105,7 +105,9 @@ class DisplayFeature:
         yield Figure("noizylab_display_frames_dropped_total", "Captured frames dropped", float(dropped), "counter")
         yield Figure("noizylab_display_frame_rate_hertz", "Frame rate aimed at, all viewers", sum(s.fps for s in live))
         yield Figure(
-            "noizylab_display_bitrate_bits_per_second", "Bitrate aimed at, all viewers", sum(s.kbps for s in live) * 1e3
+            "noizylab_display_bitrate_bytes_per_second",
+            "Encoder bitrate aimed at, all viewers",
+            sum(s.kbps for s in live) * 1e3 / 8,
         )
         shown = [self.viewer_ms[key] for key in map(id, self.sessions.values()) if key in self.viewer_ms]
         yield Figure(

@@ -22,6 +22,7 @@ def feature_factories() -> list[FeatureFactory]:
     factories: list[FeatureFactory] = []
     # features: one line each, e.g.
     # from noizylab_desktop.services.tasks.feature import TasksFeature; factories.append(TasksFeature)
+    factories.append(_sync_feature())
     return factories
 
 
@@ -31,4 +32,17 @@ def cli_registrars() -> list[Registrar]:
 
     registrars: list[Registrar] = [cli_permissions.register]
     # commands: one line each, e.g. from noizylab_desktop import cli_tasks; registrars.append(cli_tasks.register)
+    registrars.append(_sync_cli())
     return registrars
+
+
+def _sync_feature() -> FeatureFactory:
+    from noizylab_desktop.services.sync.feature import SyncFeature
+
+    return SyncFeature
+
+
+def _sync_cli() -> Registrar:
+    from noizylab_desktop import cli_sync
+
+    return cli_sync.register

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Container
 
 from noizylab_desktop.services.sync.ignore import VERSIONS_DIR
 
@@ -19,14 +20,22 @@ def _safe_peer(peer: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", peer)[:32] or "peer"
 
 
-def conflict_name(rel: str, mtime_ns: int, peer: str) -> str:
-    """The conflict copy's relative path for ``rel``, last modified at ``mtime_ns`` on ``peer``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns / 1e9))
+def conflict_name(rel: str, mtime_ns: int, peer: str, taken: Container[str] = ()) -> str:
+    """The conflict copy's relative path for ``rel``, last modified at ``mtime_ns`` on ``peer`` (not in ``taken``)."""
+    name = _conflict_name(rel, mtime_ns, _safe_peer(peer))
+    n = 2
+    while name in taken:
+        name, n = _conflict_name(rel, mtime_ns, f"{_safe_peer(peer)}-{n}"), n + 1
+    return name
+
+
+def _conflict_name(rel: str, mtime_ns: int, peer: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
     head, _, name = rel.rpartition("/")
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:  # no extension, or a dotfile like ".bashrc"
         stem, ext = name, ""
-    new = f"{stem}.sync-conflict-{stamp}-{_safe_peer(peer)}" + (f".{ext}" if ext else "")
+    new = f"{stem}.sync-conflict-{stamp}-{peer}" + (f".{ext}" if ext else "")
     return f"{head}/{new}" if head else new
 
 
@@ -35,9 +44,9 @@ def is_conflict_copy(rel: str) -> bool:
     return bool(_CONFLICT.search(rel.rsplit("/", 1)[-1]))
 
 
-def version_name(rel: str, when: float) -> str:
-    """Where a replaced or deleted file is kept: ``.nzversions/<path>~YYYYMMDD-HHMMSS[.ext]``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(when))
+def version_name(rel: str, when: float, n: int = 1) -> str:
+    """Where a replaced or deleted file is kept: ``.nzversions/<path>~YYYYMMDD-HHMMSS[-n][.ext]``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(when)) + (f"-{n}" if n > 1 else "")
     head, _, name = rel.rpartition("/")
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:

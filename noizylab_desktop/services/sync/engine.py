@@ -168,7 +168,7 @@ class ShareEngine:
                 continue
             generation = self._requested
             try:
-                clean = await self._sync_until_clean()
+                clean = await self.sync_now()
             except asyncio.CancelledError:
                 raise
             except (SyncError, asyncssh.Error, OSError) as exc:
@@ -197,7 +197,7 @@ class ShareEngine:
             self.remote = await made if isinstance(made, asyncio.Future) else made
         return self.remote
 
-    async def _sync_until_clean(self) -> bool:
+    async def sync_now(self) -> bool:
         """Passes until one finds nothing to do; True when the share ended in sync."""
         more = True
         for _ in range(MAX_PASSES):

@@ -112,7 +112,7 @@ class Executor:
             self.index.drop_ancestor(a.path)
         elif a.kind == "delete_remote":
             assert a.remote is not None
-            await self.remote.keep_version(a.path, _version_of(a.path))
+            await self.remote.keep_version(a.path)
             await self.remote.remove(a.path)
             self.index.drop_ancestor(a.path)
         elif a.kind == "rename_local":
@@ -236,16 +236,8 @@ class Executor:
             await self.remote.remove(tmp)
             raise SyncError(f"{rel} did not verify on {self.remote.name} (it changed meanwhile?); retrying")
         if there is not None and base is None:
-            await self.remote.keep_version(rel, _version_of(rel))
+            await self.remote.keep_version(rel)
         await self.remote.finish(tmp, rel, have.mtime_ns)
-
-
-def _version_of(rel: str) -> str:
-    import time
-
-    from noizylab_desktop.services.sync.conflicts import version_name
-
-    return version_name(rel, time.time())
 
 
 def _bytes(a: Action) -> int:

@@ -60,16 +60,21 @@ class LocalFs:
         src = self.path(rel)
         if not src.exists():
             return None
-        kept = version_name(rel, time.time())
-        dst = self.path(kept)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except FileExistsError:
+        now = time.time()
+        for n in range(1, 1000):
+            kept = version_name(rel, now, n)
+            dst = self.path(kept)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                return None
+            except OSError:
+                shutil.copy2(src, dst)
             return kept
-        except OSError:
-            shutil.copy2(src, dst)
-        return kept
+        raise OSError(f"too many versions of {rel} this second")
 
     def replace(self, src: Path, dst: Path, mtime_ns: int) -> os.stat_result:
         os.utime(src, ns=(mtime_ns, mtime_ns))

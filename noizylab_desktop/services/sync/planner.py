@@ -93,6 +93,7 @@ def plan(
     """Every action that brings both sides to the same files, keeping every last write."""
     actions: list[Action] = []
     done: set[str] = set()
+    taken = set(local) | set(remote)
     for old, new in _renames(local, remote, ancestor):
         actions.append(Action("rename_remote", new, local=local[new], remote=remote[old], source=old))
         done |= {old, new}
@@ -104,14 +105,20 @@ def plan(
     for path in sorted(set(local) | set(remote) | set(ancestor)):
         if path in done:
             continue
-        action = _decide(path, local.get(path), remote.get(path), ancestor.get(path), local_name, remote_name)
+        action = _decide(path, local.get(path), remote.get(path), ancestor.get(path), local_name, remote_name, taken)
         if action is not None:
             actions.append(action)
     return Plan(tuple(actions), len(ancestor))
 
 
 def _decide(
-    path: str, lo: Entry | None, re: Entry | None, an: Entry | None, local_name: str, remote_name: str
+    path: str,
+    lo: Entry | None,
+    re: Entry | None,
+    an: Entry | None,
+    local_name: str,
+    remote_name: str,
+    taken: set[str],
 ) -> Action | None:
     if lo is None and re is None:
         return Action("forget", path) if an is not None else None
@@ -137,6 +144,6 @@ def _decide(
     if is_conflict_copy(path):
         # No conflicts of conflicts: the newer copy wins, the older one goes to the versions folder.
         return Action("push" if local_wins else "pull", path, local=lo, remote=re)
-    return Action(
-        "conflict", path, local=lo, remote=re, winner=winner, copy_path=conflict_name(path, loser.mtime_ns, loser_name)
-    )
+    copy = conflict_name(path, loser.mtime_ns, loser_name, taken)
+    taken.add(copy)
+    return Action("conflict", path, local=lo, remote=re, winner=winner, copy_path=copy)

@@ -16,6 +16,7 @@ import os
 import posixpath
 import shlex
 import stat
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import asyncssh
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
+from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel
@@ -306,16 +308,22 @@ class Remote:
         await self.makedirs(posixpath.dirname(dst))
         await sftp.posix_rename(self.abs(src), self.abs(dst))
 
-    async def keep_version(self, rel: str, kept: str) -> None:
-        """Keep the current ``rel`` as ``kept`` (a hard link, else a server-side copy) before it is replaced."""
+    async def keep_version(self, rel: str) -> None:
+        """Keep the current ``rel`` in the versions folder (a hard link, else a server-side copy) before it goes."""
         sftp = await self.sftp()
-        await self.makedirs(posixpath.dirname(kept))
-        try:
-            await sftp.link(self.abs(rel), self.abs(kept))
-        except asyncssh.SFTPNoSuchFile:
+        now = time.time()
+        for n in range(1, 1000):
+            kept = version_name(rel, now, n)
+            if await sftp.exists(self.abs(kept)):
+                continue
+            await self.makedirs(posixpath.dirname(kept))
+            try:
+                await sftp.link(self.abs(rel), self.abs(kept))
+            except asyncssh.SFTPNoSuchFile:
+                return
+            except asyncssh.SFTPError:
+                await sftp.remote_copy(self.abs(rel), self.abs(kept))
             return
-        except asyncssh.SFTPError:
-            await sftp.remote_copy(self.abs(rel), self.abs(kept))
 
     async def remove(self, rel: str) -> None:
         sftp = await self.sftp()

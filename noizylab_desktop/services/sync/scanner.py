@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.planner import Entry
 
 logger = logging.getLogger(__name__)
+
+RACY_NS = 2_000_000_000
+RACY_MAX_BYTES = 8 * 1024 * 1024
 
 
 class RootMissingError(SyncError):
@@ -40,6 +44,7 @@ def scan(root: Path, index: ShareIndex) -> ScanResult:
     cache = index.local_cache()
     result = ScanResult({})
     fresh: list[Cached] = []
+    now_ns = time.time_ns()
     stack = [("", str(root))]
     while stack:
         prefix, folder = stack.pop()
@@ -64,7 +69,13 @@ def scan(root: Path, index: ShareIndex) -> ScanResult:
             if not stat.S_ISREG(st.st_mode) or ignore.ignored(rel):
                 continue
             old = cache.get(rel)
-            if old and (old.entry.size, old.entry.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            # A file modified within the last RACY_NS may change again inside the same mtime tick: hash it again.
+            racy = now_ns - st.st_mtime_ns < RACY_NS and st.st_size < RACY_MAX_BYTES
+            if (
+                old
+                and not racy
+                and (old.entry.size, old.entry.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
+            ):
                 result.entries[rel] = old.entry
                 continue
             try:

@@ -4,6 +4,10 @@ and a real ``ShareEngine`` on another folder syncing with it (no node processes,
 from __future__ import annotations
 
 import asyncio
+import getpass
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,3 +108,46 @@ def tree(root: Path) -> dict[str, bytes]:
 def everything(root: Path) -> list[bytes]:
     """Contents of every file under ``root``, the versions folder included."""
     return [p.read_bytes() for p in root.rglob("*") if p.is_file()]
+
+
+class Sshd:
+    """OpenSSH's sshd on a free loopback port, with a temporary host key, accepting the given public keys."""
+
+    def __init__(self, base: Path, authorized: list[str]) -> None:
+
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.user = getpass.getuser()
+        host_key = base / "host_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+        self.host_public = (base / "host_ed25519.pub").read_text().strip()
+        (base / "authorized_keys").write_text("\n".join(authorized) + "\n")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = base / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {base / 'authorized_keys'}\nStrictModes no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+            "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+        )
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder (absent until the service ran)
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    why = self.proc.stderr.read() if self.proc.stderr else b""
+                    raise RuntimeError(f"sshd did not start: {why!r}") from None
+                time.sleep(0.05)  # polling a port with a deadline, not synchronising on time
+        raise RuntimeError("sshd did not listen in 10 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()

@@ -68,8 +68,9 @@ class SyncPair:
             result = await asyncio.to_thread(scan, self.remote, self.offer_index)
             yield list(result.entries.values())
 
-        async def peer_hash(rel: str) -> bytes:
-            return (await asyncio.to_thread(hash_file, resolve_inside(self.remote, rel))).digest
+        async def peer_hash(rel: str) -> tuple[bytes, bytes]:
+            hashed = await asyncio.to_thread(hash_file, resolve_inside(self.remote, rel))
+            return hashed.digest, hashed.blocks
 
         target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta")
         self.remote_side = Remote(target, self.client_key, self.index, peer_index, peer_hash)

@@ -226,7 +226,12 @@ class Executor:
         local = self.fs.path(rel)
         base_rel = base or rel
         sent = False
-        if self.remote.block_level and there is not None and there.blocks and have.blocks:
+        left = await self.remote.blocks_of(tmp) if self.remote.block_level else None
+        if left is not None:
+            # An interrupted push left its temp file there: send only the blocks it still lacks.
+            need = changed_blocks(left, have.blocks, have.size)
+            sent = await self.remote.upload_delta(local, tmp, tmp, need, have.size)
+        elif self.remote.block_level and there is not None and there.blocks and have.blocks:
             need = changed_blocks(there.blocks, have.blocks, have.size)
             sent = await self.remote.upload_delta(local, base_rel, tmp, need, have.size)
         if not sent:

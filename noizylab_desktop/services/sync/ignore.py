@@ -12,8 +12,24 @@ IGNORE_FILE = ".nzignore"
 VERSIONS_DIR = ".nzversions"
 TEMP_PREFIX = ".nzsync-"
 TEMP_SUFFIX = ".tmp"
-# Never synced: our own versions folder and temp files, and OS litter that differs per machine.
-BUILTIN = (f"/{VERSIONS_DIR}/", f"{TEMP_PREFIX}*{TEMP_SUFFIX}", ".DS_Store", "Thumbs.db", "desktop.ini")
+# Never synced: our own versions folder and temp files, OS litter that differs per machine, and editors' swap,
+# lock and save-in-progress files (vim, JetBrains, Office, LibreOffice, macOS safe-save), which would otherwise
+# travel mid-save. A share's .nzignore can bring one back with a "!pattern" line.
+BUILTIN = (
+    f"/{VERSIONS_DIR}/",
+    f"{TEMP_PREFIX}*{TEMP_SUFFIX}",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    ".*.sw[a-p]",
+    "*~",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    "~$*",
+    "~*.tmp",
+    ".~lock.*#",
+    ".*.sb-*",
+)
 
 
 def is_internal(rel: str) -> bool:

@@ -143,12 +143,12 @@ class ShareManager:
             except grpc.aio.AioRpcError as exc:
                 raise rpc_error(exc, share.peer_name) from exc
 
-        async def peer_hash(rel: str) -> bytes:
+        async def peer_hash(rel: str) -> tuple[bytes, bytes]:
             try:
                 reply = await self._stub(share).Hash(spb.HashRequest(share_id=share.id, path=rel), timeout=600)
             except grpc.aio.AioRpcError as exc:
                 raise rpc_error(exc, share.peer_name) from exc
-            return bytes(reply.hash)
+            return bytes(reply.hash), bytes(reply.blocks)
 
         return Remote(target, key, index, peer_index, peer_hash)
 

@@ -69,7 +69,7 @@ class Target:
 
 
 IndexSource = Callable[[], AsyncIterator[list[Entry]]]
-HashSource = Callable[[str], Awaitable[bytes]]
+HashSource = Callable[[str], Awaitable[tuple[bytes, bytes]]]  # rel → (digest, block hashes)
 
 
 class Remote:
@@ -234,8 +234,14 @@ class Remote:
     async def hash_of(self, rel: str) -> bytes:
         """The whole-file hash of a remote file (a pushed temp file, before it is made visible)."""
         if self._peer_hash is not None:
-            return await self._peer_hash(rel)
+            return (await self._peer_hash(rel))[0]
         return (await self._remote_hashes([rel]))[rel]
+
+    async def blocks_of(self, rel: str) -> bytes | None:
+        """Block hashes of a remote file (a temp file left by an interrupted push), or None where unknown."""
+        if self._peer_hash is None or not await self.exists(rel):
+            return None
+        return (await self._peer_hash(rel))[1]
 
     # ------------------------------------------------------------------ content
 
@@ -271,12 +277,13 @@ class Remote:
         self.bytes_sent += local.stat().st_size
 
     async def upload_delta(self, local: Path, base_rel: str, rel: str, blocks: list[int], size: int) -> bool:
-        """``rel`` = server-side copy of ``base_rel`` + the given blocks of ``local``; False when unsupported."""
+        """``rel`` = server-side copy of ``base_rel`` (or ``rel`` itself, resuming) + the given blocks of ``local``."""
         sftp = await self.sftp()
-        try:
-            await sftp.remote_copy(self.abs(base_rel), self.abs(rel))
-        except (asyncssh.SFTPOpUnsupported, asyncssh.SFTPNoSuchFile):
-            return False
+        if base_rel != rel:
+            try:
+                await sftp.remote_copy(self.abs(base_rel), self.abs(rel))
+            except (asyncssh.SFTPOpUnsupported, asyncssh.SFTPNoSuchFile):
+                return False
         gate = asyncio.Semaphore(PARALLEL_REQUESTS)
         fd = os.open(local, os.O_RDONLY)
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import hash_file
-from noizylab_desktop.services.sync.ignore import Ignore
+from noizylab_desktop.services.sync.ignore import VERSIONS_DIR, Ignore, is_internal
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.planner import Entry
 
@@ -22,6 +22,14 @@ logger = logging.getLogger(__name__)
 
 RACY_NS = 2_000_000_000
 RACY_MAX_BYTES = 8 * 1024 * 1024
+STALE_TEMP_NS = 24 * 3600 * 1_000_000_000  # a temp file nobody resumed for a day is dropped
+
+
+def _remove_stale(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class RootMissingError(SyncError):
@@ -67,6 +75,8 @@ def scan(root: Path, index: ShareIndex) -> ScanResult:
                     stack.append((rel + "/", item.path))
                 continue
             if not stat.S_ISREG(st.st_mode) or ignore.ignored(rel):
+                if is_internal(rel) and now_ns - st.st_mtime_ns > STALE_TEMP_NS and not rel.startswith(VERSIONS_DIR):
+                    _remove_stale(item.path)
                 continue
             old = cache.get(rel)
             # A file modified within the last RACY_NS may change again inside the same mtime tick: hash it again.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from noizylab_desktop.services.sync.localfs import LocalFs
+from noizylab_desktop.services.sync.remote import RemoteUnreachable
 from tests.sync_harness import SyncPair, tree
 
 
@@ -84,21 +85,31 @@ def test_a_dropped_connection_mid_transfer_resumes_without_a_partial_file(
     for rel, data in files.items():
         (p.remote / rel).parent.mkdir(parents=True, exist_ok=True)
         (p.remote / rel).write_bytes(data)
-    partials_at_drop: list[list[str]] = []
+    at_drop: list[tuple[list[str], int, int]] = []
+
+    lock = threading.Lock()
+    loop = run.__self__  # type: ignore[attr-defined]
 
     def drop(written: int) -> None:
-        if written >= 2 * 1024 * 1024 and not partials_at_drop:
-            assert p.remote_side._conn is not None
-            p.remote_side._conn.abort()
-            partials_at_drop.append(visible_partials(p.local, files))
+        with lock:  # writes run on several worker threads
+            if written >= 2 * 1024 * 1024 and not at_drop:
+                conn = p.remote_side._conn
+                assert conn is not None
+                loop.call_soon_threadsafe(conn.abort)
+                at_drop.append((visible_partials(p.local, files), written, p.remote_side.bytes_received))
 
     fs.hook = drop
-    # The pass that lost its connection fails its transfers; the engine reconnects and the next pass resumes them.
+    # The pass that lost its connection stops at once; the engine's next pass reconnects and resumes.
+    with pytest.raises(RemoteUnreachable, match="lost the connection to beta"):
+        run(p.sync())
+    ((partials, written, received),) = at_drop
+    assert partials == [], "no partial file at a final path when the connection dropped"
+    received_before = p.remote_side.bytes_received
     assert run(p.sync())
-    assert partials_at_drop == [[]], "no partial file at a final path when the connection dropped"
     assert tree(p.local) == tree(p.remote) == files
     total = sum(len(d) for d in files.values())
-    assert p.remote_side.bytes_received < total + 1024 * 1024, "finished transfers were not fetched again"
+    again = p.remote_side.bytes_received - received_before
+    assert again <= total - written + 1024 * 1024, "what was written before the drop did not travel again"
 
 
 def test_pushes_verify_on_the_peer_and_resume_into_their_temp_file(
@@ -113,7 +124,7 @@ def test_pushes_verify_on_the_peer_and_resume_into_their_temp_file(
         sftp = await p.remote_side.sftp()
         from noizylab_desktop.services.sync.localfs import temp_name
 
-        tmp = temp_name("up.bin", hashlib.sha256(data).digest())
+        tmp = temp_name("up.bin")
         async with sftp.open(f"/0123456789ab/{tmp}", "wb") as f:
             await f.write(data[: 2 * 1024 * 1024])
 

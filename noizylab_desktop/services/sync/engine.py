@@ -183,6 +183,13 @@ class ShareEngine:
                         self.remote = None
                     self._retry_later()
                 continue
+            except Exception:
+                # A bug must not end the share's loop for good: log it, say so, and try again later.
+                logger.exception("sync of %s failed unexpectedly", self.share.local)
+                self._set("error", "unexpected failure: see `noizylab logs`")
+                self.remote = None
+                self._retry_later()
+                continue
             if clean:
                 async with self._clean_changed:
                     self._clean = max(self._clean, generation)
@@ -192,6 +199,8 @@ class ShareEngine:
         asyncio.get_running_loop().call_later(2.0, self._wake.set)
 
     async def _remote(self) -> Remote:
+        if self.remote is not None and not self.remote.connected:
+            await self.remote.close()  # dropped since the last pass: the next call connects afresh
         if self.remote is None:
             made = self._remote_factory()
             self.remote = await made if isinstance(made, asyncio.Future) else made
@@ -219,6 +228,8 @@ class ShareEngine:
                 self._set("paused", reason)
                 return False
             self._allow_deletes = False
+            if work:
+                self._set("syncing", f"{len(work)} changes")
             executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress)
             result = await executor.run(decided)
             self.pending = 0

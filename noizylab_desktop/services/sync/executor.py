@@ -21,9 +21,11 @@ from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, DIGEST_SIZE, chang
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
 from noizylab_desktop.services.sync.planner import Action, Entry, Plan
-from noizylab_desktop.services.sync.remote import PARALLEL_FILES, Remote
+from noizylab_desktop.services.sync.remote import PARALLEL_FILES, Remote, RemoteUnreachable
 
 logger = logging.getLogger(__name__)
+
+BATCH_BLOCKS = 64  # 8 MiB in flight per file: deep enough for parallel reads, small enough for many files at once
 
 
 class ChangedMeanwhile(SyncError):
@@ -65,13 +67,21 @@ class Executor:
         rest = [a for a in plan.actions if a not in first]
         for action in first:
             await self._guarded(action)
+            if not self.remote.connected:
+                raise RemoteUnreachable(f"lost the connection to {self.remote.name}")
         gate = asyncio.Semaphore(PARALLEL_FILES)
 
         async def one(action: Action) -> None:
             async with gate:
                 await self._guarded(action)
 
-        await asyncio.gather(*(one(a) for a in rest))
+        # A lost connection ends the pass at once (the TaskGroup cancels the other transfers); the engine retries.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for action in rest:
+                    group.create_task(one(action))
+        except* RemoteUnreachable as lost:
+            raise lost.exceptions[0] from None
         return self.progress
 
     async def _guarded(self, action: Action) -> None:
@@ -88,6 +98,10 @@ class Executor:
                 message = f"{exc.strerror or exc} ({action.kind})"
             self.progress.failed[action.path] = message
             logger.warning("sync of %s failed: %s", action.path, message)
+        except RemoteUnreachable:
+            raise
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            raise RemoteUnreachable(f"lost the connection to {self.remote.name}: {exc.reason}") from exc
         except (SyncError, asyncssh.Error) as exc:
             message = exc.message if isinstance(exc, SyncError) else str(exc.reason)
             self.progress.failed[action.path] = message
@@ -95,6 +109,8 @@ class Executor:
         finally:
             self.progress.done += _bytes(action)
             self.on_progress(self.progress)
+        if not self.remote.connected:
+            raise RemoteUnreachable(f"lost the connection to {self.remote.name}")
 
     async def _apply(self, a: Action) -> None:
         if a.kind == "pull":
@@ -179,7 +195,7 @@ class Executor:
 
     async def pull(self, rel: str, want: Entry, have: Entry | None, basis: str | None = None) -> None:
         """Make the local ``rel`` hold ``want``, fetching only blocks that the temp or old file lacks."""
-        tmp = self.fs.path(temp_name(rel, want.hash))
+        tmp = self.fs.path(temp_name(rel))
         final = self.fs.path(rel)
         base_path = self.fs.path(basis) if basis else final
         fd = -1
@@ -195,8 +211,8 @@ class Executor:
                 need = list(range(len(want.blocks) // DIGEST_SIZE))
             fd = self.fs.open_write(tmp)
             try:
-                for start in range(0, len(need), 256):
-                    offsets = [i * BLOCK_SIZE for i in need[start : start + 256]]
+                for start in range(0, len(need), BATCH_BLOCKS):
+                    offsets = [i * BLOCK_SIZE for i in need[start : start + BATCH_BLOCKS]]
                     blocks = await self.remote.read_ranges(rel, offsets)
                     for offset, data in zip(offsets, blocks, strict=True):
                         await asyncio.to_thread(self.fs.pwrite, fd, data, offset)
@@ -222,7 +238,7 @@ class Executor:
 
     async def push(self, rel: str, have: Entry, there: Entry | None, base: str | None = None) -> None:
         """Make the remote ``rel`` hold the local file: changed blocks into a server-side copy, else the whole file."""
-        tmp = temp_name(rel, have.hash)
+        tmp = temp_name(rel)
         local = self.fs.path(rel)
         base_rel = base or rel
         sent = False

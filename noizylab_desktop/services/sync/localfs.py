@@ -17,10 +17,11 @@ from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
 
 
-def temp_name(rel: str, digest: bytes) -> str:
-    """The temp path for ``rel`` becoming ``digest``: the same on a retry, so an interrupted transfer resumes."""
+def temp_name(rel: str) -> str:
+    """The temp path for ``rel``: one per file and stable, so a retry resumes into whatever an earlier try left
+    there (only blocks that differ travel, whichever version it held) and no stale temp piles up."""
     head, _, _ = rel.rpartition("/")
-    token = hashlib.sha256(rel.encode() + digest).hexdigest()[:16]
+    token = hashlib.sha256(rel.encode()).hexdigest()[:16]
     name = f"{TEMP_PREFIX}{token}{TEMP_SUFFIX}"
     return f"{head}/{name}" if head else name
 

@@ -72,6 +72,10 @@ IndexSource = Callable[[], AsyncIterator[list[Entry]]]
 HashSource = Callable[[str], Awaitable[tuple[bytes, bytes]]]  # rel → (digest, block hashes)
 
 
+class RemoteUnreachable(SyncError):
+    """The other side cannot be reached (or the connection dropped): the whole pass stops and retries later."""
+
+
 class Remote:
     """One SFTP connection to a share's other side; reconnects on the next call after a drop."""
 
@@ -125,14 +129,19 @@ class Remote:
                 )
                 self._sftp = await self._conn.start_sftp_client()
             except (OSError, asyncssh.Error) as exc:
-                raise SyncError(f"cannot reach {t.name} over SFTP at {t.host}:{t.port}: {exc}") from exc
+                raise RemoteUnreachable(f"cannot reach {t.name} over SFTP at {t.host}:{t.port}: {exc}") from exc
             return self._sftp
+
+    @property
+    def connected(self) -> bool:
+        """False once a connection that was open has dropped (before the first connect it is True)."""
+        return self._conn is None or not self._conn.is_closed()
 
     async def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
-            await self._conn.wait_closed()
-            self._conn = self._sftp = None
+            conn, self._conn, self._sftp = self._conn, None, None
+            conn.close()
+            await conn.wait_closed()
 
     def abs(self, rel: str) -> str:
         return posixpath.join(self.target.root, check_rel(rel))

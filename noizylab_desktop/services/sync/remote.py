@@ -35,7 +35,7 @@ from noizylab_desktop.services.sync.planner import Entry
 logger = logging.getLogger(__name__)
 
 PARALLEL_REQUESTS = 128
-PARALLEL_FILES = 32
+PARALLEL_FILES = 64
 
 
 def has_aes() -> bool:
@@ -98,6 +98,7 @@ class Remote:
         self._lock = asyncio.Lock()
         self.bytes_sent = 0
         self.bytes_received = 0
+        self._made_dirs: set[str] = set()
 
     @property
     def block_level(self) -> bool:
@@ -140,6 +141,7 @@ class Remote:
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn, self._sftp = self._conn, None, None
+            self._made_dirs.clear()
             conn.close()
             await conn.wait_closed()
 
@@ -285,6 +287,14 @@ class Remote:
         await sftp.put(local, self.abs(rel), block_size=-1, max_requests=PARALLEL_REQUESTS)
         self.bytes_sent += local.stat().st_size
 
+    async def write_small(self, rel: str, data: bytes) -> None:
+        """``data`` into the remote file ``rel`` (a temp name) in one open, write, close."""
+        sftp = await self.sftp()
+        await self.makedirs(posixpath.dirname(rel))
+        async with sftp.open(self.abs(rel), "wb", block_size=-1, max_requests=PARALLEL_REQUESTS) as f:
+            await f.write(data)
+        self.bytes_sent += len(data)
+
     async def upload_delta(self, local: Path, base_rel: str, rel: str, blocks: list[int], size: int) -> bool:
         """``rel`` = server-side copy of ``base_rel`` (or ``rel`` itself, resuming) + the given blocks of ``local``."""
         sftp = await self.sftp()
@@ -349,10 +359,11 @@ class Remote:
             pass
 
     async def makedirs(self, rel_dir: str) -> None:
-        if not rel_dir:
+        if not rel_dir or rel_dir in self._made_dirs:
             return
         sftp = await self.sftp()
         await sftp.makedirs(self.abs(rel_dir), exist_ok=True)
+        self._made_dirs.add(rel_dir)  # remembered for this connection: one round trip per folder, not per file
 
     async def exists(self, rel: str) -> bool:
         sftp = await self.sftp()

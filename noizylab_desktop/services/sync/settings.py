@@ -15,7 +15,7 @@ class SyncSettings:
     folder: Path  # where folders offered to peers' shares live (their --remote is relative to it)
     rescan_s: float = 60.0  # safety-net full rescan of every share
     poll_s: float = 10.0  # how often a plain SSH target is scanned for remote changes
-    quiet_ms: int = 100  # watcher quiet window (at most 300 ms)
+    quiet_ms: int = 50  # watcher quiet window (at most 300 ms)
     keep_versions_days: float = 30.0
 
     @classmethod
@@ -27,7 +27,7 @@ class SyncSettings:
         folder = Path(str(table.get("folder", Path.home() / "NOIZYLAB Sync"))).expanduser()
         try:
             values = {k: float(table[k]) for k in ("rescan_s", "poll_s", "keep_versions_days") if k in table}
-            quiet = int(table.get("quiet_ms", 100))
+            quiet = int(table.get("quiet_ms", 50))
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"[sync] needs numbers for rescan_s, poll_s, quiet_ms, keep_versions_days: {exc}"

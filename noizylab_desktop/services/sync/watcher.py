@@ -1,7 +1,7 @@
-"""watchdog → batches of changed paths, after a quiet window (100 ms by default), at most ``cap_s`` late for files that keep
-changing. Sync's own temp files and versions folder are dropped here; the engine drops its own finished writes by
-comparing stats with the index. When the OS runs out of inotify watches it falls back to polling and says which
-limit to raise.
+"""watchdog → batches of changed paths, after a quiet window (50 ms by default, ``[sync] quiet_ms``), at most
+``cap_s`` late for files that keep changing. Sync's own temp files and versions folder are dropped here; the engine
+drops its own finished writes by comparing stats with the index. When the OS runs out of inotify watches it falls
+back to polling and says which limit to raise.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from noizylab_desktop.services.sync.ignore import is_internal
 
 logger = logging.getLogger(__name__)
 
-QUIET_S = 0.1
+QUIET_S = 0.05
 CAP_S = 2.0
 INOTIFY_HINT = "raise fs.inotify.max_user_watches (sysctl -w fs.inotify.max_user_watches=524288)"
 

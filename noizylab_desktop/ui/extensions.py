@@ -35,4 +35,11 @@ def tray_extensions(node: Node, bridge: Bridge) -> list[TrayExtension]:
     extensions: list[TrayExtension] = []
     # features: one line each, e.g.
     # from noizylab_desktop.ui.task_console import TasksTray; extensions.append(TasksTray(node, bridge))
+    extensions.append(_sync_tray(node, bridge))
     return extensions
+
+
+def _sync_tray(node: Node, bridge: Bridge) -> TrayExtension:
+    from noizylab_desktop.ui.sync_tray import SyncTray
+
+    return SyncTray(node, bridge)

@@ -26,6 +26,7 @@ from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
 
 if TYPE_CHECKING:
     from noizylab_desktop.node import Node
+    from noizylab_desktop.services.registry import PeerState
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class ShareManager:
 
     # ------------------------------------------------------------------ the other side
 
-    def _peer_state(self, share: Share):  # type: ignore[no-untyped-def]
+    def _peer_state(self, share: Share) -> PeerState:
         for state in self.node.registry.peers():
             if state.peer.node_id == share.peer:
                 return state

@@ -59,10 +59,10 @@ class SyncTray:
         manager = self.manager
         if manager is None:
             return
-        sub = menu.addMenu("Folder sync")
         shares = manager.store.shares()
         if not shares:
-            sub.addAction("No shared folders yet: share one from a device's menu").setEnabled(False)
+            return  # the way in is "Share a folder with PEER…" in a device's submenu
+        sub = menu.addMenu("Folder sync")
         for share in shares:
             engine = manager.engines.get(share.id)
             state, message = (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMenu
 
 from noizylab_desktop.node import Node
 from noizylab_desktop.services.sync.manager import ShareManager
+from noizylab_desktop.services.sync.store import Share, ShareStore
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.sync_tray import share_label
 from tests.ui.conftest import node_settings
@@ -29,20 +31,27 @@ def test_the_folder_sync_menu_lists_shares_and_pauses_them(run: Run, tray_app: Q
     paths, settings = node_settings(tmp_path / "desk", "desk")
     settings = settings.with_section("sync", {"folder": str(tmp_path / "sync")})
     (tmp_path / "Photos").mkdir()
+    # A share to a NAS, paused before the node starts, so that no connection is tried in this test.
+    store = ShareStore(paths.state_dir / "sync" / "shares.sqlite")
+    store.put(
+        Share(
+            "0123456789ab",
+            str(tmp_path / "Photos"),
+            "ssh://me@127.0.0.1:1",
+            "nas",
+            "/photos",
+            "",
+            True,
+            "paused by you",
+        )
+    )
+    store.close()
 
     async def scenario() -> None:
         async with TrayApp(Node(paths, settings)) as app:
             assert app.tray is not None
             manager = app.node.features["sync"].manager
             assert isinstance(manager, ShareManager)
-            sync_menu = action(app.tray, "Folder sync").menu()
-            assert isinstance(sync_menu, QMenu)
-            assert [r.text for r in rows_of(sync_menu.actions())][0].startswith("No shared folders yet")
-
-            # A NAS that is not there: the share shows why it is not syncing.
-            share = await manager.add(str(tmp_path / "Photos"), "ssh://me@127.0.0.1:1", "/photos", "")
-            engine = manager.engines[share.id]
-            await eventually(lambda: engine.state == "error", 15, "the share to report the unreachable NAS")
 
             def share_row() -> QMenu:
                 menu = action(app.tray, "Folder sync").menu()
@@ -51,11 +60,12 @@ def test_the_folder_sync_menu_lists_shares_and_pauses_them(run: Run, tray_app: Q
                 assert isinstance(row, QMenu)
                 return row
 
-            assert share_row().title().startswith("Photos ↔ 127.0.0.1: error (cannot reach 127.0.0.1 over SFTP")
-            pause = [a for a in share_row().actions() if a.text() == "Pause"][0]
-            pause.trigger()
-            assert manager.store.shares()[0].paused
-            assert share_row().title() == "Photos ↔ 127.0.0.1: paused (paused by you)"
+            engine = manager.engines["0123456789ab"]
+            await eventually(lambda: engine.state == "paused", 10, "the engine to see the share paused")
+            assert share_row().title() == "Photos ↔ nas: paused (paused by you)"
             assert [a.text() for a in share_row().actions()][:2] == ["Open folder", "Resume"]
+            assert rows_of(share_row().actions())[-1].text == "0 files, 0 conflicts"
+            manager.store.put(replace(manager.store.shares()[0], reason="this sync would delete 40 of 50 files"))
+            assert share_row().title() == "Photos ↔ nas: paused (this sync would delete 40 of 50 files)"
 
     run(scenario())

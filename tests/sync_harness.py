@@ -17,7 +17,7 @@ from noizylab_desktop.services.events import Event
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.localfs import LocalFs
+from noizylab_desktop.services.sync.localfs import LocalFs, write_files
 from noizylab_desktop.services.sync.names import resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.remote import Remote, Target
@@ -72,8 +72,11 @@ class SyncPair:
             hashed = await asyncio.to_thread(hash_file, resolve_inside(self.remote, rel))
             return hashed.digest, hashed.blocks
 
+        async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+            return await asyncio.to_thread(write_files, self.remote, files)
+
         target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta")
-        self.remote_side = Remote(target, self.client_key, self.index, peer_index, peer_hash)
+        self.remote_side = Remote(target, self.client_key, self.index, peer_index, peer_hash, peer_put)
 
         def pause(share: Share, reason: str) -> Share:
             self.paused = reason

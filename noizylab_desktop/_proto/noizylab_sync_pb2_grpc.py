@@ -55,6 +55,11 @@ class SyncStub:
                 request_serializer=noizylab__sync__pb2.ShareRef.SerializeToString,
                 response_deserializer=noizylab__sync__pb2.Notice.FromString,
                 _registered_method=True)
+        self.PutFiles = channel.unary_unary(
+                '/noizylab.grid.v1.Sync/PutFiles',
+                request_serializer=noizylab__sync__pb2.PutRequest.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.PutReply.FromString,
+                _registered_method=True)
         self.AddShare = channel.unary_unary(
                 '/noizylab.grid.v1.Sync/AddShare',
                 request_serializer=noizylab__sync__pb2.AddShareRequest.SerializeToString,
@@ -104,6 +109,12 @@ class SyncServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutFiles(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,6 +172,11 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=noizylab__sync__pb2.ShareRef.FromString,
                     response_serializer=noizylab__sync__pb2.Notice.SerializeToString,
+            ),
+            'PutFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutFiles,
+                    request_deserializer=noizylab__sync__pb2.PutRequest.FromString,
+                    response_serializer=noizylab__sync__pb2.PutReply.SerializeToString,
             ),
             'AddShare': grpc.unary_unary_rpc_method_handler(
                     servicer.AddShare,
@@ -296,6 +312,33 @@ class Sync:
             '/noizylab.grid.v1.Sync/Watch',
             noizylab__sync__pb2.ShareRef.SerializeToString,
             noizylab__sync__pb2.Notice.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Sync/PutFiles',
+            noizylab__sync__pb2.PutRequest.SerializeToString,
+            noizylab__sync__pb2.PutReply.FromString,
             options,
             channel_credentials,
             insecure,

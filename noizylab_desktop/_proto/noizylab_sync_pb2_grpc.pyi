@@ -38,6 +38,7 @@ class SyncStub:
     Index: _grpc.UnaryStreamMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.IndexBatch]
     Hash: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.HashRequest, _noizylab_sync_pb2.FileEntry]
     Watch: _grpc.UnaryStreamMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.Notice]
+    PutFiles: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PutRequest, _noizylab_sync_pb2.PutReply]
     AddShare: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.AddShareRequest, _noizylab_sync_pb2.ShareInfo]
     RemoveShare: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.ShareInfo]
     SetPaused: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PauseRequest, _noizylab_sync_pb2.ShareInfo]
@@ -51,6 +52,7 @@ class SyncAsyncStub(SyncStub):
     Index: _aio.UnaryStreamMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.IndexBatch]  # type: ignore[assignment]
     Hash: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.HashRequest, _noizylab_sync_pb2.FileEntry]  # type: ignore[assignment]
     Watch: _aio.UnaryStreamMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.Notice]  # type: ignore[assignment]
+    PutFiles: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PutRequest, _noizylab_sync_pb2.PutReply]  # type: ignore[assignment]
     AddShare: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.AddShareRequest, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
     RemoveShare: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
     SetPaused: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PauseRequest, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
@@ -85,6 +87,13 @@ class SyncServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_sync_pb2.ShareRef,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_noizylab_sync_pb2.Notice], _abc.AsyncIterator[_noizylab_sync_pb2.Notice]]: ...
+
+    @_abc_1.abstractmethod
+    def PutFiles(
+        self,
+        request: _noizylab_sync_pb2.PutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_sync_pb2.PutReply, _abc.Awaitable[_noizylab_sync_pb2.PutReply]]: ...
 
     @_abc_1.abstractmethod
     def AddShare(

@@ -26,6 +26,8 @@ from noizylab_desktop.services.sync.remote import PARALLEL_FILES, Remote, Remote
 
 logger = logging.getLogger(__name__)
 
+BATCH_FILE = 256 * 1024  # pushes up to this size go many to a call to NOIZYLAB peers
+BATCH_BYTES = 2 * 1024 * 1024  # per call (gRPC messages are capped at 4 MiB)
 SMALL_FILE = 1024 * 1024  # up to this size a file is pushed from memory in one write
 BATCH_BLOCKS = 64  # 8 MiB in flight per file: deep enough for parallel reads, small enough for many files at once
 
@@ -66,7 +68,14 @@ class Executor:
     async def run(self, plan: Plan) -> Progress:
         self.progress = Progress(total=sum(_bytes(a) for a in plan.actions))
         first = [a for a in plan.actions if a.kind in ("rename_local", "rename_remote", "conflict")]
-        rest = [a for a in plan.actions if a not in first]
+        batched = [
+            a
+            for a in plan.actions
+            if self.remote.peer_put is not None and a.kind == "push" and a.local and a.local.size <= BATCH_FILE
+        ]
+        rest = [a for a in plan.actions if a not in first and a not in batched]
+        if batched:
+            await self._push_batched(batched)
         for action in first:
             await self._guarded(action)
             if not self.remote.connected:
@@ -176,6 +185,44 @@ class Executor:
             await self.pull(a.path, a.remote, None, basis=copy)
             self.index.set_ancestor(a.remote, self.remote.name)
         self.progress.conflicts.append(copy)
+
+    async def _push_batched(self, actions: list[Action]) -> None:
+        """Small pushes to a NOIZYLAB peer, many files per call: read and hashed here, checked again there."""
+        batch: list[tuple[Action, bytes]] = []
+        size = 0
+
+        async def flush() -> None:
+            nonlocal batch, size
+            files = [(a.path, data, a.local.hash, a.local.mtime_ns) for a, data in batch if a.local]
+            sent, batch, size = batch, [], 0
+            try:
+                failed = await self.remote.put_files(files)
+            except SyncError as exc:
+                raise RemoteUnreachable(exc.message) from exc
+            for action, _ in sent:
+                if action.path in failed:
+                    self.progress.failed[action.path] = failed[action.path]
+                else:
+                    assert action.local is not None
+                    self.index.set_ancestor(action.local, self.local_name)
+                    self.progress.changed.append(f"push {action.path}")
+                self.progress.done += _bytes(action)
+            self.on_progress(self.progress)
+
+        for action in actions:
+            assert action.local is not None
+            try:
+                data = await asyncio.to_thread(self.fs.path(action.path).read_bytes)
+            except OSError:
+                continue  # gone meanwhile: the next pass sees it
+            if hashlib.sha256(data).digest() != action.local.hash:
+                continue  # changed meanwhile: the next pass sends the new content
+            batch.append((action, data))
+            size += len(data)
+            if size >= BATCH_BYTES or len(batch) >= 1000:
+                await flush()
+        if batch:
+            await flush()
 
     # ------------------------------------------------------------------ transfers
 

@@ -17,6 +17,7 @@ from noizylab_desktop.errors import NoizyLabError, SyncError
 from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
+from noizylab_desktop.services.sync.localfs import write_files
 from noizylab_desktop.services.sync.manager import ShareManager, this_os
 from noizylab_desktop.services.sync.names import resolve_inside
 from noizylab_desktop.services.sync.scanner import scan
@@ -112,6 +113,15 @@ class SyncApi(spb_grpc.SyncServicer):
                 yield spb.Notice(paths=sorted(paths)[:1000])
         finally:
             await asyncio.to_thread(watcher.stop)
+
+    async def PutFiles(self, request: spb.PutRequest, context: grpc.aio.ServicerContext) -> spb.PutReply:  # noqa: N802
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
+        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files))
 
     # ------------------------------------------------------------------ own node
 

@@ -109,3 +109,41 @@ def prune_versions(root: Path, keep_s: float) -> int:
             except OSError:
                 continue
     return gone
+
+
+def write_files(root: Path, files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+    """Small files (path, data, SHA-256, mtime) into the share at ``root``: each is checked against its hash and
+    written to its temp file; one ``sync`` makes them all durable; then each replaces its final path (the old one
+    kept as a version). Returns path → why for the ones that failed."""
+    from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.services.sync.names import resolve_inside
+
+    fs = LocalFs(root)
+    failed: dict[str, str] = {}
+    ready: list[tuple[str, Path, Path, int]] = []
+    for rel, data, digest, mtime_ns in files:
+        try:
+            final = resolve_inside(root, rel)
+            if hashlib.sha256(data).digest() != digest:
+                failed[rel] = "did not verify"
+                continue
+            tmp = fs.path(temp_name(rel))
+            fd = fs.open_write(tmp)
+            try:
+                fs.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
+            ready.append((rel, tmp, final, mtime_ns))
+        except NoizyLabError as exc:
+            failed[rel] = exc.message
+        except OSError as exc:
+            failed[rel] = exc.strerror or str(exc)
+    os.sync()  # one flush for the whole batch instead of an fsync per file
+    for rel, tmp, final, mtime_ns in ready:
+        try:
+            fs.keep_version(rel)
+            fs.replace(tmp, final, mtime_ns)
+        except OSError as exc:
+            failed[rel] = exc.strerror or str(exc)
+    return failed

@@ -151,7 +151,18 @@ class ShareManager:
                 raise rpc_error(exc, share.peer_name) from exc
             return bytes(reply.hash), bytes(reply.blocks)
 
-        return Remote(target, key, index, peer_index, peer_hash)
+        async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+            request = spb.PutRequest(
+                share_id=share.id,
+                files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files],
+            )
+            try:
+                reply = await self._stub(share).PutFiles(request, timeout=120)
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+            return dict(reply.failed)
+
+        return Remote(target, key, index, peer_index, peer_hash, peer_put)
 
     async def _notices(self, share: Share) -> AsyncIterator[object]:
         async for notice in self._stub(share).Watch(spb.ShareRef(share_id=share.id)):

@@ -73,7 +73,8 @@ class Executor:
             for a in plan.actions
             if self.remote.peer_put is not None and a.kind == "push" and a.local and a.local.size <= BATCH_FILE
         ]
-        rest = [a for a in plan.actions if a not in first and a not in batched]
+        apart = {id(a) for a in first} | {id(a) for a in batched}  # identity sets: plans can hold 100,000 actions
+        rest = [a for a in plan.actions if id(a) not in apart]
         if batched:
             await self._push_batched(batched)
         for action in first:
@@ -188,41 +189,44 @@ class Executor:
 
     async def _push_batched(self, actions: list[Action]) -> None:
         """Small pushes to a NOIZYLAB peer, many files per call: read and hashed here, checked again there."""
-        batch: list[tuple[Action, bytes]] = []
+        chunks: list[list[Action]] = [[]]
         size = 0
-
-        async def flush() -> None:
-            nonlocal batch, size
-            files = [(a.path, data, a.local.hash, a.local.mtime_ns) for a, data in batch if a.local]
-            sent, batch, size = batch, [], 0
+        for action in actions:
+            assert action.local is not None
+            if chunks[-1] and (size + action.local.size > BATCH_BYTES or len(chunks[-1]) >= 1000):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(action)
+            size += action.local.size
+        for chunk in chunks:
+            files = await asyncio.to_thread(self._read_verified, chunk)
             try:
-                failed = await self.remote.put_files(files)
+                failed = await self.remote.put_files([f for _, f in files])
             except SyncError as exc:
                 raise RemoteUnreachable(exc.message) from exc
-            for action, _ in sent:
+            for action, _ in files:
                 if action.path in failed:
                     self.progress.failed[action.path] = failed[action.path]
                 else:
                     assert action.local is not None
                     self.index.set_ancestor(action.local, self.local_name)
                     self.progress.changed.append(f"push {action.path}")
-                self.progress.done += _bytes(action)
+            self.progress.done += sum(_bytes(a) for a in chunk)
             self.on_progress(self.progress)
 
-        for action in actions:
+    def _read_verified(self, chunk: list[Action]) -> list[tuple[Action, tuple[str, bytes, bytes, int]]]:
+        """The chunk's files as read now, leaving out any that changed or went since the scan (the next pass
+        sees those); one worker-thread hop for the whole chunk."""
+        out = []
+        for action in chunk:
             assert action.local is not None
             try:
-                data = await asyncio.to_thread(self.fs.path(action.path).read_bytes)
+                data = self.fs.path(action.path).read_bytes()
             except OSError:
-                continue  # gone meanwhile: the next pass sees it
-            if hashlib.sha256(data).digest() != action.local.hash:
-                continue  # changed meanwhile: the next pass sends the new content
-            batch.append((action, data))
-            size += len(data)
-            if size >= BATCH_BYTES or len(batch) >= 1000:
-                await flush()
-        if batch:
-            await flush()
+                continue
+            if hashlib.sha256(data).digest() == action.local.hash:
+                out.append((action, (action.path, data, action.local.hash, action.local.mtime_ns)))
+        return out
 
     # ------------------------------------------------------------------ transfers
 

@@ -116,22 +116,30 @@ def write_files(root: Path, files: list[tuple[str, bytes, bytes, int]]) -> dict[
     written to its temp file; one ``sync`` makes them all durable; then each replaces its final path (the old one
     kept as a version). Returns path → why for the ones that failed."""
     from noizylab_desktop.errors import NoizyLabError
-    from noizylab_desktop.services.sync.names import resolve_inside
+    from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
     fs = LocalFs(root)
     failed: dict[str, str] = {}
     ready: list[tuple[str, Path, Path, int]] = []
+    safe_dirs: set[str] = set()  # folders already checked (and made): one realpath per folder, not per file
     for rel, data, digest, mtime_ns in files:
         try:
-            final = resolve_inside(root, rel)
+            head = check_rel(rel).rpartition("/")[0]
+            if head not in safe_dirs:
+                folder = resolve_inside(root, head) if head else root
+                folder.mkdir(parents=True, exist_ok=True)
+                resolve_inside(root, head) if head else None  # again, now that it exists: no link out of the share
+                safe_dirs.add(head)
+            final = fs.path(rel)
+            if final.is_symlink():
+                raise OSError(f"{rel} is a link: links are not replaced")
             if hashlib.sha256(data).digest() != digest:
                 failed[rel] = "did not verify"
                 continue
             tmp = fs.path(temp_name(rel))
-            fd = fs.open_write(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 fs.pwrite(fd, data, 0)
-                os.ftruncate(fd, len(data))
             finally:
                 os.close(fd)
             ready.append((rel, tmp, final, mtime_ns))
@@ -142,8 +150,10 @@ def write_files(root: Path, files: list[tuple[str, bytes, bytes, int]]) -> dict[
     os.sync()  # one flush for the whole batch instead of an fsync per file
     for rel, tmp, final, mtime_ns in ready:
         try:
-            fs.keep_version(rel)
-            fs.replace(tmp, final, mtime_ns)
+            if final.exists():
+                fs.keep_version(rel)
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            os.replace(tmp, final)
         except OSError as exc:
             failed[rel] = exc.strerror or str(exc)
     return failed

@@ -154,3 +154,49 @@ def test_sync_settings_are_validated_with_one_line_errors(tmp_path: Path) -> Non
     ):
         with pytest.raises(ConfigError, match=fragment):
             SyncSettings.parse(bad)
+
+
+def test_out_of_inotify_watches_falls_back_to_polling_and_names_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import errno
+
+    from noizylab_desktop.services.sync import watcher as watcher_mod
+
+    class Exhausted(watcher_mod.Observer):  # type: ignore[misc, valid-type]
+        def schedule(self, *args: object, **kwargs: object) -> object:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher_mod, "Observer", Exhausted)
+    loop = asyncio.new_event_loop()
+    batches: list[set[str]] = []
+    watcher = watcher_mod.Watcher(tmp_path, loop, batches.append, quiet_s=0.01)
+    try:
+        watcher.start()
+        assert watcher.polling
+        assert "fs.inotify.max_user_watches" in watcher.warning and str(tmp_path) in watcher.warning
+        (tmp_path / "new.txt").write_text("x")
+
+        async def seen() -> None:
+            while not batches:
+                await asyncio.sleep(0.05)  # the loop must run for the polling observer's batch to arrive
+
+        loop.run_until_complete(asyncio.wait_for(seen(), 10))
+        assert "new.txt" in batches[0]
+    finally:
+        watcher.stop()
+        loop.close()
+
+
+def test_old_versions_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
+    from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
+
+    fs = LocalFs(tmp_path)
+    (tmp_path / "a.txt").write_text("v1")
+    kept = fs.keep_version("a.txt")
+    assert kept is not None and (tmp_path / kept).read_text() == "v1"
+    assert fs.keep_version("a.txt") != kept, "a second version in the same second gets its own name"
+    assert prune_versions(tmp_path, keep_s=3600) == 0
+    assert prune_versions(tmp_path, keep_s=-60) == 2  # a retention that keeps nothing, clock ticks aside
+    assert (tmp_path / "a.txt").read_text() == "v1", "pruning touches only the versions folder"

@@ -136,7 +136,10 @@ class Sshd:
             "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
             "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
         )
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder (absent until the service ran)
+        try:
+            Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder (absent until the service ran)
+        except PermissionError:
+            pass  # not root: sshd then runs without privilege separation for this user's logins
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -1,14 +1,16 @@
-"""The list of features the node runs and the commands they add; each feature adds one line to each list.
+"""The features the node runs and the commands they add: one entry per feature in each table.
 
-Imports happen inside the functions so that ``noizylab --help`` and plain commands stay fast, and a feature's heavy
-dependencies load only when a node starts or its own command runs.
+Each entry names a module and an attribute, imported only when asked for, so that ``noizylab --help`` and plain
+commands stay fast and a feature's heavy dependencies (PyAV, asyncssh, pyqtgraph...) load only when a node starts or
+the feature's own command runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from noizylab_desktop.services.feature import FeatureFactory
@@ -16,45 +18,36 @@ if TYPE_CHECKING:
 # ``register(sub)`` adds a feature's subcommands; each subparser sets ``handler=`` with ``set_defaults``.
 Registrar = Callable[["argparse._SubParsersAction[Any]"], None]
 
+# Start order; the node stops them in reverse. Metrics comes after the features whose figures it exports.
+FEATURES = (
+    ("noizylab_desktop.services.tasks.feature", "TasksFeature"),
+    ("noizylab_desktop.services.clipboard.feature", "ClipboardFeature"),
+    ("noizylab_desktop.services.display.feature", "DisplayFeature"),
+    ("noizylab_desktop.services.sync.feature", "SyncFeature"),
+    ("noizylab_desktop.services.metrics.feature", "MetricsFeature"),
+)
+
+COMMANDS = (
+    ("noizylab_desktop.cli_permissions", "register"),
+    ("noizylab_desktop.cli_tasks", "register"),
+    ("noizylab_desktop.cli_routing", "register"),
+    ("noizylab_desktop.cli_winrm", "register"),
+    ("noizylab_desktop.cli_sync", "register"),
+    ("noizylab_desktop.cli_clipboard", "register"),
+    ("noizylab_desktop.cli_display", "register"),
+    ("noizylab_desktop.cli_metrics", "register"),
+)
+
+
+def _load(module: str, name: str) -> object:
+    return getattr(importlib.import_module(module), name)
+
 
 def feature_factories() -> list[FeatureFactory]:
     """Every feature the node builds, in start order (stopped in reverse)."""
-    factories: list[FeatureFactory] = []
-    # features: one line each, e.g.
-    # from noizylab_desktop.services.tasks.feature import TasksFeature; factories.append(TasksFeature)
-    from noizylab_desktop.services.tasks.feature import TasksFeature
-
-    factories.append(TasksFeature)
-    from noizylab_desktop.services.metrics.feature import MetricsFeature
-
-    factories.append(MetricsFeature)
-    from noizylab_desktop.services.clipboard.feature import ClipboardFeature
-
-    factories.append(ClipboardFeature)
-    from noizylab_desktop.services.display.feature import DisplayFeature
-
-    factories.append(DisplayFeature)
-    return factories
+    return [cast("FeatureFactory", _load(module, name)) for module, name in FEATURES]
 
 
 def cli_registrars() -> list[Registrar]:
-    """Every feature's command-line registration."""
-    from noizylab_desktop import cli_permissions, cli_routing, cli_winrm
-
-    registrars: list[Registrar] = [cli_permissions.register]
-    registrars.append(cli_winrm.register)
-    registrars.append(cli_routing.register)
-    # commands: one line each, e.g. from noizylab_desktop import cli_tasks; registrars.append(cli_tasks.register)
-    from noizylab_desktop import cli_tasks
-
-    registrars.append(cli_tasks.register)
-    from noizylab_desktop import cli_metrics
-
-    registrars.append(cli_metrics.register)
-    from noizylab_desktop import cli_clipboard
-
-    registrars.append(cli_clipboard.register)
-    from noizylab_desktop import cli_display
-
-    registrars.append(cli_display.register)
-    return registrars
+    """Every feature's command-line registration, in the order ``noizylab --help`` lists them."""
+    return [cast(Registrar, _load(module, name)) for module, name in COMMANDS]

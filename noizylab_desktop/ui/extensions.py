@@ -1,12 +1,13 @@
 """What a feature adds to the tray: menu rows of its own and rows in each peer's submenu.
 
 A feature's window (task console, dashboard, viewer...) is built by its extension, which listens to
-``Bridge.any_event`` for the events its service publishes. Each feature adds one line to ``tray_extensions``.
+``Bridge.any_event`` for the events its service publishes. Each feature adds one line to ``EXTENSIONS``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import importlib
+from typing import TYPE_CHECKING, Protocol, cast
 
 from PySide6.QtWidgets import QMenu
 
@@ -30,21 +31,18 @@ class TrayExtension(Protocol):
         """Close this feature's windows (the app is quitting)."""
 
 
+# Menu order: module and class of each feature's tray part, built as ``cls(node, bridge)``.
+EXTENSIONS = (
+    ("noizylab_desktop.ui.tasks_console", "TasksTray"),
+    ("noizylab_desktop.ui.metrics_dashboard", "MetricsTray"),
+    ("noizylab_desktop.ui.clipboard_tray", "ClipboardTray"),
+    ("noizylab_desktop.ui.display_tray", "DisplayTray"),
+    ("noizylab_desktop.ui.sync_tray", "SyncTray"),
+)
+
+
 def tray_extensions(node: Node, bridge: Bridge) -> list[TrayExtension]:
     """Every feature's tray part, in menu order."""
-    extensions: list[TrayExtension] = []
-    # features: one line each, e.g.
-    # from noizylab_desktop.ui.task_console import TasksTray; extensions.append(TasksTray(node, bridge))
-    from noizylab_desktop.ui.tasks_console import TasksTray
-
-    extensions.append(TasksTray(node, bridge))
-    from noizylab_desktop.ui.metrics_dashboard import MetricsTray
-
-    extensions.append(MetricsTray(node, bridge))
-    from noizylab_desktop.ui.clipboard_tray import ClipboardTray
-
-    extensions.append(ClipboardTray(node, bridge))
-    from noizylab_desktop.ui.display_tray import DisplayTray
-
-    extensions.append(DisplayTray(node, bridge))
-    return extensions
+    return [
+        cast(TrayExtension, getattr(importlib.import_module(module), name)(node, bridge)) for module, name in EXTENSIONS
+    ]

@@ -1,0 +1,142 @@
+"""``noizylab share add|list|remove|pause|resume`` and ``sync status|wait``: folder sync from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+from noizylab_desktop.config import Paths, Settings
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add the share and sync commands."""
+    share = sub.add_parser("share", help="folders kept in sync with a peer or an SSH server")
+    verbs = share.add_subparsers(dest="share_command", required=True, metavar="COMMAND")
+    add = verbs.add_parser("add", help="sync a folder with a peer (or ssh://user@host[:port])")
+    add.add_argument("dir", help="the folder on this machine")
+    add.add_argument("--peer", required=True, help="a paired peer's name or ID prefix, or ssh://user@host[:port]")
+    add.add_argument("--remote", default="", help="the folder there (default: this folder's name in its sync folder)")
+    add.add_argument("--host-key", default="", help="for ssh:// targets: the server's public host key line or file")
+    add.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add.set_defaults(handler=_add)
+    listing = verbs.add_parser("list", help="every share and its state")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    listing.set_defaults(handler=_status)
+    for verb, helptext in (
+        ("remove", "stop syncing a folder (its files stay)"),
+        ("pause", "pause a share"),
+        ("resume", "resume a paused share"),
+    ):
+        parser = verbs.add_parser(verb, help=helptext)
+        parser.add_argument("share", help="its ID (or the start of it) or its folder")
+        if verb == "resume":
+            parser.add_argument("--allow-deletes", action="store_true", help="apply the mass delete it paused on")
+        parser.set_defaults(handler=_change, verb=verb)
+    sync = sub.add_parser("sync", help="the state of folder sync")
+    sverbs = sync.add_subparsers(dest="sync_command", required=True, metavar="COMMAND")
+    status = sverbs.add_parser("status", help="every share: state, files, conflicts, progress")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.set_defaults(handler=_status)
+    wait = sverbs.add_parser("wait", help="return once every share is in sync (for scripts)")
+    wait.add_argument("--timeout", type=float, default=60.0, metavar="S", help="give up after S seconds (60)")
+    wait.set_defaults(handler=_wait)
+
+
+def _row(info: Any) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "local": info.local,
+        "peer": info.peer,
+        "remote": info.remote,
+        "state": info.state,
+        "message": info.message,
+        "files": info.files,
+        "bytes": info.bytes,
+        "last_sync": info.last_sync,
+        "conflicts": info.conflicts,
+        "pending": info.pending,
+        "transfer": {"done": info.transfer_done, "total": info.transfer_total},
+        "recent": list(info.recent),
+    }
+
+
+def _line(info: Any) -> str:
+    ago = f", synced {time.time() - info.last_sync:.0f} s ago" if info.last_sync else ""
+    conflicts = f", {info.conflicts} conflicts" if info.conflicts else ""
+    progress = ""
+    if info.state == "syncing" and info.transfer_total:
+        progress = f" {100 * info.transfer_done // max(info.transfer_total, 1)}%"
+    return (
+        f"{info.id}  {info.local} ↔ {info.peer}:{info.remote}  {info.state}{progress} ({info.message}), "
+        f"{info.files} files{conflicts}{ago}"
+    )
+
+
+def _run(paths: Paths, settings: Settings, work: Any) -> Any:
+    from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
+    from noizylab_desktop.services.local_client import LocalClient
+
+    async def go() -> Any:
+        async with LocalClient(paths, settings) as node:
+            return await work(node, spb_grpc.SyncStub(node.channel))
+
+    return asyncio.run(go())
+
+
+def _add(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+
+    host_key = args.host_key
+    if host_key and os.path.isfile(host_key):
+        with open(host_key, encoding="utf-8") as f:
+            host_key = f.read().strip()
+    request = spb.AddShareRequest(
+        local=os.path.abspath(os.path.expanduser(args.dir)), peer=args.peer, remote=args.remote, host_key=host_key
+    )
+    info = _run(paths, settings, lambda node, stub: node.call(stub.AddShare, request, timeout=30))
+    print(json.dumps(_row(info), indent=2) if args.json else f"sharing {_line(info)}")
+    return 0
+
+
+def _change(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+
+    ref = args.share
+    if os.path.sep in ref or os.path.isdir(ref):
+        ref = os.path.abspath(os.path.expanduser(ref))
+    if args.verb == "remove":
+        info = _run(paths, settings, lambda node, stub: node.call(stub.RemoveShare, spb.ShareRef(share_id=ref)))
+        print(f"stopped syncing {info.local} (its files stay)")
+        return 0
+    request = spb.PauseRequest(
+        share=ref, paused=args.verb == "pause", allow_deletes=bool(getattr(args, "allow_deletes", False))
+    )
+    info = _run(paths, settings, lambda node, stub: node.call(stub.SetPaused, request))
+    print(_line(info))
+    return 0
+
+
+def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
+    reply = _run(paths, settings, lambda node, stub: node.call(stub.ListShares, pb.Empty()))
+    if args.json:
+        print(json.dumps([_row(s) for s in reply.shares], indent=2))
+    elif not reply.shares:
+        print("no shares yet: add one with `noizylab share add DIR --peer PEER`")
+    for info in [] if args.json else reply.shares:
+        print(_line(info))
+    return 0
+
+
+def _wait(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+
+    request = spb.WaitRequest(timeout_s=args.timeout)
+    reply = _run(paths, settings, lambda node, stub: node.call(stub.WaitIdle, request, timeout=args.timeout + 10))
+    print(f"in sync: {len(reply.shares)} shares")
+    return 0

@@ -1,0 +1,276 @@
+"""One share's loop: wait for a reason (local change, remote notice, timer, a request), then scan both sides, plan
+and apply, repeating until a pass finds nothing to do. Mass deletes and a vanished root pause the share and ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncssh
+
+from noizylab_desktop.errors import SyncError
+from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, ShareState, SyncConflict
+from noizylab_desktop.services.sync.executor import Executor, Progress
+from noizylab_desktop.services.sync.index import ShareIndex
+from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
+from noizylab_desktop.services.sync.planner import plan
+from noizylab_desktop.services.sync.remote import Remote
+from noizylab_desktop.services.sync.scanner import RootMissingError, scan
+from noizylab_desktop.services.sync.store import Share
+from noizylab_desktop.services.sync.watcher import Watcher
+
+logger = logging.getLogger(__name__)
+
+MAX_PASSES = 4
+
+
+class ShareEngine:
+    """Keeps one share in sync while started."""
+
+    def __init__(
+        self,
+        share: Share,
+        index: ShareIndex,
+        remote_factory: Callable[[], asyncio.Future[Remote] | Remote],
+        local_name: str,
+        publish: Callable[[Event], None],
+        on_pause: Callable[[Share, str], Share],
+        notices: Callable[[], AsyncIterator[object]] | None = None,
+        rescan_s: float = 60.0,
+        poll_s: float = 10.0,
+        quiet_s: float = 0.2,
+        keep_versions_s: float = 30 * 86400.0,
+        fs: LocalFs | None = None,
+    ) -> None:
+        self.share = share
+        self.index = index
+        self.root = Path(share.local)
+        self.fs = fs or LocalFs(self.root)
+        self._remote_factory = remote_factory
+        self.remote: Remote | None = None
+        self.local_name = local_name
+        self.publish = publish
+        self.on_pause = on_pause
+        self.notices = notices
+        self.rescan_s = poll_s if share.is_ssh else rescan_s
+        self.quiet_s = quiet_s
+        self.keep_versions_s = keep_versions_s
+        self.state = "waiting"
+        self.message = "starting"
+        self.last_sync = 0.0
+        self.files = 0
+        self.bytes = 0
+        self.conflicts = 0
+        self.pending = 0
+        self.progress = Progress()
+        self.failed: dict[str, str] = {}
+        self.recent: collections.deque[str] = collections.deque(maxlen=20)
+        self._wake = asyncio.Event()
+        self._requested = 0  # generation asked for (by a change or a waiter)
+        self._clean = -1  # last generation that ended with both sides equal
+        self._clean_changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watcher: Watcher | None = None
+        self._last_prune = 0.0
+        self._allow_deletes = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.root.is_dir():
+            self._watcher = Watcher(self.root, loop, self._local_changed, quiet_s=self.quiet_s)
+            try:
+                self._watcher.start()
+            except OSError as exc:
+                logger.warning("cannot watch %s (%s): relying on rescans every %.0f s", self.root, exc, self.rescan_s)
+                self._watcher = None
+        self._tasks = [asyncio.create_task(self._loop(), name=f"sync {self.share.id}")]
+        if self.notices is not None:
+            self._tasks.append(asyncio.create_task(self._listen(), name=f"sync notices {self.share.id}"))
+        self.request()
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.remote is not None:
+            await self.remote.close()
+            self.remote = None
+
+    def request(self) -> int:
+        """Ask for a sync pass; returns the generation that ``wait_clean`` can wait for."""
+        self._requested += 1
+        self._wake.set()
+        return self._requested
+
+    async def wait_clean(self, generation: int) -> None:
+        """Return once a pass that started after ``generation`` was asked for found both sides equal."""
+        async with self._clean_changed:
+            await self._clean_changed.wait_for(lambda: self._clean >= generation)
+
+    # ------------------------------------------------------------------ triggers
+
+    def _local_changed(self, paths: set[str]) -> None:
+        cache = self.index.local_cache()
+        for rel in paths:
+            cached = cache.get(rel)
+            try:
+                st = os.stat(self.root / rel, follow_symlinks=False)
+            except OSError:
+                if cached is not None or rel not in cache:
+                    break  # a delete (or a folder event): worth a pass
+                continue
+            if cached is None or (st.st_size, st.st_mtime_ns, st.st_ino) != (
+                cached.entry.size,
+                cached.entry.mtime_ns,
+                cached.inode,
+            ):
+                break
+        else:
+            return  # only our own writes, already in the index
+        self.request()
+
+    async def _listen(self) -> None:
+        assert self.notices is not None
+        while True:
+            try:
+                async for _ in self.notices():
+                    self.request()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect later
+                logger.debug("change notices for %s stopped: %s", self.share.id, exc)
+            await asyncio.sleep(2.0)  # reconnect backoff, not synchronisation
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.rescan_s)
+            except TimeoutError:
+                self._requested += 1
+            self._wake.clear()
+            if self.share.paused:
+                self._set("paused", self.share.reason or "paused")
+                continue
+            generation = self._requested
+            try:
+                clean = await self.sync_now()
+            except asyncio.CancelledError:
+                raise
+            except (SyncError, asyncssh.Error, OSError) as exc:
+                message = exc.message if isinstance(exc, SyncError) else str(exc)
+                if isinstance(exc, RootMissingError):
+                    self.share = self.on_pause(self.share, message)
+                    self._set("paused", message)
+                else:
+                    self._set("error", message)
+                    if self.remote is not None:
+                        await self.remote.close()
+                        self.remote = None
+                    self._retry_later()
+                continue
+            except Exception:
+                # A bug must not end the share's loop for good: log it, say so, and try again later.
+                logger.exception("sync of %s failed unexpectedly", self.share.local)
+                self._set("error", "unexpected failure: see `noizylab logs`")
+                self.remote = None
+                self._retry_later()
+                continue
+            if clean:
+                async with self._clean_changed:
+                    self._clean = max(self._clean, generation)
+                    self._clean_changed.notify_all()
+
+    def _retry_later(self) -> None:
+        asyncio.get_running_loop().call_later(2.0, self._wake.set)
+
+    async def _remote(self) -> Remote:
+        if self.remote is not None and not self.remote.connected:
+            await self.remote.close()  # dropped since the last pass: the next call connects afresh
+        if self.remote is None:
+            made = self._remote_factory()
+            self.remote = await made if isinstance(made, asyncio.Future) else made
+        return self.remote
+
+    async def sync_now(self) -> bool:
+        """Passes until one finds nothing to do; True when the share ended in sync."""
+        more = True
+        for _ in range(MAX_PASSES):
+            self._set("syncing", "comparing")
+            remote = await self._remote()
+            scanned = await asyncio.to_thread(scan, self.root, self.index)
+            there = await remote.listing()
+            decided = plan(scanned.entries, there, self.index.ancestor(), self.local_name, remote.name)
+            self.files = len(scanned.entries)
+            self.bytes = sum(e.size for e in scanned.entries.values())
+            work = decided.work
+            self.pending = len(work)
+            if decided.too_many_deletes() and not self._allow_deletes:
+                reason = (
+                    f"this sync would delete {decided.deletes} of {decided.tracked} files: check, then run "
+                    f"`noizylab share resume {self.share.local} --allow-deletes`"
+                )
+                self.share = self.on_pause(self.share, reason)
+                self._set("paused", reason)
+                return False
+            self._allow_deletes = False
+            if work:
+                self._set("syncing", f"{len(work)} changes")
+            executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress)
+            result = await executor.run(decided)
+            self.pending = 0
+            self.failed = dict(result.failed)
+            for change in result.changed:
+                self.recent.appendleft(change)
+            if result.changed:
+                self.publish(ShareChanged(share_id=self.share.id, changes=tuple(result.changed[:50])))
+            for copy in result.conflicts:
+                self.conflicts += 1
+                self.publish(SyncConflict(share_id=self.share.id, path=copy.split(".sync-conflict-")[0], copy=copy))
+            if not work:
+                more = False
+                break
+        self.last_sync = time.time()
+        if time.time() - self._last_prune > 3600:
+            self._last_prune = time.time()
+            await asyncio.to_thread(prune_versions, self.root, self.keep_versions_s)
+        if self.failed:
+            first = next(iter(self.failed.items()))
+            self._set("error", f"{len(self.failed)} files not synced; {first[0]}: {first[1]}")
+            self._retry_later()
+            return False
+        if more:
+            self._wake.set()
+            return False
+        self._set("idle", "in sync")
+        return True
+
+    def _on_progress(self, progress: Progress) -> None:
+        self.progress = progress
+        if progress.total >= 8 * 1024 * 1024:
+            self.publish(ShareProgress(share_id=self.share.id, done=progress.done, total=progress.total))
+
+    def _set(self, state: str, message: str) -> None:
+        if (state, message) != (self.state, self.message):
+            self.state, self.message = state, message
+            self.publish(ShareState(share_id=self.share.id, local=self.share.local, state=state, message=message))
+
+    def set_share(self, share: Share, allow_deletes: bool = False) -> None:
+        """The share was paused or resumed (its row already updated); ``allow_deletes`` applies a held mass delete."""
+        self.share = share
+        self._allow_deletes = allow_deletes
+        self.request()

@@ -1,0 +1,211 @@
+"""The sync feature: its gRPC service (peer-facing index, hash and change notices; own-node share management),
+the embedded SFTP server, and the shares' engines, under the node's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
+from noizylab_desktop.errors import NoizyLabError, SyncError
+from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.services.sync.blocks import hash_file
+from noizylab_desktop.services.sync.engine import ShareEngine
+from noizylab_desktop.services.sync.localfs import write_files
+from noizylab_desktop.services.sync.manager import ShareManager, this_os
+from noizylab_desktop.services.sync.names import resolve_inside
+from noizylab_desktop.services.sync.scanner import scan
+from noizylab_desktop.services.sync.settings import SyncSettings
+from noizylab_desktop.services.sync.sftp_server import SftpServer
+from noizylab_desktop.services.sync.store import Share
+from noizylab_desktop.services.sync.watcher import Watcher
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+
+BATCH = 2000
+
+
+def share_info(share: Share, engine: ShareEngine | None) -> spb.ShareInfo:
+    info = spb.ShareInfo(id=share.id, local=share.local, peer=share.peer_name, remote=share.remote)
+    if share.paused:
+        info.state, info.message = "paused", share.reason or "paused"
+    if engine is not None:
+        if not share.paused:
+            info.state, info.message = engine.state, engine.message
+        info.files, info.bytes, info.last_sync = engine.files, engine.bytes, engine.last_sync
+        info.conflicts, info.pending = engine.conflicts, engine.pending
+        info.transfer_done, info.transfer_total = engine.progress.done, engine.progress.total
+        info.recent.extend(list(engine.recent)[:10])
+    return info
+
+
+class SyncApi(spb_grpc.SyncServicer):
+    def __init__(self, feature: SyncFeature) -> None:
+        self.f = feature
+
+    @property
+    def m(self) -> ShareManager:
+        return self.f.manager
+
+    # ------------------------------------------------------------------ peer-facing
+
+    async def Offer(self, request: spb.OfferRequest, context: grpc.aio.ServicerContext) -> spb.OfferReply:  # noqa: N802
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.accept_offer(fp, request.share_id, request.remote)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return spb.OfferReply(sftp_port=self.f.sftp.port, sftp_root="/" + offer.share_id, os=this_os())
+
+    async def Index(  # noqa: N802
+        self, request: spb.ShareRef, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.IndexBatch]:
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+            result = await asyncio.to_thread(scan, offer.root, self.m.offer_index(offer.share_id))
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        entries = [
+            spb.FileEntry(path=e.path, size=e.size, mtime_ns=e.mtime_ns, hash=e.hash, blocks=e.blocks)
+            for e in result.entries.values()
+        ]
+        for start in range(0, max(len(entries), 1), BATCH):
+            yield spb.IndexBatch(entries=entries[start : start + BATCH], last=start + BATCH >= len(entries))
+
+    async def Hash(self, request: spb.HashRequest, context: grpc.aio.ServicerContext) -> spb.FileEntry:  # noqa: N802
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+            path = resolve_inside(offer.root, request.path)
+            hashed = await asyncio.to_thread(hash_file, path)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        except OSError as exc:
+            await abort_with(context, SyncError(f"cannot read {request.path}: {exc.strerror or exc}"))
+        return spb.FileEntry(path=request.path, size=hashed.size, hash=hashed.digest, blocks=hashed.blocks)
+
+    async def Watch(self, request: spb.ShareRef, context: grpc.aio.ServicerContext) -> AsyncIterator[spb.Notice]:  # noqa: N802
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        queue: asyncio.Queue[set[str]] = asyncio.Queue(maxsize=64)
+
+        def batch(paths: set[str]) -> None:
+            if not queue.full():
+                queue.put_nowait(paths)
+
+        watcher = Watcher(offer.root, asyncio.get_running_loop(), batch, quiet_s=0.05, cap_s=0.5)
+        await asyncio.to_thread(watcher.start)
+        try:
+            yield spb.Notice()  # tells the client the watch is live
+            while True:
+                paths = await queue.get()
+                yield spb.Notice(paths=sorted(paths)[:1000])
+        finally:
+            await asyncio.to_thread(watcher.stop)
+
+    async def PutFiles(self, request: spb.PutRequest, context: grpc.aio.ServicerContext) -> spb.PutReply:  # noqa: N802
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
+        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files))
+
+    # ------------------------------------------------------------------ own node
+
+    async def AddShare(self, request: spb.AddShareRequest, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
+        await require_self(self.f.node, context)
+        try:
+            share = await self.m.add(request.local, request.peer, request.remote, request.host_key)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return share_info(share, self.m.engines.get(share.id))
+
+    async def RemoveShare(self, request: spb.ShareRef, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
+        await require_self(self.f.node, context)
+        try:
+            share = await self.m.remove(request.share_id)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return share_info(share, None)
+
+    async def SetPaused(self, request: spb.PauseRequest, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
+        await require_self(self.f.node, context)
+        try:
+            share = self.m.set_paused(request.share, request.paused, request.allow_deletes)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return share_info(share, self.m.engines.get(share.id))
+
+    async def ListShares(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> spb.ShareList:  # noqa: N802
+        await require_self(self.f.node, context)
+        return self.f.share_list()
+
+    async def WaitIdle(self, request: spb.WaitRequest, context: grpc.aio.ServicerContext) -> spb.ShareList:  # noqa: N802
+        await require_self(self.f.node, context)
+        try:
+            await self.m.wait_idle(request.timeout_s or 60.0)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return self.f.share_list()
+
+
+class SyncFeature:
+    """Folder sync on this node."""
+
+    name = "sync"
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = SyncSettings.parse(node.settings.section("sync"))
+        self.manager = ShareManager(node, self.settings)
+        self.sftp = SftpServer(node.identity.ssh_private_pem, self.manager.key_owner, self.manager.roots_for)
+        self.started_at = time.time()
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        spb_grpc.add_SyncServicer_to_server(SyncApi(self), server)
+
+    def interceptors(self) -> Sequence[grpc.aio.ServerInterceptor]:
+        return ()
+
+    def service_names(self) -> Sequence[str]:
+        return ("noizylab.grid.v1.Sync",)
+
+    async def start(self) -> None:
+        port = await self.sftp.start(self.node.settings.grpc_host, self.node.settings.ports.sftp)
+        self.node.bound_ports["sftp"] = port
+        self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+        await self.sftp.stop()
+
+    def share_list(self) -> spb.ShareList:
+        return spb.ShareList(
+            shares=[share_info(s, self.manager.engines.get(s.id)) for s in self.manager.store.shares()]
+        )
+
+    def figures(self) -> Iterable[Figure]:
+        engines = list(self.manager.engines.values())
+        sent = sum(e.remote.bytes_sent for e in engines if e.remote is not None)
+        received = sum(e.remote.bytes_received for e in engines if e.remote is not None)
+        yield Figure("noizylab_sync_shares", "Shares of this node", len(engines))
+        yield Figure("noizylab_sync_files", "Files in this node's shares", sum(e.files for e in engines))
+        yield Figure("noizylab_sync_sent_bytes_total", "Bytes sent by sync", sent, "counter")
+        yield Figure("noizylab_sync_received_bytes_total", "Bytes received by sync", received, "counter")
+        yield Figure(
+            "noizylab_sync_conflicts_total", "Conflict copies made", sum(e.conflicts for e in engines), "counter"
+        )
+        yield Figure("noizylab_sync_paused_shares", "Shares paused", sum(e.share.paused for e in engines))

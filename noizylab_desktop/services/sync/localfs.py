@@ -1,0 +1,159 @@
+"""The local side's writes, in one small class so tests can inject faults (a full disk) by subclassing it.
+
+Every write lands in a temp file next to its final path, is fsynced, verified by hash, and only then renamed over
+the final path; the file it replaces is hard-linked into the versions folder first, so no moment exists where
+the final path is missing or half written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+from noizylab_desktop.services.sync.conflicts import version_name
+from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
+
+
+def temp_name(rel: str) -> str:
+    """The temp path for ``rel``: one per file and stable, so a retry resumes into whatever an earlier try left
+    there (only blocks that differ travel, whichever version it held) and no stale temp piles up."""
+    head, _, _ = rel.rpartition("/")
+    token = hashlib.sha256(rel.encode()).hexdigest()[:16]
+    name = f"{TEMP_PREFIX}{token}{TEMP_SUFFIX}"
+    return f"{head}/{name}" if head else name
+
+
+class LocalFs:
+    """Writes inside one share's folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, rel: str) -> Path:
+        return self.root.joinpath(*rel.split("/"))
+
+    def copy(self, src: Path, dst: Path) -> None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+
+    def open_write(self, path: Path) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def close(self, fd: int, size: int) -> None:
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def keep_version(self, rel: str) -> str | None:
+        """Hard-link (else copy) the current ``rel`` into the versions folder; its path there, or None."""
+        src = self.path(rel)
+        if not src.exists():
+            return None
+        now = time.time()
+        for n in range(1, 1000):
+            kept = version_name(rel, now, n)
+            dst = self.path(kept)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                return None
+            except OSError:
+                shutil.copy2(src, dst)
+            return kept
+        raise OSError(f"too many versions of {rel} this second")
+
+    def replace(self, src: Path, dst: Path, mtime_ns: int) -> os.stat_result:
+        os.utime(src, ns=(mtime_ns, mtime_ns))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        return os.stat(dst)
+
+    def rename(self, src_rel: str, dst_rel: str) -> os.stat_result:
+        dst = self.path(dst_rel)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(src_rel), dst)
+        return os.stat(dst)
+
+    def remove_to_versions(self, rel: str) -> None:
+        if self.keep_version(rel) is not None:
+            self.path(rel).unlink(missing_ok=True)
+
+
+def prune_versions(root: Path, keep_s: float) -> int:
+    """Delete kept versions older than ``keep_s`` seconds; returns how many went."""
+    cutoff = time.time() - keep_s
+    gone = 0
+    base = root / VERSIONS_DIR
+    for folder, _, files in os.walk(base):
+        for name in files:
+            p = Path(folder) / name
+            try:
+                if p.stat().st_mtime < cutoff and p.stat().st_ctime < cutoff:
+                    p.unlink()
+                    gone += 1
+            except OSError:
+                continue
+    return gone
+
+
+def write_files(root: Path, files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+    """Small files (path, data, SHA-256, mtime) into the share at ``root``: each is checked against its hash and
+    written to its temp file; one ``sync`` makes them all durable; then each replaces its final path (the old one
+    kept as a version). Returns path → why for the ones that failed."""
+    from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.services.sync.names import check_rel, resolve_inside
+
+    fs = LocalFs(root)
+    failed: dict[str, str] = {}
+    ready: list[tuple[str, Path, Path, int]] = []
+    safe_dirs: set[str] = set()  # folders already checked (and made): one realpath per folder, not per file
+    for rel, data, digest, mtime_ns in files:
+        try:
+            head = check_rel(rel).rpartition("/")[0]
+            if head not in safe_dirs:
+                folder = resolve_inside(root, head) if head else root
+                folder.mkdir(parents=True, exist_ok=True)
+                resolve_inside(root, head) if head else None  # again, now that it exists: no link out of the share
+                safe_dirs.add(head)
+            final = fs.path(rel)
+            if final.is_symlink():
+                raise OSError(f"{rel} is a link: links are not replaced")
+            if hashlib.sha256(data).digest() != digest:
+                failed[rel] = "did not verify"
+                continue
+            tmp = fs.path(temp_name(rel))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                fs.pwrite(fd, data, 0)
+            finally:
+                os.close(fd)
+            ready.append((rel, tmp, final, mtime_ns))
+        except NoizyLabError as exc:
+            failed[rel] = exc.message
+        except OSError as exc:
+            failed[rel] = exc.strerror or str(exc)
+    os.sync()  # one flush for the whole batch instead of an fsync per file
+    for rel, tmp, final, mtime_ns in ready:
+        try:
+            if final.exists():
+                fs.keep_version(rel)
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            os.replace(tmp, final)
+        except OSError as exc:
+            failed[rel] = exc.strerror or str(exc)
+    return failed

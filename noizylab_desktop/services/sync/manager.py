@@ -1,0 +1,286 @@
+"""The node's shares and offers: adding, removing, pausing, and building each share's engine and remote side."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
+from noizylab_desktop.errors import NoizyLabError, PeerError, SyncError
+from noizylab_desktop.services.sync.engine import ShareEngine
+from noizylab_desktop.services.sync.index import ShareIndex
+from noizylab_desktop.services.sync.names import check_rel
+from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.remote import Remote, Target
+from noizylab_desktop.services.sync.settings import SyncSettings
+from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+    from noizylab_desktop.services.registry import PeerState
+
+logger = logging.getLogger(__name__)
+
+_SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?/?$")
+
+
+def rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> SyncError:
+    """A peer's gRPC failure as one line."""
+    kind, sep, message = (exc.details() or "").partition(": ")
+    if sep and kind.endswith(("Error", "Refused")):
+        return SyncError(f"{peer}: {message}")
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return SyncError(f"{peer} is offline; the share syncs when it is back")
+    return SyncError(f"{peer} failed: {exc.details()}")
+
+
+def entry_of(e: spb.FileEntry) -> Entry:
+    return Entry(e.path, e.size, e.mtime_ns, e.hash, e.blocks)
+
+
+class ShareManager:
+    """Everything sync keeps per node."""
+
+    def __init__(self, node: Node, settings: SyncSettings) -> None:
+        self.node = node
+        self.settings = settings
+        self.dir = node.paths.state_dir / "sync"
+        self.store = ShareStore(self.dir / "shares.sqlite")
+        self.engines: dict[str, ShareEngine] = {}
+        self.offer_indexes: dict[str, ShareIndex] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        for share in self.store.shares():
+            self._start_engine(share)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(e.stop() for e in self.engines.values()))
+        for engine in self.engines.values():
+            engine.index.close()
+        self.engines.clear()
+        for index in self.offer_indexes.values():
+            index.close()
+        self.offer_indexes.clear()
+        self.store.close()
+
+    def _start_engine(self, share: Share) -> ShareEngine:
+        index = ShareIndex(self.dir / f"share-{share.id}.sqlite")
+        engine = ShareEngine(
+            share,
+            index,
+            lambda: asyncio.ensure_future(self._remote_for(share, index)),
+            self.node.settings.name,
+            self.node.bus.publish,
+            self._pause,
+            notices=None if share.is_ssh else (lambda: self._notices(share)),
+            rescan_s=self.settings.rescan_s,
+            poll_s=self.settings.poll_s,
+            quiet_s=self.settings.quiet_ms / 1000,
+            keep_versions_s=self.settings.keep_versions_days * 86400,
+        )
+        self.engines[share.id] = engine
+        engine.start()
+        return engine
+
+    def _pause(self, share: Share, reason: str) -> Share:
+        logger.warning("share %s paused: %s", share.local, reason)
+        return self.store.set_paused(share, True, reason)
+
+    # ------------------------------------------------------------------ the other side
+
+    def _peer_state(self, share: Share) -> PeerState:
+        for state in self.node.registry.peers():
+            if state.peer.node_id == share.peer:
+                return state
+        raise PeerError(f"{share.peer_name} is no longer paired: remove the share with `noizylab share remove`")
+
+    def _stub(self, share: Share) -> spb_grpc.SyncStub:
+        return spb_grpc.SyncStub(self.node.registry.channel(self._peer_state(share)))
+
+    async def _offer(self, share: Share) -> spb.OfferReply:
+        try:
+            reply = await self._stub(share).Offer(spb.OfferRequest(share_id=share.id, remote=share.remote), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            raise rpc_error(exc, share.peer_name) from exc
+        assert isinstance(reply, spb.OfferReply)
+        return reply
+
+    async def _remote_for(self, share: Share, index: ShareIndex) -> Remote:
+        key = self.node.identity.ssh_private_pem
+        if share.is_ssh:
+            m = _SSH_URL.match(share.peer)
+            assert m is not None
+            target = Target(
+                m["host"].strip("[]"),
+                int(m["port"] or 22),
+                m["user"] or "",
+                share.remote,
+                share.host_key,
+                m["host"].strip("[]"),
+            )
+            return Remote(target, key, index)
+        state = self._peer_state(share)
+        reply = await self._offer(share)
+        host = state.address.rsplit(":", 1)[0].strip("[]")
+        target = Target(
+            host, reply.sftp_port, self.node.identity.node_id, reply.sftp_root, state.peer.ssh_key, share.peer_name
+        )
+
+        async def peer_index() -> AsyncIterator[list[Entry]]:
+            try:
+                async for batch in self._stub(share).Index(spb.ShareRef(share_id=share.id), timeout=600):
+                    yield [entry_of(e) for e in batch.entries]
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+
+        async def peer_hash(rel: str) -> tuple[bytes, bytes]:
+            try:
+                reply = await self._stub(share).Hash(spb.HashRequest(share_id=share.id, path=rel), timeout=600)
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+            return bytes(reply.hash), bytes(reply.blocks)
+
+        async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+            request = spb.PutRequest(
+                share_id=share.id,
+                files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files],
+            )
+            try:
+                reply = await self._stub(share).PutFiles(request, timeout=120)
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+            return dict(reply.failed)
+
+        return Remote(target, key, index, peer_index, peer_hash, peer_put)
+
+    async def _notices(self, share: Share) -> AsyncIterator[object]:
+        async for notice in self._stub(share).Watch(spb.ShareRef(share_id=share.id)):
+            yield notice
+
+    # ------------------------------------------------------------------ commands
+
+    def find(self, ref: str) -> Share:
+        """A share by ID prefix or local folder; a one-line error otherwise."""
+        ref_path = str(Path(ref).expanduser().resolve()) if not re.fullmatch(r"[0-9a-f]{1,12}", ref) else ""
+        found = [s for s in self.store.shares() if s.id.startswith(ref) or s.local == ref_path]
+        if len(found) != 1:
+            what = "no share" if not found else "several shares"
+            raise SyncError(f"{what} match {ref!r}: see `noizylab share list`")
+        return found[0]
+
+    async def add(self, local: str, peer: str, remote: str, host_key: str) -> Share:
+        root = Path(local).expanduser()
+        if not root.is_absolute():
+            raise SyncError(f"give the folder as an absolute path, not {local!r}")
+        root = root.resolve()
+        if not root.is_dir():
+            raise SyncError(f"{root} is not a folder: create it first")
+        for other in self.store.shares():
+            o = Path(other.local)
+            if root == o or o in root.parents or root in o.parents:
+                raise SyncError(f"{root} overlaps the share {other.local}: shares cannot nest")
+        share_id = secrets.token_hex(6)
+        if peer.startswith("ssh://"):
+            m = _SSH_URL.match(peer)
+            if m is None:
+                raise SyncError(f"cannot read {peer!r}: write ssh://user@host[:port]")
+            if not remote.startswith("/"):
+                raise SyncError("an ssh:// share needs --remote with an absolute folder on that server")
+            share = Share(share_id, str(root), peer, m["host"], remote, host_key)
+        else:
+            trusted = self.node.trust.find(peer)
+            remote = remote or root.name
+            try:
+                check_rel(remote)
+            except NoizyLabError as exc:
+                raise SyncError(
+                    f"--remote must be a folder inside {trusted.name}'s sync folder: {exc.message}"
+                ) from exc
+            share = Share(share_id, str(root), trusted.node_id, trusted.name, remote)
+            await self._offer(share)
+        self.store.put(share)
+        self._start_engine(share)
+        return share
+
+    async def remove(self, ref: str) -> Share:
+        share = self.find(ref)
+        engine = self.engines.pop(share.id, None)
+        if engine is not None:
+            await engine.stop()
+            engine.index.close()
+        self.store.remove(share.id)
+        (self.dir / f"share-{share.id}.sqlite").unlink(missing_ok=True)
+        return share
+
+    def set_paused(self, ref: str, paused: bool, allow_deletes: bool) -> Share:
+        share = self.store.set_paused(self.find(ref), paused, "paused by you" if paused else "")
+        engine = self.engines.get(share.id)
+        if engine is not None:
+            engine.set_share(share, allow_deletes)
+            engine.request()
+        return share
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        waits = [e.wait_clean(e.request()) for e in self.engines.values() if not e.share.paused]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=timeout_s)
+        except TimeoutError:
+            busy = [e for e in self.engines.values() if e.state != "idle" and not e.share.paused]
+            detail = "; ".join(f"{e.share.local}: {e.message}" for e in busy[:3]) or "still syncing"
+            raise SyncError(f"not in sync after {timeout_s:g} s ({detail})") from None
+
+    # ------------------------------------------------------------------ serving a peer's share
+
+    def accept_offer(self, fp: bytes, share_id: str, remote: str) -> Offer:
+        if not re.fullmatch(r"[0-9a-f]{12}", share_id):
+            raise SyncError(f"share ID {share_id!r} is not valid")
+        try:
+            rel = check_rel(remote)
+        except NoizyLabError as exc:
+            raise SyncError(
+                f"the folder must be inside {self.node.settings.name}'s sync folder: {exc.message}"
+            ) from exc
+        for offer in self.store.offers():
+            if offer.share_id == share_id and offer.peer_fp != fp:
+                raise SyncError(f"share ID {share_id} belongs to another peer")
+        root = self.settings.folder.joinpath(*rel.split("/"))
+        root.mkdir(parents=True, exist_ok=True)
+        offer = Offer(share_id, fp, root)
+        self.store.put_offer(offer)
+        return offer
+
+    def offer_for(self, fp: bytes, share_id: str) -> Offer:
+        for offer in self.store.offers(fp):
+            if offer.share_id == share_id:
+                return offer
+        raise SyncError(f"{self.node.settings.name} serves no share {share_id} to you: add the share again")
+
+    def offer_index(self, share_id: str) -> ShareIndex:
+        if share_id not in self.offer_indexes:
+            self.offer_indexes[share_id] = ShareIndex(self.dir / f"offer-{share_id}.sqlite")
+        return self.offer_indexes[share_id]
+
+    def roots_for(self, fp: bytes) -> dict[str, Path]:
+        return {o.share_id: o.root for o in self.store.offers(fp)}
+
+    def key_owner(self, key: str) -> bytes | None:
+        """The fingerprint of the paired peer that holds SSH key ``key`` and may sync, else None."""
+        for peer in self.node.trust.peers():
+            if " ".join(peer.ssh_key.split()[:2]) == key and self.node.permissions.allowed(peer.fingerprint, "sync"):
+                return peer.fingerprint
+        return None
+
+
+def this_os() -> str:
+    return {"Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "linux")

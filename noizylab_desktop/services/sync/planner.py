@@ -1,0 +1,149 @@
+"""The planner: pure decisions from the local files, the remote files and their common ancestor.
+
+The ancestor is what both sides held after the last sync. A side whose hash still equals the ancestor's did not
+change; the side that changed wins; when both changed to different contents it is a conflict (the newer mtime keeps
+the name, the other becomes a conflict copy, named the same on both sides). A change beats a delete. Identical
+contents are never a conflict, and a changed mtime with the same content is only recorded. A delete plus a create
+of the same content on one side is a rename, done as a rename on the other side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from noizylab_desktop.services.sync.conflicts import conflict_name, is_conflict_copy
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file as one side holds it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: bytes
+    blocks: bytes = field(default=b"", compare=False, repr=False)
+
+
+Kind = Literal[
+    "pull", "push", "delete_local", "delete_remote", "rename_local", "rename_remote", "conflict", "record", "forget"
+]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan; ``local``/``remote`` are the entries it acts on, ``source`` the old path of a rename."""
+
+    kind: Kind
+    path: str
+    local: Entry | None = None
+    remote: Entry | None = None
+    source: str = ""
+    winner: Literal["local", "remote", ""] = ""
+    copy_path: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    tracked: int  # files in the ancestor, for the mass-delete guard
+
+    @property
+    def deletes(self) -> int:
+        return sum(a.kind in ("delete_local", "delete_remote") for a in self.actions)
+
+    @property
+    def work(self) -> tuple[Action, ...]:
+        """Actions that change a file somewhere (records and forgets only touch the index)."""
+        return tuple(a for a in self.actions if a.kind not in ("record", "forget"))
+
+    def too_many_deletes(self, ratio: float = 0.3, cap: int = 1000) -> bool:
+        """True when the plan deletes more than ``ratio`` of the tracked files (of at least 10) or ``cap`` files."""
+        return self.deletes > cap or (self.tracked >= 10 and self.deletes > ratio * self.tracked)
+
+
+def _renames(
+    side: Mapping[str, Entry], other: Mapping[str, Entry], ancestor: Mapping[str, Entry]
+) -> list[tuple[str, str]]:
+    """(old, new) pairs: files that ``side`` moved without changing them, while ``other`` still has the old one."""
+    gone: dict[bytes, list[str]] = {}
+    for p, a in sorted(ancestor.items()):
+        o = other.get(p)
+        if p not in side and o is not None and o.hash == a.hash:
+            gone.setdefault(a.hash, []).append(p)
+    pairs = []
+    for q, e in sorted(side.items()):
+        if q in ancestor or q in other:
+            continue
+        olds = gone.get(e.hash)
+        if olds:
+            pairs.append((olds.pop(0), q))
+    return pairs
+
+
+def plan(
+    local: Mapping[str, Entry],
+    remote: Mapping[str, Entry],
+    ancestor: Mapping[str, Entry],
+    local_name: str,
+    remote_name: str,
+) -> Plan:
+    """Every action that brings both sides to the same files, keeping every last write."""
+    actions: list[Action] = []
+    done: set[str] = set()
+    taken = set(local) | set(remote)
+    for old, new in _renames(local, remote, ancestor):
+        actions.append(Action("rename_remote", new, local=local[new], remote=remote[old], source=old))
+        done |= {old, new}
+    for old, new in _renames(remote, local, ancestor):
+        if old in done or new in done:
+            continue
+        actions.append(Action("rename_local", new, local=local[old], remote=remote[new], source=old))
+        done |= {old, new}
+    for path in sorted(set(local) | set(remote) | set(ancestor)):
+        if path in done:
+            continue
+        action = _decide(path, local.get(path), remote.get(path), ancestor.get(path), local_name, remote_name, taken)
+        if action is not None:
+            actions.append(action)
+    return Plan(tuple(actions), len(ancestor))
+
+
+def _decide(
+    path: str,
+    lo: Entry | None,
+    re: Entry | None,
+    an: Entry | None,
+    local_name: str,
+    remote_name: str,
+    taken: set[str],
+) -> Action | None:
+    if lo is None and re is None:
+        return Action("forget", path) if an is not None else None
+    if lo is not None and re is not None and lo.hash == re.hash:
+        if an is not None and an.hash == lo.hash and an.size == lo.size:
+            return None
+        return Action("record", path, local=lo, remote=re)
+    a_hash = an.hash if an is not None else None
+    local_changed = (lo.hash if lo else None) != a_hash
+    remote_changed = (re.hash if re else None) != a_hash
+    if not remote_changed:
+        return Action("push", path, local=lo, remote=re) if lo is not None else Action("delete_remote", path, remote=re)
+    if not local_changed:
+        return Action("pull", path, local=lo, remote=re) if re is not None else Action("delete_local", path, local=lo)
+    # Both changed. A change beats a delete.
+    if lo is None:
+        return Action("pull", path, remote=re)
+    if re is None:
+        return Action("push", path, local=lo)
+    local_wins = (lo.mtime_ns, lo.hash) > (re.mtime_ns, re.hash)
+    loser, loser_name = (re, remote_name) if local_wins else (lo, local_name)
+    winner: Literal["local", "remote"] = "local" if local_wins else "remote"
+    if is_conflict_copy(path):
+        # No conflicts of conflicts: the newer copy wins, the older one goes to the versions folder.
+        return Action("push" if local_wins else "pull", path, local=lo, remote=re)
+    copy = conflict_name(path, loser.mtime_ns, loser_name, taken)
+    taken.add(copy)
+    return Action("conflict", path, local=lo, remote=re, winner=winner, copy_path=copy)

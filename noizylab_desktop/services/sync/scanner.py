@@ -1,0 +1,105 @@
+"""Local folder → entries, hashing only files whose size, mtime or inode changed since the last scan.
+
+Symlinks are never followed (a link could lead out of the share); they are skipped and logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from noizylab_desktop.errors import SyncError
+from noizylab_desktop.services.sync.blocks import hash_file
+from noizylab_desktop.services.sync.ignore import VERSIONS_DIR, Ignore, is_internal
+from noizylab_desktop.services.sync.index import Cached, ShareIndex
+from noizylab_desktop.services.sync.planner import Entry
+
+logger = logging.getLogger(__name__)
+
+RACY_NS = 2_000_000_000
+RACY_MAX_BYTES = 8 * 1024 * 1024
+STALE_TEMP_NS = 24 * 3600 * 1_000_000_000  # a temp file nobody resumed for a day is dropped
+
+
+def _remove_stale(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class RootMissingError(SyncError):
+    """The share's folder is gone (unmounted disk, deleted folder): sync pauses rather than delete everything."""
+
+
+@dataclass
+class ScanResult:
+    entries: dict[str, Entry]
+    hashed: int = 0
+    skipped_links: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def scan(root: Path, index: ShareIndex) -> ScanResult:
+    """Walk ``root`` (blocking; run in a thread) and refresh the index's local cache."""
+    if not root.is_dir():
+        raise RootMissingError(f"the share folder {root} is gone: reconnect its disk or remove the share")
+    ignore = Ignore.load(root)
+    cache = index.local_cache()
+    result = ScanResult({})
+    fresh: list[Cached] = []
+    now_ns = time.time_ns()
+    stack = [("", str(root))]
+    while stack:
+        prefix, folder = stack.pop()
+        try:
+            items = list(os.scandir(folder))
+        except OSError as exc:
+            result.errors[prefix or "."] = exc.strerror or str(exc)
+            continue
+        for item in items:
+            rel = prefix + item.name
+            try:
+                st = item.stat(follow_symlinks=False)
+            except OSError:
+                continue  # vanished while scanning: the next event or scan sees it
+            if stat.S_ISLNK(st.st_mode):
+                result.skipped_links.append(rel)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not ignore.ignored(rel, is_dir=True):
+                    stack.append((rel + "/", item.path))
+                continue
+            if not stat.S_ISREG(st.st_mode) or ignore.ignored(rel):
+                if is_internal(rel) and now_ns - st.st_mtime_ns > STALE_TEMP_NS and not rel.startswith(VERSIONS_DIR):
+                    _remove_stale(item.path)
+                continue
+            old = cache.get(rel)
+            # A file modified within the last RACY_NS may change again inside the same mtime tick: hash it again.
+            racy = now_ns - st.st_mtime_ns < RACY_NS and st.st_size < RACY_MAX_BYTES
+            if (
+                old
+                and not racy
+                and (old.entry.size, old.entry.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
+            ):
+                result.entries[rel] = old.entry
+                continue
+            try:
+                hashed = hash_file(Path(item.path))
+            except OSError as exc:
+                result.errors[rel] = exc.strerror or str(exc)
+                continue
+            entry = Entry(rel, hashed.size, st.st_mtime_ns, hashed.digest, hashed.blocks)
+            result.entries[rel] = entry
+            fresh.append(Cached(entry, st.st_ino))
+            result.hashed += 1
+    gone = [p for p in cache if p not in result.entries]
+    if fresh or gone:
+        index.put_local(fresh, gone)
+    if result.skipped_links:
+        logger.info("skipped %d symlinks in %s (links are not followed)", len(result.skipped_links), root)
+    return result

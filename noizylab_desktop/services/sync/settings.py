@@ -1,0 +1,39 @@
+"""The ``[sync]`` table of the node's config, parsed and validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from noizylab_desktop.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    folder: Path  # where folders offered to peers' shares live (their --remote is relative to it)
+    rescan_s: float = 60.0  # safety-net full rescan of every share
+    poll_s: float = 10.0  # how often a plain SSH target is scanned for remote changes
+    quiet_ms: int = 50  # watcher quiet window (at most 300 ms)
+    keep_versions_days: float = 30.0
+
+    @classmethod
+    def parse(cls, table: Mapping[str, Any]) -> SyncSettings:
+        known = {"folder", "rescan_s", "poll_s", "quiet_ms", "keep_versions_days"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"[sync] has unknown keys {', '.join(unknown)}: allowed are {', '.join(sorted(known))}")
+        folder = Path(str(table.get("folder", Path.home() / "NOIZYLAB Sync"))).expanduser()
+        try:
+            values = {k: float(table[k]) for k in ("rescan_s", "poll_s", "keep_versions_days") if k in table}
+            quiet = int(table.get("quiet_ms", 50))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"[sync] needs numbers for rescan_s, poll_s, quiet_ms, keep_versions_days: {exc}"
+            ) from exc
+        if not 0 <= quiet <= 300:
+            raise ConfigError(f"[sync] quiet_ms must be between 0 and 300, not {quiet}")
+        if any(v <= 0 for v in values.values()):
+            raise ConfigError("[sync] rescan_s, poll_s and keep_versions_days must be above 0")
+        return cls(folder=folder, quiet_ms=quiet, **values)

@@ -1,0 +1,138 @@
+"""Folder sync in the tray: a ``Folder sync`` submenu with each share's state, progress of large transfers, recent
+changes and conflicts, pause/resume and open-folder rows, and ``Share a folder with PEER…`` in each peer's submenu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMenu
+
+from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.services.sync.events import ShareChanged, SyncConflict
+from noizylab_desktop.ui.bridge import Bridge
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node import Node
+    from noizylab_desktop.services.sync.engine import ShareEngine
+    from noizylab_desktop.services.sync.manager import ShareManager
+
+logger = logging.getLogger(__name__)
+
+
+def share_label(local: str, peer: str, state: str, message: str, done: int, total: int) -> str:
+    """One share's menu row: its folder, the peer, its state and, for large transfers, the progress."""
+    progress = f" {100 * done // total}%" if state == "syncing" and total >= 8 * 1024 * 1024 else ""
+    return f"{Path(local).name} ↔ {peer}: {state}{progress} ({message})"
+
+
+class SyncTray:
+    """The tray part of folder sync."""
+
+    def __init__(self, node: Node, bridge: Bridge) -> None:
+        self.node = node
+        self.recent: collections.deque[str] = collections.deque(maxlen=8)
+        self.conflicts: collections.deque[str] = collections.deque(maxlen=8)
+        self.last_error = ""
+        bridge.any_event.connect(self._on_event)
+
+    @property
+    def manager(self) -> ShareManager | None:
+        feature = self.node.features.get("sync")
+        return getattr(feature, "manager", None)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ShareChanged):
+            self.recent.extendleft(event.changes[:8])
+        elif isinstance(event, SyncConflict):
+            self.conflicts.appendleft(event.copy)
+
+    def add_actions(self, menu: QMenu) -> None:
+        manager = self.manager
+        if manager is None:
+            return
+        shares = manager.store.shares()
+        if not shares:
+            return  # the way in is "Share a folder with PEER…" in a device's submenu
+        sub = menu.addMenu("Folder sync")
+        for share in shares:
+            engine = manager.engines.get(share.id)
+            state, message = (
+                ("paused", share.reason or "paused")
+                if share.paused
+                else ((engine.state, engine.message) if engine else ("waiting", ""))
+            )
+            done, total = (engine.progress.done, engine.progress.total) if engine else (0, 0)
+            row = sub.addMenu(share_label(share.local, share.peer_name, state, message, done, total))
+            row.addAction("Open folder").triggered.connect(
+                lambda _=False, p=share.local: QDesktopServices.openUrl(QUrl.fromLocalFile(p))
+            )
+            verb = "Resume" if share.paused else "Pause"
+            row.addAction(verb).triggered.connect(
+                lambda _=False, s=share.id, pause=not share.paused: self._set_paused(s, pause)
+            )
+            if engine is not None:
+                self._add_details(row, engine)
+        if self.recent:
+            sub.addSeparator()
+            sub.addAction("Recent changes").setEnabled(False)
+            for change in list(self.recent)[:5]:
+                sub.addAction(f"  {change}").setEnabled(False)
+        if self.conflicts:
+            sub.addSeparator()
+            sub.addAction("Conflicts (both versions kept)").setEnabled(False)
+            for copy in list(self.conflicts)[:5]:
+                sub.addAction(f"  {copy}").setEnabled(False)
+        if self.last_error:
+            sub.addSeparator()
+            sub.addAction(self.last_error).setEnabled(False)
+
+    def _add_details(self, row: QMenu, engine: ShareEngine) -> None:
+        row.addSeparator()
+        row.addAction(f"{engine.files} files, {engine.conflicts} conflicts").setEnabled(False)
+        for path, why in list(engine.failed.items())[:3]:
+            row.addAction(f"not synced: {path}: {why}").setEnabled(False)
+
+    def add_peer_actions(self, menu: QMenu, peer: PeerState) -> None:
+        if self.manager is None:
+            return
+        menu.addAction(f"Share a folder with {peer.peer.name}…").triggered.connect(
+            lambda _=False, name=peer.peer.node_id: self._pick_and_share(name)
+        )
+
+    def _set_paused(self, share_id: str, paused: bool) -> None:
+        manager = self.manager
+        if manager is None:
+            return
+        try:
+            manager.set_paused(share_id, paused, allow_deletes=False)
+        except NoizyLabError as exc:
+            self.last_error = exc.message
+
+    def _pick_and_share(self, peer_id: str) -> None:
+        folder = QFileDialog.getExistingDirectory(None, "Choose a folder to keep in sync")
+        if folder:
+            asyncio.ensure_future(self.share(folder, peer_id))
+
+    async def share(self, folder: str, peer_id: str) -> None:
+        """Add a share (the folder's name in the peer's sync folder); a failure shows as one line in the menu."""
+        manager = self.manager
+        if manager is None:
+            return
+        try:
+            await manager.add(folder, peer_id, "", "")
+            self.last_error = ""
+        except NoizyLabError as exc:
+            self.last_error = exc.message
+            logger.warning("could not share %s: %s", folder, exc.message)
+
+    def close(self) -> None:
+        """Sync has no windows of its own."""

@@ -1,0 +1,160 @@
+"""An in-process sync pair for tests and the bench: the real embedded SFTP server on loopback serving a folder,
+and a real ``ShareEngine`` on another folder syncing with it (no node processes, so many examples run quickly)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncssh
+
+from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.sync.blocks import hash_file
+from noizylab_desktop.services.sync.engine import ShareEngine
+from noizylab_desktop.services.sync.index import ShareIndex
+from noizylab_desktop.services.sync.localfs import LocalFs, write_files
+from noizylab_desktop.services.sync.names import resolve_inside
+from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.remote import Remote, Target
+from noizylab_desktop.services.sync.scanner import scan
+from noizylab_desktop.services.sync.sftp_server import SftpServer
+from noizylab_desktop.services.sync.store import Share
+
+PEER_FP = b"\x01" * 32
+SHARE_ID = "0123456789ab"
+
+
+def _key() -> tuple[bytes, str]:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    return key.export_private_key(), key.export_public_key().decode().strip()
+
+
+class SyncPair:
+    """``local`` is synced by an engine; ``remote`` is served by the embedded SFTP server (the peer's side)."""
+
+    def __init__(self, base: Path, fs: LocalFs | None = None) -> None:
+        self.base = base
+        self.local = base / "local"
+        self.remote = base / "remote"
+        self.local.mkdir(parents=True, exist_ok=True)
+        self.remote.mkdir(parents=True, exist_ok=True)
+        self.events: list[Event] = []
+        self.client_key, client_public = _key()
+        self.host_key, self.host_public = _key()
+        self.client_public = " ".join(client_public.split()[:2])
+        self.server = SftpServer(self.host_key, self._key_owner, self._roots)
+        self.offer_index = ShareIndex(base / "offer.sqlite")
+        self.index = ShareIndex(base / "share.sqlite")
+        self.share = Share(SHARE_ID, str(self.local), "peer-id", "beta", "remote")
+        self.engine: ShareEngine | None = None
+        self._fs = fs
+        self.paused: str = ""
+
+    def _key_owner(self, key: str) -> bytes | None:
+        return PEER_FP if key == self.client_public else None
+
+    def _roots(self, fp: bytes) -> dict[str, Path]:
+        return {SHARE_ID: self.remote} if fp == PEER_FP else {}
+
+    async def start(self) -> None:
+        port = await self.server.start("127.0.0.1", 0)
+
+        async def peer_index() -> AsyncIterator[list[Entry]]:
+            result = await asyncio.to_thread(scan, self.remote, self.offer_index)
+            yield list(result.entries.values())
+
+        async def peer_hash(rel: str) -> tuple[bytes, bytes]:
+            hashed = await asyncio.to_thread(hash_file, resolve_inside(self.remote, rel))
+            return hashed.digest, hashed.blocks
+
+        async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+            return await asyncio.to_thread(write_files, self.remote, files)
+
+        target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta")
+        self.remote_side = Remote(target, self.client_key, self.index, peer_index, peer_hash, peer_put)
+
+        def pause(share: Share, reason: str) -> Share:
+            self.paused = reason
+            return share
+
+        self.engine = ShareEngine(
+            self.share, self.index, lambda: self.remote_side, "alpha", self.events.append, pause, fs=self._fs
+        )
+
+    async def sync(self) -> bool:
+        """Sync passes until clean; True when both sides ended equal."""
+        assert self.engine is not None
+        return await self.engine.sync_now()
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.remote_side.close()
+        await self.server.stop()
+        self.index.close()
+        self.offer_index.close()
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Visible files under ``root`` (not the versions folder), by relative path."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.relative_to(root).as_posix().startswith(".nzversions/")
+    }
+
+
+def everything(root: Path) -> list[bytes]:
+    """Contents of every file under ``root``, the versions folder included."""
+    return [p.read_bytes() for p in root.rglob("*") if p.is_file()]
+
+
+class Sshd:
+    """OpenSSH's sshd on a free loopback port, with a temporary host key, accepting the given public keys."""
+
+    def __init__(self, base: Path, authorized: list[str]) -> None:
+
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.user = getpass.getuser()
+        host_key = base / "host_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+        self.host_public = (base / "host_ed25519.pub").read_text().strip()
+        (base / "authorized_keys").write_text("\n".join(authorized) + "\n")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = base / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {base / 'authorized_keys'}\nStrictModes no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+            "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+        )
+        try:
+            Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder (absent until the service ran)
+        except PermissionError:
+            pass  # not root: sshd then runs without privilege separation for this user's logins
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    why = self.proc.stderr.read() if self.proc.stderr else b""
+                    raise RuntimeError(f"sshd did not start: {why!r}") from None
+                time.sleep(0.05)  # polling a port with a deadline, not synchronising on time
+        raise RuntimeError("sshd did not listen in 10 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()

@@ -289,5 +289,7 @@ def test_every_features_figures_reach_metrics_and_a_finished_task_is_counted(
         "noizylab_display_sessions ",
         "noizylab_display_frame_rate_hertz ",
         "noizylab_display_viewer_latency_seconds ",
+        "noizylab_sync_lag_seconds ",
+        "noizylab_sync_conflicts_total ",
     ):
         assert family in text, family

@@ -74,6 +74,7 @@ class ShareEngine:
         self.recent: collections.deque[str] = collections.deque(maxlen=20)
         self._wake = asyncio.Event()
         self._requested = 0  # generation asked for (by a change or a waiter)
+        self.dirty_since: float | None = None  # monotonic time of the oldest change not yet synced
         self._clean = -1  # last generation that ended with both sides equal
         self._clean_changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,6 +113,8 @@ class ShareEngine:
     def request(self) -> int:
         """Ask for a sync pass; returns the generation that ``wait_clean`` can wait for."""
         self._requested += 1
+        if self.dirty_since is None:
+            self.dirty_since = time.monotonic()
         self._wake.set()
         return self._requested
 
@@ -193,6 +196,8 @@ class ShareEngine:
             if clean:
                 async with self._clean_changed:
                     self._clean = max(self._clean, generation)
+                    if self._requested == generation:
+                        self.dirty_since = None
                     self._clean_changed.notify_all()
 
     def _retry_later(self) -> None:

@@ -209,3 +209,7 @@ class SyncFeature:
             "noizylab_sync_conflicts_total", "Conflict copies made", sum(e.conflicts for e in engines), "counter"
         )
         yield Figure("noizylab_sync_paused_shares", "Shares paused", sum(e.share.paused for e in engines))
+        now = time.monotonic()
+        lags = [now - e.dirty_since for e in engines if e.dirty_since is not None]
+        yield Figure("noizylab_sync_lag_seconds", "Age of the oldest change not yet synced", max(lags, default=0.0))
+        yield Figure("noizylab_sync_pending_files", "Changes planned but not yet done", sum(e.pending for e in engines))

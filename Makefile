@@ -16,7 +16,8 @@ run: $(STAMP)
 	$(BIN)/python scripts/run.py $(ARGS)
 
 test: $(STAMP) lint types
-	scripts/with-keyring.sh $(BIN)/python -m pytest
+	# Three workers on two cores: most tests wait on real processes; each test file stays on one worker.
+	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

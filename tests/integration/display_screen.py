@@ -15,7 +15,7 @@ import sys
 import time
 
 from PySide6.QtCore import QPoint, QRect, Qt, QTimer
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
 BITS = 16
@@ -84,6 +84,7 @@ class InputProbe(QWidget):
     def __init__(self) -> None:
         super().__init__(None, Qt.WindowType.FramelessWindowHint)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.clicked = ""
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
@@ -92,9 +93,22 @@ class InputProbe(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         pos: QPoint = event.position().toPoint()
-        print(f"click {pos.x()} {pos.y()} {int(event.button().value)}", flush=True)
-        self.activateWindow()
-        self.setFocus()
+        self.clicked = f"click {pos.x()} {pos.y()} {int(event.button().value)}"
+        # The click is reported once the window holds the keyboard focus, so the test types only after that.
+        if self.hasFocus() and self.isActiveWindow():
+            self._report_click()
+        else:
+            self.activateWindow()
+            self.setFocus()
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802
+        super().focusInEvent(event)
+        self._report_click()
+
+    def _report_click(self) -> None:
+        if self.clicked:
+            print(self.clicked, flush=True)
+            self.clicked = ""
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.text():

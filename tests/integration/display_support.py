@@ -59,13 +59,18 @@ class ScreenApp:
         self.process = subprocess.Popen(
             [sys.executable, str(SCREEN_APP), *args], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
         )
+        self.seen: list[str] = []
         self.expect("ready", 20)
 
     def line(self, timeout: float) -> str | None:
         """The next line it prints, or None after ``timeout`` seconds."""
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        return self.process.stdout.readline().strip() if ready else None
+        if not ready:
+            return None
+        line = self.process.stdout.readline().strip()
+        self.seen.append(line)
+        return line
 
     def expect(self, prefix: str, timeout: float = 10) -> str:
         deadline = time.monotonic() + timeout
@@ -75,7 +80,7 @@ class ScreenApp:
                 break
             if line.startswith(prefix):
                 return line
-        raise AssertionError(f"the helper app did not print {prefix!r} within {timeout} s")
+        raise AssertionError(f"the helper app did not print {prefix!r} within {timeout} s; it printed {self.seen[-8:]}")
 
     def finish(self) -> list[str]:
         """Stop it and return the lines it printed that were not read yet."""

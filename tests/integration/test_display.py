@@ -176,14 +176,20 @@ def test_clicks_and_typed_text_land_in_a_window_on_the_host(allowed: Any, screen
                 for down in (True, False):
                     button = dpb.PointerButton(button=1, down=down, x=250.0, y=190.0)
                     await session.send_input(dpb.InputEvent(button=button))
+                # The probe reports the click once its window has the keyboard focus; keys typed before would be lost.
+                clicked = await asyncio.to_thread(probe.expect, "click", 10)
+                # Typed as a person types, each key seen before the next (a burst under heavy load can lose keys on
+                # the host: a known defect, see docs/display.md).
+                lines = [clicked]
                 for ch in "Hé!":
                     keysym = ord(ch) if ord(ch) < 0x100 else 0x01000000 + ord(ch)
                     await session.send_input(dpb.InputEvent(key=dpb.Key(down=True, keysym=keysym)))
                     await session.send_input(dpb.InputEvent(key=dpb.Key(down=False, keysym=keysym)))
+                    lines.append(await asyncio.to_thread(probe.expect, "key", 10))
                 # 'a' by position: evdev KEY_A is 30 whatever the layout
                 for down in (True, False):
                     await session.send_input(dpb.InputEvent(key=dpb.Key(down=down, scancode=30, by_position=True)))
-                lines = [probe.expect("click", 10)] + [probe.expect("key", 10) for _ in range(4)]
+                lines.append(await asyncio.to_thread(probe.expect, "key", 10))
                 assert lines == ["click 50 40 1", "key 'H'", "key 'é'", "key '!'", "key 'a'"]
 
         run(scenario())

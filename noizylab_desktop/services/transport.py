@@ -113,6 +113,26 @@ def host_port(host: str, port: int | str) -> str:
 
 Behavior = Callable[..., Any]
 
+_HANDLER_KINDS = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler, True),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler, True),
+)
+
+
+def rewrap(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]) -> grpc.RpcMethodHandler:
+    """``handler`` with its behaviour replaced by ``wrap(behavior, streaming)``: the core of a server interceptor."""
+    for kind, factory, streaming in _HANDLER_KINDS:
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            return factory(
+                wrap(behavior, streaming),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
+
 
 class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Checks the caller on every call, counts calls, and ends a peer's open calls when it is unpaired."""
@@ -138,30 +158,7 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap(method, handler.unary_unary, streaming=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap(method, handler.unary_stream, streaming=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._wrap(method, handler.stream_unary, streaming=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._wrap(method, handler.stream_stream, streaming=True),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return rewrap(handler, lambda behavior, streaming: self._wrap(details.method, behavior, streaming=streaming))
 
     async def _check(self, method: str, context: grpc.aio.ServicerContext) -> bytes:
         fp = caller_fingerprint(context)

@@ -17,10 +17,10 @@ from typing import Any
 import grpc
 
 from noizylab_desktop.services.feature import Figure
+from noizylab_desktop.services.transport import Behavior, rewrap
 
 # Seconds; from a loopback ping (~0.2 ms) to a long stream.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-Behavior = Callable[..., Any]
 
 
 class _Histogram:
@@ -64,21 +64,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method
-        for kind, factory in (
-            ("unary_unary", grpc.unary_unary_rpc_method_handler),
-            ("unary_stream", grpc.unary_stream_rpc_method_handler),
-            ("stream_unary", grpc.stream_unary_rpc_method_handler),
-            ("stream_stream", grpc.stream_stream_rpc_method_handler),
-        ):
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                return factory(
-                    self._wrap(method, behavior),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        return handler
+        return rewrap(handler, lambda behavior, _streaming: self._wrap(details.method, behavior))
 
     def _wrap(self, method: str, behavior: Behavior) -> Behavior:
         if inspect.isasyncgenfunction(behavior):

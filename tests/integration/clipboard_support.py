@@ -6,12 +6,12 @@ import contextlib
 import io
 import os
 import random
-import select
 import subprocess
-import time
 from collections.abc import Iterator
 
 from PIL import Image
+
+from tests.xvfb import Xvfb
 
 START_TIMEOUT_S = 10.0
 
@@ -19,32 +19,11 @@ START_TIMEOUT_S = 10.0
 @contextlib.contextmanager
 def xvfb() -> Iterator[str]:
     """A private Xvfb on a free display number; yields its name (``:N``) and stops it afterwards."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-        pass_fds=[write_end],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
+    server = Xvfb()
     try:
-        number = b""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not number.endswith(b"\n"):
-            ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(read_end, 16) if ready else b""
-            if not chunk:
-                raise RuntimeError(f"Xvfb did not report its display within {START_TIMEOUT_S} s")
-            number += chunk
-        os.close(read_end)
-        yield f":{number.decode().strip()}"
+        yield server.display
     finally:
-        server.terminate()  # xclip processes that own a selection end with their server
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()  # xclip processes that own a selection end with their server
 
 
 @contextlib.contextmanager

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from noizylab_desktop.services.display.decoder import Decoder  # noqa: E402
 from tests.conftest import NodeProcess, wait_for  # noqa: E402
 from tests.integration.display_screen import read_counter  # noqa: E402
-from tests.integration.display_support import SCREEN_APP, Xvfb, viewer  # noqa: E402
+from tests.integration.display_support import SCREEN_APP, viewer  # noqa: E402
+from tests.xvfb import Xvfb  # noqa: E402
 
 WIDTH, HEIGHT = 1920, 1080
 

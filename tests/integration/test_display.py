@@ -23,7 +23,6 @@ from tests.conftest import NOIZYLAB, NodeProcess, wait_for
 from tests.integration.display_screen import read_counter
 from tests.integration.display_support import (
     ScreenApp,
-    Xvfb,
     ask_to_close,
     grab_screen,
     host_display,
@@ -31,6 +30,7 @@ from tests.integration.display_support import (
     run,
     viewer,
 )
+from tests.xvfb import Xvfb
 
 # The probe order starts with encoders that cannot open here, so every test also shows the fallback to libx264.
 FORCED_ORDER = ["h264_bogus", "h264_nvenc", "libx264"]

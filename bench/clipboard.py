@@ -23,14 +23,12 @@ import io
 import json
 import os
 import random
-import select
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,36 +37,15 @@ from PIL import Image
 
 from noizylab_desktop.services.clipboard.x11_owner import SelectionOwner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import wait_for  # noqa: E402
+from tests.integration.clipboard_support import xvfb  # noqa: E402
+
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
 TARGET_TEXT_P50_MS = 100.0
 TARGET_TEXT_P95_MS = 300.0
 WAIT_S = 60.0
-
-
-@contextlib.contextmanager
-def xvfb() -> Iterator[str]:
-    """A private Xvfb; yields its display name."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-        pass_fds=[write_end],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    try:
-        number = b""
-        while not number.endswith(b"\n"):
-            ready, _, _ = select.select([read_end], [], [], 10)
-            chunk = os.read(read_end, 16) if ready else b""
-            if not chunk:
-                raise RuntimeError("Xvfb did not start")
-            number += chunk
-        os.close(read_end)
-        yield f":{number.decode().strip()}"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 class BenchNode:
@@ -90,14 +67,6 @@ class BenchNode:
 
     def json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json"))
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def xclip(display: str, *args: str, data: bytes | None = None) -> bytes | None:
@@ -174,7 +143,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             beta.cli("start")
             beta.cli("pair", "join", alpha.json("pair", "invite")["code"])
             online = lambda node, peer: any(p["name"] == peer and p["online"] for p in node.json("peers"))  # noqa: E731
-            wait_until(lambda: online(alpha, "beta") and online(beta, "alpha"), "the nodes to see each other")
+            wait_for(lambda: online(alpha, "beta") and online(beta, "alpha"), 20.0, "the nodes to see each other")
             alpha.cli("clip", "on")
             beta.cli("clip", "on")
             cases = [("1 KB text", "UTF8_STRING", text_payload, args.text)]

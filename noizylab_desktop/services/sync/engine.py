@@ -20,6 +20,8 @@ from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, S
 from noizylab_desktop.services.sync.executor import Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
+from noizylab_desktop.services.sync.merge import DEFAULT_MAX_BYTES
+from noizylab_desktop.services.sync.merging import Merger
 from noizylab_desktop.services.sync.planner import plan
 from noizylab_desktop.services.sync.remote import Remote
 from noizylab_desktop.services.sync.scanner import RootMissingError, scan
@@ -48,11 +50,13 @@ class ShareEngine:
         quiet_s: float = 0.2,
         keep_versions_s: float = 30 * 86400.0,
         fs: LocalFs | None = None,
+        merge_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.share = share
         self.index = index
         self.root = Path(share.local)
         self.fs = fs or LocalFs(self.root)
+        self.merger = Merger(index, merge_max_bytes)
         self._remote_factory = remote_factory
         self.remote: Remote | None = None
         self.local_name = local_name
@@ -235,8 +239,9 @@ class ShareEngine:
             self._allow_deletes = False
             if work:
                 self._set("syncing", f"{len(work)} changes")
-            executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress)
+            executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress, self.merger)
             result = await executor.run(decided)
+            await asyncio.to_thread(self.merger.settled, lambda rel: self.fs.path(rel).read_bytes(), decided, result)
             self.pending = 0
             self.failed = dict(result.failed)
             for change in result.changed:

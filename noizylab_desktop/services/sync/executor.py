@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import asyncssh
 
@@ -45,6 +46,15 @@ class Progress:
     failed: dict[str, str] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+
+
+class ConflictMerger(Protocol):
+    """Tries a three-way merge before a conflict copy is made (``services/sync/merging.py``)."""
+
+    async def merge(self, ex: Executor, action: Action) -> bool: ...
+
+    def unresolved(self, action: Action, ex: Executor) -> None: ...
 
 
 class Executor:
@@ -57,8 +67,10 @@ class Executor:
         remote: Remote,
         local_name: str,
         on_progress: Callable[[Progress], None] = lambda p: None,
+        merger: ConflictMerger | None = None,
     ) -> None:
         self.fs = fs
+        self.merger = merger
         self.index = index
         self.remote = remote
         self.local_name = local_name
@@ -100,7 +112,8 @@ class Executor:
         try:
             await self._apply(action)
             if action.kind not in ("record", "forget"):
-                self.progress.changed.append(f"{action.kind} {action.path}")
+                merged = action.kind == "conflict" and action.path in self.progress.merged
+                self.progress.changed.append(f"{'merged' if merged else action.kind} {action.path}")
         except ChangedMeanwhile as exc:
             logger.debug("%s: %s", action.path, exc.message)
         except OSError as exc:
@@ -157,7 +170,12 @@ class Executor:
             self.index.drop_ancestor(a.source)
             self.index.set_ancestor(a.local, self.local_name)
         elif a.kind == "conflict":
+            if self.merger is not None and await self.merger.merge(self, a):
+                self.progress.merged.append(a.path)
+                return
             await self._conflict(a)
+            if self.merger is not None:
+                self.merger.unresolved(a, self)
         elif a.kind == "record":
             assert a.local is not None
             self.index.set_ancestor(a.local, None)

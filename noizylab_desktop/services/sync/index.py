@@ -1,5 +1,6 @@
 """Per-share SQLite index: the local scan cache (path, size, mtime, inode, block hashes), the remote one for plain
-SSH targets, and the common ancestor with each file's version vector.
+SSH targets, the common ancestor with each file's version vector, the ancestor's content for text files (keyed by
+SHA-256, for three-way merges) and the unresolved conflicts.
 
 The scan cache lets a rescan skip hashing files whose size, mtime and inode did not change; the ancestor is what
 both sides held after the last sync (the planner's third input). Each change is one transaction.
@@ -23,6 +24,10 @@ CREATE TABLE IF NOT EXISTS remote_cache (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash BLOB, blocks BLOB);
 CREATE TABLE IF NOT EXISTS ancestor (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash BLOB, blocks BLOB, version TEXT);
+CREATE TABLE IF NOT EXISTS ancestor_text (hash BLOB PRIMARY KEY, data BLOB);
+CREATE TABLE IF NOT EXISTS unresolved (
+    id TEXT PRIMARY KEY, path TEXT, copy TEXT, at REAL, file_from TEXT, copy_from TEXT, file_hash BLOB,
+    copy_hash BLOB, base BLOB, proposal BLOB, proposal_for BLOB);
 """
 
 
@@ -105,3 +110,68 @@ class ShareIndex:
     def drop_ancestor(self, path: str) -> None:
         with self._lock, self._db:
             self._db.execute("DELETE FROM ancestor WHERE path = ?", (path,))
+
+    # ------------------------------------------------------------------ ancestor texts (for merges)
+
+    def put_texts(self, texts: Iterable[tuple[bytes, bytes]]) -> None:
+        """Keep (SHA-256, content) pairs of settled text files, then drop the ones no ancestor row refers to."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO ancestor_text VALUES (?, ?)", list(texts))
+            self._db.execute("DELETE FROM ancestor_text WHERE hash NOT IN (SELECT hash FROM ancestor)")
+
+    def text(self, digest: bytes) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM ancestor_text WHERE hash = ?", (digest,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    # ------------------------------------------------------------------ unresolved conflicts
+
+    def put_unresolved(self, c: Unresolved) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO unresolved VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (c.id, c.path, c.copy, c.at, c.file_from, c.copy_from, c.file_hash, c.copy_hash, c.base, None, None),
+            )
+
+    def unresolved(self) -> list[Unresolved]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, path, copy, at, file_from, copy_from, file_hash, copy_hash, base FROM unresolved"
+                " ORDER BY at"
+            ).fetchall()
+        return [Unresolved(*r) for r in rows]
+
+    def set_proposal(self, conflict_id: str, proposal: bytes | None, made_for: bytes | None) -> None:
+        """Keep the merge last shown for a conflict, with the hash of the file and copy it was made for."""
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE unresolved SET proposal = ?, proposal_for = ? WHERE id = ?", (proposal, made_for, conflict_id)
+            )
+
+    def proposal(self, conflict_id: str) -> tuple[bytes, bytes] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT proposal, proposal_for FROM unresolved WHERE id = ? AND proposal IS NOT NULL", (conflict_id,)
+            ).fetchone()
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def drop_unresolved(self, conflict_id: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM unresolved WHERE id = ?", (conflict_id,))
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A text conflict left as a conflict copy: ``path`` holds ``file_hash`` (from node ``file_from``), ``copy``
+    holds ``copy_hash`` (from ``copy_from``); ``base`` is their common ancestor's content when it was kept."""
+
+    id: str
+    path: str
+    copy: str
+    at: float
+    file_from: str
+    copy_from: str
+    file_hash: bytes
+    copy_hash: bytes
+    base: bytes | None

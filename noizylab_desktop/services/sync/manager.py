@@ -88,6 +88,7 @@ class ShareManager:
             poll_s=self.settings.poll_s,
             quiet_s=self.settings.quiet_ms / 1000,
             keep_versions_s=self.settings.keep_versions_days * 86400,
+            merge_max_bytes=self.settings.merge_max_bytes,
         )
         self.engines[share.id] = engine
         engine.start()

@@ -43,6 +43,7 @@ class Action:
     source: str = ""
     winner: Literal["local", "remote", ""] = ""
     copy_path: str = ""
+    base: Entry | None = None  # a conflict's common ancestor (for a three-way merge)
 
 
 @dataclass(frozen=True)
@@ -146,4 +147,4 @@ def _decide(
         return Action("push" if local_wins else "pull", path, local=lo, remote=re)
     copy = conflict_name(path, loser.mtime_ns, loser_name, taken)
     taken.add(copy)
-    return Action("conflict", path, local=lo, remote=re, winner=winner, copy_path=copy)
+    return Action("conflict", path, local=lo, remote=re, winner=winner, copy_path=copy, base=an)

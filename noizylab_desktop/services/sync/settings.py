@@ -17,10 +17,11 @@ class SyncSettings:
     poll_s: float = 10.0  # how often a plain SSH target is scanned for remote changes
     quiet_ms: int = 50  # watcher quiet window (at most 300 ms)
     keep_versions_days: float = 30.0
+    merge_max_bytes: int = 1024 * 1024  # text files up to this size keep their ancestor and get three-way merges
 
     @classmethod
     def parse(cls, table: Mapping[str, Any]) -> SyncSettings:
-        known = {"folder", "rescan_s", "poll_s", "quiet_ms", "keep_versions_days"}
+        known = {"folder", "rescan_s", "poll_s", "quiet_ms", "keep_versions_days", "merge_max_bytes"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[sync] has unknown keys {', '.join(unknown)}: allowed are {', '.join(sorted(known))}")
@@ -36,4 +37,10 @@ class SyncSettings:
             raise ConfigError(f"[sync] quiet_ms must be between 0 and 300, not {quiet}")
         if any(v <= 0 for v in values.values()):
             raise ConfigError("[sync] rescan_s, poll_s and keep_versions_days must be above 0")
-        return cls(folder=folder, quiet_ms=quiet, **values)
+        merge_max = table.get("merge_max_bytes", 1024 * 1024)
+        if isinstance(merge_max, bool) or not isinstance(merge_max, int) or not 0 <= merge_max <= 64 * 1024 * 1024:
+            raise ConfigError(
+                f"[sync] merge_max_bytes must be a whole number of bytes from 0 (no merging) to 67108864, "
+                f"not {merge_max!r}"
+            )
+        return cls(folder=folder, quiet_ms=quiet, merge_max_bytes=merge_max, **values)

@@ -1,4 +1,5 @@
-"""``noizylab share add|list|remove|pause|resume`` and ``sync status|wait``: folder sync from the command line."""
+"""``noizylab share add|list|remove|pause|resume`` and ``sync status|wait|conflicts|merge``: folder sync from the
+command line."""
 
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     wait = sverbs.add_parser("wait", help="return once every share is in sync (for scripts)")
     wait.add_argument("--timeout", type=float, default=60.0, metavar="S", help="give up after S seconds (60)")
     wait.set_defaults(handler=_wait)
+    conflicts = sverbs.add_parser("conflicts", help="text conflicts left as conflict copies, not yet resolved")
+    conflicts.add_argument("--json", action="store_true", help="print JSON for scripts")
+    conflicts.set_defaults(handler=_conflicts)
+    merge = sverbs.add_parser(
+        "merge", help="show a conflict, ask the AI advisor for a merge (--ai), apply it (--apply) or keep one version"
+    )
+    merge.add_argument("conflict", help="its ID (or the start of it), its file or its conflict copy")
+    merge.add_argument("--ai", action="store_true", help="ask the AI advisor to propose a merge (shown, not applied)")
+    merge.add_argument("--apply", action="store_true", help="apply the merge proposed last (with --ai: this one)")
+    merge.add_argument(
+        "--keep", choices=["mine", "theirs"], help="resolve by keeping this node's or the peer's version"
+    )
+    merge.add_argument("--json", action="store_true", help="print JSON for scripts")
+    merge.set_defaults(handler=_merge)
 
 
 def _row(info: Any) -> dict[str, Any]:
@@ -139,4 +154,88 @@ def _wait(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     request = spb.WaitRequest(timeout_s=args.timeout)
     reply = _run(paths, settings, lambda node, stub: node.call(stub.WaitIdle, request, timeout=args.timeout + 10))
     print(f"in sync: {len(reply.shares)} shares")
+    return 0
+
+
+def _conflict_row(c: Any) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "share": c.share_id,
+        "local": c.local,
+        "peer": c.peer,
+        "path": c.path,
+        "copy": c.copy,
+        "at": c.at,
+        "file_from": c.file_from,
+        "copy_from": c.copy_from,
+        "has_ancestor": c.has_ancestor,
+    }
+
+
+def _conflict_line(c: Any) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.at))
+    return f"{c.id}  {os.path.join(c.local, c.path)} ↔ {c.peer}  {when}  copy: {c.copy} (from {c.copy_from})"
+
+
+def _conflicts(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
+    reply = _run(paths, settings, lambda node, stub: node.call(stub.ListConflicts, pb.Empty()))
+    if args.json:
+        print(json.dumps([_conflict_row(c) for c in reply.conflicts], indent=2))
+        return 0
+    if not reply.conflicts:
+        print("no unresolved conflicts")
+    for c in reply.conflicts:
+        print(_conflict_line(c))
+    return 0
+
+
+def _merge(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+    from noizylab_desktop.errors import MergeError
+
+    if args.keep and (args.ai or args.apply):
+        raise MergeError("--keep resolves the conflict by itself: leave out --ai and --apply")
+    if args.keep or (args.apply and not args.ai):
+        request = spb.ResolveRequest(conflict=args.conflict, keep=args.keep or "proposal")
+        info = _run(paths, settings, lambda node, stub: node.call(stub.ResolveConflict, request, timeout=30))
+        how = {"mine": "kept your version", "theirs": "kept the peer's version"}.get(args.keep, "applied the merge")
+        print(f"resolved {info.path}: {how}; the conflict copy and the replaced file are in .nzversions")
+        return 0
+
+    async def work(node: Any, stub: Any) -> Any:
+        proposal = await node.call(stub.ProposeMerge, spb.MergeRequest(conflict=args.conflict, ai=args.ai), timeout=120)
+        applied = None
+        if args.apply:
+            request = spb.ResolveRequest(conflict=proposal.conflict.id, keep="proposal")
+            applied = await node.call(stub.ResolveConflict, request, timeout=30)
+        return proposal, applied
+
+    proposal, applied = _run(paths, settings, work)
+    c = proposal.conflict
+    if args.json:
+        row = _conflict_row(c) | {
+            "proposal": proposal.text.decode("utf-8", "replace") if args.ai else None,
+            "diff_file": proposal.diff_file,
+            "diff_copy": proposal.diff_copy,
+            "diff_versions": proposal.diff_versions,
+            "applied": applied is not None,
+        }
+        print(json.dumps(row, indent=2))
+        return 0
+    print(_conflict_line(c))
+    if not args.ai:
+        print(proposal.diff_versions or "(the two versions differ only in line endings)", end="")
+        hint = f"ask the AI advisor: `noizylab sync merge {c.id} --ai`; " if proposal.advisor_on else ""
+        print(f"{hint}or keep one: `noizylab sync merge {c.id} --keep mine|theirs`")
+        return 0
+    print("The proposed merge against the file now:")
+    print(proposal.diff_file or "(no change)\n", end="")
+    print("The proposed merge against the conflict copy:")
+    print(proposal.diff_copy or "(no change)\n", end="")
+    if applied is not None:
+        print(f"applied to {c.path}; the conflict copy and the replaced file are in .nzversions")
+    else:
+        print(f"nothing is changed until you apply it: `noizylab sync merge {c.id} --apply`")
     return 0

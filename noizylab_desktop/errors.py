@@ -17,6 +17,7 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
     ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (each feature subclasses its own)
+    │   └── MergeError (a SyncError)      a sync conflict that cannot be merged or resolved as asked
     │   └── TokenError (a MetricsError)   an API token name that cannot be used, or one to revoke that is not there
 """
 
@@ -83,6 +84,10 @@ class DisplayUnavailableError(NoizyLabError):
 
 class SyncError(NoizyLabError):
     """Folder sync failed (filled in by the sync issue)."""
+
+
+class MergeError(SyncError):
+    """A sync conflict that cannot be merged or resolved as asked; nothing was changed."""
 
 
 class TaskError(NoizyLabError):

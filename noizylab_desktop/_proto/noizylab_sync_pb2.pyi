@@ -445,3 +445,163 @@ class WaitRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WaitRequest: _TypeAlias = WaitRequest  # noqa: Y015
+
+@_typing.final
+class ConflictInfo(_message.Message):
+    """A text conflict left as a conflict copy, and its resolution (`noizylab sync conflicts|merge`, the tray's dialog)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SHARE_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    COPY_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    FILE_FROM_FIELD_NUMBER: _builtins.int
+    COPY_FROM_FIELD_NUMBER: _builtins.int
+    HAS_ANCESTOR_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    share_id: _builtins.str
+    local: _builtins.str
+    """the share's folder on this node"""
+    peer: _builtins.str
+    """the share's peer"""
+    path: _builtins.str
+    """relative to the share's folder"""
+    copy: _builtins.str
+    """the conflict copy, relative to the share's folder"""
+    at: _builtins.float
+    file_from: _builtins.str
+    """the node whose version is at `path`"""
+    copy_from: _builtins.str
+    """the node whose version is the copy"""
+    has_ancestor: _builtins.bool
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        share_id: _builtins.str = ...,
+        local: _builtins.str = ...,
+        peer: _builtins.str = ...,
+        path: _builtins.str = ...,
+        copy: _builtins.str = ...,
+        at: _builtins.float = ...,
+        file_from: _builtins.str = ...,
+        copy_from: _builtins.str = ...,
+        has_ancestor: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "copy", b"copy", "copy_from", b"copy_from", "file_from", b"file_from", "has_ancestor", b"has_ancestor", "id", b"id", "local", b"local", "path", b"path", "peer", b"peer", "share_id", b"share_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConflictInfo: _TypeAlias = ConflictInfo  # noqa: Y015
+
+@_typing.final
+class ConflictList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConflictInfo]: ...
+    def __init__(
+        self,
+        *,
+        conflicts: _abc.Iterable[Global___ConflictInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicts", b"conflicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConflictList: _TypeAlias = ConflictList  # noqa: Y015
+
+@_typing.final
+class MergeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFLICT_FIELD_NUMBER: _builtins.int
+    AI_FIELD_NUMBER: _builtins.int
+    conflict: _builtins.str
+    """its ID (or the start of it), its path or its copy's path"""
+    ai: _builtins.bool
+    """ask the AI advisor for a merge (else only show how the two versions differ)"""
+    def __init__(
+        self,
+        *,
+        conflict: _builtins.str = ...,
+        ai: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ai", b"ai", "conflict", b"conflict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeRequest: _TypeAlias = MergeRequest  # noqa: Y015
+
+@_typing.final
+class MergeProposal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFLICT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    DIFF_FILE_FIELD_NUMBER: _builtins.int
+    DIFF_COPY_FIELD_NUMBER: _builtins.int
+    DIFF_VERSIONS_FIELD_NUMBER: _builtins.int
+    ADVISOR_ON_FIELD_NUMBER: _builtins.int
+    text: _builtins.bytes
+    """the proposed merge ("" when none was asked for)"""
+    diff_file: _builtins.str
+    """unified diff: the current file → the proposal"""
+    diff_copy: _builtins.str
+    """unified diff: the conflict copy → the proposal"""
+    diff_versions: _builtins.str
+    """unified diff: the current file → the conflict copy"""
+    advisor_on: _builtins.bool
+    @_builtins.property
+    def conflict(self) -> Global___ConflictInfo: ...
+    def __init__(
+        self,
+        *,
+        conflict: Global___ConflictInfo | None = ...,
+        text: _builtins.bytes = ...,
+        diff_file: _builtins.str = ...,
+        diff_copy: _builtins.str = ...,
+        diff_versions: _builtins.str = ...,
+        advisor_on: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conflict", b"conflict"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisor_on", b"advisor_on", "conflict", b"conflict", "diff_copy", b"diff_copy", "diff_file", b"diff_file", "diff_versions", b"diff_versions", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeProposal: _TypeAlias = MergeProposal  # noqa: Y015
+
+@_typing.final
+class ResolveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFLICT_FIELD_NUMBER: _builtins.int
+    KEEP_FIELD_NUMBER: _builtins.int
+    conflict: _builtins.str
+    keep: _builtins.str
+    """"proposal" (the last one shown), "mine" (this node's version) or "theirs" """
+    def __init__(
+        self,
+        *,
+        conflict: _builtins.str = ...,
+        keep: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflict", b"conflict", "keep", b"keep"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveRequest: _TypeAlias = ResolveRequest  # noqa: Y015

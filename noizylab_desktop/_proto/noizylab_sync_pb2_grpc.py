@@ -85,6 +85,21 @@ class SyncStub:
                 request_serializer=noizylab__sync__pb2.WaitRequest.SerializeToString,
                 response_deserializer=noizylab__sync__pb2.ShareList.FromString,
                 _registered_method=True)
+        self.ListConflicts = channel.unary_unary(
+                '/noizylab.grid.v1.Sync/ListConflicts',
+                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.ConflictList.FromString,
+                _registered_method=True)
+        self.ProposeMerge = channel.unary_unary(
+                '/noizylab.grid.v1.Sync/ProposeMerge',
+                request_serializer=noizylab__sync__pb2.MergeRequest.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.MergeProposal.FromString,
+                _registered_method=True)
+        self.ResolveConflict = channel.unary_unary(
+                '/noizylab.grid.v1.Sync/ResolveConflict',
+                request_serializer=noizylab__sync__pb2.ResolveRequest.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.ConflictInfo.FromString,
+                _registered_method=True)
 
 
 class SyncServicer:
@@ -150,6 +165,24 @@ class SyncServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConflicts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProposeMerge(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveConflict(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +235,21 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.WaitIdle,
                     request_deserializer=noizylab__sync__pb2.WaitRequest.FromString,
                     response_serializer=noizylab__sync__pb2.ShareList.SerializeToString,
+            ),
+            'ListConflicts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConflicts,
+                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
+                    response_serializer=noizylab__sync__pb2.ConflictList.SerializeToString,
+            ),
+            'ProposeMerge': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeMerge,
+                    request_deserializer=noizylab__sync__pb2.MergeRequest.FromString,
+                    response_serializer=noizylab__sync__pb2.MergeProposal.SerializeToString,
+            ),
+            'ResolveConflict': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveConflict,
+                    request_deserializer=noizylab__sync__pb2.ResolveRequest.FromString,
+                    response_serializer=noizylab__sync__pb2.ConflictInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -474,6 +522,87 @@ class Sync:
             '/noizylab.grid.v1.Sync/WaitIdle',
             noizylab__sync__pb2.WaitRequest.SerializeToString,
             noizylab__sync__pb2.ShareList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConflicts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Sync/ListConflicts',
+            noizylab__grid__pb2.Empty.SerializeToString,
+            noizylab__sync__pb2.ConflictList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeMerge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Sync/ProposeMerge',
+            noizylab__sync__pb2.MergeRequest.SerializeToString,
+            noizylab__sync__pb2.MergeProposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveConflict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Sync/ResolveConflict',
+            noizylab__sync__pb2.ResolveRequest.SerializeToString,
+            noizylab__sync__pb2.ConflictInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,9 @@ class SyncStub:
     SetPaused: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PauseRequest, _noizylab_sync_pb2.ShareInfo]
     ListShares: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_sync_pb2.ShareList]
     WaitIdle: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.WaitRequest, _noizylab_sync_pb2.ShareList]
+    ListConflicts: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_sync_pb2.ConflictList]
+    ProposeMerge: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.MergeRequest, _noizylab_sync_pb2.MergeProposal]
+    ResolveConflict: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.ResolveRequest, _noizylab_sync_pb2.ConflictInfo]
 
 @_typing.type_check_only
 class SyncAsyncStub(SyncStub):
@@ -58,6 +61,9 @@ class SyncAsyncStub(SyncStub):
     SetPaused: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PauseRequest, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
     ListShares: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_sync_pb2.ShareList]  # type: ignore[assignment]
     WaitIdle: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.WaitRequest, _noizylab_sync_pb2.ShareList]  # type: ignore[assignment]
+    ListConflicts: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_sync_pb2.ConflictList]  # type: ignore[assignment]
+    ProposeMerge: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.MergeRequest, _noizylab_sync_pb2.MergeProposal]  # type: ignore[assignment]
+    ResolveConflict: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.ResolveRequest, _noizylab_sync_pb2.ConflictInfo]  # type: ignore[assignment]
 
 class SyncServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -129,5 +135,26 @@ class SyncServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_sync_pb2.WaitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_noizylab_sync_pb2.ShareList, _abc.Awaitable[_noizylab_sync_pb2.ShareList]]: ...
+
+    @_abc_1.abstractmethod
+    def ListConflicts(
+        self,
+        request: _noizylab_grid_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_sync_pb2.ConflictList, _abc.Awaitable[_noizylab_sync_pb2.ConflictList]]: ...
+
+    @_abc_1.abstractmethod
+    def ProposeMerge(
+        self,
+        request: _noizylab_sync_pb2.MergeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_sync_pb2.MergeProposal, _abc.Awaitable[_noizylab_sync_pb2.MergeProposal]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveConflict(
+        self,
+        request: _noizylab_sync_pb2.ResolveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_sync_pb2.ConflictInfo, _abc.Awaitable[_noizylab_sync_pb2.ConflictInfo]]: ...
 
 def add_SyncServicer_to_server(servicer: SyncServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

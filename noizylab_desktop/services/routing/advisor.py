@@ -204,3 +204,50 @@ def _describe(exc: BaseException) -> str:
         head = stripped
     text = f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {head}"
     return _one_line(text, 160)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The advisor's free-text answer (``text``), or why there is none (``problem``)."""
+
+    text: str = ""
+    problem: str = ""
+
+
+async def complete(settings: AdvisorSettings, system: str, user: str, timeout_s: float) -> Completion:
+    """Ask the configured advisor for free text (folder sync's merge proposals); never raises."""
+    try:
+        litellm = await asyncio.to_thread(_litellm)
+    except ImportError as exc:
+        return Completion(problem=f"LiteLLM is not installed ({exc})")
+    kwargs: dict[str, Any] = {
+        "model": settings.model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        "timeout": timeout_s,
+        "max_retries": 0,
+        "num_retries": 0,
+        "temperature": 0,
+    }
+    if settings.api_base:
+        kwargs["api_base"] = settings.api_base
+    if settings.api_key:
+        kwargs["api_key"] = settings.api_key
+    elif settings.api_base and settings.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+        kwargs["api_key"] = "no-key"  # a local OpenAI-compatible server needs none, but the client insists
+    if settings.mock_response is not None:
+        kwargs["mock_response"] = settings.mock_response
+    _quiet_litellm_warnings()
+    try:
+        reply = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=timeout_s)
+    except TimeoutError:
+        return Completion(problem=f"it did not answer within {timeout_s:g} s")
+    except Exception as exc:  # LiteLLM maps every provider's failure to its own exception classes
+        logger.info("advisor %s failed: %s", settings.model, exc)
+        return Completion(problem=f"it failed: {_describe(exc)}")
+    try:
+        content = reply.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        return Completion(problem="its reply had no message")
+    if not isinstance(content, str) or not content.strip():
+        return Completion(problem="its reply was empty")
+    return Completion(text=content)

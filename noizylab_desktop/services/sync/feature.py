@@ -13,13 +13,15 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.errors import NoizyLabError, SyncError
+from noizylab_desktop.config import load_settings
+from noizylab_desktop.errors import MergeError, NoizyLabError, SyncError
 from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import write_files
 from noizylab_desktop.services.sync.manager import ShareManager, this_os
 from noizylab_desktop.services.sync.names import resolve_inside
+from noizylab_desktop.services.sync.resolve import Conflict, Resolver
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.sftp_server import SftpServer
@@ -44,6 +46,22 @@ def share_info(share: Share, engine: ShareEngine | None) -> spb.ShareInfo:
         info.transfer_done, info.transfer_total = engine.progress.done, engine.progress.total
         info.recent.extend(list(engine.recent)[:10])
     return info
+
+
+def conflict_info(c: Conflict) -> spb.ConflictInfo:
+    r = c.record
+    return spb.ConflictInfo(
+        id=r.id,
+        share_id=c.share_id,
+        local=c.local,
+        peer=c.peer,
+        path=r.path,
+        copy=r.copy,
+        at=r.at,
+        file_from=r.file_from,
+        copy_from=r.copy_from,
+        has_ancestor=r.base is not None,
+    )
 
 
 class SyncApi(spb_grpc.SyncServicer):
@@ -161,6 +179,40 @@ class SyncApi(spb_grpc.SyncServicer):
             await abort_with(context, exc)
         return self.f.share_list()
 
+    async def ListConflicts(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> spb.ConflictList:  # noqa: N802
+        await require_self(self.f.node, context)
+        conflicts = await asyncio.to_thread(self.f.resolver.conflicts)
+        return spb.ConflictList(conflicts=[conflict_info(c) for c in conflicts])
+
+    async def ProposeMerge(  # noqa: N802
+        self, request: spb.MergeRequest, context: grpc.aio.ServicerContext
+    ) -> spb.MergeProposal:
+        await require_self(self.f.node, context)
+        try:
+            p = await self.f.resolver.propose(request.conflict, request.ai)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return spb.MergeProposal(
+            conflict=conflict_info(p.conflict),
+            text=p.text,
+            diff_file=p.diff_file,
+            diff_copy=p.diff_copy,
+            diff_versions=p.diff_versions,
+            advisor_on=p.advisor_on,
+        )
+
+    async def ResolveConflict(  # noqa: N802
+        self, request: spb.ResolveRequest, context: grpc.aio.ServicerContext
+    ) -> spb.ConflictInfo:
+        await require_self(self.f.node, context)
+        try:
+            if request.keep not in ("proposal", "mine", "theirs"):
+                raise MergeError(f"keep must be proposal, mine or theirs, not {request.keep!r}")
+            conflict = await self.f.resolver.resolve(request.conflict, request.keep)  # type: ignore[arg-type]
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        return conflict_info(conflict)
+
 
 class SyncFeature:
     """Folder sync on this node."""
@@ -171,6 +223,7 @@ class SyncFeature:
         self.node = node
         self.settings = SyncSettings.parse(node.settings.section("sync"))
         self.manager = ShareManager(node, self.settings)
+        self.resolver = Resolver(self.manager.engines, node.settings.name, lambda: load_settings(node.paths))
         self.sftp = SftpServer(node.identity.ssh_private_pem, self.manager.key_owner, self.manager.roots_for)
         self.started_at = time.time()
 

@@ -1,5 +1,6 @@
 """Folder sync in the tray: a ``Folder sync`` submenu with each share's state, progress of large transfers, recent
-changes and conflicts, pause/resume and open-folder rows, and ``Share a folder with PEER…`` in each peer's submenu.
+changes and conflicts (unresolved text conflicts open the merge dialog), pause/resume and open-folder rows, and
+``Share a folder with PEER…`` in each peer's submenu.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from noizylab_desktop.node import Node
     from noizylab_desktop.services.sync.engine import ShareEngine
     from noizylab_desktop.services.sync.manager import ShareManager
+    from noizylab_desktop.services.sync.resolve import Conflict, Resolver
+    from noizylab_desktop.ui.sync_merge import MergeDialog
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +45,17 @@ class SyncTray:
         self.recent: collections.deque[str] = collections.deque(maxlen=8)
         self.conflicts: collections.deque[str] = collections.deque(maxlen=8)
         self.last_error = ""
+        self.dialogs: dict[str, MergeDialog] = {}
         bridge.any_event.connect(self._on_event)
 
     @property
     def manager(self) -> ShareManager | None:
         feature = self.node.features.get("sync")
         return getattr(feature, "manager", None)
+
+    @property
+    def resolver(self) -> Resolver | None:
+        return getattr(self.node.features.get("sync"), "resolver", None)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ShareChanged):
@@ -86,10 +94,19 @@ class SyncTray:
             sub.addAction("Recent changes").setEnabled(False)
             for change in list(self.recent)[:5]:
                 sub.addAction(f"  {change}").setEnabled(False)
-        if self.conflicts:
+        unresolved = self.resolver.conflicts() if self.resolver is not None else []
+        if unresolved:
+            sub.addSeparator()
+            sub.addAction("Conflicts to resolve").setEnabled(False)
+            for conflict in unresolved[:8]:
+                r = conflict.record
+                label = f"  {Path(conflict.local).name}/{r.path} ({r.file_from} ↔ {r.copy_from})…"
+                sub.addAction(label).triggered.connect(lambda _=False, c=conflict: self.open_conflict(c))
+        copies = [c for c in self.conflicts if c not in {u.record.copy for u in unresolved}]
+        if copies:
             sub.addSeparator()
             sub.addAction("Conflicts (both versions kept)").setEnabled(False)
-            for copy in list(self.conflicts)[:5]:
+            for copy in copies[:5]:
                 sub.addAction(f"  {copy}").setEnabled(False)
         if self.last_error:
             sub.addSeparator()
@@ -134,5 +151,25 @@ class SyncTray:
             self.last_error = exc.message
             logger.warning("could not share %s: %s", folder, exc.message)
 
+    def open_conflict(self, conflict: Conflict) -> MergeDialog | None:
+        """Show the merge dialog for one conflict (raising it if it is already open)."""
+        from noizylab_desktop.ui.sync_merge import MergeDialog
+
+        resolver = self.resolver
+        if resolver is None:
+            return None
+        dialog = self.dialogs.get(conflict.record.id)
+        if dialog is None:
+            dialog = MergeDialog(resolver, conflict)
+            dialog.finished.connect(lambda _=0, cid=conflict.record.id: self.dialogs.pop(cid, None))
+            self.dialogs[conflict.record.id] = dialog
+            asyncio.ensure_future(dialog.load())
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
     def close(self) -> None:
-        """Sync has no windows of its own."""
+        """Close any open merge dialogs."""
+        for dialog in list(self.dialogs.values()):
+            dialog.close()
+        self.dialogs.clear()

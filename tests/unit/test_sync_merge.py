@@ -97,7 +97,7 @@ def test_concurrent_edits_of_different_lines_give_one_merged_file_on_both_sides(
     both = edit(mine, 9, "edited there")
     assert tree(p.local) == tree(p.remote) == {"notes.txt": both}, "one merged file, no conflict copy"
     assert mine in everything(p.local) and theirs in everything(p.remote), "both originals are kept as versions"
-    assert p.engine is not None and p.engine.conflicts == 0
+    assert p.engine is not None and (p.engine.conflicts, p.engine.merges) == (0, 1)
     assert "merged notes.txt" in p.engine.recent
     assert p.index.unresolved() == []
     # The merged file is the new ancestor: a later concurrent edit merges again.

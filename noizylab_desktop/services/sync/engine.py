@@ -72,6 +72,7 @@ class ShareEngine:
         self.files = 0
         self.bytes = 0
         self.conflicts = 0
+        self.merges = 0
         self.pending = 0
         self.progress = Progress()
         self.failed: dict[str, str] = {}
@@ -243,6 +244,7 @@ class ShareEngine:
             result = await executor.run(decided)
             await asyncio.to_thread(self.merger.settled, lambda rel: self.fs.path(rel).read_bytes(), decided, result)
             self.pending = 0
+            self.merges += len(result.merged)
             self.failed = dict(result.failed)
             for change in result.changed:
                 self.recent.appendleft(change)

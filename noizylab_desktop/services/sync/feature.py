@@ -261,6 +261,9 @@ class SyncFeature:
         yield Figure(
             "noizylab_sync_conflicts_total", "Conflict copies made", sum(e.conflicts for e in engines), "counter"
         )
+        yield Figure(
+            "noizylab_sync_merges_total", "Concurrent edits merged three-way", sum(e.merges for e in engines), "counter"
+        )
         yield Figure("noizylab_sync_paused_shares", "Shares paused", sum(e.share.paused for e in engines))
         now = time.monotonic()
         lags = [now - e.dirty_since for e in engines if e.dirty_since is not None]

@@ -139,3 +139,14 @@ def test_binary_files_and_files_without_a_stored_ancestor_still_get_a_conflict_c
     names = sorted(tree(p.local))
     assert len(names) == 4 and sum(".sync-conflict-" in n for n in names) == 2, names
     assert p.index.unresolved() == [], "neither is a text conflict that can be merged later"
+
+
+def test_the_merge_cap_is_a_setting_with_a_one_line_error() -> None:
+    from noizylab_desktop.errors import ConfigError
+    from noizylab_desktop.services.sync.settings import SyncSettings
+
+    assert SyncSettings.parse({}).merge_max_bytes == 1024 * 1024
+    assert SyncSettings.parse({"merge_max_bytes": 0}).merge_max_bytes == 0
+    for bad in ("1 MiB", -1, True, 2**40):
+        with pytest.raises(ConfigError, match=r"^\[sync\] merge_max_bytes must be a whole number of bytes from 0"):
+            SyncSettings.parse({"merge_max_bytes": bad})

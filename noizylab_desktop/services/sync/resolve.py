@@ -118,10 +118,12 @@ class Resolver:
         """The versions' differences and, with ``ai``, the advisor's merge (kept until applied or replaced)."""
         c = self.find(ref)
         current, copy = await asyncio.to_thread(self._read, c)
-        advisor = await self._advisor()
+        advisor, problem = await self._advisor()
         text = b""
         if ai:
-            if advisor is None or not advisor.enabled:
+            if advisor is None:
+                raise MergeError(f"the AI advisor cannot be used: {problem}")
+            if not advisor.enabled:
                 raise MergeError("the AI advisor is off: turn it on with `noizylab advisor on --model MODEL`")
             text = await self._ask(advisor, c, current, copy)
             self.engines[c.share_id].index.set_proposal(c.record.id, text, _made_for(current, copy))
@@ -135,14 +137,15 @@ class Resolver:
             advisor is not None and advisor.enabled,
         )
 
-    async def _advisor(self) -> AdvisorSettings | None:
+    async def _advisor(self) -> tuple[AdvisorSettings | None, str]:
+        """The advisor's settings as the config file holds them now, or why they cannot be used."""
         from noizylab_desktop.services.routing import load_advisor_settings
 
         try:
-            return await asyncio.to_thread(lambda: load_advisor_settings(self.settings()))
+            return await asyncio.to_thread(lambda: load_advisor_settings(self.settings())), ""
         except NoizyLabError as exc:
             logger.info("advisor settings unusable: %s", exc.message)
-            return None
+            return None, exc.message
 
     async def _ask(self, advisor: AdvisorSettings, c: Conflict, current: bytes, copy: bytes) -> bytes:
         from noizylab_desktop.services.routing import complete

@@ -57,7 +57,7 @@ class Merger:
         self._texts[a.path] = (mine, theirs, base)
         if base is None:
             return False
-        merged = merge_text(base, mine, theirs, (ex.local_name, ex.remote.name))
+        merged = await asyncio.to_thread(merge_text, base, mine, theirs, (ex.local_name, ex.remote.name))
         if not merged.clean:
             return False
         await self._write(ex, a, merged.data)

@@ -127,14 +127,8 @@ class Resolver:
                 raise MergeError("the AI advisor is off: turn it on with `noizylab advisor on --model MODEL`")
             text = await self._ask(advisor, c, current, copy)
             self.engines[c.share_id].index.set_proposal(c.record.id, text, _made_for(current, copy))
-        path, copy_name = c.record.path, c.record.copy
-        return Proposal(
-            c,
-            text,
-            unified(current, text, f"{path} (now)", f"{path} (proposed)") if ai else "",
-            unified(copy, text, f"{copy_name} (conflict copy)", f"{path} (proposed)") if ai else "",
-            unified(current, copy, f"{path} (from {c.record.file_from})", f"{copy_name} (from {c.record.copy_from})"),
-            advisor is not None and advisor.enabled,
+        return await asyncio.to_thread(
+            _proposal, c, current, copy, text if ai else None, bool(advisor and advisor.enabled)
         )
 
     async def _advisor(self) -> tuple[AdvisorSettings | None, str]:
@@ -153,7 +147,8 @@ class Resolver:
         if not (looks_like_text(current, 2**24) and looks_like_text(copy, 2**24)):
             raise MergeError(f"{c.record.path} or its conflict copy is no longer text: nothing to merge")
         base = c.record.base
-        marked = merge_text(base if base is not None else b"", current, copy, (c.record.file_from, c.record.copy_from))
+        names = (c.record.file_from, c.record.copy_from)
+        marked = await asyncio.to_thread(merge_text, base if base is not None else b"", current, copy, names)
         parts = [f"File: {c.record.path}"]
         if base is not None:
             parts.append(f"Common ancestor:\n{base.decode()}")
@@ -218,6 +213,19 @@ class Resolver:
             now = time.time_ns()
             fs.replace(tmp, final, now)
         fs.remove_to_versions(c.record.copy)
+
+
+def _proposal(c: Conflict, current: bytes, copy: bytes, text: bytes | None, advisor_on: bool) -> Proposal:
+    """The diffs around a proposal (``text``; None when none was asked for); blocking, for a worker thread."""
+    path, copy_name = c.record.path, c.record.copy
+    return Proposal(
+        c,
+        text or b"",
+        unified(current, text, f"{path} (now)", f"{path} (proposed)") if text is not None else "",
+        unified(copy, text, f"{copy_name} (conflict copy)", f"{path} (proposed)") if text is not None else "",
+        unified(current, copy, f"{path} (from {c.record.file_from})", f"{copy_name} (from {c.record.copy_from})"),
+        advisor_on,
+    )
 
 
 def _made_for(current: bytes, copy: bytes) -> bytes:

@@ -20,7 +20,7 @@ from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, S
 from noizylab_desktop.services.sync.executor import Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
-from noizylab_desktop.services.sync.planner import plan
+from noizylab_desktop.services.sync.planner import case_clashes, plan
 from noizylab_desktop.services.sync.remote import Remote
 from noizylab_desktop.services.sync.scanner import RootMissingError, scan
 from noizylab_desktop.services.sync.store import Share
@@ -220,6 +220,9 @@ class ShareEngine:
             scanned = await asyncio.to_thread(scan, self.root, self.index)
             there = await remote.listing()
             decided = plan(scanned.entries, there, self.index.ancestor(), self.local_name, remote.name)
+            clashes = case_clashes(scanned.entries, remote.name) if remote.case_insensitive else {}
+            if clashes:
+                decided = decided.without(clashes)
             self.files = len(scanned.entries)
             self.bytes = sum(e.size for e in scanned.entries.values())
             work = decided.work
@@ -238,7 +241,7 @@ class ShareEngine:
             executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress)
             result = await executor.run(decided)
             self.pending = 0
-            self.failed = dict(result.failed)
+            self.failed = {**clashes, **result.failed}
             for change in result.changed:
                 self.recent.appendleft(change)
             if result.changed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import platform
 import re
 import secrets
@@ -134,7 +135,13 @@ class ShareManager:
         reply = await self._offer(share)
         host = state.address.rsplit(":", 1)[0].strip("[]")
         target = Target(
-            host, reply.sftp_port, self.node.identity.node_id, reply.sftp_root, state.peer.ssh_key, share.peer_name
+            host,
+            reply.sftp_port,
+            self.node.identity.node_id,
+            reply.sftp_root,
+            state.peer.ssh_key,
+            share.peer_name,
+            reply.os or "linux",
         )
 
         async def peer_index() -> AsyncIterator[list[Entry]]:
@@ -283,4 +290,11 @@ class ShareManager:
 
 
 def this_os() -> str:
+    """This node's OS as its ``Offer`` reply tells a driving peer (which then stores names as this OS can hold them).
+
+    ``NOIZYLAB_TEST_SYNC_OS`` stands in for the OS in tests: there is no Windows or macOS host here, so a Linux node
+    serves as one, holding names exactly as that OS would (the encoding itself is the real one)."""
+    injected = os.environ.get("NOIZYLAB_TEST_SYNC_OS", "")
+    if injected in ("linux", "darwin", "windows"):
+        return injected
     return {"Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "linux")

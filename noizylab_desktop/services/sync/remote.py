@@ -10,6 +10,7 @@ changed files are hashed with ``sha256sum`` over SSH. Block sizes follow the ser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -29,7 +30,7 @@ from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.names import check_rel
+from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Target:
     root: str  # absolute SFTP path of the share's folder
     host_key: str  # the server's public key line ("" → ~/.ssh/known_hosts)
     name: str  # the other side's name, for conflict copies and messages
+    os: str = "linux"  # the other side's OS ("linux", "darwin", "windows"): names are stored as it can hold them
 
 
 IndexSource = Callable[[], AsyncIterator[list[Entry]]]
@@ -149,8 +151,20 @@ class Remote:
             conn.close()
             await conn.wait_closed()
 
+    @property
+    def case_insensitive(self) -> bool:
+        return case_insensitive(self.target.os)
+
+    def stored(self, rel: str) -> str:
+        """A wire path as the other side stores it (Windows-unsafe names encoded, NFD for macOS)."""
+        return encode_path(check_rel(rel), self.target.os)
+
+    def wire(self, stored: str) -> str:
+        """A path as the other side stores it back to the wire form."""
+        return check_rel(decode_path(stored, self.target.os))
+
     def abs(self, rel: str) -> str:
-        return posixpath.join(self.target.root, check_rel(rel))
+        return posixpath.join(self.target.root, self.stored(rel))
 
     # ------------------------------------------------------------------ listing
 
@@ -160,7 +174,8 @@ class Remote:
             found: dict[str, Entry] = {}
             async for batch in self._peer_index():
                 for e in batch:
-                    found[check_rel(e.path)] = e
+                    rel = self.wire(e.path)
+                    found[rel] = e if rel == e.path else dataclasses.replace(e, path=rel)
             return found
         return await self._walk_and_hash()
 
@@ -182,11 +197,12 @@ class Remote:
                 name = str(item.filename)
                 if name in (".", ".."):
                     continue
-                rel = f"{rel_dir}/{name}" if rel_dir else name
+                stored = f"{rel_dir}/{name}" if rel_dir else name
+                rel = self.wire(stored)
                 kind = item.attrs.type
                 if kind == asyncssh.FILEXFER_TYPE_DIRECTORY:
                     if not ignore.ignored(rel, is_dir=True):
-                        await walk(rel)
+                        await walk(stored)
                 elif kind == asyncssh.FILEXFER_TYPE_REGULAR and not ignore.ignored(rel):
                     mtime_ns = (
                         int(item.attrs.mtime or 0) * 1_000_000_000 + int(item.attrs.mtime_ns or 0) % 1_000_000_000
@@ -249,14 +265,14 @@ class Remote:
     async def hash_of(self, rel: str) -> bytes:
         """The whole-file hash of a remote file (a pushed temp file, before it is made visible)."""
         if self._peer_hash is not None:
-            return (await self._peer_hash(rel))[0]
+            return (await self._peer_hash(self.stored(rel)))[0]
         return (await self._remote_hashes([rel]))[rel]
 
     async def blocks_of(self, rel: str) -> bytes | None:
         """Block hashes of a remote file (a temp file left by an interrupted push), or None where unknown."""
         if self._peer_hash is None or not await self.exists(rel):
             return None
-        return (await self._peer_hash(rel))[1]
+        return (await self._peer_hash(self.stored(rel)))[1]
 
     # ------------------------------------------------------------------ content
 
@@ -285,17 +301,71 @@ class Remote:
         return blocks
 
     async def upload(self, local: Path, rel: str) -> None:
-        """``local`` into the remote file ``rel`` (a temp name), whole."""
+        """``local`` into the remote file ``rel`` (a temp name), whole; against a plain SSH server, a temp file left
+        there by an interrupted push is resumed from its last full block once that prefix checks out by hash."""
         sftp = await self.sftp()
         await self.makedirs(posixpath.dirname(rel))
-        await sftp.put(local, self.abs(rel), block_size=-1, max_requests=PARALLEL_REQUESTS)
-        self.bytes_sent += local.stat().st_size
+        size = local.stat().st_size
+        start = 0 if self.block_level else await self._resume_point(local, rel, size)
+        if start == 0:
+            await sftp.put(local, self.abs(rel), block_size=-1, max_requests=PARALLEL_REQUESTS)
+        else:
+            logger.info("resuming the push of %s to %s at %d of %d bytes", rel, self.name, start, size)
+            async with sftp.open(self.abs(rel), "r+b", block_size=-1, max_requests=PARALLEL_REQUESTS) as f:
+                fd = os.open(local, os.O_RDONLY)
+                try:
+                    offset = start
+                    while data := await asyncio.to_thread(os.pread, fd, 16 * 1024 * 1024, offset):
+                        await f.write(data, offset)
+                        self.bytes_sent += len(data)
+                        offset += len(data)
+                finally:
+                    os.close(fd)
+                await f.truncate(offset)
+            return
+        self.bytes_sent += size
+
+    async def _resume_point(self, local: Path, rel: str, size: int) -> int:
+        """Where a push into ``rel`` can go on: the end of the last full block of a temp file already there whose
+        content so far equals ``local``'s (``head -c N | sha256sum`` on the server), else 0."""
+        sftp = await self.sftp()
+        try:
+            there = int((await sftp.stat(self.abs(rel))).size or 0)
+        except asyncssh.SFTPNoSuchFile:
+            return 0
+        start = min(there, size) // BLOCK_SIZE * BLOCK_SIZE
+        if start == 0 or self._conn is None:
+            return 0
+        try:
+            result = await self._conn.run(
+                f"head -c {start} -- {shlex.quote(self.abs(rel))} | sha256sum", check=False, timeout=300
+            )
+        except (TimeoutError, asyncssh.Error, OSError):
+            return 0  # no command execution on this server: start again
+        there_hash = str(result.stdout or "").split(" ", 1)[0]
+        here_hash = await asyncio.to_thread(_prefix_hash, local, start)
+        if there_hash != here_hash:
+            logger.info("the partial push of %s on %s holds other content: starting again", rel, self.name)
+            return 0
+        return start
 
     async def put_files(self, files: SmallFiles) -> dict[str, str]:
         """Many small files in one call to a NOIZYLAB peer (it checks each hash, then renames into place)."""
         assert self.peer_put is not None
-        failed = await self.peer_put(files)
-        self.bytes_sent += sum(len(f[1]) for f in files)
+        failed: dict[str, str] = {}
+        wire: dict[str, str] = {}
+        sending: SmallFiles = []
+        for path, data, digest, mtime_ns in files:
+            try:
+                wire[self.stored(path)] = path
+            except SyncError as exc:  # a name the other side cannot hold: that file fails, the rest go
+                failed[path] = exc.message
+                continue
+            sending.append((self.stored(path), data, digest, mtime_ns))
+        if sending:
+            for stored, why in (await self.peer_put(sending)).items():
+                failed[wire.get(stored, stored)] = why
+        self.bytes_sent += sum(len(f[1]) for f in sending)
         return failed
 
     async def write_small(self, rel: str, data: bytes) -> None:
@@ -382,3 +452,14 @@ class Remote:
             return stat.S_ISREG((await sftp.stat(self.abs(rel))).permissions or 0)
         except asyncssh.SFTPNoSuchFile:
             return False
+
+
+def _prefix_hash(path: Path, size: int) -> str:
+    """SHA-256 (hex) of the first ``size`` bytes of a local file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = size
+        while left and (chunk := f.read(min(left, 4 * 1024 * 1024))):
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()

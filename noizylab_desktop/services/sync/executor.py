@@ -291,6 +291,7 @@ class Executor:
 
     async def push(self, rel: str, have: Entry, there: Entry | None, base: str | None = None) -> None:
         """Make the remote ``rel`` hold the local file: changed blocks into a server-side copy, else the whole file."""
+        self.remote.stored(rel)  # a name the other side cannot hold fails here, before any byte travels
         tmp = temp_name(rel)
         local = self.fs.path(rel)
         if have.size <= SMALL_FILE:

@@ -47,8 +47,10 @@ def check_rel(rel: str) -> str:
 
 
 def resolve_inside(root: Path, rel: str) -> Path:
-    """The on-disk path of ``rel`` under ``root``; refuses one whose real location (links followed) is outside."""
-    path = root.joinpath(*check_rel(rel).split("/"))
+    """The on-disk path of ``rel`` under ``root``; refuses one whose real location (links followed) is outside.
+    The name is taken as given, not NFC: a side holding NFD names (macOS) is asked for them in NFD."""
+    check_rel(rel)
+    path = root.joinpath(*rel.split("/"))
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):

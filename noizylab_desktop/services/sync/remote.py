@@ -32,6 +32,7 @@ from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.ssh_resume import put_from, resume_point
 
 logger = logging.getLogger(__name__)
 
@@ -306,48 +307,15 @@ class Remote:
         sftp = await self.sftp()
         await self.makedirs(posixpath.dirname(rel))
         size = local.stat().st_size
-        start = 0 if self.block_level else await self._resume_point(local, rel, size)
-        if start == 0:
-            await sftp.put(local, self.abs(rel), block_size=-1, max_requests=PARALLEL_REQUESTS)
-        else:
+        start = (
+            0 if self.block_level or self._conn is None else await resume_point(sftp, self._conn, self.abs(rel), local)
+        )
+        if start:
             logger.info("resuming the push of %s to %s at %d of %d bytes", rel, self.name, start, size)
-            async with sftp.open(self.abs(rel), "r+b", block_size=-1, max_requests=PARALLEL_REQUESTS) as f:
-                fd = os.open(local, os.O_RDONLY)
-                try:
-                    offset = start
-                    while data := await asyncio.to_thread(os.pread, fd, 16 * 1024 * 1024, offset):
-                        await f.write(data, offset)
-                        self.bytes_sent += len(data)
-                        offset += len(data)
-                finally:
-                    os.close(fd)
-                await f.truncate(offset)
+            self.bytes_sent += await put_from(sftp, self.abs(rel), local, start)
             return
+        await sftp.put(local, self.abs(rel), block_size=-1, max_requests=PARALLEL_REQUESTS)
         self.bytes_sent += size
-
-    async def _resume_point(self, local: Path, rel: str, size: int) -> int:
-        """Where a push into ``rel`` can go on: the end of the last full block of a temp file already there whose
-        content so far equals ``local``'s (``head -c N | sha256sum`` on the server), else 0."""
-        sftp = await self.sftp()
-        try:
-            there = int((await sftp.stat(self.abs(rel))).size or 0)
-        except asyncssh.SFTPNoSuchFile:
-            return 0
-        start = min(there, size) // BLOCK_SIZE * BLOCK_SIZE
-        if start == 0 or self._conn is None:
-            return 0
-        try:
-            result = await self._conn.run(
-                f"head -c {start} -- {shlex.quote(self.abs(rel))} | sha256sum", check=False, timeout=300
-            )
-        except (TimeoutError, asyncssh.Error, OSError):
-            return 0  # no command execution on this server: start again
-        there_hash = str(result.stdout or "").split(" ", 1)[0]
-        here_hash = await asyncio.to_thread(_prefix_hash, local, start)
-        if there_hash != here_hash:
-            logger.info("the partial push of %s on %s holds other content: starting again", rel, self.name)
-            return 0
-        return start
 
     async def put_files(self, files: SmallFiles) -> dict[str, str]:
         """Many small files in one call to a NOIZYLAB peer (it checks each hash, then renames into place)."""
@@ -452,14 +420,3 @@ class Remote:
             return stat.S_ISREG((await sftp.stat(self.abs(rel))).permissions or 0)
         except asyncssh.SFTPNoSuchFile:
             return False
-
-
-def _prefix_hash(path: Path, size: int) -> str:
-    """SHA-256 (hex) of the first ``size`` bytes of a local file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        left = size
-        while left and (chunk := f.read(min(left, 4 * 1024 * 1024))):
-            h.update(chunk)
-            left -= len(chunk)
-    return h.hexdigest()

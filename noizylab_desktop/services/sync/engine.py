@@ -264,7 +264,8 @@ class ShareEngine:
         if more:
             self._wake.set()
             return False
-        self._set("idle", "in sync")
+        watching = self._watcher.warning if self._watcher is not None else ""
+        self._set("idle", f"in sync; {watching}" if watching else "in sync")  # e.g. polling: which limit to raise
         return True
 
     def _on_progress(self, progress: Progress) -> None:

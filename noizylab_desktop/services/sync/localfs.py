@@ -15,6 +15,7 @@ from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
+from noizylab_desktop.services.sync.names import resolve_inside
 
 
 def temp_name(rel: str) -> str:
@@ -33,7 +34,8 @@ class LocalFs:
         self.root = root
 
     def path(self, rel: str) -> Path:
-        return self.root.joinpath(*rel.split("/"))
+        """``rel`` under the share's folder; refused (``UnsafePathError``) where a link would lead out of it."""
+        return resolve_inside(self.root, rel)
 
     def copy(self, src: Path, dst: Path) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -211,3 +211,22 @@ def test_case_only_renames_propagate_without_losing_the_file(make_pair: MakePair
     (p.remote / "README.md").rename(p.remote / "readme.md")  # and back, renamed on the peer
     assert run(p.sync())
     assert tree(p.local) == tree(p.remote) and "readme.md" in tree(p.local)
+
+
+def test_nfd_names_on_this_side_match_the_peers_nfc_names(make_pair: MakePair) -> None:
+    p, run = make_pair()
+    nfd = unicodedata.normalize("NFD", "caf\u00e9/r\u00e9sum\u00e9.txt")
+    (p.local / nfd).parent.mkdir()
+    (p.local / nfd).write_text("made on a Mac, copied here")
+    (p.remote / "caf\u00e9").mkdir()
+    (p.remote / "caf\u00e9" / "na\u00efve.txt").write_text("NFC on the peer")
+    assert run(p.sync())
+    assert _names(p.remote) == {"caf\u00e9/r\u00e9sum\u00e9.txt", "caf\u00e9/na\u00efve.txt"}, "NFC on the wire"
+    assert _names(p.local) == {nfd, unicodedata.normalize("NFD", "caf\u00e9") + "/na\u00efve.txt"}, "no NFC twins"
+
+    (p.remote / "caf\u00e9" / "r\u00e9sum\u00e9.txt").write_text("edited on the peer")
+    assert run(p.sync())
+    assert (p.local / nfd).read_text() == "edited on the peer" and len(_names(p.local)) == 2
+    sent = p.remote_side.bytes_sent + p.remote_side.bytes_received
+    assert run(p.sync())
+    assert p.remote_side.bytes_sent + p.remote_side.bytes_received == sent, "a second sync does nothing"

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import time
+import unicodedata
 from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
@@ -35,7 +36,19 @@ class LocalFs:
 
     def path(self, rel: str) -> Path:
         """``rel`` under the share's folder; refused (``UnsafePathError``) where a link would lead out of it."""
-        return resolve_inside(self.root, rel)
+        return resolve_inside(self.root, rel if rel.isascii() else self._as_stored(rel))
+
+    def _as_stored(self, rel: str) -> str:
+        """``rel`` (NFC) with each folder or file name that exists here only in NFD (made on a Mac) spelled so."""
+        parts: list[str] = []
+        here = self.root
+        for part in rel.split("/"):
+            nfd = unicodedata.normalize("NFD", part)
+            if nfd != part and not os.path.lexists(here / part) and os.path.lexists(here / nfd):
+                part = nfd
+            parts.append(part)
+            here = here / part
+        return "/".join(parts)
 
     def copy(self, src: Path, dst: Path) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)

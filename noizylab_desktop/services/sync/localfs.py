@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import time
 import unicodedata
 from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
-from noizylab_desktop.services.sync.names import resolve_inside
+from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
 
 def temp_name(rel: str) -> str:
@@ -36,7 +37,19 @@ class LocalFs:
 
     def path(self, rel: str) -> Path:
         """``rel`` under the share's folder; refused (``UnsafePathError``) where a link would lead out of it."""
-        return resolve_inside(self.root, rel if rel.isascii() else self._as_stored(rel))
+        if not rel.isascii():
+            rel = self._as_stored(rel)
+        check_rel(rel)
+        parts = rel.split("/")
+        here = str(self.root)
+        for part in parts:  # one lstat per existing level: a full realpath only where a link is on the way
+            here = f"{here}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(here).st_mode):
+                    return resolve_inside(self.root, rel)
+            except (FileNotFoundError, NotADirectoryError):
+                break  # what does not exist yet is made by us, as plain folders and files
+        return self.root.joinpath(*parts)
 
     def _as_stored(self, rel: str) -> str:
         """``rel`` (NFC) with each folder or file name that exists here only in NFD (made on a Mac) spelled so."""

@@ -230,3 +230,17 @@ def test_nfd_names_on_this_side_match_the_peers_nfc_names(make_pair: MakePair) -
     sent = p.remote_side.bytes_sent + p.remote_side.bytes_received
     assert run(p.sync())
     assert p.remote_side.bytes_sent + p.remote_side.bytes_received == sent, "a second sync does nothing"
+
+
+def test_a_case_insensitive_side_does_not_take_two_names_that_differ_only_in_case(
+    make_pair: MakePair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOIZYLAB_TEST_SYNC_OS", "darwin")  # this side is the Mac; the peer is Linux
+    p, run = make_pair()
+    (p.remote / "notes.txt").write_text("one")
+    (p.remote / "Notes.txt").write_text("two")
+    (p.remote / "other.txt").write_text("fine")
+    assert not run(p.sync())
+    assert p.engine is not None and set(p.engine.failed) == {"notes.txt", "Notes.txt"}
+    assert "alpha cannot hold both" in p.engine.failed["notes.txt"]
+    assert tree(p.local) == {"other.txt": b"fine"} and len(tree(p.remote)) == 3, "nothing overwritten or lost"

@@ -20,6 +20,7 @@ from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, S
 from noizylab_desktop.services.sync.executor import Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
+from noizylab_desktop.services.sync.names import case_insensitive, this_os
 from noizylab_desktop.services.sync.planner import case_clashes, plan
 from noizylab_desktop.services.sync.remote import Remote
 from noizylab_desktop.services.sync.scanner import RootMissingError, scan
@@ -221,6 +222,8 @@ class ShareEngine:
             there = await remote.listing()
             decided = plan(scanned.entries, there, self.index.ancestor(), self.local_name, remote.name)
             clashes = case_clashes(scanned.entries, remote.name) if remote.case_insensitive else {}
+            if case_insensitive(this_os()):
+                clashes.update(case_clashes(there, self.local_name))
             if clashes:
                 decided = decided.without(clashes)
             self.files = len(scanned.entries)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import platform
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -287,14 +285,3 @@ class ShareManager:
             if " ".join(peer.ssh_key.split()[:2]) == key and self.node.permissions.allowed(peer.fingerprint, "sync"):
                 return peer.fingerprint
         return None
-
-
-def this_os() -> str:
-    """This node's OS as its ``Offer`` reply tells a driving peer (which then stores names as this OS can hold them).
-
-    ``NOIZYLAB_TEST_SYNC_OS`` stands in for the OS in tests: there is no Windows or macOS host here, so a Linux node
-    serves as one, holding names exactly as that OS would (the encoding itself is the real one)."""
-    injected = os.environ.get("NOIZYLAB_TEST_SYNC_OS", "")
-    if injected in ("linux", "darwin", "windows"):
-        return injected
-    return {"Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "linux")

@@ -12,6 +12,7 @@ cannot hold a name stores it encoded. Paths for macOS go as NFD, and every path 
 from __future__ import annotations
 
 import os
+import platform
 import re
 import string
 import unicodedata
@@ -110,3 +111,14 @@ def case_collisions(paths: list[str]) -> list[str]:
         else:
             seen[key] = p
     return clashes
+
+
+def this_os() -> str:
+    """This node's OS as its ``Offer`` reply tells a driving peer (which then stores names as this OS can hold them).
+
+    ``NOIZYLAB_TEST_SYNC_OS`` stands in for the OS in tests: there is no Windows or macOS host here, so a Linux node
+    serves as one, holding names exactly as that OS would (the encoding itself is the real one)."""
+    injected = os.environ.get("NOIZYLAB_TEST_SYNC_OS", "")
+    if injected in ("linux", "darwin", "windows"):
+        return injected
+    return {"Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "linux")

@@ -130,3 +130,43 @@ def test_an_interrupted_push_to_openssh_resumes_from_its_temp_file(tmp_path: Pat
     assert other_sent > 4 * 1024 * 1024, "a temp file with other content was sent again in full"
     assert (nas / "other.bin").read_bytes() == (local / "other.bin").read_bytes()
     assert not list(nas.glob(".nzsync-*")), "no temp file is left"
+
+
+def test_nfd_names_on_an_openssh_server_are_kept_as_spelled_there(tmp_path: Path) -> None:
+    import unicodedata
+
+    from noizylab_desktop.services.sync.engine import ShareEngine
+    from noizylab_desktop.services.sync.store import Share
+    from tests.sync_harness import tree
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    sshd = Sshd(tmp_path / "sshd", [key.export_public_key().decode().strip()])
+    local, nas = tmp_path / "local", tmp_path / "nas"
+    local.mkdir()
+    nfd = unicodedata.normalize("NFD", "\u00e9t\u00e9/pr\u00eat.txt")
+    (nas / nfd).parent.mkdir(parents=True)
+    (nas / nfd).write_text("on the NAS, NFD")
+    index = ShareIndex(tmp_path / "i.sqlite")
+    target = Target("127.0.0.1", sshd.port, sshd.user, str(nas), sshd.host_public, "nas")
+    remote = Remote(target, key.export_private_key(), index)
+    share = Share("0123456789ab", str(local), f"ssh://{sshd.user}@127.0.0.1:{sshd.port}", "nas", str(nas))
+    engine = ShareEngine(share, index, lambda: remote, "alpha", lambda e: None, lambda s, r: s)
+
+    async def go() -> tuple[bool, bool]:
+        try:
+            first = await engine.sync_now()
+            (local / "\u00e9t\u00e9" / "pr\u00eat.txt").write_text("edited here")
+            (local / "\u00e9t\u00e9" / "new.txt").write_text("new here")
+            return first, await engine.sync_now()
+        finally:
+            await engine.stop()
+
+    try:
+        first, second = asyncio.run(asyncio.wait_for(go(), 60))
+    finally:
+        sshd.stop()
+        index.close()
+    assert first and second
+    assert tree(local) == {"\u00e9t\u00e9/pr\u00eat.txt": b"edited here", "\u00e9t\u00e9/new.txt": b"new here"}
+    nfd_dir = unicodedata.normalize("NFD", "\u00e9t\u00e9")
+    assert set(tree(nas)) == {nfd, f"{nfd_dir}/new.txt"}, "the NAS keeps its NFD spelling, no NFC twin"

@@ -244,3 +244,17 @@ def test_a_case_insensitive_side_does_not_take_two_names_that_differ_only_in_cas
     assert p.engine is not None and set(p.engine.failed) == {"notes.txt", "Notes.txt"}
     assert "alpha cannot hold both" in p.engine.failed["notes.txt"]
     assert tree(p.local) == {"other.txt": b"fine"} and len(tree(p.remote)) == 3, "nothing overwritten or lost"
+
+
+def test_nfd_names_on_a_linux_peers_disk_are_found_by_their_nfc_names(make_pair: MakePair) -> None:
+    p, run = make_pair()
+    nfd = unicodedata.normalize("NFD", "\u00e9t\u00e9/pr\u00eat.txt")
+    (p.remote / nfd).parent.mkdir()
+    (p.remote / nfd).write_text("copied from a Mac onto the peer")
+    assert run(p.sync())
+    assert tree(p.local) == {"\u00e9t\u00e9/pr\u00eat.txt": b"copied from a Mac onto the peer"}
+    (p.local / "\u00e9t\u00e9" / "pr\u00eat.txt").write_text("edited here")
+    (p.local / "\u00e9t\u00e9" / "new.txt").write_text("new here")
+    assert run(p.sync())
+    assert _names(p.remote) == {nfd, unicodedata.normalize("NFD", "\u00e9t\u00e9") + "/new.txt"}, "no NFC twins"
+    assert (p.remote / nfd).read_text() == "edited here"

@@ -12,12 +12,11 @@ import os
 import shutil
 import stat
 import time
-import unicodedata
 from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
-from noizylab_desktop.services.sync.names import check_rel, resolve_inside
+from noizylab_desktop.services.sync.names import check_rel, on_disk, resolve_inside
 
 
 def temp_name(rel: str) -> str:
@@ -37,9 +36,9 @@ class LocalFs:
 
     def path(self, rel: str) -> Path:
         """``rel`` under the share's folder; refused (``UnsafePathError``) where a link would lead out of it."""
-        if not rel.isascii():
-            rel = self._as_stored(rel)
         check_rel(rel)
+        if not rel.isascii():
+            rel = on_disk(self.root, rel)
         parts = rel.split("/")
         here = str(self.root)
         for part in parts:  # one lstat per existing level: a full realpath only where a link is on the way
@@ -50,18 +49,6 @@ class LocalFs:
             except (FileNotFoundError, NotADirectoryError):
                 break  # what does not exist yet is made by us, as plain folders and files
         return self.root.joinpath(*parts)
-
-    def _as_stored(self, rel: str) -> str:
-        """``rel`` (NFC) with each folder or file name that exists here only in NFD (made on a Mac) spelled so."""
-        parts: list[str] = []
-        here = self.root
-        for part in rel.split("/"):
-            nfd = unicodedata.normalize("NFD", part)
-            if nfd != part and not os.path.lexists(here / part) and os.path.lexists(here / nfd):
-                part = nfd
-            parts.append(part)
-            here = here / part
-        return "/".join(parts)
 
     def copy(self, src: Path, dst: Path) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -51,12 +51,25 @@ def resolve_inside(root: Path, rel: str) -> Path:
     """The on-disk path of ``rel`` under ``root``; refuses one whose real location (links followed) is outside.
     The name is taken as given, not NFC: a side holding NFD names (macOS) is asked for them in NFD."""
     check_rel(rel)
-    path = root.joinpath(*rel.split("/"))
+    path = root.joinpath(*(rel if rel.isascii() else on_disk(root, rel)).split("/"))
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         raise UnsafePathError(f"refused {rel!r}: it leads outside the share (through a link)")
     return path
+
+
+def on_disk(root: Path, rel: str) -> str:
+    """``rel`` (NFC) with each folder or file name that exists under ``root`` only in NFD (made on a Mac) spelled so."""
+    parts: list[str] = []
+    here = root
+    for part in rel.split("/"):
+        nfd = unicodedata.normalize("NFD", part)
+        if nfd != part and not os.path.lexists(here / part) and os.path.lexists(here / nfd):
+            part = nfd
+        parts.append(part)
+        here = here / part
+    return "/".join(parts)
 
 
 def encode_windows(name: str) -> str:

@@ -106,6 +106,7 @@ class Remote:
         self.bytes_sent = 0
         self.bytes_received = 0
         self._made_dirs: set[str] = set()
+        self._spelled: dict[str, str] = {}  # wire path → how the other side spells it, where not the usual way
 
     @property
     def block_level(self) -> bool:
@@ -157,12 +158,31 @@ class Remote:
         return case_insensitive(self.target.os)
 
     def stored(self, rel: str) -> str:
-        """A wire path as the other side stores it (Windows-unsafe names encoded, NFD for macOS)."""
-        return encode_path(check_rel(rel), self.target.os)
+        """A wire path as the other side stores it (Windows-unsafe names encoded, NFD for macOS), or as the last
+        listing found it spelled there (NFD names on a Linux server, for one)."""
+        rel = check_rel(rel)
+        if self._spelled:
+            parts = rel.split("/")
+            for i in range(len(parts), 0, -1):
+                known = self._spelled.get("/".join(parts[:i]))
+                if known is not None:
+                    rest = "/".join(parts[i:])
+                    return f"{known}/{encode_path(rest, self.target.os)}" if rest else known
+        return encode_path(rel, self.target.os)
 
     def wire(self, stored: str) -> str:
-        """A path as the other side stores it back to the wire form."""
-        return check_rel(decode_path(stored, self.target.os))
+        """A path as the other side stores it back to the wire form, remembering any other spelling."""
+        rel = check_rel(decode_path(stored, self.target.os))
+        try:
+            usual = encode_path(rel, self.target.os)
+        except SyncError:
+            usual = ""
+        if usual != stored:
+            r_parts, s_parts = rel.split("/"), stored.split("/")
+            for i in range(1, len(r_parts) + 1):
+                if r_parts[:i] != s_parts[:i]:
+                    self._spelled["/".join(r_parts[:i])] = "/".join(s_parts[:i])
+        return rel
 
     def abs(self, rel: str) -> str:
         return posixpath.join(self.target.root, self.stored(rel))
@@ -171,6 +191,7 @@ class Remote:
 
     async def listing(self) -> dict[str, Entry]:
         """Every file on the other side with its hash."""
+        self._spelled.clear()
         if self._peer_index is not None:
             found: dict[str, Entry] = {}
             async for batch in self._peer_index():

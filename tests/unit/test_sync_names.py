@@ -93,6 +93,10 @@ def test_case_only_renames_become_renames_before_the_transfer() -> None:
     ]
     unchanged = plan({"README.md": e("README.md", "v1")}, {"Readme.md": old}, {"Readme.md": old}, "a", "b").actions
     assert [(a.kind, a.source) for a in unchanged] == [("rename_remote", "Readme.md")]
+    twice = plan(
+        {"README.md": new, "ReadMe.md": e("ReadMe.md", "v3")}, {"Readme.md": old}, {"Readme.md": old}, "a", "b"
+    )
+    assert [a.kind for a in twice.actions] == ["rename_remote", "push", "push"], "one rename, then a plain create"
     assert set(case_clashes(["Readme.md", "README.md", "other"], "beta")) == {"Readme.md", "README.md"}
 
 

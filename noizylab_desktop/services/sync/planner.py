@@ -144,6 +144,8 @@ def _case_renames(actions: list[Action]) -> list[Action]:
     merged: set[str] = set()
     for a in actions:
         gone = deletes.get(_fold(a.path)) if a.kind in ("push", "pull") else None
+        if gone is not None and gone.path in merged:
+            gone = None  # already renamed to another spelling: this one is a plain create
         if a.kind == "push" and a.remote is None and gone is not None and gone.kind == "delete_remote":
             assert gone.remote is not None
             old = dataclasses.replace(gone.remote, path=a.path)  # what the other side holds once renamed

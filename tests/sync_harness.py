@@ -22,7 +22,7 @@ from noizylab_desktop.services.sync.names import resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.remote import Remote, Target
 from noizylab_desktop.services.sync.scanner import scan
-from noizylab_desktop.services.sync.sftp_server import SftpServer
+from noizylab_desktop.services.sync.sftp_server import SftpServer, ShareSftp
 from noizylab_desktop.services.sync.store import Share
 
 PEER_FP = b"\x01" * 32
@@ -37,7 +37,9 @@ def _key() -> tuple[bytes, str]:
 class SyncPair:
     """``local`` is synced by an engine; ``remote`` is served by the embedded SFTP server (the peer's side)."""
 
-    def __init__(self, base: Path, fs: LocalFs | None = None) -> None:
+    def __init__(
+        self, base: Path, fs: LocalFs | None = None, target_os: str = "linux", sftp_class: type[ShareSftp] = ShareSftp
+    ) -> None:
         self.base = base
         self.local = base / "local"
         self.remote = base / "remote"
@@ -48,6 +50,8 @@ class SyncPair:
         self.host_key, self.host_public = _key()
         self.client_public = " ".join(client_public.split()[:2])
         self.server = SftpServer(self.host_key, self._key_owner, self._roots)
+        self.server.sftp_class = sftp_class
+        self.target_os = target_os  # the serving side's OS, as its Offer reply would say
         self.offer_index = ShareIndex(base / "offer.sqlite")
         self.index = ShareIndex(base / "share.sqlite")
         self.share = Share(SHARE_ID, str(self.local), "peer-id", "beta", "remote")
@@ -75,7 +79,7 @@ class SyncPair:
         async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
             return await asyncio.to_thread(write_files, self.remote, files)
 
-        target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta")
+        target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta", self.target_os)
         self.remote_side = Remote(target, self.client_key, self.index, peer_index, peer_hash, peer_put)
 
         def pause(share: Share, reason: str) -> Share:

@@ -22,7 +22,8 @@ from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
 from noizylab_desktop.services.sync.merge import DEFAULT_MAX_BYTES
 from noizylab_desktop.services.sync.merging import Merger
-from noizylab_desktop.services.sync.planner import plan
+from noizylab_desktop.services.sync.names import case_insensitive, this_os
+from noizylab_desktop.services.sync.planner import case_clashes, plan
 from noizylab_desktop.services.sync.remote import Remote
 from noizylab_desktop.services.sync.scanner import RootMissingError, scan
 from noizylab_desktop.services.sync.store import Share
@@ -225,6 +226,11 @@ class ShareEngine:
             scanned = await asyncio.to_thread(scan, self.root, self.index)
             there = await remote.listing()
             decided = plan(scanned.entries, there, self.index.ancestor(), self.local_name, remote.name)
+            clashes = case_clashes(scanned.entries, remote.name) if remote.case_insensitive else {}
+            if case_insensitive(this_os()):
+                clashes.update(case_clashes(there, self.local_name))
+            if clashes:
+                decided = decided.without(clashes)
             self.files = len(scanned.entries)
             self.bytes = sum(e.size for e in scanned.entries.values())
             work = decided.work
@@ -245,7 +251,7 @@ class ShareEngine:
             await asyncio.to_thread(self.merger.settled, lambda rel: self.fs.path(rel).read_bytes(), decided, result)
             self.pending = 0
             self.merges += len(result.merged)
-            self.failed = dict(result.failed)
+            self.failed = {**clashes, **result.failed}
             for change in result.changed:
                 self.recent.appendleft(change)
             if result.changed:
@@ -268,7 +274,8 @@ class ShareEngine:
         if more:
             self._wake.set()
             return False
-        self._set("idle", "in sync")
+        watching = self._watcher.warning if self._watcher is not None else ""
+        self._set("idle", f"in sync; {watching}" if watching else "in sync")  # e.g. polling: which limit to raise
         return True
 
     def _on_progress(self, progress: Progress) -> None:

@@ -87,12 +87,12 @@ class Executor:
         ]
         apart = {id(a) for a in first} | {id(a) for a in batched}  # identity sets: plans can hold 100,000 actions
         rest = [a for a in plan.actions if id(a) not in apart]
-        if batched:
-            await self._push_batched(batched)
         for action in first:
             await self._guarded(action)
             if not self.remote.connected:
                 raise RemoteUnreachable(f"lost the connection to {self.remote.name}")
+        if batched:  # after the renames: a case-only rename must not land on a file pushed under its new name
+            await self._push_batched(batched)
         gate = asyncio.Semaphore(PARALLEL_FILES)
 
         async def one(action: Action) -> None:
@@ -309,6 +309,7 @@ class Executor:
 
     async def push(self, rel: str, have: Entry, there: Entry | None, base: str | None = None) -> None:
         """Make the remote ``rel`` hold the local file: changed blocks into a server-side copy, else the whole file."""
+        self.remote.stored(rel)  # a name the other side cannot hold fails here, before any byte travels
         tmp = temp_name(rel)
         local = self.fs.path(rel)
         if have.size <= SMALL_FILE:

@@ -19,8 +19,8 @@ from noizylab_desktop.services.feature import Figure, abort_with, require_permis
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import write_files
-from noizylab_desktop.services.sync.manager import ShareManager, this_os
-from noizylab_desktop.services.sync.names import resolve_inside
+from noizylab_desktop.services.sync.manager import ShareManager
+from noizylab_desktop.services.sync.names import resolve_inside, this_os
 from noizylab_desktop.services.sync.resolve import Conflict, Resolver
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.settings import SyncSettings

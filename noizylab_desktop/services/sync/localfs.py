@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
+from noizylab_desktop.services.sync.names import check_rel, on_disk, resolve_inside
 
 
 def temp_name(rel: str) -> str:
@@ -33,7 +35,20 @@ class LocalFs:
         self.root = root
 
     def path(self, rel: str) -> Path:
-        return self.root.joinpath(*rel.split("/"))
+        """``rel`` under the share's folder; refused (``UnsafePathError``) where a link would lead out of it."""
+        check_rel(rel)
+        if not rel.isascii():
+            rel = on_disk(self.root, rel)
+        parts = rel.split("/")
+        here = str(self.root)
+        for part in parts:  # one lstat per existing level: a full realpath only where a link is on the way
+            here = f"{here}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(here).st_mode):
+                    return resolve_inside(self.root, rel)
+            except (FileNotFoundError, NotADirectoryError):
+                break  # what does not exist yet is made by us, as plain folders and files
+        return self.root.joinpath(*parts)
 
     def copy(self, src: Path, dst: Path) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import platform
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -135,7 +134,13 @@ class ShareManager:
         reply = await self._offer(share)
         host = state.address.rsplit(":", 1)[0].strip("[]")
         target = Target(
-            host, reply.sftp_port, self.node.identity.node_id, reply.sftp_root, state.peer.ssh_key, share.peer_name
+            host,
+            reply.sftp_port,
+            self.node.identity.node_id,
+            reply.sftp_root,
+            state.peer.ssh_key,
+            share.peer_name,
+            reply.os or "linux",
         )
 
         async def peer_index() -> AsyncIterator[list[Entry]]:
@@ -281,7 +286,3 @@ class ShareManager:
             if " ".join(peer.ssh_key.split()[:2]) == key and self.node.permissions.allowed(peer.fingerprint, "sync"):
                 return peer.fingerprint
         return None
-
-
-def this_os() -> str:
-    return {"Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "linux")

@@ -4,12 +4,17 @@ Paths on the wire are relative, ``/``-separated and NFC. Anything absolute or wi
 whose real location (after links) leaves the share is refused too. Names that Windows cannot hold (``<>:"\\|?*``,
 control characters, a trailing dot or space, reserved device names) are mapped into the Unicode private-use range
 U+F000–U+F07F, as macOS's SMB client and Cygwin do, so the mapping is reversible and shows sensibly on every OS.
+The driving side applies it (``encode_path``/``decode_path``) for the other side's OS, which a NOIZYLAB peer
+reports in its ``Offer`` reply: names travel and are indexed in their original form, and only the side that
+cannot hold a name stores it encoded. Paths for macOS go as NFD, and every path read back is NFC again.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import re
+import string
 import unicodedata
 from pathlib import Path
 
@@ -18,6 +23,8 @@ from noizylab_desktop.errors import SyncError
 _WINDOWS_BAD = set('<>:"\\|?*') | {chr(c) for c in range(1, 32)}
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _PRIVATE = 0xF000
+# What encode_windows can produce: the bad characters, a trailing dot or space, the last letter or digit of a stem.
+_DECODE = {chr(_PRIVATE + ord(c)): c for c in (*_WINDOWS_BAD, ".", " ", *string.ascii_letters, *string.digits)}
 
 
 class UnsafePathError(SyncError):
@@ -41,13 +48,28 @@ def check_rel(rel: str) -> str:
 
 
 def resolve_inside(root: Path, rel: str) -> Path:
-    """The on-disk path of ``rel`` under ``root``; refuses one whose real location (links followed) is outside."""
-    path = root.joinpath(*check_rel(rel).split("/"))
+    """The on-disk path of ``rel`` under ``root``; refuses one whose real location (links followed) is outside.
+    The name is taken as given, not NFC: a side holding NFD names (macOS) is asked for them in NFD."""
+    check_rel(rel)
+    path = root.joinpath(*(rel if rel.isascii() else on_disk(root, rel)).split("/"))
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         raise UnsafePathError(f"refused {rel!r}: it leads outside the share (through a link)")
     return path
+
+
+def on_disk(root: Path, rel: str) -> str:
+    """``rel`` (NFC) with each folder or file name that exists under ``root`` only in NFD (made on a Mac) spelled so."""
+    parts: list[str] = []
+    here = root
+    for part in rel.split("/"):
+        nfd = unicodedata.normalize("NFD", part)
+        if nfd != part and not os.path.lexists(here / part) and os.path.lexists(here / nfd):
+            part = nfd
+        parts.append(part)
+        here = here / part
+    return "/".join(parts)
 
 
 def encode_windows(name: str) -> str:
@@ -64,20 +86,31 @@ def encode_windows(name: str) -> str:
 
 
 def decode_windows(name: str) -> str:
-    """The original name of an ``encode_windows`` result."""
-    return "".join(chr(ord(c) - _PRIVATE) if _PRIVATE <= ord(c) < _PRIVATE + 0x80 else c for c in name)
+    """The original name of an ``encode_windows`` result (only characters it can produce are mapped back, so a
+    stored name can never decode into a ``/`` or a NUL)."""
+    return "".join(_DECODE.get(c, c) for c in name)
 
 
 def encode_path(rel: str, target_os: str) -> str:
-    """A wire path as the target OS stores it (every component encoded for Windows; NFD is left to macOS)."""
-    if target_os != "windows":
-        return rel
-    return "/".join(encode_windows(p) for p in rel.split("/"))
+    """A wire path as the target OS stores it: every component encoded for Windows, NFD for macOS (HFS+ stores
+    NFD and APFS finds either form, so NFD reaches the file on both), unchanged elsewhere."""
+    if target_os == "windows":
+        return "/".join(encode_windows(p) for p in rel.split("/"))
+    if target_os == "darwin" and not rel.isascii():
+        return unicodedata.normalize("NFD", rel)
+    return rel
 
 
-def decode_path(stored: str) -> str:
-    """A stored path back to its wire form (NFC, original characters)."""
-    return unicodedata.normalize("NFC", "/".join(decode_windows(p) for p in stored.split("/")))
+def decode_path(stored: str, target_os: str = "windows") -> str:
+    """A path as the target OS stores it back to its wire form (NFC; original characters from Windows)."""
+    if target_os == "windows":
+        stored = "/".join(decode_windows(p) for p in stored.split("/"))
+    return stored if stored.isascii() else unicodedata.normalize("NFC", stored)
+
+
+def case_insensitive(target_os: str) -> bool:
+    """Whether the target OS's usual filesystem (NTFS, APFS) sees names differing only in case as one file."""
+    return target_os in ("windows", "darwin")
 
 
 def case_collisions(paths: list[str]) -> list[str]:
@@ -91,3 +124,14 @@ def case_collisions(paths: list[str]) -> list[str]:
         else:
             seen[key] = p
     return clashes
+
+
+def this_os() -> str:
+    """This node's OS as its ``Offer`` reply tells a driving peer (which then stores names as this OS can hold them).
+
+    ``NOIZYLAB_TEST_SYNC_OS`` stands in for the OS in tests: there is no Windows or macOS host here, so a Linux node
+    serves as one, holding names exactly as that OS would (the encoding itself is the real one)."""
+    injected = os.environ.get("NOIZYLAB_TEST_SYNC_OS", "")
+    if injected in ("linux", "darwin", "windows"):
+        return injected
+    return {"Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "linux")

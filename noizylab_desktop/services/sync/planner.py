@@ -9,7 +9,9 @@ of the same content on one side is a rename, done as a rename on the other side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import unicodedata
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,6 +62,10 @@ class Plan:
         """Actions that change a file somewhere (records and forgets only touch the index)."""
         return tuple(a for a in self.actions if a.kind not in ("record", "forget"))
 
+    def without(self, paths: Collection[str]) -> Plan:
+        """This plan less every action on (or renaming from) ``paths``: those files stay as they are on both sides."""
+        return Plan(tuple(a for a in self.actions if a.path not in paths and a.source not in paths), self.tracked)
+
     def too_many_deletes(self, ratio: float = 0.3, cap: int = 1000) -> bool:
         """True when the plan deletes more than ``ratio`` of the tracked files (of at least 10) or ``cap`` files."""
         return self.deletes > cap or (self.tracked >= 10 and self.deletes > ratio * self.tracked)
@@ -109,7 +115,54 @@ def plan(
         action = _decide(path, local.get(path), remote.get(path), ancestor.get(path), local_name, remote_name, taken)
         if action is not None:
             actions.append(action)
-    return Plan(tuple(actions), len(ancestor))
+    return Plan(tuple(_case_renames(actions)), len(ancestor))
+
+
+def _fold(path: str) -> str:
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def case_clashes(paths: Collection[str], other_side: str) -> dict[str, str]:
+    """Path → why, for every path that a case-insensitive side would see as the same file as another one."""
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        groups.setdefault(_fold(p), []).append(p)
+    return {
+        p: f"{' and '.join(sorted(group))} differ only in case and {other_side} cannot hold both: rename one"
+        for group in groups.values()
+        if len(group) > 1
+        for p in group
+    }
+
+
+def _case_renames(actions: list[Action]) -> list[Action]:
+    """A delete of ``P`` plus a create of ``Q`` that differ only in case become a rename ``P → Q`` and then the
+    transfer: on a case-insensitive side the delete and the create hit the same file, and would lose it."""
+    deletes = {_fold(a.path): a for a in actions if a.kind in ("delete_local", "delete_remote")}
+    if not deletes:
+        return actions
+    out: list[Action] = []
+    merged: set[str] = set()
+    for a in actions:
+        gone = deletes.get(_fold(a.path)) if a.kind in ("push", "pull") else None
+        if gone is not None and gone.path in merged:
+            gone = None  # already renamed to another spelling: this one is a plain create
+        if a.kind == "push" and a.remote is None and gone is not None and gone.kind == "delete_remote":
+            assert gone.remote is not None
+            old = dataclasses.replace(gone.remote, path=a.path)  # what the other side holds once renamed
+            out += [Action("rename_remote", a.path, local=old, source=gone.path), dataclasses.replace(a, remote=old)]
+            merged.add(gone.path)
+        elif a.kind == "pull" and a.local is None and gone is not None and gone.kind == "delete_local":
+            assert gone.local is not None
+            old = dataclasses.replace(gone.local, path=a.path)
+            out += [
+                Action("rename_local", a.path, local=gone.local, remote=old, source=gone.path),
+                dataclasses.replace(a, local=old),
+            ]
+            merged.add(gone.path)
+        else:
+            out.append(a)
+    return [a for a in out if not (a.kind in ("delete_local", "delete_remote") and a.path in merged)]
 
 
 def _decide(

@@ -10,6 +10,7 @@ changed files are hashed with ``sha256sum`` over SSH. Block sizes follow the ser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -29,8 +30,9 @@ from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.names import check_rel
+from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.ssh_resume import put_from, resume_point
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Target:
     root: str  # absolute SFTP path of the share's folder
     host_key: str  # the server's public key line ("" → ~/.ssh/known_hosts)
     name: str  # the other side's name, for conflict copies and messages
+    os: str = "linux"  # the other side's OS ("linux", "darwin", "windows"): names are stored as it can hold them
 
 
 IndexSource = Callable[[], AsyncIterator[list[Entry]]]
@@ -103,6 +106,7 @@ class Remote:
         self.bytes_sent = 0
         self.bytes_received = 0
         self._made_dirs: set[str] = set()
+        self._spelled: dict[str, str] = {}  # wire path → how the other side spells it, where not the usual way
 
     @property
     def block_level(self) -> bool:
@@ -149,18 +153,51 @@ class Remote:
             conn.close()
             await conn.wait_closed()
 
+    @property
+    def case_insensitive(self) -> bool:
+        return case_insensitive(self.target.os)
+
+    def stored(self, rel: str) -> str:
+        """A wire path as the other side stores it (Windows-unsafe names encoded, NFD for macOS), or as the last
+        listing found it spelled there (NFD names on a Linux server, for one)."""
+        rel = check_rel(rel)
+        if self._spelled:
+            parts = rel.split("/")
+            for i in range(len(parts), 0, -1):
+                known = self._spelled.get("/".join(parts[:i]))
+                if known is not None:
+                    rest = "/".join(parts[i:])
+                    return f"{known}/{encode_path(rest, self.target.os)}" if rest else known
+        return encode_path(rel, self.target.os)
+
+    def wire(self, stored: str) -> str:
+        """A path as the other side stores it back to the wire form, remembering any other spelling."""
+        rel = check_rel(decode_path(stored, self.target.os))
+        try:
+            usual = encode_path(rel, self.target.os)
+        except SyncError:
+            usual = ""
+        if usual != stored:
+            r_parts, s_parts = rel.split("/"), stored.split("/")
+            for i in range(1, len(r_parts) + 1):
+                if r_parts[:i] != s_parts[:i]:
+                    self._spelled["/".join(r_parts[:i])] = "/".join(s_parts[:i])
+        return rel
+
     def abs(self, rel: str) -> str:
-        return posixpath.join(self.target.root, check_rel(rel))
+        return posixpath.join(self.target.root, self.stored(rel))
 
     # ------------------------------------------------------------------ listing
 
     async def listing(self) -> dict[str, Entry]:
         """Every file on the other side with its hash."""
+        self._spelled.clear()
         if self._peer_index is not None:
             found: dict[str, Entry] = {}
             async for batch in self._peer_index():
                 for e in batch:
-                    found[check_rel(e.path)] = e
+                    rel = self.wire(e.path)
+                    found[rel] = e if rel == e.path else dataclasses.replace(e, path=rel)
             return found
         return await self._walk_and_hash()
 
@@ -182,11 +219,12 @@ class Remote:
                 name = str(item.filename)
                 if name in (".", ".."):
                     continue
-                rel = f"{rel_dir}/{name}" if rel_dir else name
+                stored = f"{rel_dir}/{name}" if rel_dir else name
+                rel = self.wire(stored)
                 kind = item.attrs.type
                 if kind == asyncssh.FILEXFER_TYPE_DIRECTORY:
                     if not ignore.ignored(rel, is_dir=True):
-                        await walk(rel)
+                        await walk(stored)
                 elif kind == asyncssh.FILEXFER_TYPE_REGULAR and not ignore.ignored(rel):
                     mtime_ns = (
                         int(item.attrs.mtime or 0) * 1_000_000_000 + int(item.attrs.mtime_ns or 0) % 1_000_000_000
@@ -249,14 +287,14 @@ class Remote:
     async def hash_of(self, rel: str) -> bytes:
         """The whole-file hash of a remote file (a pushed temp file, before it is made visible)."""
         if self._peer_hash is not None:
-            return (await self._peer_hash(rel))[0]
+            return (await self._peer_hash(self.stored(rel)))[0]
         return (await self._remote_hashes([rel]))[rel]
 
     async def blocks_of(self, rel: str) -> bytes | None:
         """Block hashes of a remote file (a temp file left by an interrupted push), or None where unknown."""
         if self._peer_hash is None or not await self.exists(rel):
             return None
-        return (await self._peer_hash(rel))[1]
+        return (await self._peer_hash(self.stored(rel)))[1]
 
     # ------------------------------------------------------------------ content
 
@@ -285,17 +323,38 @@ class Remote:
         return blocks
 
     async def upload(self, local: Path, rel: str) -> None:
-        """``local`` into the remote file ``rel`` (a temp name), whole."""
+        """``local`` into the remote file ``rel`` (a temp name), whole; against a plain SSH server, a temp file left
+        there by an interrupted push is resumed from its last full block once that prefix checks out by hash."""
         sftp = await self.sftp()
         await self.makedirs(posixpath.dirname(rel))
+        size = local.stat().st_size
+        start = (
+            0 if self.block_level or self._conn is None else await resume_point(sftp, self._conn, self.abs(rel), local)
+        )
+        if start:
+            logger.info("resuming the push of %s to %s at %d of %d bytes", rel, self.name, start, size)
+            self.bytes_sent += await put_from(sftp, self.abs(rel), local, start)
+            return
         await sftp.put(local, self.abs(rel), block_size=-1, max_requests=PARALLEL_REQUESTS)
-        self.bytes_sent += local.stat().st_size
+        self.bytes_sent += size
 
     async def put_files(self, files: SmallFiles) -> dict[str, str]:
         """Many small files in one call to a NOIZYLAB peer (it checks each hash, then renames into place)."""
         assert self.peer_put is not None
-        failed = await self.peer_put(files)
-        self.bytes_sent += sum(len(f[1]) for f in files)
+        failed: dict[str, str] = {}
+        wire: dict[str, str] = {}
+        sending: SmallFiles = []
+        for path, data, digest, mtime_ns in files:
+            try:
+                wire[self.stored(path)] = path
+            except SyncError as exc:  # a name the other side cannot hold: that file fails, the rest go
+                failed[path] = exc.message
+                continue
+            sending.append((self.stored(path), data, digest, mtime_ns))
+        if sending:
+            for stored, why in (await self.peer_put(sending)).items():
+                failed[wire.get(stored, stored)] = why
+        self.bytes_sent += sum(len(f[1]) for f in sending)
         return failed
 
     async def write_small(self, rel: str, data: bytes) -> None:

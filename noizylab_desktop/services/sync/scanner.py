@@ -9,6 +9,7 @@ import logging
 import os
 import stat
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def scan(root: Path, index: ShareIndex) -> ScanResult:
             result.errors[prefix or "."] = exc.strerror or str(exc)
             continue
         for item in items:
-            rel = prefix + item.name
+            # Keys are NFC (the wire form): a name stored NFD (as macOS does) is the same file as its NFC twin.
+            rel = prefix + (item.name if item.name.isascii() else unicodedata.normalize("NFC", item.name))
             try:
                 st = item.stat(follow_symlinks=False)
             except OSError:

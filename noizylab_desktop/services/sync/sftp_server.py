@@ -52,7 +52,7 @@ class _Auth(asyncssh.SSHServer):
         return True
 
 
-class _ShareSftp(asyncssh.SFTPServer):
+class ShareSftp(asyncssh.SFTPServer):
     def __init__(self, chan: asyncssh.SSHServerChannel[bytes], roots: RootLookup) -> None:
         owner = chan.get_connection().get_owner()
         fp = owner.peer_fp if isinstance(owner, _Auth) else None
@@ -89,6 +89,8 @@ class _ShareSftp(asyncssh.SFTPServer):
 class SftpServer:
     """Listens while the node runs."""
 
+    sftp_class: type[ShareSftp] = ShareSftp  # tests put a case-insensitive filesystem (as on Windows) behind it
+
     def __init__(self, host_key_pem: bytes, keys: KeyLookup, roots: RootLookup) -> None:
         self._host_key = asyncssh.import_private_key(host_key_pem)
         self._keys = keys
@@ -103,7 +105,7 @@ class SftpServer:
                 port,
                 server_factory=lambda: _Auth(self._keys),
                 server_host_keys=[self._host_key],
-                sftp_factory=lambda chan: _ShareSftp(chan, self._roots),
+                sftp_factory=lambda chan: self.sftp_class(chan, self._roots),
                 allow_scp=False,
                 agent_forwarding=False,
                 allow_pty=False,

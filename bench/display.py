@@ -41,10 +41,12 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from noizylab_desktop.services.display.client import ViewerSession  # noqa: E402
 from noizylab_desktop.services.display.decoder import Decoder  # noqa: E402
+from noizylab_desktop.services.transport import secure_channel  # noqa: E402
 from tests.conftest import NodeProcess, wait_for  # noqa: E402
 from tests.integration.display_screen import read_counter  # noqa: E402
-from tests.integration.display_support import SCREEN_APP, viewer  # noqa: E402
+from tests.integration.display_support import SCREEN_APP  # noqa: E402
 from tests.xvfb import Xvfb  # noqa: E402
 
 WIDTH, HEIGHT = 1920, 1080
@@ -185,7 +187,9 @@ def cpu_seconds(pid: int) -> float:
 async def measure_ours(alpha: NodeProcess, beta: NodeProcess, helper: Helper | None, phase: str, seconds: float,
                        settle: float, trace: bool = False) -> Phase:  # fmt: skip
     tally = Tally(helper, phase == "changing")
-    async with viewer(alpha, beta) as session:
+    # The session's own channel, closed at the end: a channel left open complains once its loop has closed.
+    channel = secure_channel(beta.identity(), alpha.identity().cert_pem, alpha.grpc_address)
+    async with ViewerSession(channel, alpha.name) as session:
         frames = session.frames().__aiter__()
         settle_until = time.monotonic() + settle
         while time.monotonic() < settle_until:
@@ -201,6 +205,7 @@ async def measure_ours(alpha: NodeProcess, beta: NodeProcess, helper: Helper | N
             session.last_seq = frame.seq or session.last_seq
         wall = time.monotonic() - t0
         cores = (cpu_seconds(alpha.pid) - cpu0) / wall
+    await channel.close()
     if trace and phase == "changing":
         for q in (0.5, 0.95):
             split = tally.trace(q)

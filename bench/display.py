@@ -12,6 +12,11 @@ its packets framed by NUT on a pipe (a raw H.264 pipe would hold each frame unti
 Phases: ``changing`` (the counter and a moving band, 60 updates a second: draw-to-decoded p50/p95, decoded fps,
 CPU cores of the host process, bitrate), ``idle`` (a still pattern: bitrate), ``typing`` (10 characters a second:
 bitrate). Targets (issue #5): p50 ≤ 30 ms, p95 ≤ 50 ms, 60 fps at ≤ 1.5 cores, idle ≤ 100 kbps, typing ≤ 1.5 Mbps.
+
+``--trace`` also splits our drawn-to-decoded time by stage (p50 and p95 over the pictures whose counter was read): the
+wait from drawing to the grab, the host's stamps carried in each frame (grab, memcmp, mailbox, colour conversion,
+encode, the hop from the encode thread to the gRPC writer), the network and decode here, and reading the counter.
+All of it is one machine's clock, so the stages add up to the latency measured from the screen.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from noizylab_desktop.services.display.client import ViewerSession  # noqa: E402
 from noizylab_desktop.services.display.decoder import Decoder  # noqa: E402
+from noizylab_desktop.services.transport import secure_channel  # noqa: E402
 from tests.conftest import NodeProcess, wait_for  # noqa: E402
 from tests.integration.display_screen import read_counter  # noqa: E402
-from tests.integration.display_support import SCREEN_APP, viewer  # noqa: E402
+from tests.integration.display_support import SCREEN_APP  # noqa: E402
 from tests.xvfb import Xvfb  # noqa: E402
 
 WIDTH, HEIGHT = 1920, 1080
@@ -106,15 +113,35 @@ class Tally:
         self.frames = 0
         self.bytes = 0
         self.seen: list[tuple[int, float]] = []
+        self.traces: dict[int, dict[str, float]] = {}
 
-    def add(self, data: Any) -> None:
-        """Count and decode one frame: bytes (ours) or a demuxed packet (the anchor's)."""
+    def add(self, data: Any, frame: Any = None, received: float = 0.0) -> None:
+        """Count and decode one frame: bytes (ours, ``frame`` its message) or a demuxed packet (the anchor's)."""
         self.bytes += len(data) if isinstance(data, bytes) else data.size
         for image in self.decoder.decode(data):
+            decoded = time.time()
             self.frames += 1
             if self.read_counters:
                 gray = image.to_ndarray(format="gray")
-                self.seen.append((read_counter(gray, image.width, image.height), time.time()))
+                n, at = read_counter(gray, image.width, image.height), time.time()
+                self.seen.append((n, at))
+                if frame is not None and n not in self.traces:
+                    self.traces[n] = stages(frame, received, decoded, at)
+
+    def trace(self, q: float) -> dict[str, float]:
+        """Milliseconds per stage (the ``q`` quantile) over the pictures whose counter was read first in them."""
+        assert self.helper is not None
+        drawn = self.helper.drawn
+        firsts: dict[int, float] = {}
+        for n, at in self.seen:
+            firsts.setdefault(n, at)
+        rows = [
+            {"draw to grab": (self.traces[n]["grabbed at"] - drawn[n]) * 1000, **self.traces[n]}
+            for n, at in firsts.items()
+            if n in drawn and n in self.traces and at >= drawn[n]
+        ]
+        keys = [key for key in rows[0] if key != "grabbed at"] if rows else []
+        return {key: percentile([row[key] for row in rows], q) for key in keys}
 
     def result(self, pipeline: str, phase: str, seconds: float, cores: float) -> Phase:
         out = Phase(
@@ -136,15 +163,33 @@ class Tally:
         return out
 
 
+def stages(frame: Any, received: float, decoded: float, read: float) -> dict[str, float]:
+    """One frame's stages in ms from its host stamps and the times here (one clock: both nodes run on this machine)."""
+    return {
+        "grabbed at": frame.captured_at,
+        "grab": frame.capture_ms,
+        "memcmp": frame.compare_ms,
+        "mailbox": frame.queued_ms,
+        "convert": frame.convert_ms,
+        "encode": frame.encode_ms - frame.convert_ms,
+        "to writer": (frame.sent_at - frame.handed_at) * 1000,
+        "network": (received - frame.sent_at) * 1000,
+        "decode": (decoded - received) * 1000,
+        "read counter": (read - decoded) * 1000,
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system + times.children_user + times.children_system
 
 
 async def measure_ours(alpha: NodeProcess, beta: NodeProcess, helper: Helper | None, phase: str, seconds: float,
-                       settle: float) -> Phase:  # fmt: skip
+                       settle: float, trace: bool = False) -> Phase:  # fmt: skip
     tally = Tally(helper, phase == "changing")
-    async with viewer(alpha, beta) as session:
+    # The session's own channel, closed at the end: a channel left open complains once its loop has closed.
+    channel = secure_channel(beta.identity(), alpha.identity().cert_pem, alpha.grpc_address)
+    async with ViewerSession(channel, alpha.name) as session:
         frames = session.frames().__aiter__()
         settle_until = time.monotonic() + settle
         while time.monotonic() < settle_until:
@@ -156,10 +201,16 @@ async def measure_ours(alpha: NodeProcess, beta: NodeProcess, helper: Helper | N
         while time.monotonic() - t0 < seconds:
             frame = await anext(frames)
             if frame.data:
-                tally.add(frame.data)
+                tally.add(frame.data, frame, time.time())
             session.last_seq = frame.seq or session.last_seq
         wall = time.monotonic() - t0
         cores = (cpu_seconds(alpha.pid) - cpu0) / wall
+    await channel.close()
+    if trace and phase == "changing":
+        for q in (0.5, 0.95):
+            split = tally.trace(q)
+            line = ", ".join(f"{k} {v:.1f}" for k, v in split.items())
+            print(f"trace     noizylab        p{int(q * 100)} ms: {line} (sum {sum(split.values()):.1f})", flush=True)
     return tally.result("noizylab", phase, wall, cores)
 
 
@@ -216,6 +267,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase and pipeline")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trace", action="store_true", help="split our latency by stage (medians, ms)")
+    parser.add_argument("--phases", default="changing,idle,typing", help="which phases to run, comma-separated")
     args = parser.parse_args()
     if os.environ.get("NOIZYLAB_IN_TEST_KEYRING") != "1":
         print("run it as: scripts/with-keyring.sh .venv/bin/python bench/display.py", file=sys.stderr)
@@ -235,9 +288,11 @@ def main() -> int:
             alpha.cli("allow", "beta", "display")
             for phase, mode, rate, settle in (("changing", "changing", 60, 1.5), ("idle", "pattern", 0, 3.0),
                                               ("typing", "typing", 10, 1.5)):  # fmt: skip
+                if phase not in args.phases.split(","):
+                    continue
                 helper = Helper(screen.display, mode, rate)
                 try:
-                    ours = asyncio.run(measure_ours(alpha, beta, helper, phase, args.seconds, settle))
+                    ours = asyncio.run(measure_ours(alpha, beta, helper, phase, args.seconds, settle, args.trace))
                     anchor = measure_ffmpeg(screen.display, helper, phase, args.seconds, settle)
                 finally:
                     helper.stop()

@@ -395,6 +395,10 @@ class VideoFrame(_message.Message):
     SENT_AT_FIELD_NUMBER: _builtins.int
     BITRATE_KBPS_FIELD_NUMBER: _builtins.int
     FPS_FIELD_NUMBER: _builtins.int
+    COMPARE_MS_FIELD_NUMBER: _builtins.int
+    QUEUED_MS_FIELD_NUMBER: _builtins.int
+    CONVERT_MS_FIELD_NUMBER: _builtins.int
+    HANDED_AT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     captured_at: _builtins.float
     """host clock (seconds since the epoch)"""
@@ -411,6 +415,16 @@ class VideoFrame(_message.Message):
     """the encoder's current target"""
     fps: _builtins.float
     """the capture rate now"""
+    compare_ms: _builtins.float
+    """Where the time went on the host, for the overlay and `bench/display.py --trace`.
+    memcmp with the previous grab
+    """
+    queued_ms: _builtins.float
+    """grab done until the encoder took it"""
+    convert_ms: _builtins.float
+    """BGRA to YUV 4:2:0 (part of encode_ms)"""
+    handed_at: _builtins.float
+    """host clock when the encoder handed it to the gRPC writer"""
     def __init__(
         self,
         *,
@@ -425,10 +439,14 @@ class VideoFrame(_message.Message):
         sent_at: _builtins.float = ...,
         bitrate_kbps: _builtins.int = ...,
         fps: _builtins.float = ...,
+        compare_ms: _builtins.float = ...,
+        queued_ms: _builtins.float = ...,
+        convert_ms: _builtins.float = ...,
+        handed_at: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bitrate_kbps", b"bitrate_kbps", "capture_ms", b"capture_ms", "captured_at", b"captured_at", "data", b"data", "encode_ms", b"encode_ms", "fps", b"fps", "height", b"height", "keyframe", b"keyframe", "sent_at", b"sent_at", "seq", b"seq", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bitrate_kbps", b"bitrate_kbps", "capture_ms", b"capture_ms", "captured_at", b"captured_at", "compare_ms", b"compare_ms", "convert_ms", b"convert_ms", "data", b"data", "encode_ms", b"encode_ms", "fps", b"fps", "handed_at", b"handed_at", "height", b"height", "keyframe", b"keyframe", "queued_ms", b"queued_ms", "sent_at", b"sent_at", "seq", b"seq", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,6 +29,7 @@ class Grab:
     bgra: bytes | bytearray
     captured_at: float
     capture_ms: float
+    compare_ms: float = 0.0  # the host's memcmp with the grab before
 
 
 class ScreenSource(Protocol):

@@ -14,18 +14,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.errors import DisplayError
 from noizylab_desktop.services.display.adapt import Adapter, Limits
 from noizylab_desktop.services.display.capture import Grab, MonitorInfo, MssSource, ScreenSource, is_black, pick
+from noizylab_desktop.services.display.changes import ChangeWatch, watch_for
 from noizylab_desktop.services.display.config import DisplayConfig
 from noizylab_desktop.services.display.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 2
+IDLE_GRAB_S = 0.25
 BLACK_HINT = (
     "the screen captures as all black: allow screen recording for NOIZYLAB (macOS: System Settings → Privacy & "
     "Security → Screen Recording; Wayland: accept the screen-sharing portal), then view again"
@@ -42,6 +44,11 @@ class Stats:
     bytes_sent: int
     fps: float
     kbps: int
+
+
+def reopens(open_kbps: int, target_kbps: int) -> bool:
+    """Whether a new bitrate target is far enough from the open encoder's cap (2× either way) to reopen it."""
+    return max(open_kbps, target_kbps) >= 2 * min(open_kbps, target_kbps)
 
 
 class Mailbox:
@@ -96,6 +103,7 @@ class HostStream:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._ready = threading.Event()
+        self._watch: ChangeWatch | None = None
         self._captured = self._encoded = self._dropped = self._bytes = 0
         self._seq = 0
         self._threads = [
@@ -113,6 +121,9 @@ class HostStream:
         """Stop both threads (returns at once; they end within a frame)."""
         self._stop.set()
         self._window.release(WINDOW)
+        with self._lock:
+            if self._watch is not None:
+                self._watch.wake()
 
     def join(self, timeout: float = 5.0) -> None:
         for thread in self._threads:
@@ -156,12 +167,20 @@ class HostStream:
 
     def _capture_loop(self) -> None:
         source = self._source_factory()
+        watch = None
         try:
-            self._capture_with(source)
+            watch = watch_for(source)
+            with self._lock:
+                self._watch = watch
+            self._capture_with(source, watch)
         finally:
+            if watch is not None:
+                with self._lock:
+                    self._watch = None
+                watch.close()
             source.close()
 
-    def _capture_with(self, source: ScreenSource) -> None:
+    def _capture_with(self, source: ScreenSource, watch: ChangeWatch | None) -> None:
         self.monitors = source.monitors()
         current = -1
         previous: bytes | bytearray = b""
@@ -175,6 +194,7 @@ class HostStream:
                 self.monitor = pick(self.monitors, wanted)
                 current, previous, unchanged = wanted, b"", 0
             assert self.monitor is not None
+            grabbed = time.monotonic()
             grab = source.grab(self.monitor)
             self._captured += 1
             if black_until is not None:
@@ -186,15 +206,31 @@ class HostStream:
                     # Nothing is sent while the capture is all black: the viewer gets the reason, not black frames.
                     next_at = self._pace(next_at, fps)
                     continue
-            # Comparing the bytes is a memcmp (about 1 ms for 1080p), cheaper than hashing them.
+            # Comparing the bytes is a memcmp (about 0.3 ms for 1080p), cheaper than hashing them.
+            compared = time.perf_counter()
             if grab.bgra == previous:
                 unchanged += 1
             else:
                 unchanged = 0
             previous = grab.bgra
+            grab = replace(grab, compare_ms=(time.perf_counter() - compared) * 1000)
             if unchanged <= self.config.settle_frames and self._mailbox.put(grab):
                 self._dropped += 1
-            next_at = self._pace(next_at, fps)
+            if watch is None:
+                next_at = self._pace(next_at, fps)
+            else:
+                self._await_change(watch, grabbed, fps, unchanged > self.config.settle_frames)
+
+    def _await_change(self, watch: ChangeWatch, grabbed: float, fps: float, settled: bool) -> None:
+        """Wait until the screen changes (or a still picture's next settle frame is due), keeping the rate cap."""
+        # The cap is 0.9 of a frame apart: content drawn at the capture rate (or a little faster, like a 16 ms timer
+        # against 60 fps) is then grabbed as each change comes, instead of drifting against a hard 16.7 ms spacing
+        # and waiting up to a frame after all.
+        self._stop.wait(max(0.0, grabbed + 0.9 / fps - time.monotonic()))
+        # A settled picture is grabbed again every IDLE_GRAB_S anyway: a monitor switch and a change the watch did
+        # not report (it should not happen) still get through; ``stop`` wakes the watch.
+        until = grabbed + (IDLE_GRAB_S if settled else 1.0 / fps)
+        watch.wait(max(0.0, until - time.monotonic()))
 
     def _pace(self, next_at: float, fps: float) -> float:
         """Wait for the next capture time; returns the one after."""
@@ -213,12 +249,14 @@ class HostStream:
                 grab = self._mailbox.take(0.2)
                 if grab is None:
                     continue
+                taken_at = time.time()
                 rate = self._adapter.rate
-                # libx264 cannot change its rate cap once open: a new rate (at most every half second) reopens it.
-                if encoder is None or (encoder.width, encoder.height, encoder.kbps) != (
-                    grab.width,
-                    grab.height,
-                    rate.kbps,
+                # libx264 cannot change its rate cap once open, and reopening costs about 90 ms at 1080p (and a
+                # keyframe): only a new size or a target at least 2× away from the open cap reopens it.
+                if (
+                    encoder is None
+                    or (encoder.width, encoder.height) != (grab.width, grab.height)
+                    or reopens(encoder.kbps, rate.kbps)
                 ):
                     if encoder is not None:
                         encoder.close()
@@ -248,6 +286,10 @@ class HostStream:
                         height=grab.height,
                         bitrate_kbps=rate.kbps,
                         fps=rate.fps,
+                        compare_ms=grab.compare_ms,
+                        queued_ms=max(0.0, (taken_at - grab.captured_at) * 1000 - grab.capture_ms),
+                        convert_ms=packet.convert_ms,
+                        handed_at=time.time(),
                     )
                     self._emit(dpb.HostMessage(frame=frame))
         finally:

@@ -27,18 +27,30 @@ class ScreenApp:
     def __init__(self, display: str, *args: str) -> None:
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
         self.process = subprocess.Popen(
-            [sys.executable, str(SCREEN_APP), *args], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+            [sys.executable, str(SCREEN_APP), *args], env=env, stdout=subprocess.PIPE, bufsize=0
         )
         self.seen: list[str] = []
+        self._pending = b""
         self.expect("ready", 20)
 
     def line(self, timeout: float) -> str | None:
-        """The next line it prints, or None after ``timeout`` seconds."""
+        """The next line it prints, or None after ``timeout`` seconds.
+
+        Reads the pipe's raw bytes itself: ``select`` on a buffered reader misses lines already in its buffer, so a
+        burst of lines arriving in one read looked lost until the next one came.
+        """
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        if not ready:
-            return None
-        line = self.process.stdout.readline().strip()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self._pending += chunk
+        raw, self._pending = self._pending.split(b"\n", 1)
+        line = raw.decode().strip()
         self.seen.append(line)
         return line
 
@@ -56,9 +68,10 @@ class ScreenApp:
         """Stop it and return the lines it printed that were not read yet."""
         assert self.process.stdout is not None
         self.process.terminate()
-        rest = self.process.stdout.read()
+        rest = self._pending + self.process.stdout.read()
+        self._pending = b""
         self.stop()
-        return rest.splitlines()
+        return rest.decode().splitlines()
 
     def stop(self) -> None:
         self.process.terminate()

@@ -1,4 +1,4 @@
-"""Input injection on the host behind ``InputSink``: X11 through the XTEST extension (python-xlib).
+"""Input injection on the host behind ``InputSink``: X11 through XTEST (python-xlib) here, Windows and macOS beside.
 
 Pointer positions arrive in pixels of the frame the viewer saw and are mapped onto the captured monitor (its offset
 in the desktop and any difference between frame and monitor size). Keys arrive by position (evdev scan code, so
@@ -183,8 +183,18 @@ class XTestSink:
             self._display.close()
 
 
-def open_sink() -> InputSink:
-    """The input sink for this platform, or a one-line error where there is none yet."""
-    if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+def open_sink(platform: str = sys.platform) -> InputSink:
+    """The input sink for this platform, or a one-line error saying why input cannot be injected here."""
+    if platform == "win32":
+        from noizylab_desktop.services.display.inject_windows import SendInputSink
+
+        return SendInputSink()
+    if platform == "darwin":
+        from noizylab_desktop.services.display.inject_macos import QuartzSink
+
+        return QuartzSink()  # raises the Accessibility hint when macOS does not allow it
+    if platform.startswith("linux") and os.environ.get("DISPLAY"):
         return XTestSink()
-    raise DisplayError(f"input injection is not available on {sys.platform} without an X11 display yet")
+    if platform.startswith("linux"):
+        raise DisplayError("input injection needs an X11 display (DISPLAY is not set; Wayland alone is not supported)")
+    raise DisplayError(f"input injection is not available on {platform}")

@@ -148,3 +148,41 @@ def ask_to_close(display: str, window: int) -> None:
         conn.sync()
     finally:
         conn.close()
+
+
+def split_into_monitors(display: str, rects: list[tuple[int, int, int, int]]) -> Any:
+    """Make ``display``'s one screen show as monitors (RandR 1.5 ``SetMonitor``, what ``xrandr --setmonitor`` does).
+
+    The first rectangle takes over the screen's output (replacing its automatic monitor) and is the primary one.
+    python-xlib's own ``set_monitor`` cannot pack its request, so the request is declared flat here. Returns the
+    open connection: close it at the end, not before, since Xvfb resets (monitors and all) when its last client leaves.
+    """
+    from Xlib import display as xdisplay
+    from Xlib.ext import randr
+    from Xlib.protocol import rq
+
+    class SetMonitor(rq.Request):
+        _request = rq.Struct(
+            rq.Card8("opcode"), rq.Opcode(43), rq.RequestLength(), rq.Window("window"),
+            rq.Card32("name"), rq.Bool("primary"), rq.Bool("automatic"), rq.LengthOf("outputs", 2),
+            rq.Int16("x"), rq.Int16("y"), rq.Card16("width_in_pixels"), rq.Card16("height_in_pixels"),
+            rq.Card32("width_in_millimeters"), rq.Card32("height_in_millimeters"), rq.List("outputs", rq.Card32Obj),
+        )  # fmt: skip
+
+    conn = xdisplay.Display(display)
+    try:
+        root = conn.screen().root
+        outputs = root.xrandr_get_monitors().monitors[0].crtcs  # python-xlib names a monitor's outputs "crtcs"
+        opcode = conn.display.get_extension_major(randr.extname)
+        for i, (x, y, width, height) in enumerate(rects):
+            SetMonitor(
+                display=conn.display, opcode=opcode, window=root, name=conn.intern_atom(f"NOIZYLAB-{i + 1}"),
+                primary=i == 0, automatic=False, x=x, y=y, width_in_pixels=width, height_in_pixels=height,
+                width_in_millimeters=width * 254 // 960, height_in_millimeters=height * 254 // 960,
+                outputs=outputs if i == 0 else [],
+            )  # fmt: skip
+        conn.sync()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -127,10 +127,20 @@ class DisplayTray:
             return None
         window = ViewerWindow(session)
         self.viewers.append(window)
-        window.finished.connect(lambda _why, w=window: self.viewers.remove(w) if w in self.viewers else None)
+        window.finished.connect(lambda _why, w=window: self._forget(w))
         window.show()
         asyncio.ensure_future(window.run())
         return window
+
+    def _forget(self, window: ViewerWindow) -> None:
+        """The window's session ended: delete it here, on the GUI thread.
+
+        Dropped to Python's collector instead, a window caught in a reference cycle is destroyed on whichever thread
+        the collector happens to run (a decode, gRPC or ``to_thread`` worker), and Qt widgets die with a segfault there.
+        """
+        if window in self.viewers:
+            self.viewers.remove(window)
+        window.deleteLater()
 
     # ------------------------------------------------------------------ being viewed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -33,10 +34,10 @@ from noizylab_desktop.config import Paths, Settings
 from noizylab_desktop.errors import NoizyLabError
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.display.decoder import DecodeWorker, Picture
+from noizylab_desktop.services.display.keymaps import evdev_from_native
 
 logger = logging.getLogger(__name__)
 
-EVDEV_TO_X11 = 8
 BUTTONS = {
     Qt.MouseButton.LeftButton: 1,
     Qt.MouseButton.MiddleButton: 2,
@@ -155,13 +156,15 @@ class Screen(QWidget):
                 self._window.toggle_fullscreen() if event.key() == Qt.Key.Key_F11 else self._window.toggle_stats()
             return
         text = event.text()
-        scancode = max(0, event.nativeScanCode() - EVDEV_TO_X11)
+        # The wire carries evdev codes; Qt's native codes are the OS's own (X11 keycode, Windows scan code, kVK_).
+        scancode = evdev_from_native(sys.platform, event.nativeScanCode(), event.nativeVirtualKey())
         ctrl_or_alt = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
         if len(text) == 1 and text.isprintable() and not ctrl_or_alt:
             # Text by character, so the host types what this layout shows; shortcuts and other keys by position.
             key = dpb.Key(down=down, keysym=keysym_for_text(text), scancode=scancode)
         else:
-            key = dpb.Key(down=down, scancode=scancode, keysym=event.nativeVirtualKey(), by_position=bool(scancode))
+            keysym = event.nativeVirtualKey() if sys.platform.startswith("linux") else 0  # an X11 keysym only there
+            key = dpb.Key(down=down, scancode=scancode, keysym=keysym, by_position=bool(scancode))
         self._window.send(dpb.InputEvent(key=key))
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802

@@ -27,18 +27,30 @@ class ScreenApp:
     def __init__(self, display: str, *args: str) -> None:
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
         self.process = subprocess.Popen(
-            [sys.executable, str(SCREEN_APP), *args], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+            [sys.executable, str(SCREEN_APP), *args], env=env, stdout=subprocess.PIPE, bufsize=0
         )
         self.seen: list[str] = []
+        self._pending = b""
         self.expect("ready", 20)
 
     def line(self, timeout: float) -> str | None:
-        """The next line it prints, or None after ``timeout`` seconds."""
+        """The next line it prints, or None after ``timeout`` seconds.
+
+        Reads the pipe's raw bytes itself: ``select`` on a buffered reader misses lines already in its buffer, so a
+        burst of lines arriving in one read looked lost until the next one came.
+        """
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        if not ready:
-            return None
-        line = self.process.stdout.readline().strip()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(self.process.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self._pending += chunk
+        raw, self._pending = self._pending.split(b"\n", 1)
+        line = raw.decode().strip()
         self.seen.append(line)
         return line
 
@@ -56,9 +68,10 @@ class ScreenApp:
         """Stop it and return the lines it printed that were not read yet."""
         assert self.process.stdout is not None
         self.process.terminate()
-        rest = self.process.stdout.read()
+        rest = self._pending + self.process.stdout.read()
+        self._pending = b""
         self.stop()
-        return rest.splitlines()
+        return rest.decode().splitlines()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -135,3 +148,41 @@ def ask_to_close(display: str, window: int) -> None:
         conn.sync()
     finally:
         conn.close()
+
+
+def split_into_monitors(display: str, rects: list[tuple[int, int, int, int]]) -> Any:
+    """Make ``display``'s one screen show as monitors (RandR 1.5 ``SetMonitor``, what ``xrandr --setmonitor`` does).
+
+    The first rectangle takes over the screen's output (replacing its automatic monitor) and is the primary one.
+    python-xlib's own ``set_monitor`` cannot pack its request, so the request is declared flat here. Returns the
+    open connection: close it at the end, not before, since Xvfb resets (monitors and all) when its last client leaves.
+    """
+    from Xlib import display as xdisplay
+    from Xlib.ext import randr
+    from Xlib.protocol import rq
+
+    class SetMonitor(rq.Request):
+        _request = rq.Struct(
+            rq.Card8("opcode"), rq.Opcode(43), rq.RequestLength(), rq.Window("window"),
+            rq.Card32("name"), rq.Bool("primary"), rq.Bool("automatic"), rq.LengthOf("outputs", 2),
+            rq.Int16("x"), rq.Int16("y"), rq.Card16("width_in_pixels"), rq.Card16("height_in_pixels"),
+            rq.Card32("width_in_millimeters"), rq.Card32("height_in_millimeters"), rq.List("outputs", rq.Card32Obj),
+        )  # fmt: skip
+
+    conn = xdisplay.Display(display)
+    try:
+        root = conn.screen().root
+        outputs = root.xrandr_get_monitors().monitors[0].crtcs  # python-xlib names a monitor's outputs "crtcs"
+        opcode = conn.display.get_extension_major(randr.extname)
+        for i, (x, y, width, height) in enumerate(rects):
+            SetMonitor(
+                display=conn.display, opcode=opcode, window=root, name=conn.intern_atom(f"NOIZYLAB-{i + 1}"),
+                primary=i == 0, automatic=False, x=x, y=y, width_in_pixels=width, height_in_pixels=height,
+                width_in_millimeters=width * 254 // 960, height_in_millimeters=height * 254 // 960,
+                outputs=outputs if i == 0 else [],
+            )  # fmt: skip
+        conn.sync()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

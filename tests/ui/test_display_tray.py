@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtTest import QTest
@@ -104,5 +105,7 @@ def test_first_view_asks_the_person_and_the_tray_shows_the_screen_is_shared(
 
             window.close()
             await eventually(lambda: not tray.viewers, 10, "the viewer to end its session")
+            # Deleted on the GUI thread, not left to a garbage collection on some worker thread.
+            await eventually(lambda: not shiboken6.isValid(window), 10, "the closed window to be deleted")
 
     run(scenario())

@@ -30,6 +30,7 @@ class Grab:
     captured_at: float
     capture_ms: float
     compare_ms: float = 0.0  # the host's memcmp with the grab before
+    monitor: int = 0  # the index of the monitor it shows
 
 
 class ScreenSource(Protocol):
@@ -73,7 +74,8 @@ class MssSource:
         started = time.perf_counter()
         captured_at = time.time()
         shot = self._mss.grab(region)
-        return Grab(shot.width, shot.height, shot.raw, captured_at, (time.perf_counter() - started) * 1000)
+        capture_ms = (time.perf_counter() - started) * 1000
+        return Grab(shot.width, shot.height, shot.raw, captured_at, capture_ms, monitor.index)
 
     def close(self) -> None:
         self._mss.close()

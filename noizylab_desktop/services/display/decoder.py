@@ -61,6 +61,8 @@ class DecodeWorker:
         self._thread = threading.Thread(target=self._run, name="display-decode", daemon=True)
         self.error: BaseException | None = None
         self.decoded = 0
+        self._handing = threading.Lock()
+        self._closed = False
         self._thread.start()
 
     def submit(self, frame: dpb.VideoFrame) -> None:
@@ -73,13 +75,23 @@ class DecodeWorker:
         return self._queue.qsize()
 
     def close(self) -> None:
+        """Stop decoding (frames still queued are dropped); ``on_picture`` is not called after this returns."""
+        with self._handing:
+            self._closed = True
         self._queue.put(None)
         self._thread.join(5)
+
+    def _hand(self, picture: Picture) -> None:
+        # Never after ``close``: the callback reaches a widget that may be deleted by then (or, should the join time
+        # out, be deleted while this thread still runs).
+        with self._handing:
+            if not self._closed:
+                self._on_picture(picture)
 
     def _run(self) -> None:
         decoder = Decoder()
         try:
-            while (item := self._queue.get()) is not None:
+            while (item := self._queue.get()) is not None and not self._closed:
                 frame, received_at = item
                 started = time.perf_counter()
                 images = decoder.decode(frame.data)
@@ -89,7 +101,7 @@ class DecodeWorker:
                     if self._queue.qsize() == 0 or self.decoded % 10 == 0:
                         rgb = image.to_ndarray(format=self._format)
                         decode_ms = (time.perf_counter() - started) * 1000
-                        self._on_picture(
+                        self._hand(
                             Picture(
                                 frame.seq,
                                 rgb,

@@ -243,6 +243,7 @@ class HostStream:
 
     def _encode_loop(self) -> None:
         encoder: Encoder | None = None
+        informed = 0  # the monitor the viewer was last told about
         candidates = self.config.encoders
         try:
             while not self._stop.is_set():
@@ -265,6 +266,10 @@ class HostStream:
                     # Reopening (new rate, new monitor) starts from the encoder that opened, not the failed ones.
                     candidates = self.config.encoders[self.config.encoders.index(encoder.name) :]
                     self._emit(dpb.HostMessage(info=self._info(grab)))
+                elif grab.monitor != informed:
+                    # Another monitor of the same size keeps the encoder, but the viewer must learn which it sees.
+                    self._emit(dpb.HostMessage(info=self._info(grab)))
+                informed = grab.monitor
                 for packet in encoder.encode(grab.bgra):
                     waited = time.monotonic()
                     while not self._window.acquire(timeout=0.2):
@@ -302,7 +307,7 @@ class HostStream:
             encoder=self.encoder_name,
             width=grab.width,
             height=grab.height,
-            monitor=self.monitor.index,
+            monitor=grab.monitor or self.monitor.index,  # the grab's: the capture thread may have switched again
             monitors=[
                 dpb.Monitor(index=m.index, left=m.left, top=m.top, width=m.width, height=m.height)
                 for m in self.monitors

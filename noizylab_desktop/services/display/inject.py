@@ -1,4 +1,4 @@
-"""Input injection on the host behind ``InputSink``: X11 through the XTEST extension (python-xlib).
+"""Input injection on the host behind ``InputSink``: X11 through XTEST (python-xlib) here, Windows and macOS beside.
 
 Pointer positions arrive in pixels of the frame the viewer saw and are mapped onto the captured monitor (its offset
 in the desktop and any difference between frame and monitor size). Keys arrive by position (evdev scan code, so
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
@@ -65,7 +66,8 @@ class XTestSink:
             raise DisplayError("this X server has no XTEST extension, so input cannot be injected")
         self._held_keys: set[int] = set()
         self._held_buttons: set[int] = set()
-        self._spare: int | None = None
+        self._free: list[int] | None = None  # keycodes with no keysym, not used yet
+        self._spares: OrderedDict[int, int] = OrderedDict()  # keysym → spare keycode, least recently used first
 
     def inject(self, event: dpb.InputEvent, monitor: MonitorInfo, frame_size: tuple[int, int]) -> None:
         X, fake = self._X, self._xtest.fake_input
@@ -124,25 +126,42 @@ class XTestSink:
             fake(self._display, X.KeyRelease, code)
 
     def _find(self, keysym: int) -> tuple[int, int] | None:
-        # Index 0/1: plain/shifted, 4/5: AltGr plain/shifted in the core keyboard mapping.
+        # Index 0/1: plain/shifted, 4/5: AltGr plain/shifted in the core keyboard mapping. Spare keycodes are ours:
+        # python-xlib's cached map of them may be stale, so only ``_spares`` says what they hold.
         for keycode, index in self._display.keysym_to_keycodes(keysym):
             level = {0: 0, 1: 1, 4: 2, 5: 3}.get(index)
+            if keycode in self._spares.values() or (self._free is not None and keycode in self._free):
+                continue
             if level is not None and (level < 2 or self._display.keysym_to_keycode(ISO_LEVEL3_SHIFT)):
                 return keycode, level
         return None
 
     def _remap_spare(self, keysym: int) -> int:
-        if self._spare is None:
+        """A keycode that types ``keysym``: one it already holds, else the least recently used spare one.
+
+        Each character gets its own spare keycode, and one is reused only after every other spare was: a client maps
+        keycodes to keysyms when it reads the event, with the map it fetched on the last MappingNotify, so remapping
+        a keycode while earlier presses of it are still queued in the client types the new character instead (how a
+        burst like ``éß`` came out as ``ßß`` under load).
+        """
+        if keysym in self._spares:
+            self._spares.move_to_end(keysym)
+            return self._spares[keysym]
+        if self._free is None:
             first = self._display.display.info.min_keycode
             count = self._display.display.info.max_keycode - first + 1
             mapping = self._display.get_keyboard_mapping(first, count)
-            empty = [first + i for i, syms in enumerate(mapping) if not any(syms)]
-            if not empty:
-                raise DisplayError("the host's keyboard map has no free keycode to type this character")
-            self._spare = empty[-1]
-        self._display.change_keyboard_mapping(self._spare, [(keysym,) * 4])
+            self._free = [first + i for i, syms in enumerate(mapping) if not any(syms)]
+        if self._free:
+            keycode = self._free.pop()
+        elif self._spares:
+            _, keycode = self._spares.popitem(last=False)
+        else:
+            raise DisplayError("the host's keyboard map has no free keycode to type this character")
+        self._display.change_keyboard_mapping(keycode, [(keysym,) * 4])
         self._display.sync()
-        return self._spare
+        self._spares[keysym] = keycode
+        return keycode
 
     def release_all(self) -> None:
         X, fake = self._X, self._xtest.fake_input
@@ -155,11 +174,27 @@ class XTestSink:
         self._display.sync()
 
     def close(self) -> None:
-        self._display.close()
+        """Give the spare keycodes back empty, so the host's keyboard map is as it was."""
+        try:
+            for keycode in self._spares.values():
+                self._display.change_keyboard_mapping(keycode, [(0,) * 4])
+            self._display.sync()
+        finally:
+            self._display.close()
 
 
-def open_sink() -> InputSink:
-    """The input sink for this platform, or a one-line error where there is none yet."""
-    if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+def open_sink(platform: str = sys.platform) -> InputSink:
+    """The input sink for this platform, or a one-line error saying why input cannot be injected here."""
+    if platform == "win32":
+        from noizylab_desktop.services.display.inject_windows import SendInputSink
+
+        return SendInputSink()
+    if platform == "darwin":
+        from noizylab_desktop.services.display.inject_macos import QuartzSink
+
+        return QuartzSink()  # raises the Accessibility hint when macOS does not allow it
+    if platform.startswith("linux") and os.environ.get("DISPLAY"):
         return XTestSink()
-    raise DisplayError(f"input injection is not available on {sys.platform} without an X11 display yet")
+    if platform.startswith("linux"):
+        raise DisplayError("input injection needs an X11 display (DISPLAY is not set; Wayland alone is not supported)")
+    raise DisplayError(f"input injection is not available on {platform}")

@@ -20,6 +20,7 @@ from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import write_files
 from noizylab_desktop.services.sync.manager import ShareManager, this_os
 from noizylab_desktop.services.sync.names import resolve_inside
+from noizylab_desktop.services.sync.receive import FileHeader, receive
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.sftp_server import SftpServer
@@ -121,7 +122,33 @@ class SyncApi(spb_grpc.SyncServicer):
         except NoizyLabError as exc:
             await abort_with(context, exc)
         files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
-        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files))
+        index = self.m.offer_index(offer.share_id)
+        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files, index))
+
+    async def PutStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[spb.FileChunk], context: grpc.aio.ServicerContext
+    ) -> spb.FileEntry:
+        fp = await require_permission(self.f.node, context, "sync")
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            await abort_with(context, SyncError("an empty file stream"))
+        assert first is not None
+        header = FileHeader(first.path, first.size, first.hash, first.mtime_ns, first.keep_version)
+
+        async def chunks() -> AsyncIterator[tuple[int, bytes]]:
+            if first.data:
+                yield first.offset, first.data
+            async for chunk in request_iterator:
+                yield chunk.offset, chunk.data
+
+        try:
+            offer = self.m.offer_for(fp, first.share_id)
+            got = await receive(offer.root, header, chunks(), self.m.offer_index(offer.share_id))
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        except OSError as exc:
+            await abort_with(context, SyncError(f"cannot write {first.path}: {exc.strerror or exc}"))
+        return spb.FileEntry(path=first.path, size=got.size, hash=got.digest, blocks=got.blocks)
 
     # ------------------------------------------------------------------ own node
 

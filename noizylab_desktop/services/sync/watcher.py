@@ -13,7 +13,19 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -24,6 +36,19 @@ logger = logging.getLogger(__name__)
 
 QUIET_S = 0.05
 CAP_S = 2.0
+# Every change, but not opens and read-only closes: reading a file (our own scans and sends, the user's programs)
+# then wakes no watchdog thread at all, as the kernel is not asked for those events.
+CHANGES = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+]
 INOTIFY_HINT = "raise fs.inotify.max_user_watches (sysctl -w fs.inotify.max_user_watches=524288)"
 
 
@@ -74,7 +99,7 @@ class Watcher:
             self._observer = self._start(PollingObserver(timeout=1.0))
 
     def _start(self, observer: BaseObserver) -> BaseObserver:
-        observer.schedule(_Handler(self), str(self.root), recursive=True)
+        observer.schedule(_Handler(self), str(self.root), recursive=True, event_filter=CHANGES)
         observer.start()
         return observer
 

@@ -133,13 +133,16 @@ async def receive(
 
     task = asyncio.create_task(writer())
     try:
-        async for item in chunks:
-            if task.done():
-                break  # the writer failed: its error is raised below
-            await _put(queue, item, task)
-        if not task.done():
-            await _put(queue, None, task)
-        await task
+        try:
+            async for item in chunks:
+                if task.done():
+                    break  # the writer failed: its error is raised below
+                await _put(queue, item, task)
+        finally:
+            # What arrived is written even when the stream broke, so the next push resumes after it.
+            if not task.done():
+                await _put(queue, None, task)
+            await task
         return await asyncio.to_thread(incoming.finish, index)
     finally:
         task.cancel()

@@ -326,7 +326,9 @@ class Executor:
             sent = await self.remote.upload_delta(local, tmp, tmp, need, have.size)
         elif self.remote.block_level and there is not None and there.blocks and have.blocks:
             need = changed_blocks(there.blocks, have.blocks, have.size)
-            sent = await self.remote.upload_delta(local, base_rel, tmp, need, have.size)
+            # Mostly new content travels faster as one stream than as block writes into a server-side copy.
+            if self.remote.peer_send is None or len(need) * BLOCK_SIZE < have.size // 2:
+                sent = await self.remote.upload_delta(local, base_rel, tmp, need, have.size)
         if not sent and self.remote.peer_send is not None:
             # Between NOIZYLAB nodes whole files go over the gRPC stream: the peer hashes while writing, makes the
             # temp durable and renames it only when the hash matches (measured: see docs/sync.md, Bench).

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from noizylab_desktop.errors import SyncError
+from noizylab_desktop.services.sync.executor import Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.localfs import temp_name, write_files
+from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_files
+from noizylab_desktop.services.sync.planner import plan
 from noizylab_desktop.services.sync.receive import CHUNK, FileHeader, receive
 from noizylab_desktop.services.sync.scanner import scan
 from tests.sync_harness import SyncPair, tree
@@ -133,3 +135,28 @@ def test_a_batch_of_small_files_lands_except_the_bad_ones_each_with_a_one_line_r
     assert not list(root.rglob(".nzsync-*")) and not (tmp_path / "escape.txt").exists()
     assert scan(root, index).hashed == 0, "the landed files are in the scan cache"
     index.close()
+
+
+def test_many_small_pulls_come_in_batches_and_a_file_gone_meanwhile_fails_alone(pair: Pair) -> None:
+    p, loop = pair
+    files = {f"inbox/{i // 50}/{i}.txt": os.urandom(300 + i) for i in range(300)}
+    for rel, data in files.items():
+        (p.remote / rel).parent.mkdir(parents=True, exist_ok=True)
+        (p.remote / rel).write_bytes(data)
+
+    async def one_pass_while_a_file_goes() -> Progress:
+        scanned = await asyncio.to_thread(scan, p.local, p.index)
+        decided = plan(scanned.entries, await p.remote_side.listing(), p.index.ancestor(), "alpha", "beta")
+        (p.remote / "inbox/3/150.txt").unlink()  # deleted on the peer after the plan was made
+        return await Executor(LocalFs(p.local), p.index, p.remote_side, "alpha").run(decided)
+
+    progress = loop.run_until_complete(one_pass_while_a_file_goes())
+    assert progress.failed == {"inbox/3/150.txt": "inbox/3/150.txt is gone"}
+    del files["inbox/3/150.txt"]
+    assert tree(p.local) == files, "every other file landed, each whole"
+    assert p.remote_side._conn is None, "no SFTP round trip per file: the batch came over the peer's call"
+    assert not list(p.local.rglob(".nzsync-*"))
+    received = p.remote_side.bytes_received
+    assert loop.run_until_complete(p.sync())
+    assert tree(p.local) == tree(p.remote) == files
+    assert p.remote_side.bytes_received == received, "the files that landed were recorded as synced"

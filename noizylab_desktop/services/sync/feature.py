@@ -17,7 +17,7 @@ from noizylab_desktop.errors import NoizyLabError, SyncError
 from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
-from noizylab_desktop.services.sync.localfs import write_files
+from noizylab_desktop.services.sync.localfs import read_files, write_files
 from noizylab_desktop.services.sync.manager import ShareManager, this_os
 from noizylab_desktop.services.sync.names import resolve_inside
 from noizylab_desktop.services.sync.receive import FileHeader, receive
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from noizylab_desktop.node import Node
 
 BATCH = 2000
+GET_BYTES = 2 * 1024 * 1024  # per GetFiles reply (gRPC messages are capped at 4 MiB)
 
 
 def share_info(share: Share, engine: ShareEngine | None) -> spb.ShareInfo:
@@ -149,6 +150,22 @@ class SyncApi(spb_grpc.SyncServicer):
         except OSError as exc:
             await abort_with(context, SyncError(f"cannot write {first.path}: {exc.strerror or exc}"))
         return spb.FileEntry(path=first.path, size=got.size, hash=got.digest, blocks=got.blocks)
+
+    async def GetFiles(  # noqa: N802
+        self, request: spb.GetRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.GetReply]:
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        groups = read_files(offer.root, list(request.paths), GET_BYTES)
+        # Each group is read and hashed in a worker thread while the previous one travels.
+        while (group := await asyncio.to_thread(next, groups, None)) is not None:
+            files, failed = group
+            yield spb.GetReply(
+                files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files], failed=failed
+            )
 
     # ------------------------------------------------------------------ own node
 

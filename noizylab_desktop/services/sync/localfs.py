@@ -12,12 +12,15 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.planner import Entry
+
+SmallFileList = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 
 
 def temp_name(rel: str) -> str:
@@ -174,6 +177,45 @@ def write_files(
     if index is not None and landed:
         index.put_local(landed)
     return failed
+
+
+def read_files(root: Path, rels: list[str], max_bytes: int) -> Iterator[tuple[SmallFileList, dict[str, str]]]:
+    """Small files of the share at ``root`` with their SHA-256, in groups of at most ``max_bytes``; a file that
+    cannot be read (gone meanwhile, or a link) is reported with why instead. Blocking: iterate in a thread."""
+    from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.services.sync.names import resolve_inside
+
+    files: SmallFileList = []
+    failed: dict[str, str] = {}
+    size = 0
+    for rel in rels:
+        try:
+            path = resolve_inside(root, rel)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError(f"{rel} is not a file")
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    data = f.read()
+            finally:
+                os.close(fd)
+        except NoizyLabError as exc:
+            failed[rel] = exc.message
+            continue
+        except FileNotFoundError:
+            failed[rel] = f"{rel} is gone"
+            continue
+        except OSError as exc:
+            failed[rel] = exc.strerror or str(exc)
+            continue
+        if files and size + len(data) > max_bytes:
+            yield files, failed
+            files, failed, size = [], {}, 0
+        files.append((rel, data, hashlib.sha256(data).digest(), st.st_mtime_ns))
+        size += len(data)
+    if files or failed:
+        yield files, failed
 
 
 def _refuse_link(rel: str) -> bool:

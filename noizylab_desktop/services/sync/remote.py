@@ -73,6 +73,7 @@ IndexSource = Callable[[], AsyncIterator[list[Entry]]]
 HashSource = Callable[[str], Awaitable[tuple[bytes, bytes]]]  # rel → (digest, block hashes)
 SmallFiles = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 PutSource = Callable[[SmallFiles], Awaitable[dict[str, str]]]  # → path: why it failed
+GetSource = Callable[[list[str]], AsyncIterator[tuple[SmallFiles, dict[str, str]]]]  # files, path → why not
 SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[None]]  # a whole file, streamed
 
 
@@ -92,6 +93,7 @@ class Remote:
         peer_hash: HashSource | None = None,
         peer_put: PutSource | None = None,
         peer_send: SendSource | None = None,
+        peer_get: GetSource | None = None,
     ) -> None:
         self.target = target
         self.name = target.name
@@ -101,6 +103,7 @@ class Remote:
         self._peer_hash = peer_hash
         self.peer_put = peer_put
         self.peer_send = peer_send
+        self.peer_get = peer_get
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._lock = asyncio.Lock()
@@ -301,6 +304,13 @@ class Remote:
         failed = await self.peer_put(files)
         self.bytes_sent += sum(len(f[1]) for f in files)
         return failed
+
+    async def get_files(self, rels: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
+        """Many small files from a NOIZYLAB peer in one call, in groups as they arrive, with those it could not read."""
+        assert self.peer_get is not None
+        async for files, failed in self.peer_get(rels):
+            self.bytes_received += sum(len(f[1]) for f in files)
+            yield files, failed
 
     async def send_file(self, local: Path, rel: str, have: Entry, keep_version: bool) -> None:
         """The whole local file to a NOIZYLAB peer over its gRPC stream; the peer verifies and renames it."""

@@ -12,9 +12,10 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed, hash_file
@@ -70,6 +71,16 @@ class Incoming:
             if self._fd < 0:
                 raise SyncError(f"{self.rel}: the transfer was stopped")
             self.fs.pwrite(self._fd, data, offset)
+        self._unsynced += len(data)
+        if self._unsynced >= WRITEBACK:
+            # Flush as we go: the disk writes while the network delivers, and the last fdatasync stays short.
+            with self._lock:
+                if self._fd >= 0:
+                    os.fdatasync(self._fd)
+            self._unsynced = 0
+
+    def hash(self, offset: int, data: bytes) -> None:
+        """Hash a chunk as it arrives (in its own thread, beside ``write``: hashlib and pwrite both free the GIL)."""
         whole_blocks = len(data) % BLOCK_SIZE == 0 or offset + len(data) == self.header.size
         if self._in_order and offset == self._hashed and whole_blocks:
             self._whole.update(data)
@@ -79,13 +90,6 @@ class Incoming:
             self._hashed += len(data)
         else:
             self._in_order = False
-        self._unsynced += len(data)
-        if self._unsynced >= WRITEBACK:
-            # Flush as we go: the disk writes while the network delivers, and the last fdatasync stays short.
-            with self._lock:
-                if self._fd >= 0:
-                    os.fdatasync(self._fd)
-            self._unsynced = 0
 
     def finish(self, index: ShareIndex | None = None) -> Hashed:
         """Durable, verified, then visible; raises (leaving nothing visible) when the content does not match."""
@@ -124,37 +128,44 @@ async def receive(
     """Receive ``chunks`` (offset, data) into ``root`` as ``header`` describes; the file's hashes once visible.
     With ``index`` (the serving side's scan cache) the file is recorded there, so its next scan need not hash it."""
     incoming = await asyncio.to_thread(Incoming, root, header)
-    # Receiving (the loop) and writing + hashing (a worker thread) overlap: a few chunks wait in between.
-    queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=4)
+    # Receiving (the loop), writing and hashing (two worker threads) overlap: a few chunks wait in between.
+    queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [asyncio.Queue(maxsize=4), asyncio.Queue(maxsize=4)]
 
-    async def writer() -> None:
+    async def consume(queue: asyncio.Queue[tuple[int, bytes] | None], work: Callable[[int, bytes], None]) -> None:
         while (item := await queue.get()) is not None:
-            await asyncio.to_thread(incoming.write, *item)
+            await asyncio.to_thread(work, *item)
 
-    task = asyncio.create_task(writer())
+    tasks = [
+        asyncio.create_task(consume(queues[0], incoming.write)),
+        asyncio.create_task(consume(queues[1], incoming.hash)),
+    ]
+    failed = asyncio.gather(*tasks)  # done early only when one of them failed
     try:
         try:
             async for item in chunks:
-                if task.done():
-                    break  # the writer failed: its error is raised below
-                await _put(queue, item, task)
+                if failed.done():
+                    break  # a worker failed: its error is raised below
+                for queue in queues:
+                    await _put(queue, item, failed)
         finally:
             # What arrived is written even when the stream broke, so the next push resumes after it.
-            if not task.done():
-                await _put(queue, None, task)
-            await task
+            for queue in queues:
+                if not failed.done():
+                    await _put(queue, None, failed)
+            await failed
         return await asyncio.to_thread(incoming.finish, index)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         incoming.abort()
 
 
 async def _put(
-    queue: asyncio.Queue[tuple[int, bytes] | None], item: tuple[int, bytes] | None, task: asyncio.Task[None]
+    queue: asyncio.Queue[tuple[int, bytes] | None], item: tuple[int, bytes] | None, failed: asyncio.Future[list[None]]
 ) -> None:
-    """Queue ``item`` unless the writer ends first (then its error surfaces when awaited)."""
-    put = asyncio.ensure_future(queue.put(item))
-    await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
+    """Queue ``item`` unless the workers end first (then their error surfaces when awaited)."""
+    put: asyncio.Future[object] = asyncio.ensure_future(queue.put(item))
+    await asyncio.wait([put, cast("asyncio.Future[object]", failed)], return_when=asyncio.FIRST_COMPLETED)
     if not put.done():
         put.cancel()

@@ -17,10 +17,11 @@ from noizylab_desktop.services.events import Event
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.localfs import LocalFs, write_files
+from noizylab_desktop.services.sync.localfs import LocalFs, read_files, write_files
 from noizylab_desktop.services.sync.names import resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.remote import Remote, Target
+from noizylab_desktop.services.sync.receive import FileHeader, receive
+from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.sftp_server import SftpServer, ShareSftp
 from noizylab_desktop.services.sync.store import Share
@@ -77,10 +78,20 @@ class SyncPair:
             return hashed.digest, hashed.blocks
 
         async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
-            return await asyncio.to_thread(write_files, self.remote, files)
+            return await asyncio.to_thread(write_files, self.remote, files, self.offer_index)
+
+        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
+            await receive(self.remote, header, chunks, self.offer_index)
+
+        async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
+            groups = read_files(self.remote, paths, 2 * 1024 * 1024)
+            while (group := await asyncio.to_thread(next, groups, None)) is not None:
+                yield group
 
         target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta", self.target_os)
-        self.remote_side = Remote(target, self.client_key, self.index, peer_index, peer_hash, peer_put)
+        self.remote_side = Remote(
+            target, self.client_key, self.index, peer_index, peer_hash, peer_put, peer_send, peer_get
+        )
 
         def pause(share: Share, reason: str) -> Share:
             self.paused = reason

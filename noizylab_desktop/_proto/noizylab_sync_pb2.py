@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from noizylab_desktop._proto import noizylab_grid_pb2 as noizylab__grid__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13noizylab_sync.proto\x12\x10noizylab.grid.v1\x1a\x13noizylab_grid.proto\"0\n\x0cOfferRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0e\n\x06remote\x18\x02 \x01(\t\">\n\nOfferReply\x12\x11\n\tsftp_port\x18\x01 \x01(\r\x12\x11\n\tsftp_root\x18\x02 \x01(\t\x12\n\n\x02os\x18\x03 \x01(\t\"\x1c\n\x08ShareRef\x12\x10\n\x08share_id\x18\x01 \x01(\t\"W\n\tFileEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x10\n\x08mtime_ns\x18\x03 \x01(\x03\x12\x0c\n\x04hash\x18\x04 \x01(\x0c\x12\x0e\n\x06\x62locks\x18\x05 \x01(\x0c\"H\n\nIndexBatch\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.noizylab.grid.v1.FileEntry\x12\x0c\n\x04last\x18\x02 \x01(\x08\"-\n\x0bHashRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"G\n\tSmallFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\"J\n\nPutRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12*\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1b.noizylab.grid.v1.SmallFile\"q\n\x08PutReply\x12\x36\n\x06\x66\x61iled\x18\x01 \x03(\x0b\x32&.noizylab.grid.v1.PutReply.FailedEntry\x1a-\n\x0b\x46\x61iledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x17\n\x06Notice\x12\r\n\x05paths\x18\x01 \x03(\t\"P\n\x0f\x41\x64\x64ShareRequest\x12\r\n\x05local\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0e\n\x06remote\x18\x03 \x01(\t\x12\x10\n\x08host_key\x18\x04 \x01(\t\"\xf8\x01\n\tShareInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05local\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x0e\n\x06remote\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\r\n\x05\x66iles\x18\x07 \x01(\x04\x12\r\n\x05\x62ytes\x18\x08 \x01(\x04\x12\x11\n\tlast_sync\x18\t \x01(\x01\x12\x11\n\tconflicts\x18\n \x01(\x04\x12\x0f\n\x07pending\x18\x0b \x01(\x04\x12\x15\n\rtransfer_done\x18\x0c \x01(\x04\x12\x16\n\x0etransfer_total\x18\r \x01(\x04\x12\x0e\n\x06recent\x18\x0e \x03(\t\"8\n\tShareList\x12+\n\x06shares\x18\x01 \x03(\x0b\x32\x1b.noizylab.grid.v1.ShareInfo\"D\n\x0cPauseRequest\x12\r\n\x05share\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x15\n\rallow_deletes\x18\x03 \x01(\x08\" \n\x0bWaitRequest\x12\x11\n\ttimeout_s\x18\x01 \x01(\x01\"\xad\x01\n\x0c\x43onflictInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08share_id\x18\x02 \x01(\t\x12\r\n\x05local\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12\x0c\n\x04\x63opy\x18\x06 \x01(\t\x12\n\n\x02\x61t\x18\x07 \x01(\x01\x12\x11\n\tfile_from\x18\x08 \x01(\t\x12\x11\n\tcopy_from\x18\t \x01(\t\x12\x14\n\x0chas_ancestor\x18\n \x01(\x08\"A\n\x0c\x43onflictList\x12\x31\n\tconflicts\x18\x01 \x03(\x0b\x32\x1e.noizylab.grid.v1.ConflictInfo\",\n\x0cMergeRequest\x12\x10\n\x08\x63onflict\x18\x01 \x01(\t\x12\n\n\x02\x61i\x18\x02 \x01(\x08\"\xa0\x01\n\rMergeProposal\x12\x30\n\x08\x63onflict\x18\x01 \x01(\x0b\x32\x1e.noizylab.grid.v1.ConflictInfo\x12\x0c\n\x04text\x18\x02 \x01(\x0c\x12\x11\n\tdiff_file\x18\x03 \x01(\t\x12\x11\n\tdiff_copy\x18\x04 \x01(\t\x12\x15\n\rdiff_versions\x18\x05 \x01(\t\x12\x12\n\nadvisor_on\x18\x06 \x01(\x08\"0\n\x0eResolveRequest\x12\x10\n\x08\x63onflict\x18\x01 \x01(\t\x12\x0c\n\x04keep\x18\x02 \x01(\t2\xb7\x07\n\x04Sync\x12\x45\n\x05Offer\x12\x1e.noizylab.grid.v1.OfferRequest\x1a\x1c.noizylab.grid.v1.OfferReply\x12\x43\n\x05Index\x12\x1a.noizylab.grid.v1.ShareRef\x1a\x1c.noizylab.grid.v1.IndexBatch0\x01\x12\x42\n\x04Hash\x12\x1d.noizylab.grid.v1.HashRequest\x1a\x1b.noizylab.grid.v1.FileEntry\x12?\n\x05Watch\x12\x1a.noizylab.grid.v1.ShareRef\x1a\x18.noizylab.grid.v1.Notice0\x01\x12\x44\n\x08PutFiles\x12\x1c.noizylab.grid.v1.PutRequest\x1a\x1a.noizylab.grid.v1.PutReply\x12J\n\x08\x41\x64\x64Share\x12!.noizylab.grid.v1.AddShareRequest\x1a\x1b.noizylab.grid.v1.ShareInfo\x12\x46\n\x0bRemoveShare\x12\x1a.noizylab.grid.v1.ShareRef\x1a\x1b.noizylab.grid.v1.ShareInfo\x12H\n\tSetPaused\x12\x1e.noizylab.grid.v1.PauseRequest\x1a\x1b.noizylab.grid.v1.ShareInfo\x12\x42\n\nListShares\x12\x17.noizylab.grid.v1.Empty\x1a\x1b.noizylab.grid.v1.ShareList\x12\x46\n\x08WaitIdle\x12\x1d.noizylab.grid.v1.WaitRequest\x1a\x1b.noizylab.grid.v1.ShareList\x12H\n\rListConflicts\x12\x17.noizylab.grid.v1.Empty\x1a\x1e.noizylab.grid.v1.ConflictList\x12O\n\x0cProposeMerge\x12\x1e.noizylab.grid.v1.MergeRequest\x1a\x1f.noizylab.grid.v1.MergeProposal\x12S\n\x0fResolveConflict\x12 .noizylab.grid.v1.ResolveRequest\x1a\x1e.noizylab.grid.v1.ConflictInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13noizylab_sync.proto\x12\x10noizylab.grid.v1\x1a\x13noizylab_grid.proto\"0\n\x0cOfferRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0e\n\x06remote\x18\x02 \x01(\t\">\n\nOfferReply\x12\x11\n\tsftp_port\x18\x01 \x01(\r\x12\x11\n\tsftp_root\x18\x02 \x01(\t\x12\n\n\x02os\x18\x03 \x01(\t\"\x1c\n\x08ShareRef\x12\x10\n\x08share_id\x18\x01 \x01(\t\"W\n\tFileEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x10\n\x08mtime_ns\x18\x03 \x01(\x03\x12\x0c\n\x04hash\x18\x04 \x01(\x0c\x12\x0e\n\x06\x62locks\x18\x05 \x01(\x0c\"H\n\nIndexBatch\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.noizylab.grid.v1.FileEntry\x12\x0c\n\x04last\x18\x02 \x01(\x08\"-\n\x0bHashRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"G\n\tSmallFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04hash\x18\x03 \x01(\x0c\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\"J\n\nPutRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12*\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1b.noizylab.grid.v1.SmallFile\"q\n\x08PutReply\x12\x36\n\x06\x66\x61iled\x18\x01 \x03(\x0b\x32&.noizylab.grid.v1.PutReply.FailedEntry\x1a-\n\x0b\x46\x61iledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\nGetRequest\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"\x9d\x01\n\x08GetReply\x12*\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1b.noizylab.grid.v1.SmallFile\x12\x36\n\x06\x66\x61iled\x18\x02 \x03(\x0b\x32&.noizylab.grid.v1.GetReply.FailedEntry\x1a-\n\x0b\x46\x61iledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8d\x01\n\tFileChunk\x12\x10\n\x08share_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0c\n\x04hash\x18\x04 \x01(\x0c\x12\x10\n\x08mtime_ns\x18\x05 \x01(\x03\x12\x14\n\x0ckeep_version\x18\x06 \x01(\x08\x12\x0e\n\x06offset\x18\x07 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\"\x17\n\x06Notice\x12\r\n\x05paths\x18\x01 \x03(\t\"P\n\x0f\x41\x64\x64ShareRequest\x12\r\n\x05local\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0e\n\x06remote\x18\x03 \x01(\t\x12\x10\n\x08host_key\x18\x04 \x01(\t\"\xf8\x01\n\tShareInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05local\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x0e\n\x06remote\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\r\n\x05\x66iles\x18\x07 \x01(\x04\x12\r\n\x05\x62ytes\x18\x08 \x01(\x04\x12\x11\n\tlast_sync\x18\t \x01(\x01\x12\x11\n\tconflicts\x18\n \x01(\x04\x12\x0f\n\x07pending\x18\x0b \x01(\x04\x12\x15\n\rtransfer_done\x18\x0c \x01(\x04\x12\x16\n\x0etransfer_total\x18\r \x01(\x04\x12\x0e\n\x06recent\x18\x0e \x03(\t\"8\n\tShareList\x12+\n\x06shares\x18\x01 \x03(\x0b\x32\x1b.noizylab.grid.v1.ShareInfo\"D\n\x0cPauseRequest\x12\r\n\x05share\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x15\n\rallow_deletes\x18\x03 \x01(\x08\" \n\x0bWaitRequest\x12\x11\n\ttimeout_s\x18\x01 \x01(\x01\"\xad\x01\n\x0c\x43onflictInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08share_id\x18\x02 \x01(\t\x12\r\n\x05local\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12\x0c\n\x04\x63opy\x18\x06 \x01(\t\x12\n\n\x02\x61t\x18\x07 \x01(\x01\x12\x11\n\tfile_from\x18\x08 \x01(\t\x12\x11\n\tcopy_from\x18\t \x01(\t\x12\x14\n\x0chas_ancestor\x18\n \x01(\x08\"A\n\x0c\x43onflictList\x12\x31\n\tconflicts\x18\x01 \x03(\x0b\x32\x1e.noizylab.grid.v1.ConflictInfo\",\n\x0cMergeRequest\x12\x10\n\x08\x63onflict\x18\x01 \x01(\t\x12\n\n\x02\x61i\x18\x02 \x01(\x08\"\xa0\x01\n\rMergeProposal\x12\x30\n\x08\x63onflict\x18\x01 \x01(\x0b\x32\x1e.noizylab.grid.v1.ConflictInfo\x12\x0c\n\x04text\x18\x02 \x01(\x0c\x12\x11\n\tdiff_file\x18\x03 \x01(\t\x12\x11\n\tdiff_copy\x18\x04 \x01(\t\x12\x15\n\rdiff_versions\x18\x05 \x01(\t\x12\x12\n\nadvisor_on\x18\x06 \x01(\x08\"0\n\x0eResolveRequest\x12\x10\n\x08\x63onflict\x18\x01 \x01(\t\x12\x0c\n\x04keep\x18\x02 \x01(\t2\xc8\x08\n\x04Sync\x12\x45\n\x05Offer\x12\x1e.noizylab.grid.v1.OfferRequest\x1a\x1c.noizylab.grid.v1.OfferReply\x12\x43\n\x05Index\x12\x1a.noizylab.grid.v1.ShareRef\x1a\x1c.noizylab.grid.v1.IndexBatch0\x01\x12\x42\n\x04Hash\x12\x1d.noizylab.grid.v1.HashRequest\x1a\x1b.noizylab.grid.v1.FileEntry\x12?\n\x05Watch\x12\x1a.noizylab.grid.v1.ShareRef\x1a\x18.noizylab.grid.v1.Notice0\x01\x12\x44\n\x08PutFiles\x12\x1c.noizylab.grid.v1.PutRequest\x1a\x1a.noizylab.grid.v1.PutReply\x12G\n\tPutStream\x12\x1b.noizylab.grid.v1.FileChunk\x1a\x1b.noizylab.grid.v1.FileEntry(\x01\x12\x46\n\x08GetFiles\x12\x1c.noizylab.grid.v1.GetRequest\x1a\x1a.noizylab.grid.v1.GetReply0\x01\x12J\n\x08\x41\x64\x64Share\x12!.noizylab.grid.v1.AddShareRequest\x1a\x1b.noizylab.grid.v1.ShareInfo\x12\x46\n\x0bRemoveShare\x12\x1a.noizylab.grid.v1.ShareRef\x1a\x1b.noizylab.grid.v1.ShareInfo\x12H\n\tSetPaused\x12\x1e.noizylab.grid.v1.PauseRequest\x1a\x1b.noizylab.grid.v1.ShareInfo\x12\x42\n\nListShares\x12\x17.noizylab.grid.v1.Empty\x1a\x1b.noizylab.grid.v1.ShareList\x12\x46\n\x08WaitIdle\x12\x1d.noizylab.grid.v1.WaitRequest\x1a\x1b.noizylab.grid.v1.ShareList\x12H\n\rListConflicts\x12\x17.noizylab.grid.v1.Empty\x1a\x1e.noizylab.grid.v1.ConflictList\x12O\n\x0cProposeMerge\x12\x1e.noizylab.grid.v1.MergeRequest\x1a\x1f.noizylab.grid.v1.MergeProposal\x12S\n\x0fResolveConflict\x12 .noizylab.grid.v1.ResolveRequest\x1a\x1e.noizylab.grid.v1.ConflictInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PUTREPLY_FAILEDENTRY']._loaded_options = None
   _globals['_PUTREPLY_FAILEDENTRY']._serialized_options = b'8\001'
+  _globals['_GETREPLY_FAILEDENTRY']._loaded_options = None
+  _globals['_GETREPLY_FAILEDENTRY']._serialized_options = b'8\001'
   _globals['_OFFERREQUEST']._serialized_start=62
   _globals['_OFFERREQUEST']._serialized_end=110
   _globals['_OFFERREPLY']._serialized_start=112
@@ -54,28 +56,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTREPLY']._serialized_end=678
   _globals['_PUTREPLY_FAILEDENTRY']._serialized_start=633
   _globals['_PUTREPLY_FAILEDENTRY']._serialized_end=678
-  _globals['_NOTICE']._serialized_start=680
-  _globals['_NOTICE']._serialized_end=703
-  _globals['_ADDSHAREREQUEST']._serialized_start=705
-  _globals['_ADDSHAREREQUEST']._serialized_end=785
-  _globals['_SHAREINFO']._serialized_start=788
-  _globals['_SHAREINFO']._serialized_end=1036
-  _globals['_SHARELIST']._serialized_start=1038
-  _globals['_SHARELIST']._serialized_end=1094
-  _globals['_PAUSEREQUEST']._serialized_start=1096
-  _globals['_PAUSEREQUEST']._serialized_end=1164
-  _globals['_WAITREQUEST']._serialized_start=1166
-  _globals['_WAITREQUEST']._serialized_end=1198
-  _globals['_CONFLICTINFO']._serialized_start=1201
-  _globals['_CONFLICTINFO']._serialized_end=1374
-  _globals['_CONFLICTLIST']._serialized_start=1376
-  _globals['_CONFLICTLIST']._serialized_end=1441
-  _globals['_MERGEREQUEST']._serialized_start=1443
-  _globals['_MERGEREQUEST']._serialized_end=1487
-  _globals['_MERGEPROPOSAL']._serialized_start=1490
-  _globals['_MERGEPROPOSAL']._serialized_end=1650
-  _globals['_RESOLVEREQUEST']._serialized_start=1652
-  _globals['_RESOLVEREQUEST']._serialized_end=1700
-  _globals['_SYNC']._serialized_start=1703
-  _globals['_SYNC']._serialized_end=2654
+  _globals['_GETREQUEST']._serialized_start=680
+  _globals['_GETREQUEST']._serialized_end=725
+  _globals['_GETREPLY']._serialized_start=728
+  _globals['_GETREPLY']._serialized_end=885
+  _globals['_GETREPLY_FAILEDENTRY']._serialized_start=633
+  _globals['_GETREPLY_FAILEDENTRY']._serialized_end=678
+  _globals['_FILECHUNK']._serialized_start=888
+  _globals['_FILECHUNK']._serialized_end=1029
+  _globals['_NOTICE']._serialized_start=1031
+  _globals['_NOTICE']._serialized_end=1054
+  _globals['_ADDSHAREREQUEST']._serialized_start=1056
+  _globals['_ADDSHAREREQUEST']._serialized_end=1136
+  _globals['_SHAREINFO']._serialized_start=1139
+  _globals['_SHAREINFO']._serialized_end=1387
+  _globals['_SHARELIST']._serialized_start=1389
+  _globals['_SHARELIST']._serialized_end=1445
+  _globals['_PAUSEREQUEST']._serialized_start=1447
+  _globals['_PAUSEREQUEST']._serialized_end=1515
+  _globals['_WAITREQUEST']._serialized_start=1517
+  _globals['_WAITREQUEST']._serialized_end=1549
+  _globals['_CONFLICTINFO']._serialized_start=1552
+  _globals['_CONFLICTINFO']._serialized_end=1725
+  _globals['_CONFLICTLIST']._serialized_start=1727
+  _globals['_CONFLICTLIST']._serialized_end=1792
+  _globals['_MERGEREQUEST']._serialized_start=1794
+  _globals['_MERGEREQUEST']._serialized_end=1838
+  _globals['_MERGEPROPOSAL']._serialized_start=1841
+  _globals['_MERGEPROPOSAL']._serialized_end=2001
+  _globals['_RESOLVEREQUEST']._serialized_start=2003
+  _globals['_RESOLVEREQUEST']._serialized_end=2051
+  _globals['_SYNC']._serialized_start=2054
+  _globals['_SYNC']._serialized_end=3150
 # @@protoc_insertion_point(module_scope)

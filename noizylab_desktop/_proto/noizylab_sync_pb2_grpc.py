@@ -60,6 +60,16 @@ class SyncStub:
                 request_serializer=noizylab__sync__pb2.PutRequest.SerializeToString,
                 response_deserializer=noizylab__sync__pb2.PutReply.FromString,
                 _registered_method=True)
+        self.PutStream = channel.stream_unary(
+                '/noizylab.grid.v1.Sync/PutStream',
+                request_serializer=noizylab__sync__pb2.FileChunk.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.FileEntry.FromString,
+                _registered_method=True)
+        self.GetFiles = channel.unary_stream(
+                '/noizylab.grid.v1.Sync/GetFiles',
+                request_serializer=noizylab__sync__pb2.GetRequest.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.GetReply.FromString,
+                _registered_method=True)
         self.AddShare = channel.unary_unary(
                 '/noizylab.grid.v1.Sync/AddShare',
                 request_serializer=noizylab__sync__pb2.AddShareRequest.SerializeToString,
@@ -130,6 +140,18 @@ class SyncServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PutFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutStream(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFiles(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,6 +232,16 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.PutFiles,
                     request_deserializer=noizylab__sync__pb2.PutRequest.FromString,
                     response_serializer=noizylab__sync__pb2.PutReply.SerializeToString,
+            ),
+            'PutStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutStream,
+                    request_deserializer=noizylab__sync__pb2.FileChunk.FromString,
+                    response_serializer=noizylab__sync__pb2.FileEntry.SerializeToString,
+            ),
+            'GetFiles': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetFiles,
+                    request_deserializer=noizylab__sync__pb2.GetRequest.FromString,
+                    response_serializer=noizylab__sync__pb2.GetReply.SerializeToString,
             ),
             'AddShare': grpc.unary_unary_rpc_method_handler(
                     servicer.AddShare,
@@ -387,6 +419,60 @@ class Sync:
             '/noizylab.grid.v1.Sync/PutFiles',
             noizylab__sync__pb2.PutRequest.SerializeToString,
             noizylab__sync__pb2.PutReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/noizylab.grid.v1.Sync/PutStream',
+            noizylab__sync__pb2.FileChunk.SerializeToString,
+            noizylab__sync__pb2.FileEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/noizylab.grid.v1.Sync/GetFiles',
+            noizylab__sync__pb2.GetRequest.SerializeToString,
+            noizylab__sync__pb2.GetReply.FromString,
             options,
             channel_credentials,
             insecure,

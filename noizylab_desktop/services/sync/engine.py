@@ -32,6 +32,7 @@ from noizylab_desktop.services.sync.watcher import Watcher
 logger = logging.getLogger(__name__)
 
 MAX_PASSES = 4
+UNWATCHED_RESCAN_S = 60.0  # without a watcher the rescan is the only way to see local changes: run it more often
 
 
 class ShareEngine:
@@ -46,7 +47,7 @@ class ShareEngine:
         publish: Callable[[Event], None],
         on_pause: Callable[[Share, str], Share],
         notices: Callable[[], AsyncIterator[object]] | None = None,
-        rescan_s: float = 60.0,
+        rescan_s: float = 600.0,
         poll_s: float = 10.0,
         quiet_s: float = 0.2,
         keep_versions_s: float = 30 * 86400.0,
@@ -97,6 +98,7 @@ class ShareEngine:
             try:
                 self._watcher.start()
             except OSError as exc:
+                self.rescan_s = min(self.rescan_s, UNWATCHED_RESCAN_S)
                 logger.warning("cannot watch %s (%s): relying on rescans every %.0f s", self.root, exc, self.rescan_s)
                 self._watcher = None
         self._tasks = [asyncio.create_task(self._loop(), name=f"sync {self.share.id}")]

@@ -21,9 +21,9 @@ import asyncssh
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, DIGEST_SIZE, changed_blocks, hash_file
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
-from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
+from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_files
 from noizylab_desktop.services.sync.planner import Action, Entry, Plan
-from noizylab_desktop.services.sync.remote import PARALLEL_FILES, Remote, RemoteUnreachable
+from noizylab_desktop.services.sync.remote import PARALLEL_FILES, Remote, RemoteUnreachable, SmallFiles
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,12 @@ class Executor:
             for a in plan.actions
             if self.remote.peer_put is not None and a.kind == "push" and a.local and a.local.size <= BATCH_FILE
         ]
-        apart = {id(a) for a in first} | {id(a) for a in batched}  # identity sets: plans can hold 100,000 actions
+        pulled = [
+            a
+            for a in plan.actions
+            if self.remote.peer_get is not None and a.kind == "pull" and a.remote and a.remote.size <= BATCH_FILE
+        ]
+        apart = {id(a) for a in first} | {id(a) for a in batched} | {id(a) for a in pulled}  # plans can be huge
         rest = [a for a in plan.actions if id(a) not in apart]
         for action in first:
             await self._guarded(action)
@@ -93,6 +98,8 @@ class Executor:
                 raise RemoteUnreachable(f"lost the connection to {self.remote.name}")
         if batched:  # after the renames: a case-only rename must not land on a file pushed under its new name
             await self._push_batched(batched)
+        if pulled:  # likewise: a pull must not land where a rename is still to happen
+            await self._pull_batched(pulled)
         gate = asyncio.Semaphore(PARALLEL_FILES)
 
         async def one(action: Action) -> None:
@@ -216,21 +223,82 @@ class Executor:
                 size = 0
             chunks[-1].append(action)
             size += action.local.size
-        for chunk in chunks:
-            files = await asyncio.to_thread(self._read_verified, chunk)
+        # Two calls in flight: the peer writes one batch while this side reads and hashes the next.
+        gate = asyncio.Semaphore(2)
+
+        async def one(chunk: list[Action]) -> None:
+            async with gate:
+                files = await asyncio.to_thread(self._read_verified, chunk)
+                try:
+                    failed = await self.remote.put_files([f for _, f in files])
+                except SyncError as exc:
+                    raise RemoteUnreachable(exc.message) from exc
+                landed = []
+                for action, _ in files:
+                    if action.path in failed:
+                        self.progress.failed[action.path] = failed[action.path]
+                    else:
+                        assert action.local is not None
+                        landed.append(action.local)
+                        self.progress.changed.append(f"push {action.path}")
+                await asyncio.to_thread(self.index.set_ancestors, landed, self.local_name)
+                self.progress.done += sum(_bytes(a) for a in chunk)
+                self.on_progress(self.progress)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for chunk in chunks:
+                    group.create_task(one(chunk))
+        except* RemoteUnreachable as lost:
+            raise lost.exceptions[0] from None
+
+    async def _pull_batched(self, actions: list[Action]) -> None:
+        """Small pulls from a NOIZYLAB peer, many files per call: read and hashed there, checked here before they
+        become visible; a file the peer could not read fails alone, with its reason."""
+        wanted = {a.path: a for a in actions}
+        gate = asyncio.Semaphore(2)
+
+        async def one(chunk: list[Action]) -> None:
+            async with gate:
+                try:
+                    async for files, failed in self.remote.get_files([a.path for a in chunk]):
+                        await asyncio.to_thread(self._land, files, failed, wanted)
+                        self.on_progress(self.progress)
+                except SyncError as exc:
+                    raise RemoteUnreachable(exc.message) from exc
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for start in range(0, len(actions), 1000):
+                    group.create_task(one(actions[start : start + 1000]))
+        except* RemoteUnreachable as lost:
+            raise lost.exceptions[0] from None
+
+    def _land(self, files: SmallFiles, failed: dict[str, str], wanted: dict[str, Action]) -> None:
+        """Pulled small files into place (in a worker thread): each checked against the planned hash, none over
+        a local file that changed since the scan; then recorded as synced in one transaction."""
+        for rel, why in failed.items():
+            self.progress.failed[rel] = why
+        ready: SmallFiles = []
+        for rel, data, digest, _ in files:
+            action = wanted.get(rel)
+            if action is None or action.remote is None:
+                continue
+            self.progress.done += len(data)
+            if digest != action.remote.hash:
+                logger.debug("%s changed on %s meanwhile; the next pass takes it", rel, self.remote.name)
+                continue
             try:
-                failed = await self.remote.put_files([f for _, f in files])
-            except SyncError as exc:
-                raise RemoteUnreachable(exc.message) from exc
-            for action, _ in files:
-                if action.path in failed:
-                    self.progress.failed[action.path] = failed[action.path]
-                else:
-                    assert action.local is not None
-                    self.index.set_ancestor(action.local, self.local_name)
-                    self.progress.changed.append(f"push {action.path}")
-            self.progress.done += sum(_bytes(a) for a in chunk)
-            self.on_progress(self.progress)
+                self._check_local(rel, action.local)
+            except ChangedMeanwhile as exc:
+                logger.debug("%s: %s", rel, exc.message)
+                continue
+            ready.append((rel, data, action.remote.hash, action.remote.mtime_ns))  # verified again as written
+        not_written = write_files(self.fs.root, ready, self.index)
+        self.progress.failed.update(not_written)
+        landed = [wanted[rel].remote for rel, *_ in ready if rel not in not_written]
+        self.index.set_ancestors([e for e in landed if e is not None], self.remote.name)
+        self.progress.changed.extend(f"pull {rel}" for rel, *_ in ready if rel not in not_written)
 
     def _read_verified(self, chunk: list[Action]) -> list[tuple[Action, tuple[str, bytes, bytes, int]]]:
         """The chunk's files as read now, leaving out any that changed or went since the scan (the next pass
@@ -332,7 +400,14 @@ class Executor:
             sent = await self.remote.upload_delta(local, tmp, tmp, need, have.size)
         elif self.remote.block_level and there is not None and there.blocks and have.blocks:
             need = changed_blocks(there.blocks, have.blocks, have.size)
-            sent = await self.remote.upload_delta(local, base_rel, tmp, need, have.size)
+            # Mostly new content travels faster as one stream than as block writes into a server-side copy.
+            if self.remote.peer_send is None or len(need) * BLOCK_SIZE < have.size // 2:
+                sent = await self.remote.upload_delta(local, base_rel, tmp, need, have.size)
+        if not sent and self.remote.peer_send is not None:
+            # Between NOIZYLAB nodes whole files go over the gRPC stream: the peer hashes while writing, makes the
+            # temp durable and renames it only when the hash matches (measured: see docs/sync.md, Bench).
+            await self.remote.send_file(local, rel, have, keep_version=there is not None and base is None)
+            return
         if not sent:
             await self.remote.upload(local, tmp)
         digest = await self.remote.hash_of(tmp)

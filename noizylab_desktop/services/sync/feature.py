@@ -18,9 +18,10 @@ from noizylab_desktop.errors import MergeError, NoizyLabError, SyncError
 from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
-from noizylab_desktop.services.sync.localfs import write_files
+from noizylab_desktop.services.sync.localfs import read_files, write_files
 from noizylab_desktop.services.sync.manager import ShareManager
 from noizylab_desktop.services.sync.names import resolve_inside, this_os
+from noizylab_desktop.services.sync.receive import FileHeader, receive
 from noizylab_desktop.services.sync.resolve import Conflict, Resolver
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.settings import SyncSettings
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from noizylab_desktop.node import Node
 
 BATCH = 2000
+GET_BYTES = 2 * 1024 * 1024  # per GetFiles reply (gRPC messages are capped at 4 MiB)
 
 
 def share_info(share: Share, engine: ShareEngine | None) -> spb.ShareInfo:
@@ -139,7 +141,49 @@ class SyncApi(spb_grpc.SyncServicer):
         except NoizyLabError as exc:
             await abort_with(context, exc)
         files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
-        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files))
+        index = self.m.offer_index(offer.share_id)
+        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files, index))
+
+    async def PutStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[spb.FileChunk], context: grpc.aio.ServicerContext
+    ) -> spb.FileEntry:
+        fp = await require_permission(self.f.node, context, "sync")
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            await abort_with(context, SyncError("an empty file stream"))
+        assert first is not None
+        header = FileHeader(first.path, first.size, first.hash, first.mtime_ns, first.keep_version)
+
+        async def chunks() -> AsyncIterator[tuple[int, bytes]]:
+            if first.data:
+                yield first.offset, first.data
+            async for chunk in request_iterator:
+                yield chunk.offset, chunk.data
+
+        try:
+            offer = self.m.offer_for(fp, first.share_id)
+            got = await receive(offer.root, header, chunks(), self.m.offer_index(offer.share_id))
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        except OSError as exc:
+            await abort_with(context, SyncError(f"cannot write {first.path}: {exc.strerror or exc}"))
+        return spb.FileEntry(path=first.path, size=got.size, hash=got.digest, blocks=got.blocks)
+
+    async def GetFiles(  # noqa: N802
+        self, request: spb.GetRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.GetReply]:
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        groups = read_files(offer.root, list(request.paths), GET_BYTES)
+        # Each group is read and hashed in a worker thread while the previous one travels.
+        while (group := await asyncio.to_thread(next, groups, None)) is not None:
+            files, failed = group
+            yield spb.GetReply(
+                files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files], failed=failed
+            )
 
     # ------------------------------------------------------------------ own node
 

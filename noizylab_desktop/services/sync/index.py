@@ -107,6 +107,26 @@ class ShareIndex:
                 (entry.path, entry.size, entry.mtime_ns, entry.hash, entry.blocks, json.dumps(version)),
             )
 
+    def set_ancestors(self, entries: list[Entry], changed_by: str | None) -> None:
+        """``set_ancestor`` for many files in one transaction (a batch of small files: one commit, not thousands)."""
+        with self._lock:
+            versions: dict[str, dict[str, int]] = {}
+            for start in range(0, len(entries), 500):
+                paths = [e.path for e in entries[start : start + 500]]
+                marks = ",".join("?" * len(paths))
+                query = f"SELECT path, version FROM ancestor WHERE path IN ({marks})"
+                for path, version in self._db.execute(query, paths):
+                    versions[path] = dict(json.loads(version)) if version else {}
+        rows = []
+        for e in entries:
+            version = versions.get(e.path, {})
+            if changed_by:
+                version[changed_by] = version.get(changed_by, 0) + 1
+            rows.append((e.path, e.size, e.mtime_ns, e.hash, e.blocks, json.dumps(version)))
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO ancestor VALUES (?, ?, ?, ?, ?, ?)", rows)
+
     def drop_ancestor(self, path: str) -> None:
         with self._lock, self._db:
             self._db.execute("DELETE FROM ancestor WHERE path = ?", (path,))

@@ -12,11 +12,16 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
+from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, on_disk, resolve_inside
+from noizylab_desktop.services.sync.planner import Entry
+
+SmallFileList = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 
 
 def temp_name(rel: str) -> str:
@@ -126,16 +131,20 @@ def prune_versions(root: Path, keep_s: float) -> int:
     return gone
 
 
-def write_files(root: Path, files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+def write_files(
+    root: Path, files: list[tuple[str, bytes, bytes, int]], index: ShareIndex | None = None
+) -> dict[str, str]:
     """Small files (path, data, SHA-256, mtime) into the share at ``root``: each is checked against its hash and
-    written to its temp file; one ``sync`` makes them all durable; then each replaces its final path (the old one
-    kept as a version). Returns path → why for the ones that failed."""
+    written to its temp file; one ``syncfs`` makes them all durable; then each replaces its final path (the old one
+    kept as a version). With ``index`` (the serving side's scan cache) the files are recorded there in one
+    transaction, so the next scan need not hash them again. Returns path → why for the ones that failed."""
     from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.services.sync.blocks import hash_bytes
     from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
     fs = LocalFs(root)
     failed: dict[str, str] = {}
-    ready: list[tuple[str, Path, Path, int]] = []
+    ready: list[tuple[str, str, str, int, bytes, bool]] = []
     safe_dirs: set[str] = set()  # folders already checked (and made): one realpath per folder, not per file
     for rel, data, digest, mtime_ns in files:
         try:
@@ -145,30 +154,101 @@ def write_files(root: Path, files: list[tuple[str, bytes, bytes, int]]) -> dict[
                 folder.mkdir(parents=True, exist_ok=True)
                 resolve_inside(root, head) if head else None  # again, now that it exists: no link out of the share
                 safe_dirs.add(head)
-            final = fs.path(rel)
-            if final.is_symlink():
-                raise OSError(f"{rel} is a link: links are not replaced")
+            final = os.path.join(root, *rel.split("/"))
+            try:
+                existed = not stat.S_ISLNK(os.lstat(final).st_mode) or _refuse_link(rel)
+            except FileNotFoundError:
+                existed = False
             if hashlib.sha256(data).digest() != digest:
                 failed[rel] = "did not verify"
                 continue
-            tmp = fs.path(temp_name(rel))
+            tmp = os.path.join(root, *temp_name(rel).split("/"))
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 fs.pwrite(fd, data, 0)
             finally:
                 os.close(fd)
-            ready.append((rel, tmp, final, mtime_ns))
+            ready.append((rel, tmp, final, mtime_ns, data, existed))
         except NoizyLabError as exc:
             failed[rel] = exc.message
         except OSError as exc:
             failed[rel] = exc.strerror or str(exc)
-    os.sync()  # one flush for the whole batch instead of an fsync per file
-    for rel, tmp, final, mtime_ns in ready:
+    if ready:
+        _sync_fs(root)  # one flush for the whole batch instead of an fsync per file
+    landed = []
+    for rel, tmp, final, mtime_ns, data, existed in ready:
         try:
-            if final.exists():
+            if existed:
                 fs.keep_version(rel)
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
             os.replace(tmp, final)
+            if index is not None:
+                st = os.lstat(final)
+                hashed = hash_bytes(data)
+                landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
         except OSError as exc:
             failed[rel] = exc.strerror or str(exc)
+    if index is not None and landed:
+        index.put_local(landed)
     return failed
+
+
+def read_files(root: Path, rels: list[str], max_bytes: int) -> Iterator[tuple[SmallFileList, dict[str, str]]]:
+    """Small files of the share at ``root`` with their SHA-256, in groups of at most ``max_bytes``; a file that
+    cannot be read (gone meanwhile, or a link) is reported with why instead. Blocking: iterate in a thread."""
+    from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.services.sync.names import resolve_inside
+
+    files: SmallFileList = []
+    failed: dict[str, str] = {}
+    size = 0
+    for rel in rels:
+        try:
+            path = resolve_inside(root, rel)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError(f"{rel} is not a file")
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    data = f.read()
+            finally:
+                os.close(fd)
+        except NoizyLabError as exc:
+            failed[rel] = exc.message
+            continue
+        except FileNotFoundError:
+            failed[rel] = f"{rel} is gone"
+            continue
+        except OSError as exc:
+            failed[rel] = exc.strerror or str(exc)
+            continue
+        if files and size + len(data) > max_bytes:
+            yield files, failed
+            files, failed, size = [], {}, 0
+        files.append((rel, data, hashlib.sha256(data).digest(), st.st_mtime_ns))
+        size += len(data)
+    if files or failed:
+        yield files, failed
+
+
+def _refuse_link(rel: str) -> bool:
+    raise OSError(f"{rel} is a link: links are not replaced")
+
+
+def _sync_fs(root: Path) -> None:
+    """Make every write under ``root`` durable: ``syncfs`` of its filesystem where there is one, else ``sync``."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)

@@ -19,7 +19,8 @@ from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel
 from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.remote import Remote, Target
+from noizylab_desktop.services.sync.receive import FileHeader
+from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
 
@@ -168,7 +169,34 @@ class ShareManager:
                 raise rpc_error(exc, share.peer_name) from exc
             return dict(reply.failed)
 
-        return Remote(target, key, index, peer_index, peer_hash, peer_put)
+        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
+            async def messages() -> AsyncIterator[spb.FileChunk]:
+                yield spb.FileChunk(
+                    share_id=share.id,
+                    path=header.path,
+                    size=header.size,
+                    hash=header.digest,
+                    mtime_ns=header.mtime_ns,
+                    keep_version=header.keep_version,
+                )
+                async for offset, data in chunks:
+                    yield spb.FileChunk(offset=offset, data=data)
+
+            try:
+                await self._stub(share).PutStream(messages(), timeout=3600)
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+
+        async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
+            try:
+                async for reply in self._stub(share).GetFiles(
+                    spb.GetRequest(share_id=share.id, paths=paths), timeout=600
+                ):
+                    yield [(f.path, f.data, f.hash, f.mtime_ns) for f in reply.files], dict(reply.failed)
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+
+        return Remote(target, key, index, peer_index, peer_hash, peer_put, peer_send, peer_get)
 
     async def _notices(self, share: Share) -> AsyncIterator[object]:
         async for notice in self._stub(share).Watch(spb.ShareRef(share_id=share.id)):

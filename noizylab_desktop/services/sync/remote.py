@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 import asyncssh
 
@@ -32,6 +32,7 @@ from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.receive import CHUNK, FileHeader
 from noizylab_desktop.services.sync.ssh_resume import put_from, resume_point
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ IndexSource = Callable[[], AsyncIterator[list[Entry]]]
 HashSource = Callable[[str], Awaitable[tuple[bytes, bytes]]]  # rel → (digest, block hashes)
 SmallFiles = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 PutSource = Callable[[SmallFiles], Awaitable[dict[str, str]]]  # → path: why it failed
+GetSource = Callable[[list[str]], AsyncIterator[tuple[SmallFiles, dict[str, str]]]]  # files, path → why not
+SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[None]]  # a whole file, streamed
 
 
 class RemoteUnreachable(SyncError):
@@ -92,6 +95,8 @@ class Remote:
         peer_index: IndexSource | None = None,
         peer_hash: HashSource | None = None,
         peer_put: PutSource | None = None,
+        peer_send: SendSource | None = None,
+        peer_get: GetSource | None = None,
     ) -> None:
         self.target = target
         self.name = target.name
@@ -100,6 +105,8 @@ class Remote:
         self._peer_index = peer_index
         self._peer_hash = peer_hash
         self.peer_put = peer_put
+        self.peer_send = peer_send
+        self.peer_get = peer_get
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._lock = asyncio.Lock()
@@ -357,6 +364,34 @@ class Remote:
         self.bytes_sent += sum(len(f[1]) for f in sending)
         return failed
 
+    async def get_files(self, rels: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
+        """Many small files from a NOIZYLAB peer in one call, in groups as they arrive, with those it could not read."""
+        assert self.peer_get is not None
+        wire = {self.stored(rel): rel for rel in rels}  # the peer's names (encoded for its OS) → ours
+        async for files, failed in self.peer_get(list(wire)):
+            self.bytes_received += sum(len(f[1]) for f in files)
+            yield (
+                [(wire.get(p, p), data, digest, mtime) for p, data, digest, mtime in files],
+                {wire.get(p, p): why for p, why in failed.items()},
+            )
+
+    async def send_file(self, local: Path, rel: str, have: Entry, keep_version: bool) -> None:
+        """The whole local file to a NOIZYLAB peer over its gRPC stream; the peer verifies and renames it."""
+        assert self.peer_send is not None
+        header = FileHeader(self.stored(rel), have.size, have.hash, have.mtime_ns, keep_version)
+
+        async def chunks() -> AsyncIterator[tuple[int, bytes]]:
+            with open(local, "rb") as f:
+                offset = 0
+                # Several chunks per worker-thread hop: fewer hops, and reading stays ahead of the network.
+                while batch := await asyncio.to_thread(_read_chunks, f, 4):
+                    for data in batch:
+                        yield offset, data
+                        offset += len(data)
+                        self.bytes_sent += len(data)
+
+        await self.peer_send(header, chunks())
+
     async def write_small(self, rel: str, data: bytes) -> None:
         """``data`` into the remote file ``rel`` (a temp name) in one open, write, close."""
         sftp = await self.sftp()
@@ -441,3 +476,14 @@ class Remote:
             return stat.S_ISREG((await sftp.stat(self.abs(rel))).permissions or 0)
         except asyncssh.SFTPNoSuchFile:
             return False
+
+
+def _read_chunks(f: BinaryIO, count: int) -> list[bytes]:
+    """Up to ``count`` chunks of a file opened for reading; empty at its end."""
+    out = []
+    for _ in range(count):
+        data = f.read(CHUNK)
+        if not data:
+            break
+        out.append(data)
+    return out

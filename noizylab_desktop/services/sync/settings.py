@@ -13,7 +13,9 @@ from noizylab_desktop.errors import ConfigError
 @dataclass(frozen=True)
 class SyncSettings:
     folder: Path  # where folders offered to peers' shares live (their --remote is relative to it)
-    rescan_s: float = 60.0  # safety-net full rescan of every share
+    # Safety-net full rescan of every share. Watchers on both sides and the peer's change notices find changes at
+    # once, so a rescan of 10,000 files (~0.3 s of CPU on each node) every 10 minutes keeps an idle node idle.
+    rescan_s: float = 600.0
     poll_s: float = 10.0  # how often a plain SSH target is scanned for remote changes
     quiet_ms: int = 50  # watcher quiet window (at most 300 ms)
     keep_versions_days: float = 30.0

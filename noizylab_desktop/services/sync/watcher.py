@@ -10,10 +10,24 @@ import asyncio
 import errno
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -24,6 +38,19 @@ logger = logging.getLogger(__name__)
 
 QUIET_S = 0.05
 CAP_S = 2.0
+# Every change, but not opens and read-only closes: reading a file (our own scans and sends, the user's programs)
+# then wakes no watchdog thread at all, as the kernel is not asked for those events.
+CHANGES = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+]
 INOTIFY_HINT = "raise fs.inotify.max_user_watches (sysctl -w fs.inotify.max_user_watches=524288)"
 
 
@@ -57,8 +84,12 @@ class Watcher:
         self.cap_s = cap_s
         self.polling = False
         self.warning = ""
-        self._pending: set[str] = set()
+        self._root_prefix = os.path.join(str(root), "")
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()  # guarded by _lock, as are the three below
         self._first = 0.0
+        self._last = 0.0
+        self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._observer: BaseObserver | None = None
 
@@ -74,7 +105,7 @@ class Watcher:
             self._observer = self._start(PollingObserver(timeout=1.0))
 
     def _start(self, observer: BaseObserver) -> BaseObserver:
-        observer.schedule(_Handler(self), str(self.root), recursive=True)
+        observer.schedule(_Handler(self), str(self.root), recursive=True, event_filter=CHANGES)
         observer.start()
         return observer
 
@@ -87,27 +118,43 @@ class Watcher:
             self._timer.cancel()
 
     def saw(self, path: str) -> None:
-        """Called on watchdog's thread."""
-        try:
-            rel = Path(path).relative_to(self.root).as_posix()
-        except ValueError:
+        """Called on watchdog's thread. Paths gather here under a lock and the loop is woken once per batch, not
+        once per event: a peer landing 10,000 files makes ~60,000 events, each of which used to wake the loop."""
+        root = self._root_prefix
+        if not path.startswith(root):
             return
-        if rel == "." or is_internal(rel):
+        rel = path[len(root) :].replace(os.sep, "/")
+        if not rel or is_internal(rel):
             return
-        self.loop.call_soon_threadsafe(self._add, rel)
+        with self._lock:
+            now = time.monotonic()
+            if not self._pending:
+                self._first = now
+            self._pending.add(rel)
+            self._last = now
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._arm)
 
-    def _add(self, rel: str) -> None:
-        now = self.loop.time()
-        if not self._pending:
-            self._first = now
-        self._pending.add(rel)
-        if self._timer is not None:
-            self._timer.cancel()
-        # A quiet window after the last event, but never later than cap_s after the first one.
-        delay = min(self.quiet_s, max(0.0, self._first + self.cap_s - now))
+    def _arm(self) -> None:
+        """On the loop: check again when the quiet window after the last event (or the cap) has passed."""
+        with self._lock:
+            # A quiet window after the last event, but never later than cap_s after the first one.
+            due = min(self._last + self.quiet_s, self._first + self.cap_s)
+            delay = max(0.0, due - time.monotonic())
         self._timer = self.loop.call_later(delay, self._flush)
 
     def _flush(self) -> None:
-        batch, self._pending, self._timer = self._pending, set(), None
-        if batch:
-            self.on_batch(batch)
+        self._timer = None
+        with self._lock:
+            now = time.monotonic()
+            if self._pending and now < min(self._last + self.quiet_s, self._first + self.cap_s) - 0.001:
+                batch: set[str] = set()  # more events came meanwhile: wait for the quiet window after them
+            else:
+                batch, self._pending, self._scheduled = self._pending, set(), False
+        if not batch:
+            if self._scheduled:
+                self._arm()
+            return
+        self.on_batch(batch)

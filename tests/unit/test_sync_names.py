@@ -6,12 +6,14 @@ and the case-insensitive peer is the real SFTP server with a case-insensitive lo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +22,7 @@ from noizylab_desktop.services.sync.blocks import hash_bytes
 from noizylab_desktop.services.sync.events import ShareState
 from noizylab_desktop.services.sync.names import NameError_, decode_path, encode_path, encode_windows
 from noizylab_desktop.services.sync.planner import Entry, case_clashes, plan
+from noizylab_desktop.services.sync.remote import Remote
 from noizylab_desktop.services.sync.sftp_server import ShareSftp
 from tests.sync_harness import SyncPair, tree
 
@@ -262,3 +265,53 @@ def test_nfd_names_on_a_linux_peers_disk_are_found_by_their_nfc_names(make_pair:
     assert run(p.sync())
     assert _names(p.remote) == {nfd, unicodedata.normalize("NFD", "\u00e9t\u00e9") + "/new.txt"}, "no NFC twins"
     assert (p.remote / nfd).read_text() == "edited here"
+
+
+class WindowsOpenSshSftp(CaseInsensitiveSftp):
+    """The embedded SFTP server dressed as Windows' OpenSSH: drive-letter paths, and names NTFS cannot hold refused."""
+
+    def realpath(self, path: bytes) -> bytes:
+        return b"/C:/Users/me" if path in (b"", b".") else os.fsencode(os.fsdecode(super().realpath(path)))
+
+    @staticmethod
+    def _refuse_unsafe(path: bytes) -> None:
+        name = os.fsdecode(path).rsplit("/", 1)[-1]
+        if set('<>:"\\|?*') & set(name) or name.endswith((".", " ")) or name.split(".")[0].upper() == "CON":
+            raise asyncssh.SFTPFailure("The filename, directory name, or volume label syntax is incorrect.")
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        self._refuse_unsafe(path)
+        return super().open(path, pflags, attrs)
+
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        self._refuse_unsafe(newpath)
+        super().posix_rename(oldpath, newpath)
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        self._refuse_unsafe(newpath)
+        self.posix_rename(oldpath, newpath)
+
+
+def test_a_plain_ssh_server_on_windows_is_recognised_and_its_names_are_encoded(make_pair: MakePair) -> None:
+    p, run = make_pair(sftp_class=WindowsOpenSshSftp)
+    # A plain SSH target: no Sync calls, whole files, and the OS learned on connecting (the drive in its paths).
+    p.remote_side = Remote(dataclasses.replace(p.remote_side.target, probe_os=True), p.client_key, p.index)
+    assert p.remote_side.target.os == "linux", "nothing is known before connecting"
+    files = {"a:b.txt": b"colon", "CON.txt": b"device name", "plain.txt": b"plain"}
+    for rel, data in files.items():
+        (p.local / rel).write_bytes(data)
+    assert run(p.sync())
+    assert p.remote_side.target.os == "windows"
+    assert tree(p.remote) == {encode_path(rel, "windows"): data for rel, data in files.items()}
+    (p.remote / encode_path("a:b.txt", "windows")).write_bytes(b"edited on windows")
+    assert run(p.sync())
+    assert tree(p.local) == {**files, "a:b.txt": b"edited on windows"}, "names come back decoded"
+
+
+def test_a_plain_ssh_server_without_drive_letters_or_uname_is_taken_as_linux(make_pair: MakePair) -> None:
+    p, run = make_pair()
+    p.remote_side = Remote(dataclasses.replace(p.remote_side.target, probe_os=True), p.client_key, p.index)
+    (p.local / "a:b.txt").write_bytes(b"colon")
+    assert run(p.sync())
+    assert p.remote_side.target.os == "linux"
+    assert tree(p.remote) == {"a:b.txt": b"colon"}, "a Linux server holds the name as it is"

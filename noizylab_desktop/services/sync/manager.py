@@ -129,6 +129,7 @@ class ShareManager:
                 share.remote,
                 share.host_key,
                 m["host"].strip("[]"),
+                probe_os=True,
             )
             return Remote(target, key, index)
         state = self._peer_state(share)

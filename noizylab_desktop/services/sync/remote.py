@@ -33,6 +33,7 @@ from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import CHUNK, FileHeader
+from noizylab_desktop.services.sync.ssh_os import probe_os
 from noizylab_desktop.services.sync.ssh_resume import put_from, resume_point
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Target:
     host_key: str  # the server's public key line ("" → ~/.ssh/known_hosts)
     name: str  # the other side's name, for conflict copies and messages
     os: str = "linux"  # the other side's OS ("linux", "darwin", "windows"): names are stored as it can hold them
+    probe_os: bool = False  # a plain SSH server: learn ``os`` on connecting (a NOIZYLAB peer says it in ``Offer``)
 
 
 IndexSource = Callable[[], AsyncIterator[list[Entry]]]
@@ -144,6 +146,9 @@ class Remote:
                     **kwargs,
                 )
                 self._sftp = await self._conn.start_sftp_client()
+                if t.probe_os:
+                    found = await probe_os(self._conn, self._sftp, t.root)
+                    self.target = dataclasses.replace(t, os=found, probe_os=False)
             except (OSError, asyncssh.Error) as exc:
                 raise RemoteUnreachable(f"cannot reach {t.name} over SFTP at {t.host}:{t.port}: {exc}") from exc
             return self._sftp

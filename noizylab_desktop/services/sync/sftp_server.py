@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncssh
@@ -81,6 +81,13 @@ class ShareSftp(asyncssh.SFTPServer):
             if text == base or text.startswith(base.rstrip("/") + "/"):
                 return os.fsencode(posixpath.join("/" + share_id, text[len(base) :].lstrip("/")).rstrip("/"))
         raise asyncssh.SFTPPermissionDenied("outside every share")
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        """Entries without ``.`` and ``..``: asyncssh would stat ``folder/..``, which ``map_path`` refuses."""
+        with os.scandir(self.map_path(path)) as entries:
+            for entry in entries:
+                attrs = asyncssh.SFTPAttrs.from_local(entry.stat(follow_symlinks=False))
+                yield asyncssh.SFTPName(os.fsencode(entry.name), attrs=attrs)
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPPermissionDenied("symlinks cannot be made in a share")

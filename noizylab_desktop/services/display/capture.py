@@ -75,7 +75,7 @@ class MssSource:
         captured_at = time.time()
         shot = self._mss.grab(region)
         capture_ms = (time.perf_counter() - started) * 1000
-        return Grab(shot.width, shot.height, shot.raw, captured_at, capture_ms, monitor.index)
+        return Grab(shot.width, shot.height, shot.raw, captured_at, capture_ms, monitor=monitor.index)
 
     def close(self) -> None:
         self._mss.close()

@@ -293,6 +293,9 @@ class Executor:
             except ChangedMeanwhile as exc:
                 logger.debug("%s: %s", rel, exc.message)
                 continue
+            except SyncError as exc:  # e.g. a link here leads out of the share: this file fails, the rest land
+                self.progress.failed[rel] = exc.message
+                continue
             ready.append((rel, data, action.remote.hash, action.remote.mtime_ns))  # verified again as written
         not_written = write_files(self.fs.root, ready, self.index)
         self.progress.failed.update(not_written)

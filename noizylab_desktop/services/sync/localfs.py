@@ -148,13 +148,14 @@ def write_files(
     safe_dirs: set[str] = set()  # folders already checked (and made): one realpath per folder, not per file
     for rel, data, digest, mtime_ns in files:
         try:
-            head = check_rel(rel).rpartition("/")[0]
+            disk = rel if check_rel(rel).isascii() else on_disk(root, rel)  # a folder made on a Mac may be NFD
+            head = disk.rpartition("/")[0]
             if head not in safe_dirs:
                 folder = resolve_inside(root, head) if head else root
                 folder.mkdir(parents=True, exist_ok=True)
                 resolve_inside(root, head) if head else None  # again, now that it exists: no link out of the share
                 safe_dirs.add(head)
-            final = os.path.join(root, *rel.split("/"))
+            final = os.path.join(root, *disk.split("/"))
             try:
                 existed = not stat.S_ISLNK(os.lstat(final).st_mode) or _refuse_link(rel)
             except FileNotFoundError:
@@ -162,7 +163,7 @@ def write_files(
             if hashlib.sha256(data).digest() != digest:
                 failed[rel] = "did not verify"
                 continue
-            tmp = os.path.join(root, *temp_name(rel).split("/"))
+            tmp = os.path.join(os.path.dirname(final), temp_name(rel).rpartition("/")[2])  # named as LocalFs does
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 fs.pwrite(fd, data, 0)

@@ -144,7 +144,7 @@ def main() -> int:
         print(json.dumps(results, indent=2))
         return 0
     m, p, s = results["merge"], results["pass_s"], results["small_files"]
-    print(f"machine: {os.cpu_count()} CPUs (figures taken under load from other work)")
+    print(f"machine: {os.cpu_count()} CPUs (a shared machine: compare within a run)")
     row("figure", "ours", "anchor (same run)", None)
     ms = 1000
     label = f"clean 3-way merge, {m['bytes'] / 1024:.0f} KiB / {m['lines']:,} lines"

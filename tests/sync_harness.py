@@ -115,6 +115,9 @@ class SyncPair:
         self.offer_index.close()
 
 
+Pair = tuple[SyncPair, asyncio.AbstractEventLoop]  # a started pair and the loop that drives it (`pair` fixture)
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Visible files under ``root`` (not the versions folder), by relative path."""
     return {

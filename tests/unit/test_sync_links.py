@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +18,6 @@ from noizylab_desktop.services.sync.blocks import hash_bytes
 from noizylab_desktop.services.sync.localfs import write_files
 from noizylab_desktop.services.sync.planner import Entry
 from tests.sync_harness import SyncPair, tree
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[SyncPair, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    p = SyncPair(tmp_path)
-    loop.run_until_complete(p.start())
-    yield p, loop
-    loop.run_until_complete(p.close())
-    loop.close()
 
 
 def _outside(base: Path) -> Path:

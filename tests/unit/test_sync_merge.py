@@ -4,13 +4,11 @@ concurrent edits of different lines become one merged file and edits of the same
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from noizylab_desktop.services.sync.merge import has_markers, line_ending, looks_like_text, merge_text
-from tests.sync_harness import SyncPair, everything, tree
+from tests.sync_harness import Pair, SyncPair, everything, tree
 
 BASE = b"".join(f"line {i}\n".encode() for i in range(1, 11))
 
@@ -67,19 +65,6 @@ def test_binary_content_is_refused() -> None:
 
 
 # ---------------------------------------------------------------------- the engine
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[SyncPair, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    p = SyncPair(tmp_path)
-    loop.run_until_complete(p.start())
-    yield p, loop
-    loop.run_until_complete(p.close())
-    loop.close()
-
-
-Pair = tuple[SyncPair, asyncio.AbstractEventLoop]
 
 
 def synced(p: SyncPair, loop: asyncio.AbstractEventLoop) -> None:

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.sync_harness import SyncPair, tree
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[SyncPair, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    p = SyncPair(tmp_path)
-    loop.run_until_complete(p.start())
-    yield p, loop
-    loop.run_until_complete(p.close())
-    loop.close()
-
-
-Pair = tuple[SyncPair, asyncio.AbstractEventLoop]
+from tests.sync_harness import Pair, SyncPair, tree
 
 
 def test_both_sides_converge_and_a_second_sync_changes_nothing(pair: Pair) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,19 +19,7 @@ from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_fil
 from noizylab_desktop.services.sync.planner import plan
 from noizylab_desktop.services.sync.receive import CHUNK, FileHeader, receive
 from noizylab_desktop.services.sync.scanner import scan
-from tests.sync_harness import SyncPair, tree
-
-Pair = tuple[SyncPair, asyncio.AbstractEventLoop]
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    loop = asyncio.new_event_loop()
-    p = SyncPair(tmp_path)
-    loop.run_until_complete(p.start())
-    yield p, loop
-    loop.run_until_complete(p.close())
-    loop.close()
+from tests.sync_harness import Pair, tree
 
 
 async def chunks_of(data: bytes, stop_after: int | None = None) -> AsyncIterator[tuple[int, bytes]]:

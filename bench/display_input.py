@@ -28,8 +28,8 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb  # noqa: E402
-from tests.conftest import NodeProcess, wait_for  # noqa: E402
-from tests.integration.display_support import ScreenApp, host_display, viewer  # noqa: E402
+from tests.conftest import NodeProcess  # noqa: E402
+from tests.integration.display_support import ScreenApp, start_pair, viewer  # noqa: E402
 from tests.xvfb import Xvfb  # noqa: E402
 
 TEXT = "the quick brown fox jumps over the lazy dog "
@@ -102,12 +102,7 @@ def main() -> int:
         beta = NodeProcess(Path(root) / "beta", "beta")
         probe: ScreenApp | None = None
         try:
-            for _ in host_display(screen.display):
-                alpha.start()
-                beta.start()
-            beta.join(alpha.invite())
-            wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
-            alpha.cli("allow", "beta", "display", "control")
+            start_pair(alpha, beta, screen.display, "display", "control")
             probe = ScreenApp(screen.display, "input", "200", "150", "300", "200")
             figures = {
                 "ours": asyncio.run(ours(alpha, beta, probe, args.keys)),

@@ -16,7 +16,7 @@ import numpy as np
 
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.transport import secure_channel
-from tests.conftest import NodeProcess
+from tests.conftest import NodeProcess, wait_for
 
 SCREEN_APP = Path(__file__).with_name("display_screen.py")
 
@@ -130,6 +130,17 @@ def host_display(display: str) -> Iterator[None]:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = previous
+
+
+def start_pair(host: NodeProcess, viewer_node: NodeProcess, display: str, *allowed: str) -> None:
+    """Start ``host`` on ``display`` and ``viewer_node`` beside it, pair them, and allow the viewer ``allowed``."""
+    for _ in host_display(display):
+        host.start()
+        viewer_node.start()
+    viewer_node.join(host.invite())
+    wait_for(lambda: (viewer_node.peer(host.name) or {}).get("online"), what=f"{viewer_node.name} to see {host.name}")
+    if allowed:
+        host.cli("allow", viewer_node.name, *allowed)
 
 
 def ask_to_close(display: str, window: int) -> None:

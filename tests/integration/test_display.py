@@ -27,10 +27,10 @@ from tests.integration.display_support import (
     ScreenApp,
     ask_to_close,
     grab_screen,
-    host_display,
     psnr,
     run,
     split_into_monitors,
+    start_pair,
     viewer,
 )
 from tests.xvfb import Xvfb
@@ -53,11 +53,7 @@ def grid(screen: Xvfb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     alpha = NodeProcess(root / "alpha", "alpha", display={"encoders": FORCED_ORDER})
     beta = NodeProcess(root / "beta", "beta")
     try:
-        for _ in host_display(screen.display):
-            alpha.start()
-            beta.start()
-        beta.join(alpha.invite())
-        wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
+        start_pair(alpha, beta, screen.display)
         wait_for(lambda: (alpha.peer("beta") or {}).get("online"), what="alpha to see beta online")
         yield alpha, beta
     finally:
@@ -226,12 +222,7 @@ def test_switching_monitor_changes_the_stream_and_a_click_lands_on_the_second_mo
     delta = NodeProcess(tmp_path / "delta", "delta")
     apps: list[ScreenApp] = []
     try:
-        for _ in host_display(screen.display):
-            gamma.start()
-            delta.start()
-        delta.join(gamma.invite())
-        wait_for(lambda: (delta.peer("gamma") or {}).get("online"), what="delta to see gamma online")
-        gamma.cli("allow", "delta", "display", "control")
+        start_pair(gamma, delta, screen.display, "display", "control")
         apps.append(ScreenApp(screen.display, "pattern"))  # colour bars behind
         # The probe's window (a flat blue) sits on the second monitor only: at 100,100 of it, 300×200.
         probe = ScreenApp(screen.display, "input", "740", "100", "300", "200")
@@ -334,12 +325,7 @@ def test_an_all_black_capture_is_reported_within_two_seconds(tmp_path: Path) -> 
     gamma = NodeProcess(tmp_path / "gamma", "gamma")
     delta = NodeProcess(tmp_path / "delta", "delta")
     try:
-        for _ in host_display(black.display):
-            gamma.start()
-            delta.start()
-        delta.join(gamma.invite())
-        wait_for(lambda: (delta.peer("gamma") or {}).get("online"), what="delta to see gamma online")
-        gamma.cli("allow", "delta", "display")
+        start_pair(gamma, delta, black.display, "display")
 
         async def scenario() -> float:
             channel = secure_channel(delta.identity(), gamma.identity().cert_pem, gamma.grpc_address)

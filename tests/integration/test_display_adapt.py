@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from noizylab_desktop.services.display.decoder import DecodeWorker, Picture
-from tests.conftest import NodeProcess, wait_for
-from tests.integration.display_support import ScreenApp, host_display, run, viewer
+from tests.conftest import NodeProcess
+from tests.integration.display_support import ScreenApp, run, start_pair, viewer
 from tests.xvfb import Xvfb
 
 FPS, KBPS = 30, 3000
@@ -24,12 +24,7 @@ def grid(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess, Xvfb]]:
     alpha = NodeProcess(tmp_path / "alpha", "alpha", display={"fps": FPS, "bitrate_kbps": KBPS})
     beta = NodeProcess(tmp_path / "beta", "beta")
     try:
-        for _ in host_display(screen.display):
-            alpha.start()
-            beta.start()
-        beta.join(alpha.invite())
-        wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
-        alpha.cli("allow", "beta", "display")
+        start_pair(alpha, beta, screen.display, "display")
         yield alpha, beta, screen
     finally:
         alpha.stop()

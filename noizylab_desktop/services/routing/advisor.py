@@ -150,27 +150,7 @@ async def ask(settings: AdvisorSettings, eligible: Sequence[Candidate], needs: N
         litellm = await asyncio.to_thread(_litellm)
     except ImportError as exc:
         return Advice(problem=f"LiteLLM is not installed ({exc})")
-    kwargs: dict[str, Any] = {
-        "model": settings.model,
-        "messages": [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": prompt(eligible, needs, summary)},
-        ],
-        "timeout": settings.timeout_s,
-        "max_retries": 0,
-        "num_retries": 0,
-        "temperature": 0,
-    }
-    if settings.api_base:
-        kwargs["api_base"] = settings.api_base
-    if settings.api_key:
-        kwargs["api_key"] = settings.api_key
-    elif settings.api_base and settings.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
-        # A local OpenAI-compatible server (llama.cpp, vLLM, LM Studio) needs no key, but the client insists on one.
-        kwargs["api_key"] = "no-key"
-    if settings.mock_response is not None:
-        kwargs["mock_response"] = settings.mock_response
-    _quiet_litellm_warnings()
+    kwargs = _request(settings, SYSTEM_PROMPT, prompt(eligible, needs, summary), settings.timeout_s)
     # The clock starts after the import: the budget is for the advisor's answer, not for loading LiteLLM.
     started = time.monotonic()
     try:
@@ -191,6 +171,29 @@ async def ask(settings: AdvisorSettings, eligible: Sequence[Candidate], needs: N
         return Advice(problem="its reply had no message", elapsed_s=elapsed)
     advice = read_answer(str(content), eligible)
     return Advice(advice.node_id, advice.reason, advice.problem, elapsed)
+
+
+def _request(settings: AdvisorSettings, system: str, user: str, timeout_s: float) -> dict[str, Any]:
+    """The ``litellm.acompletion`` arguments for one question to the configured model (no retries, no sampling)."""
+    kwargs: dict[str, Any] = {
+        "model": settings.model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        "timeout": timeout_s,
+        "max_retries": 0,
+        "num_retries": 0,
+        "temperature": 0,
+    }
+    if settings.api_base:
+        kwargs["api_base"] = settings.api_base
+    if settings.api_key:
+        kwargs["api_key"] = settings.api_key
+    elif settings.api_base and settings.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+        # A local OpenAI-compatible server (llama.cpp, vLLM, LM Studio) needs no key, but the client insists on one.
+        kwargs["api_key"] = "no-key"
+    if settings.mock_response is not None:
+        kwargs["mock_response"] = settings.mock_response
+    _quiet_litellm_warnings()
+    return kwargs
 
 
 _PREFIX = re.compile(r"^(?:litellm\.)?\w+(?:Error|Exception)\s*[:-]\s*")
@@ -220,23 +223,7 @@ async def complete(settings: AdvisorSettings, system: str, user: str, timeout_s:
         litellm = await asyncio.to_thread(_litellm)
     except ImportError as exc:
         return Completion(problem=f"LiteLLM is not installed ({exc})")
-    kwargs: dict[str, Any] = {
-        "model": settings.model,
-        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-        "timeout": timeout_s,
-        "max_retries": 0,
-        "num_retries": 0,
-        "temperature": 0,
-    }
-    if settings.api_base:
-        kwargs["api_base"] = settings.api_base
-    if settings.api_key:
-        kwargs["api_key"] = settings.api_key
-    elif settings.api_base and settings.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
-        kwargs["api_key"] = "no-key"  # a local OpenAI-compatible server needs none, but the client insists
-    if settings.mock_response is not None:
-        kwargs["mock_response"] = settings.mock_response
-    _quiet_litellm_warnings()
+    kwargs = _request(settings, system, user, timeout_s)
     try:
         reply = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=timeout_s)
     except TimeoutError:

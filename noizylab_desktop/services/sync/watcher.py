@@ -10,6 +10,7 @@ import asyncio
 import errno
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,11 +29,15 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from noizylab_desktop.services.sync.ignore import is_internal
+
+if sys.platform.startswith("linux"):
+    from noizylab_desktop.services.sync.inotify import InotifyObserver as Observer
+else:
+    from watchdog.observers import Observer
 
 logger = logging.getLogger(__name__)
 

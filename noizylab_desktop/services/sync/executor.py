@@ -223,14 +223,16 @@ class Executor:
                 size = 0
             chunks[-1].append(action)
             size += action.local.size
-        # Two calls in flight: the peer writes one batch while this side reads and hashes the next.
-        gate = asyncio.Semaphore(2)
+        # Two calls in flight, and the next batch read and hashed meanwhile, so the peer never waits for this side;
+        # at most three batches are held in memory.
+        held, sending = asyncio.Semaphore(3), asyncio.Semaphore(2)
 
         async def one(chunk: list[Action]) -> None:
-            async with gate:
+            async with held:
                 files = await asyncio.to_thread(self._read_verified, chunk)
                 try:
-                    failed = await self.remote.put_files([f for _, f in files])
+                    async with sending:
+                        failed = await self.remote.put_files([f for _, f in files])
                 except SyncError as exc:
                     raise RemoteUnreachable(exc.message) from exc
                 landed = []

@@ -91,7 +91,7 @@ def scan(root: Path, index: ShareIndex) -> ScanResult:
                 result.entries[rel] = old.entry
                 continue
             try:
-                hashed = hash_file(Path(item.path))
+                hashed = hash_file(item.path)
             except OSError as exc:
                 result.errors[rel] = exc.strerror or str(exc)
                 continue

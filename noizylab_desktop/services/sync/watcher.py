@@ -19,7 +19,6 @@ from pathlib import Path
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
-    DirModifiedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -44,7 +43,9 @@ logger = logging.getLogger(__name__)
 QUIET_S = 0.05
 CAP_S = 2.0
 # Every change, but not opens and read-only closes: reading a file (our own scans and sends, the user's programs)
-# then wakes no watchdog thread at all, as the kernel is not asked for those events.
+# then wakes no watchdog thread at all, as the kernel is not asked for those events. Nor "folder modified", which
+# watchdog adds beside every event of a file in it: the file's own event says more, and the folder's would make
+# the engine take sync's own writes for a change.
 CHANGES = [
     FileCreatedEvent,
     FileDeletedEvent,
@@ -53,7 +54,6 @@ CHANGES = [
     FileClosedEvent,
     DirCreatedEvent,
     DirDeletedEvent,
-    DirModifiedEvent,
     DirMovedEvent,
 ]
 INOTIFY_HINT = "raise fs.inotify.max_user_watches (sysctl -w fs.inotify.max_user_watches=524288)"

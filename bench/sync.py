@@ -346,14 +346,18 @@ def main() -> int:
         parts = args.parts.split(",")
         small = args.only == "small"
         if small and args.repeat > 1 and {"ours", "rsync"} <= set(parts):
-            # Ours and rsync take turns, so a busy moment of a shared machine falls on both alike.
-            runs = [
-                (
-                    bench_ours(base / f"ours-{i}", n_small, big, samples, True),
-                    bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"],
-                )
-                for i in range(args.repeat)
-            ]
+            # Ours and rsync take turns, each going first every other time, so a busy moment of a shared machine
+            # (or its file system still busy with files deleted just before) falls on both alike.
+            runs = []
+            for i in range(args.repeat):
+                if i % 2:
+                    theirs = bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"]
+                    runs.append((bench_ours(base / f"ours-{i}", n_small, big, samples, True), theirs))
+                else:
+                    ours = bench_ours(base / f"ours-{i}", n_small, big, samples, True)
+                    runs.append(
+                        (ours, bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"])
+                    )
             results["runs"] = [
                 {
                     "ours_s": o["small_files_s"],

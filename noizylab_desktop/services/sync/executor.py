@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_FILE = 256 * 1024  # pushes up to this size go many to a call to NOIZYLAB peers
 BATCH_BYTES = 2 * 1024 * 1024  # per call (gRPC messages are capped at 4 MiB)
+BATCH_FILES, FIRST_BATCH_FILES = 1000, 100  # files per call
 SMALL_FILE = 1024 * 1024  # up to this size a file is pushed from memory in one write
 BATCH_BLOCKS = 64  # 8 MiB in flight per file: deep enough for parallel reads, small enough for many files at once
 
@@ -218,18 +219,21 @@ class Executor:
         size = 0
         for action in actions:
             assert action.local is not None
-            if chunks[-1] and (size + action.local.size > BATCH_BYTES or len(chunks[-1]) >= 1000):
+            # The first batch is small, so the peer starts writing while this side still reads the next ones.
+            count = FIRST_BATCH_FILES if len(chunks) == 1 else BATCH_FILES
+            if chunks[-1] and (size + action.local.size > BATCH_BYTES or len(chunks[-1]) >= count):
                 chunks.append([])
                 size = 0
             chunks[-1].append(action)
             size += action.local.size
         # Two calls in flight, and the next batch read and hashed meanwhile, so the peer never waits for this side;
-        # at most three batches are held in memory.
-        held, sending = asyncio.Semaphore(3), asyncio.Semaphore(2)
+        # at most three batches are held in memory. Reads go one at a time: the first batch is then ready soonest.
+        held, reading, sending = asyncio.Semaphore(3), asyncio.Lock(), asyncio.Semaphore(2)
 
         async def one(chunk: list[Action]) -> None:
             async with held:
-                files = await asyncio.to_thread(self._read_verified, chunk)
+                async with reading:
+                    files = await asyncio.to_thread(self._read_verified, chunk)
                 try:
                     async with sending:
                         failed = await self.remote.put_files([f for _, f in files])

@@ -106,7 +106,14 @@ def cpu_pct(procs: dict[str, psutil.Process], seconds: float) -> dict[str, float
     return {name: (sum(p.cpu_times()[:2]) - before[name]) / seconds * 100 for name, p in procs.items()}
 
 
-def bench_ours(base: Path, n_small: int, big: int, samples: int, only_small: bool = False) -> dict[str, Any]:
+def bench_ours(
+    base: Path,
+    n_small: int,
+    big: int,
+    samples: int,
+    only_small: bool = False,
+    right_after_small: Callable[[], float] | None = None,
+) -> dict[str, Any]:
     alpha = NodeProcess(base / "alpha", "alpha", sync={"folder": str(base / "alpha-sync")})
     beta = NodeProcess(base / "beta", "beta", sync={"folder": str(base / "beta-sync")})
     try:
@@ -136,6 +143,10 @@ def bench_ours(base: Path, n_small: int, big: int, samples: int, only_small: boo
         small_cpu = {name: sum(p.cpu_times()[:2]) - cpu[name] for name, p in procs.items()}
         if only_small:
             return {"small_files_s": small_s, "small_files_cpu_s": small_cpu}
+        anchor_small = None
+        if right_after_small is not None:
+            alpha.cli("sync", "wait", "--timeout", "120", timeout=150)  # our nodes idle while rsync is timed
+            anchor_small = right_after_small()
 
         alpha.cli("share", "pause", str(src))
         write_random(src / "big.bin", big)
@@ -150,6 +161,7 @@ def bench_ours(base: Path, n_small: int, big: int, samples: int, only_small: boo
             "propagation_s": prop,
             "small_files_s": small_s,
             "small_files_cpu_s": small_cpu,
+            "rsync_small_files_right_after_s": anchor_small,
             "big_s": big_s,
             "idle_cpu_pct": idle,
             "no_share_idle_cpu_pct": no_share,
@@ -371,7 +383,14 @@ def main() -> int:
             print(json.dumps(results, indent=2))
             return 0
         if "ours" in parts:
-            results["ours"] = bench_ours(base / "ours", n_small, big, samples, small)
+            # rsync's small files are also timed right after ours: how fast this machine's file system creates
+            # files drifts from one minute to the next (see docs/sync.md), and its other parts come minutes later.
+            adjacent = (
+                (lambda: bench_rsync(base / "rsync-small", n_small, big, delta_base, True)["small_files_s"])
+                if "rsync" in parts and not small
+                else None
+            )
+            results["ours"] = bench_ours(base / "ours", n_small, big, samples, small, adjacent)
             if not small:
                 results["ours"].update(bench_inprocess(base / "ours", n_small, delta_base))
         if "rsync" in parts:
@@ -422,7 +441,18 @@ def report(r: dict[str, Any]) -> None:
         row("small-file propagation p95", f"{p95 * 1000:.0f} ms", "", None, "≤ 300 ms")
         print(f"  syncthing: {st.get('error', 'skipped')}")
     small, rs_small = ours["small_files_s"], rs["small_files_s"]
-    row(f"{n:,} small files (1 KiB)", f"{small:.2f} s", f"rsync {rs_small:.2f} s", small / rs_small, "≤ 2× rsync")
+    rs_adjacent = ours.get("rsync_small_files_right_after_s")
+    if rs_adjacent:
+        row(
+            f"{n:,} small files (1 KiB)",
+            f"{small:.2f} s",
+            f"rsync {rs_adjacent:.2f} s",
+            small / rs_adjacent,
+            "≤ 2× rsync",
+        )
+        row("", "", f"(minutes later) {rs_small:.2f} s", small / rs_small, "")
+    else:
+        row(f"{n:,} small files (1 KiB)", f"{small:.2f} s", f"rsync {rs_small:.2f} s", small / rs_small, "≤ 2× rsync")
     if "small_files_s" in st:
         row("", "", f"syncthing {st['small_files_s']:.2f} s", small / st["small_files_s"], "")
     speed, rs_speed = big / ours["big_s"] / MiB, big / rs["big_s"] / MiB

@@ -169,6 +169,7 @@ def test_the_real_observer_reports_moves_creations_and_deletes_but_no_temp_file(
     finally:
         observer.stop()
         observer.join(timeout=10)
+    assert not observer.is_alive(), "stopping wakes the grouper's reader"
     seen = handler.files()
     assert not [e for e in seen if ".nzsync-" in e[1] + e[2]], "no event of a temp file"
     assert {("FileCreatedEvent", str(share / "sub" / f"f{i}.txt"), "") for i in range(300)} <= set(seen)

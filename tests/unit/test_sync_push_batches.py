@@ -12,7 +12,7 @@ from tests.sync_harness import Pair, tree
 
 def test_many_small_pushes_go_in_batches_two_at_a_time_and_all_land_whole(pair: Pair) -> None:
     p, loop = pair
-    files = {f"many/d{i // 500}/f{i}.txt": os.urandom(64 + i % 100) for i in range(2 * BATCH_FILES + 300)}
+    files = {f"many/d{i // 500}/f{i}.txt": os.urandom(64 + i % 100) for i in range(BATCH_FILES + 150)}
     for rel, data in files.items():
         (p.local / rel).parent.mkdir(parents=True, exist_ok=True)
         (p.local / rel).write_bytes(data)

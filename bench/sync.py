@@ -103,7 +103,7 @@ def cpu_pct(procs: dict[str, psutil.Process], seconds: float) -> dict[str, float
     return {name: (sum(p.cpu_times()[:2]) - before[name]) / seconds * 100 for name, p in procs.items()}
 
 
-def bench_ours(base: Path, n_small: int, big: int, samples: int) -> dict[str, Any]:
+def bench_ours(base: Path, n_small: int, big: int, samples: int, only_big: bool = False) -> dict[str, Any]:
     alpha = NodeProcess(base / "alpha", "alpha", sync={"folder": str(base / "alpha-sync")})
     beta = NodeProcess(base / "beta", "beta", sync={"folder": str(base / "beta-sync")})
     try:
@@ -116,17 +116,20 @@ def bench_ours(base: Path, n_small: int, big: int, samples: int) -> dict[str, An
         src, dst = base / "work", base / "beta-sync" / "work"
         src.mkdir()
         procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
-        no_share = cpu_pct(procs, 10)  # the same two nodes before any share: what sync adds is the difference
+        # The same two nodes before any share: what sync adds is the difference.
+        no_share = {} if only_big else cpu_pct(procs, 10)
         alpha.cli("share", "add", str(src), "--peer", "beta")
         alpha.cli("sync", "wait", "--timeout", "30")
-        prop = propagation(src, dst, samples, 0.4)
+        prop = [] if only_big else propagation(src, dst, samples, 0.4)
 
-        alpha.cli("share", "pause", str(src))
-        make_small(src / "many", n_small)
-        alpha.cli("share", "resume", str(src))
-        start = time.perf_counter()
-        wait_until(lambda: count_files(dst / "many") >= n_small, 600, 0.1)  # counting costs CPU: poll gently
-        small_s = time.perf_counter() - start
+        small_s = 0.0
+        if not only_big:
+            alpha.cli("share", "pause", str(src))
+            make_small(src / "many", n_small)
+            alpha.cli("share", "resume", str(src))
+            start = time.perf_counter()
+            wait_until(lambda: count_files(dst / "many") >= n_small, 600, 0.1)  # counting costs CPU: poll gently
+            small_s = time.perf_counter() - start
 
         alpha.cli("share", "pause", str(src))
         write_random(src / "big.bin", big)
@@ -136,6 +139,8 @@ def bench_ours(base: Path, n_small: int, big: int, samples: int) -> dict[str, An
         big_s = time.perf_counter() - start
         alpha.cli("sync", "wait", "--timeout", "120", timeout=150)
 
+        if only_big:
+            return {"big_s": big_s}
         idle = cpu_pct(procs, 10)
         return {
             "propagation_s": prop,
@@ -183,7 +188,7 @@ def bench_inprocess(base: Path, n_small: int, delta_base: int) -> dict[str, Any]
 # ---------------------------------------------------------------------------------------------------- rsync
 
 
-def bench_rsync(base: Path, n_small: int, big: int, delta_base: int) -> dict[str, Any]:
+def bench_rsync(base: Path, n_small: int, big: int, delta_base: int, only_big: bool = False) -> dict[str, Any]:
     keys = base / "rsync-keys"
     keys.mkdir(parents=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id")], check=True)
@@ -206,12 +211,16 @@ def bench_rsync(base: Path, n_small: int, big: int, delta_base: int) -> dict[str
 
     try:
         src = base / "rsync-src"
-        make_small(src / "many", n_small)
-        small_s, _ = rsync(src / "many", base / "rsync-dst" / "many")
+        small_s = 0.0
+        if not only_big:
+            make_small(src / "many", n_small)
+            small_s, _ = rsync(src / "many", base / "rsync-dst" / "many")
         write_random(src / "big" / "big.bin", big)
         big_s, _ = rsync(src / "big", base / "rsync-dst" / "big")
         # Ours makes each file durable before its rename; rsync does not unless asked: both figures are shown.
         big_fsync_s, _ = rsync(src / "big", base / "rsync-dst" / "big-fsync", "--fsync")
+        if only_big:
+            return {"big_s": big_s, "big_fsync_s": big_fsync_s}
         write_random(src / "delta" / "base.bin", delta_base)
         rsync(src / "delta", base / "rsync-dst" / "delta")
         with open(src / "delta" / "base.bin", "r+b") as f:
@@ -321,6 +330,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 files, 128 MiB, a 64 MiB delta base")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--parts", default="ours,rsync,syncthing", help="which to run (default: all three)")
+    parser.add_argument("--only", choices=["big"], help="only this figure (JSON): the large file, ours and rsync")
     args = parser.parse_args()
     n_small, big, delta_base, samples = (
         (2000, 128 * MiB, 64 * MiB, 15) if args.quick else (10_000, 512 * MiB, 256 * MiB, 30)
@@ -329,11 +339,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nz-bench-sync-") as tmp:
         base = Path(tmp)
         parts = args.parts.split(",")
+        only_big = args.only == "big"
+        if only_big:
+            parts = [p for p in parts if p != "syncthing"]
         if "ours" in parts:
-            results["ours"] = bench_ours(base / "ours", n_small, big, samples)
-            results["ours"].update(bench_inprocess(base / "ours", n_small, delta_base))
+            results["ours"] = bench_ours(base / "ours", n_small, big, samples, only_big)
+            if not only_big:
+                results["ours"].update(bench_inprocess(base / "ours", n_small, delta_base))
         if "rsync" in parts:
-            results["rsync"] = bench_rsync(base / "rsync", n_small, big, delta_base)
+            results["rsync"] = bench_rsync(base / "rsync", n_small, big, delta_base, only_big)
+        if only_big and "ours" in parts and "rsync" in parts:
+            results["big_ratio_to_rsync"] = results["rsync"]["big_s"] / results["ours"]["big_s"]
         if "syncthing" in parts:
             try:
                 results["syncthing"] = bench_syncthing(base / "syncthing", n_small, samples)

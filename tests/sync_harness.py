@@ -80,8 +80,9 @@ class SyncPair:
         async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
             return await asyncio.to_thread(write_files, self.remote, files, self.offer_index)
 
-        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
-            await receive(self.remote, header, chunks, self.offer_index)
+        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
+            got = await receive(self.remote, header, chunks, self.offer_index)
+            return got.digest, got.blocks
 
         async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
             groups = read_files(self.remote, paths, 2 * 1024 * 1024)

@@ -21,7 +21,7 @@ from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import read_files, write_files
 from noizylab_desktop.services.sync.manager import ShareManager
 from noizylab_desktop.services.sync.names import resolve_inside, this_os
-from noizylab_desktop.services.sync.receive import FileHeader, receive
+from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader, receive
 from noizylab_desktop.services.sync.resolve import Conflict, Resolver
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.settings import SyncSettings
@@ -158,7 +158,8 @@ class SyncApi(spb_grpc.SyncServicer):
             if first.data:
                 yield first.offset, first.data
             async for chunk in request_iterator:
-                yield chunk.offset, chunk.data
+                # A hash after the header: the sender hashed while it read, and this is its last message.
+                yield (SENT_HASH, chunk.hash) if chunk.hash else (chunk.offset, chunk.data)
 
         try:
             offer = self.m.offer_for(fp, first.share_id)

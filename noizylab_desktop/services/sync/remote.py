@@ -26,13 +26,14 @@ from typing import BinaryIO, cast
 import asyncssh
 
 from noizylab_desktop.errors import SyncError
-from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
+from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import CHUNK, FileHeader
+from noizylab_desktop.services.sync.sending import Outgoing
 from noizylab_desktop.services.sync.ssh_os import probe_os
 from noizylab_desktop.services.sync.ssh_resume import put_from, resume_point
 
@@ -79,7 +80,12 @@ HashSource = Callable[[str], Awaitable[tuple[bytes, bytes]]]  # rel → (digest,
 SmallFiles = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 PutSource = Callable[[SmallFiles], Awaitable[dict[str, str]]]  # → path: why it failed
 GetSource = Callable[[list[str]], AsyncIterator[tuple[SmallFiles, dict[str, str]]]]  # files, path → why not
-SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[None]]  # a whole file, streamed
+# A whole file, streamed → (digest, block hashes) as the peer received them.
+SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[tuple[bytes, bytes]]]
+
+
+class ChangedWhileSent(SyncError):
+    """A file hashed while it was sent changed meanwhile: the peer discarded it and the next pass sends it again."""
 
 
 class RemoteUnreachable(SyncError):
@@ -380,10 +386,24 @@ class Remote:
                 {wire.get(p, p): why for p, why in failed.items()},
             )
 
-    async def send_file(self, local: Path, rel: str, have: Entry, keep_version: bool) -> None:
-        """The whole local file to a NOIZYLAB peer over its gRPC stream; the peer verifies and renames it."""
+    async def send_file(self, local: Path, rel: str, have: Entry, keep_version: bool) -> Hashed:
+        """The whole local file to a NOIZYLAB peer over its gRPC stream; the peer verifies and renames it. Without a
+        hash in ``have`` the file is hashed as it is read (``sending.py``); ``ChangedWhileSent`` when it changed."""
         assert self.peer_send is not None
         header = FileHeader(self.stored(rel), have.size, have.hash, have.mtime_ns, keep_version)
+        if not have.hash:
+            out = Outgoing(local, have)
+            try:
+                digest, blocks = await self.peer_send(header, out.chunks())
+            except SyncError:
+                if out.changed:
+                    raise ChangedWhileSent(f"{rel} changed while it was sent") from None
+                raise
+            finally:
+                self.bytes_sent += out.sent
+            if digest != out.digest:
+                raise SyncError(f"{rel} did not verify on {self.name}; retrying")
+            return Hashed(have.size, digest, blocks)
 
         async def chunks() -> AsyncIterator[tuple[int, bytes]]:
             with open(local, "rb") as f:
@@ -395,7 +415,8 @@ class Remote:
                         offset += len(data)
                         self.bytes_sent += len(data)
 
-        await self.peer_send(header, chunks())
+        digest, blocks = await self.peer_send(header, chunks())
+        return Hashed(have.size, digest, blocks)
 
     async def write_small(self, rel: str, data: bytes) -> None:
         """``data`` into the remote file ``rel`` (a temp name) in one open, write, close."""

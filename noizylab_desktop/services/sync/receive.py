@@ -27,7 +27,7 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.writeback import Writeback
+from noizylab_desktop.services.sync.writeback import DirectWrites, Writeback
 
 CHUNK = 2 * 1024 * 1024  # per message: 16 blocks, well under gRPC's 4 MiB cap
 SENT_HASH = -1  # the offset of the stream's last item when the header had no hash: that item's data is the hash
@@ -68,6 +68,7 @@ class Incoming:
         self._hashed = 0  # bytes hashed so far, in order; a chunk out of order means hashing the temp at the end
         self._in_order = True
         self._writeback = Writeback(self._fd)
+        self._direct = DirectWrites.open(str(self.tmp), CHUNK)
         self._lock = threading.Lock()  # a cancelled call may abort while a worker thread still writes
 
     def write(self, offset: int, data: bytes) -> None:
@@ -76,6 +77,8 @@ class Incoming:
         with self._lock:
             if self._fd < 0:
                 raise SyncError(f"{self.rel}: the transfer was stopped")
+            if self._direct is not None and self._direct.write(data, offset, self.header.size):
+                return
             self.fs.pwrite(self._fd, data, offset)
             # Flush as we go: the disk writes while the network delivers, and the last fdatasync stays short.
             self._writeback.wrote(offset, len(data))
@@ -100,8 +103,10 @@ class Incoming:
             raise SyncError(f"{self.rel} changed while it was sent; retrying")
         with self._lock:
             fd, self._fd = self._fd, -1
+            if self._direct is not None:
+                self._direct.close()
         try:
-            os.ftruncate(fd, self.header.size)
+            os.ftruncate(fd, self.header.size)  # also drops the padding of a last chunk written direct
             os.fdatasync(fd)
         finally:
             os.close(fd)
@@ -125,6 +130,8 @@ class Incoming:
             if self._fd >= 0:
                 fd, self._fd = self._fd, -1
                 os.close(fd)
+            if self._direct is not None:
+                self._direct.close()
 
 
 async def receive(

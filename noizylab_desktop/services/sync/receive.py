@@ -127,11 +127,15 @@ class Incoming:
     def abort(self) -> None:
         """Stop early; the temp file stays so the next push resumes into it."""
         with self._lock:
-            if self._fd >= 0:
-                fd, self._fd = self._fd, -1
-                os.close(fd)
             if self._direct is not None:
                 self._direct.close()
+            if self._fd >= 0:
+                fd, self._fd = self._fd, -1
+                try:
+                    if self._direct is not None and self._direct.padded:
+                        os.ftruncate(fd, self.header.size)  # the temp holds what arrived, not the padding
+                finally:
+                    os.close(fd)
 
 
 async def receive(

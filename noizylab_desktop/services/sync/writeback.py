@@ -95,6 +95,7 @@ class DirectWrites:
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self._buffer = mmap.mmap(-1, size)  # page-aligned, as O_DIRECT requires
+        self.padded = False  # the file's last chunk was written with padding: truncate it to its size
 
     @classmethod
     def open(cls, path: str, chunk: int) -> DirectWrites | None:
@@ -118,6 +119,7 @@ class DirectWrites:
         self._buffer[:n] = data
         if padded != n:
             self._buffer[n:padded] = bytes(padded - n)
+            self.padded = True
         try:
             view = memoryview(self._buffer)[:padded]
             while view:  # a short write ends on an aligned boundary: the rest stays aligned

@@ -25,9 +25,9 @@ MiB = 1024 * 1024
 
 
 def settled(path: Path, data: bytes) -> None:
-    """Write ``data`` with an mtime a second ago: past the window in which a write could hide in one mtime tick."""
+    """Write ``data`` with an mtime 5 s ago: past the windows in which a write could hide in one mtime tick."""
     path.write_bytes(data)
-    os.utime(path, ns=(time.time_ns() - 1_000_000_000,) * 2)
+    os.utime(path, ns=(time.time_ns() - 5_000_000_000,) * 2)
 
 
 async def pieces(data: bytes, size: int, trailer: bytes | None) -> AsyncIterator[tuple[int, bytes]]:
@@ -135,3 +135,69 @@ def test_chunks_at_any_offset_and_size_land_exactly(tmp_path: Path, size: int) -
     header = FileHeader("y.bin", len(data), hashlib.sha256(data).digest(), 1_700_000_000_000_000_000, False)
     asyncio.run(receive(tmp_path, header, pieces(data, size, None)))
     assert (tmp_path / "y.bin").read_bytes() == data
+
+
+def test_a_large_pull_streams_from_the_peer_verified_and_recorded_with_its_hashes(pair: Pair) -> None:
+    p, loop = pair
+    data = os.urandom(5 * MiB + 321)
+    (p.remote / "in").mkdir()
+    settled(p.remote / "in" / "clip.mov", data)
+    streamed: list[int] = []
+    stream = p.remote_side.peer_stream
+    assert stream is not None
+
+    async def counting(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+        async for item in stream(rel, offset):
+            streamed.append(len(item[1]))
+            yield item
+
+    p.remote_side.peer_stream = counting
+    assert loop.run_until_complete(p.sync())
+    assert (p.local / "in" / "clip.mov").read_bytes() == data
+    assert sum(streamed) == len(data), "the whole file came over the stream"
+    assert scan(p.local, p.index).hashed == 0, "recorded in the scan cache with its hashes as it landed"
+    assert not list(p.local.rglob(".nzsync-*"))
+
+
+def test_a_broken_pull_stream_leaves_nothing_visible_and_the_next_pass_fetches_only_the_rest(pair: Pair) -> None:
+    p, loop = pair
+    data = os.urandom(8 * MiB)
+    settled(p.remote / "big.bin", data)
+    stream = p.remote_side.peer_stream
+    assert stream is not None
+    broke: list[bool] = []
+
+    async def breaking_once(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+        async for item in stream(rel, offset):
+            if item[0] >= 4 * MiB and not broke:
+                broke.append((p.local / "big.bin").exists())
+                raise SyncError("lost the connection to beta")
+            yield item
+
+    p.remote_side.peer_stream = breaking_once
+    received = p.remote_side.bytes_received
+    assert loop.run_until_complete(p.sync())  # the pass that broke, then one that resumes from the temp file
+    assert broke == [False], "no partial file at the final path when the stream broke"
+    assert (p.local / "big.bin").read_bytes() == data
+    assert p.remote_side.bytes_received - received <= len(data) + 128 * 1024, "the first half did not travel again"
+    assert not list(p.local.rglob(".nzsync-*"))
+
+
+def test_a_pulled_file_does_not_replace_a_local_file_made_meanwhile(pair: Pair) -> None:
+    p, loop = pair
+    theirs = os.urandom(3 * MiB)
+    (p.remote / "doc.bin").write_bytes(theirs)
+    stream = p.remote_side.peer_stream
+    assert stream is not None
+
+    async def racing(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+        async for item in stream(rel, offset):
+            yield item
+        if not (p.local / "doc.bin").exists():
+            (p.local / "doc.bin").write_bytes(b"mine, made while the pull was under way")
+
+    p.remote_side.peer_stream = racing
+    assert loop.run_until_complete(p.sync())
+    mine = b"mine, made while the pull was under way"
+    assert sorted(tree(p.local).values()) == sorted([theirs, mine]), "both versions kept: the newer one as a copy"
+    assert tree(p.local) == tree(p.remote), "the same on both sides, and no temp file left"

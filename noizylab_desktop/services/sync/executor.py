@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -25,6 +26,7 @@ from noizylab_desktop.services.sync.deferred import racy
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_files
 from noizylab_desktop.services.sync.planner import Action, Entry, Plan
+from noizylab_desktop.services.sync.receive import FileHeader, receive
 from noizylab_desktop.services.sync.remote import (
     PARALLEL_FILES,
     ChangedWhileSent,
@@ -350,6 +352,22 @@ class Executor:
         base_path = self.fs.path(basis) if basis else final
         fd = -1
         resume = 0
+        if (
+            self.remote.peer_stream is not None
+            and want.size > SMALL_FILE
+            and not base_path.exists()
+            and not await asyncio.to_thread(tmp.exists)
+        ):
+            # Nothing here to build on: the whole file streams over gRPC (Sync.GetStream) into its temp, hashed as
+            # it is written, made durable, checked against the planned hash, then renamed (receive.py).
+            header = FileHeader(rel, want.size, want.hash, want.mtime_ns, keep_version=False)
+            unchanged = functools.partial(self._check_local, rel, have)  # once verified, before the rename
+            try:
+                await receive(self.fs.root, header, self.remote.stream(rel), self.index, unchanged)
+            except ChangedMeanwhile:
+                tmp.unlink(missing_ok=True)  # the local file changed: this content now arrives as a conflict copy
+                raise
+            return
         if self.remote.block_level and want.blocks:
             source = tmp if tmp.exists() else (base_path if base_path.exists() else None)
             if source is not None and source != tmp:

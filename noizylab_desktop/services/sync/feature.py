@@ -24,6 +24,7 @@ from noizylab_desktop.services.sync.names import resolve_inside, this_os
 from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader, receive
 from noizylab_desktop.services.sync.resolve import Conflict, Resolver
 from noizylab_desktop.services.sync.scanner import scan
+from noizylab_desktop.services.sync.sending import file_chunks
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.sftp_server import SftpServer
 from noizylab_desktop.services.sync.store import Share
@@ -169,6 +170,21 @@ class SyncApi(spb_grpc.SyncServicer):
         except OSError as exc:
             await abort_with(context, SyncError(f"cannot write {first.path}: {exc.strerror or exc}"))
         return spb.FileEntry(path=first.path, size=got.size, hash=got.digest, blocks=got.blocks)
+
+    async def GetStream(  # noqa: N802
+        self, request: spb.GetStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.FileChunk]:
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+            path = resolve_inside(offer.root, request.path)
+            # The puller checks the hash it planned with, so a file changing here meanwhile is caught there.
+            async for offset, data in file_chunks(path, request.offset):
+                yield spb.FileChunk(offset=offset, data=data)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        except OSError as exc:
+            await abort_with(context, SyncError(f"cannot read {request.path}: {exc.strerror or exc}"))
 
     async def GetFiles(  # noqa: N802
         self, request: spb.GetRequest, context: grpc.aio.ServicerContext

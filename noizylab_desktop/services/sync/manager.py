@@ -198,7 +198,15 @@ class ShareManager:
             except grpc.aio.AioRpcError as exc:
                 raise rpc_error(exc, share.peer_name) from exc
 
-        return Remote(target, key, index, peer_index, peer_hash, peer_put, peer_send, peer_get)
+        async def peer_stream(path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+            request = spb.GetStreamRequest(share_id=share.id, path=path, offset=offset)
+            try:
+                async for chunk in self._stub(share).GetStream(request, timeout=3600):
+                    yield chunk.offset, chunk.data
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+
+        return Remote(target, key, index, peer_index, peer_hash, peer_put, peer_send, peer_get, peer_stream)
 
     async def _notices(self, share: Share) -> AsyncIterator[object]:
         async for notice in self._stub(share).Watch(spb.ShareRef(share_id=share.id)):

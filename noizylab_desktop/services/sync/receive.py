@@ -95,8 +95,11 @@ class Incoming:
         else:
             self._in_order = False
 
-    def finish(self, index: ShareIndex | None = None, sent_hash: bytes = b"") -> Hashed:
-        """Durable, verified, then visible; raises (leaving nothing visible) when the content does not match."""
+    def finish(
+        self, index: ShareIndex | None = None, sent_hash: bytes = b"", check: Callable[[], None] | None = None
+    ) -> Hashed:
+        """Durable, verified, then visible; raises (leaving nothing visible) when the content does not match, or
+        when ``check`` (run once verified, before the old file goes) raises."""
         expected = self.header.digest or sent_hash
         if not expected:
             self.abort()  # the temp file stays: a resume sends only the blocks it lacks
@@ -117,6 +120,8 @@ class Incoming:
         if got.digest != expected:
             self.tmp.unlink(missing_ok=True)
             raise SyncError(f"{self.rel} did not verify on arrival (changed while sent?); retrying")
+        if check is not None:
+            check()
         if self.header.keep_version:
             self.fs.keep_version(self.rel)
         st = self.fs.replace(self.tmp, self.final, self.header.mtime_ns)
@@ -139,10 +144,15 @@ class Incoming:
 
 
 async def receive(
-    root: Path, header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]], index: ShareIndex | None = None
+    root: Path,
+    header: FileHeader,
+    chunks: AsyncIterator[tuple[int, bytes]],
+    index: ShareIndex | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Hashed:
     """Receive ``chunks`` (offset, data) into ``root`` as ``header`` describes; the file's hashes once visible.
-    With ``index`` (the serving side's scan cache) the file is recorded there, so its next scan need not hash it."""
+    With ``index`` (this side's scan cache) the file is recorded there, so its next scan need not hash it;
+    ``check`` runs once the content is verified, before it replaces anything (a pull: the local file unchanged)."""
     incoming = await asyncio.to_thread(Incoming, root, header)
     # Receiving (the loop), writing and hashing (two worker threads) overlap: a few chunks wait in between.
     queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [asyncio.Queue(maxsize=4), asyncio.Queue(maxsize=4)]
@@ -173,7 +183,7 @@ async def receive(
                 if not failed.done():
                     await _put(queue, None, failed)
             await failed
-        return await asyncio.to_thread(incoming.finish, index, sent_hash)
+        return await asyncio.to_thread(incoming.finish, index, sent_hash, check)
     finally:
         for task in tasks:
             task.cancel()

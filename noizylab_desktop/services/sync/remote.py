@@ -83,6 +83,8 @@ GetSource = Callable[[list[str]], AsyncIterator[tuple[SmallFiles, dict[str, str]
 # A whole file, streamed → (digest, block hashes) as the peer received them.
 SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[tuple[bytes, bytes]]]
 
+StreamSource = Callable[[str, int], AsyncIterator[tuple[int, bytes]]]  # a whole file from an offset, streamed
+
 
 class ChangedWhileSent(SyncError):
     """A file hashed while it was sent changed meanwhile: the peer discarded it and the next pass sends it again."""
@@ -105,6 +107,7 @@ class Remote:
         peer_put: PutSource | None = None,
         peer_send: SendSource | None = None,
         peer_get: GetSource | None = None,
+        peer_stream: StreamSource | None = None,
     ) -> None:
         self.target = target
         self.name = target.name
@@ -115,6 +118,7 @@ class Remote:
         self.peer_put = peer_put
         self.peer_send = peer_send
         self.peer_get = peer_get
+        self.peer_stream = peer_stream
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._lock = asyncio.Lock()
@@ -317,7 +321,13 @@ class Remote:
     # ------------------------------------------------------------------ content
 
     async def stream(self, rel: str, start: int = 0, chunk: int = 16 * 1024 * 1024) -> AsyncIterator[tuple[int, bytes]]:
-        """The remote file from ``start`` on, in large chunks (asyncssh splits each into parallel reads)."""
+        """The remote file from ``start`` on, in large chunks: over the peer's gRPC stream between NOIZYLAB nodes,
+        else over SFTP (asyncssh splits each chunk into parallel reads)."""
+        if self.peer_stream is not None:
+            async for offset, data in self.peer_stream(self.stored(rel), start):
+                self.bytes_received += len(data)
+                yield offset, data
+            return
         sftp = await self.sftp()
         async with sftp.open(self.abs(rel), "rb", block_size=-1, max_requests=PARALLEL_REQUESTS) as f:
             offset = start

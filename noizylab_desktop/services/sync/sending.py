@@ -79,3 +79,34 @@ class Outgoing:
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+async def file_chunks(path: Path, start: int = 0) -> AsyncIterator[tuple[int, bytes]]:
+    """``path`` from ``start`` on as (offset, data) chunks, the next few read in a worker thread meanwhile."""
+    f = await asyncio.to_thread(open, path, "rb")
+    pending: asyncio.Future[list[bytes]] | None = None
+    try:
+        f.seek(start)
+        pending = asyncio.ensure_future(asyncio.to_thread(_read_ahead, f))
+        offset = start
+        while batch := await pending:
+            pending = asyncio.ensure_future(asyncio.to_thread(_read_ahead, f))
+            for data in batch:
+                yield offset, data
+                offset += len(data)
+    finally:
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await pending  # the worker thread must be done with the file before it is closed
+        f.close()
+
+
+def _read_ahead(f: BinaryIO) -> list[bytes]:
+    """Up to ``READ_AHEAD`` chunks; empty at the end of the file."""
+    out = []
+    for _ in range(READ_AHEAD):
+        data = f.read(CHUNK)
+        if not data:
+            break
+        out.append(data)
+    return out

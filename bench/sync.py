@@ -130,6 +130,9 @@ def bench_ours(base: Path, n_small: int, big: int, samples: int, only_big: bool 
             start = time.perf_counter()
             wait_until(lambda: count_files(dst / "many") >= n_small, 600, 0.1)  # counting costs CPU: poll gently
             small_s = time.perf_counter() - start
+            # The small files' pass ends (ancestors, the merge texts) before the next figure starts: measured
+            # without this, its tail ran during the 512 MiB push and took 2.6 → 6.5 s (see docs/sync.md, Bench).
+            alpha.cli("sync", "wait", "--timeout", "120", timeout=150)
 
         alpha.cli("share", "pause", str(src))
         write_random(src / "big.bin", big)

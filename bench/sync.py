@@ -143,10 +143,11 @@ def bench_ours(
         small_cpu = {name: sum(p.cpu_times()[:2]) - cpu[name] for name, p in procs.items()}
         if only_small:
             return {"small_files_s": small_s, "small_files_cpu_s": small_cpu}
-        anchor_small = None
-        if right_after_small is not None:
-            alpha.cli("sync", "wait", "--timeout", "120", timeout=150)  # our nodes idle while rsync is timed
-            anchor_small = right_after_small()
+        # The small files' pass ends (ancestors, the merge texts) before the next figure starts: measured without
+        # this, its tail ran during the 512 MiB push and took 2.6 → 6.5 s (see docs/sync.md, Bench). It also leaves
+        # our nodes idle while rsync's small files are timed right after ours.
+        alpha.cli("sync", "wait", "--timeout", "120", timeout=150)
+        anchor_small = right_after_small() if right_after_small is not None else None
 
         alpha.cli("share", "pause", str(src))
         write_random(src / "big.bin", big)

@@ -23,6 +23,7 @@ from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import FileHeader, receive
 from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
 from noizylab_desktop.services.sync.scanner import scan
+from noizylab_desktop.services.sync.sending import file_chunks
 from noizylab_desktop.services.sync.sftp_server import SftpServer, ShareSftp
 from noizylab_desktop.services.sync.store import Share
 
@@ -39,7 +40,12 @@ class SyncPair:
     """``local`` is synced by an engine; ``remote`` is served by the embedded SFTP server (the peer's side)."""
 
     def __init__(
-        self, base: Path, fs: LocalFs | None = None, target_os: str = "linux", sftp_class: type[ShareSftp] = ShareSftp
+        self,
+        base: Path,
+        fs: LocalFs | None = None,
+        target_os: str = "linux",
+        sftp_class: type[ShareSftp] = ShareSftp,
+        pull_streams: bool = True,
     ) -> None:
         self.base = base
         self.local = base / "local"
@@ -59,6 +65,7 @@ class SyncPair:
         self.engine: ShareEngine | None = None
         self._fs = fs
         self.paused: str = ""
+        self.pull_streams = pull_streams  # large pulls over the stream, as between nodes (else SFTP, as to resume)
 
     def _key_owner(self, key: str) -> bytes | None:
         return PEER_FP if key == self.client_public else None
@@ -80,17 +87,30 @@ class SyncPair:
         async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
             return await asyncio.to_thread(write_files, self.remote, files, self.offer_index)
 
-        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
-            await receive(self.remote, header, chunks, self.offer_index)
+        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
+            got = await receive(self.remote, header, chunks, self.offer_index)
+            return got.digest, got.blocks
 
         async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
             groups = read_files(self.remote, paths, 2 * 1024 * 1024)
             while (group := await asyncio.to_thread(next, groups, None)) is not None:
                 yield group
 
+        async def peer_stream(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+            async for item in file_chunks(resolve_inside(self.remote, rel), offset):
+                yield item
+
         target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta", self.target_os)
         self.remote_side = Remote(
-            target, self.client_key, self.index, peer_index, peer_hash, peer_put, peer_send, peer_get
+            target,
+            self.client_key,
+            self.index,
+            peer_index,
+            peer_hash,
+            peer_put,
+            peer_send,
+            peer_get,
+            peer_stream if self.pull_streams else None,
         )
 
         def pause(share: Share, reason: str) -> Share:

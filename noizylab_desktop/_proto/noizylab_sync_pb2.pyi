@@ -346,7 +346,9 @@ Global___GetReply: _TypeAlias = GetReply  # noqa: Y015
 class FileChunk(_message.Message):
     """A whole file pushed to a NOIZYLAB peer as a stream: the first message carries the header (share, path, size,
     SHA-256, mtime, keep_version), every message may carry data at an offset (1-4 MiB). The peer hashes while it
-    writes, makes the temp file durable, checks the hash and only then renames it into place.
+    writes, makes the temp file durable, checks the hash and only then renames it into place. A header without a
+    hash means the sender hashes as it reads: its last message then carries only `hash` (of the bytes it sent, from
+    a file that did not change meanwhile), and a stream that ends without one leaves nothing visible.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -387,6 +389,35 @@ class FileChunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FileChunk: _TypeAlias = FileChunk  # noqa: Y015
+
+@_typing.final
+class GetStreamRequest(_message.Message):
+    """A whole file pulled from a NOIZYLAB peer as a stream (the twin of PutStream): FileChunk messages carrying data
+    at offsets, from `offset` on (a resume). The puller hashes while it writes and checks the hash it planned with.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARE_ID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    share_id: _builtins.str
+    path: _builtins.str
+    offset: _builtins.int
+    def __init__(
+        self,
+        *,
+        share_id: _builtins.str = ...,
+        path: _builtins.str = ...,
+        offset: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offset", b"offset", "path", b"path", "share_id", b"share_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStreamRequest: _TypeAlias = GetStreamRequest  # noqa: Y015
 
 @_typing.final
 class Notice(_message.Message):

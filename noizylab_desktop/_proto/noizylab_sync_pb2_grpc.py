@@ -70,6 +70,11 @@ class SyncStub:
                 request_serializer=noizylab__sync__pb2.GetRequest.SerializeToString,
                 response_deserializer=noizylab__sync__pb2.GetReply.FromString,
                 _registered_method=True)
+        self.GetStream = channel.unary_stream(
+                '/noizylab.grid.v1.Sync/GetStream',
+                request_serializer=noizylab__sync__pb2.GetStreamRequest.SerializeToString,
+                response_deserializer=noizylab__sync__pb2.FileChunk.FromString,
+                _registered_method=True)
         self.AddShare = channel.unary_unary(
                 '/noizylab.grid.v1.Sync/AddShare',
                 request_serializer=noizylab__sync__pb2.AddShareRequest.SerializeToString,
@@ -152,6 +157,12 @@ class SyncServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStream(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,6 +253,11 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.GetFiles,
                     request_deserializer=noizylab__sync__pb2.GetRequest.FromString,
                     response_serializer=noizylab__sync__pb2.GetReply.SerializeToString,
+            ),
+            'GetStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetStream,
+                    request_deserializer=noizylab__sync__pb2.GetStreamRequest.FromString,
+                    response_serializer=noizylab__sync__pb2.FileChunk.SerializeToString,
             ),
             'AddShare': grpc.unary_unary_rpc_method_handler(
                     servicer.AddShare,
@@ -473,6 +489,33 @@ class Sync:
             '/noizylab.grid.v1.Sync/GetFiles',
             noizylab__sync__pb2.GetRequest.SerializeToString,
             noizylab__sync__pb2.GetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/noizylab.grid.v1.Sync/GetStream',
+            noizylab__sync__pb2.GetStreamRequest.SerializeToString,
+            noizylab__sync__pb2.FileChunk.FromString,
             options,
             channel_credentials,
             insecure,

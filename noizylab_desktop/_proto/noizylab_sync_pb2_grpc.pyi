@@ -42,6 +42,7 @@ class SyncStub:
     PutFiles: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PutRequest, _noizylab_sync_pb2.PutReply]
     PutStream: _grpc.StreamUnaryMultiCallable[_noizylab_sync_pb2.FileChunk, _noizylab_sync_pb2.FileEntry]
     GetFiles: _grpc.UnaryStreamMultiCallable[_noizylab_sync_pb2.GetRequest, _noizylab_sync_pb2.GetReply]
+    GetStream: _grpc.UnaryStreamMultiCallable[_noizylab_sync_pb2.GetStreamRequest, _noizylab_sync_pb2.FileChunk]
     AddShare: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.AddShareRequest, _noizylab_sync_pb2.ShareInfo]
     RemoveShare: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.ShareInfo]
     SetPaused: _grpc.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PauseRequest, _noizylab_sync_pb2.ShareInfo]
@@ -61,6 +62,7 @@ class SyncAsyncStub(SyncStub):
     PutFiles: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PutRequest, _noizylab_sync_pb2.PutReply]  # type: ignore[assignment]
     PutStream: _aio.StreamUnaryMultiCallable[_noizylab_sync_pb2.FileChunk, _noizylab_sync_pb2.FileEntry]  # type: ignore[assignment]
     GetFiles: _aio.UnaryStreamMultiCallable[_noizylab_sync_pb2.GetRequest, _noizylab_sync_pb2.GetReply]  # type: ignore[assignment]
+    GetStream: _aio.UnaryStreamMultiCallable[_noizylab_sync_pb2.GetStreamRequest, _noizylab_sync_pb2.FileChunk]  # type: ignore[assignment]
     AddShare: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.AddShareRequest, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
     RemoveShare: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.ShareRef, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
     SetPaused: _aio.UnaryUnaryMultiCallable[_noizylab_sync_pb2.PauseRequest, _noizylab_sync_pb2.ShareInfo]  # type: ignore[assignment]
@@ -119,6 +121,13 @@ class SyncServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_sync_pb2.GetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_noizylab_sync_pb2.GetReply], _abc.AsyncIterator[_noizylab_sync_pb2.GetReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetStream(
+        self,
+        request: _noizylab_sync_pb2.GetStreamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_noizylab_sync_pb2.FileChunk], _abc.AsyncIterator[_noizylab_sync_pb2.FileChunk]]: ...
 
     @_abc_1.abstractmethod
     def AddShare(

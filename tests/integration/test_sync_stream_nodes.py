@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from tests.conftest import NodeProcess
+from tests.conftest import NodeProcess, wait_for
 from tests.integration.test_sync_nodes import shared  # noqa: F401 - the fixture
 
 Shared = tuple[NodeProcess, NodeProcess, Path, Path]
@@ -37,3 +37,16 @@ def test_a_large_file_and_many_small_files_arrive_whole_and_a_replaced_one_is_ke
     assert digest(remote / "media" / "take.mov") == hashlib.sha256(newer).digest()
     kept = [p for p in (remote / ".nzversions").rglob("*") if p.is_file() and p.stat().st_size == len(big)]
     assert [digest(p) for p in kept] == [hashlib.sha256(big).digest()], "the replaced version is kept on the peer"
+
+    # A large file made on the serving side comes back over Sync.GetStream, whole and verified.
+    pulled = os.urandom(6 * 1024 * 1024 + 5)
+    (remote / "media" / "from-beta.mov").write_bytes(pulled)
+    wait_for(
+        lambda: (
+            (local / "media" / "from-beta.mov").exists()
+            and digest(local / "media" / "from-beta.mov") == hashlib.sha256(pulled).digest()
+        ),
+        timeout=60,
+        what="the file made on beta to arrive whole",
+    )
+    assert not list(local.rglob(".nzsync-*")), "no temp file is left here"

@@ -37,7 +37,7 @@ Run = Callable[..., object]
 def faulty(tmp_path: Path) -> Iterator[tuple[SyncPair, FaultyFs, Run]]:
     loop = asyncio.new_event_loop()
     fs = FaultyFs(tmp_path / "local")
-    p = SyncPair(tmp_path, fs=fs)
+    p = SyncPair(tmp_path, fs=fs, pull_streams=False)  # the faults are injected into the SFTP pulls and writes
     loop.run_until_complete(p.start())
     yield p, fs, loop.run_until_complete
     loop.run_until_complete(p.close())

@@ -16,6 +16,7 @@ import asyncssh
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.sync.deferred import DEFER_BYTES, hash_now, must_hash
 from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, ShareState, SyncConflict
 from noizylab_desktop.services.sync.executor import Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
@@ -225,9 +226,14 @@ class ShareEngine:
         for _ in range(MAX_PASSES):
             self._set("syncing", "comparing")
             remote = await self._remote()
-            scanned = await asyncio.to_thread(scan, self.root, self.index)
+            # Large new files are hashed while they stream to a NOIZYLAB peer, not here (see deferred.py).
+            defer = DEFER_BYTES if remote.peer_send is not None else 0
+            scanned = await asyncio.to_thread(scan, self.root, self.index, defer)
             there = await remote.listing()
-            decided = plan(scanned.entries, there, self.index.ancestor(), self.local_name, remote.name)
+            ancestor = self.index.ancestor()
+            if needed := must_hash(scanned.unhashed, scanned.entries, there, ancestor):
+                await asyncio.to_thread(hash_now, self.index, scanned, needed)
+            decided = plan(scanned.entries, there, ancestor, self.local_name, remote.name)
             clashes = case_clashes(scanned.entries, remote.name) if remote.case_insensitive else {}
             if case_insensitive(this_os()):
                 clashes.update(case_clashes(there, self.local_name))

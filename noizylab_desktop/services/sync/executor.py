@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,10 +22,18 @@ import asyncssh
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, DIGEST_SIZE, changed_blocks, hash_file
+from noizylab_desktop.services.sync.deferred import racy
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_files
 from noizylab_desktop.services.sync.planner import Action, Entry, Plan
-from noizylab_desktop.services.sync.remote import PARALLEL_FILES, Remote, RemoteUnreachable, SmallFiles
+from noizylab_desktop.services.sync.receive import FileHeader, receive
+from noizylab_desktop.services.sync.remote import (
+    PARALLEL_FILES,
+    ChangedWhileSent,
+    Remote,
+    RemoteUnreachable,
+    SmallFiles,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +162,8 @@ class Executor:
             self.index.set_ancestor(a.remote, self.remote.name)
         elif a.kind == "push":
             assert a.local is not None
-            await self.push(a.path, a.local, a.remote)
-            self.index.set_ancestor(a.local, self.local_name)
+            pushed = await self.push(a.path, a.local, a.remote)
+            self.index.set_ancestor(pushed, self.local_name)
         elif a.kind == "delete_local":
             self._check_local(a.path, a.local)
             await asyncio.to_thread(self.fs.remove_to_versions, a.path)
@@ -348,6 +358,22 @@ class Executor:
         base_path = self.fs.path(basis) if basis else final
         fd = -1
         resume = 0
+        if (
+            self.remote.peer_stream is not None
+            and want.size > SMALL_FILE
+            and not base_path.exists()
+            and not await asyncio.to_thread(tmp.exists)
+        ):
+            # Nothing here to build on: the whole file streams over gRPC (Sync.GetStream) into its temp, hashed as
+            # it is written, made durable, checked against the planned hash, then renamed (receive.py).
+            header = FileHeader(rel, want.size, want.hash, want.mtime_ns, keep_version=False)
+            unchanged = functools.partial(self._check_local, rel, have)  # once verified, before the rename
+            try:
+                await receive(self.fs.root, header, self.remote.stream(rel), self.index, unchanged)
+            except ChangedMeanwhile:
+                tmp.unlink(missing_ok=True)  # the local file changed: this content now arrives as a conflict copy
+                raise
+            return
         if self.remote.block_level and want.blocks:
             source = tmp if tmp.exists() else (base_path if base_path.exists() else None)
             if source is not None and source != tmp:
@@ -384,11 +410,23 @@ class Executor:
         st = await asyncio.to_thread(self.fs.replace, tmp, final, want.mtime_ns)
         self._cache(rel, Entry(rel, got.size, want.mtime_ns, got.digest, got.blocks), st)
 
-    async def push(self, rel: str, have: Entry, there: Entry | None, base: str | None = None) -> None:
-        """Make the remote ``rel`` hold the local file: changed blocks into a server-side copy, else the whole file."""
+    async def push(self, rel: str, have: Entry, there: Entry | None, base: str | None = None) -> Entry:
+        """Make the remote ``rel`` hold the local file: changed blocks into a server-side copy, else the whole file;
+        returns the entry now on both sides (with its hashes where the scan left them out)."""
         self.remote.stored(rel)  # a name the other side cannot hold fails here, before any byte travels
         tmp = temp_name(rel)
         local = self.fs.path(rel)
+        if not have.hash:
+            # A large new file the scan left unhashed (deferred.py): streamed and hashed as it is read, unless a
+            # resume or a plain SSH server needs its hashes first, or a write could still hide in its mtime tick.
+            if (
+                self.remote.peer_send is None
+                or racy(have, time.time_ns())
+                or (self.remote.block_level and await self.remote.exists(tmp))
+            ):
+                have = await self._hash_now(rel, have)
+            else:
+                return await self._send_hashing(rel, have, keep_version=there is not None and base is None)
         if have.size <= SMALL_FILE:
             # Small files go in one write of bytes hashed here: what is sent is exactly what was verified, and
             # SSH's AEAD cipher guarantees it arrives unchanged, so no second hash on the peer is needed.
@@ -399,7 +437,7 @@ class Executor:
             if there is not None and base is None:
                 await self.remote.keep_version(rel)
             await self.remote.finish(tmp, rel, have.mtime_ns)
-            return
+            return have
         base_rel = base or rel
         sent = False
         left = await self.remote.blocks_of(tmp) if self.remote.block_level else None
@@ -416,7 +454,7 @@ class Executor:
             # Between NOIZYLAB nodes whole files go over the gRPC stream: the peer hashes while writing, makes the
             # temp durable and renames it only when the hash matches (measured: see docs/sync.md, Bench).
             await self.remote.send_file(local, rel, have, keep_version=there is not None and base is None)
-            return
+            return have
         if not sent:
             await self.remote.upload(local, tmp)
         digest = await self.remote.hash_of(tmp)
@@ -426,6 +464,32 @@ class Executor:
         if there is not None and base is None:
             await self.remote.keep_version(rel)
         await self.remote.finish(tmp, rel, have.mtime_ns)
+        return have
+
+    async def _hash_now(self, rel: str, have: Entry) -> Entry:
+        """``have`` with its hashes, read now (the scan deferred them); ``ChangedMeanwhile`` if the file changed."""
+        path = self.fs.path(rel)
+        hashed = await asyncio.to_thread(hash_file, path)
+        st = await asyncio.to_thread(os.stat, path)
+        if (st.st_size, st.st_mtime_ns) != (have.size, have.mtime_ns) or hashed.size != have.size:
+            raise ChangedMeanwhile(f"{rel} changed meanwhile")
+        entry = Entry(rel, have.size, have.mtime_ns, hashed.digest, hashed.blocks)
+        self._cache(rel, entry, st)
+        return entry
+
+    async def _send_hashing(self, rel: str, have: Entry, keep_version: bool) -> Entry:
+        """Stream the file to the peer, hashing what is read; the block hashes come back from the peer, which
+        computed them from the same bytes (verified by the whole-file hash) before it made the file visible."""
+        path = self.fs.path(rel)
+        try:
+            got = await self.remote.send_file(path, rel, have, keep_version)
+        except ChangedWhileSent as exc:
+            raise ChangedMeanwhile(exc.message) from None
+        entry = Entry(rel, have.size, have.mtime_ns, got.digest, got.blocks)
+        st = await asyncio.to_thread(os.stat, path)
+        if (st.st_size, st.st_mtime_ns) == (have.size, have.mtime_ns):
+            self._cache(rel, entry, st)  # so the next scan need not hash it
+        return entry
 
 
 def _bytes(a: Action) -> int:

@@ -21,9 +21,10 @@ from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import read_files, write_files
 from noizylab_desktop.services.sync.manager import ShareManager
 from noizylab_desktop.services.sync.names import resolve_inside, this_os
-from noizylab_desktop.services.sync.receive import FileHeader, receive
+from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader, receive
 from noizylab_desktop.services.sync.resolve import Conflict, Resolver
 from noizylab_desktop.services.sync.scanner import scan
+from noizylab_desktop.services.sync.sending import file_chunks
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.sftp_server import SftpServer
 from noizylab_desktop.services.sync.store import Share
@@ -158,7 +159,8 @@ class SyncApi(spb_grpc.SyncServicer):
             if first.data:
                 yield first.offset, first.data
             async for chunk in request_iterator:
-                yield chunk.offset, chunk.data
+                # A hash after the header: the sender hashed while it read, and this is its last message.
+                yield (SENT_HASH, chunk.hash) if chunk.hash else (chunk.offset, chunk.data)
 
         try:
             offer = self.m.offer_for(fp, first.share_id)
@@ -168,6 +170,21 @@ class SyncApi(spb_grpc.SyncServicer):
         except OSError as exc:
             await abort_with(context, SyncError(f"cannot write {first.path}: {exc.strerror or exc}"))
         return spb.FileEntry(path=first.path, size=got.size, hash=got.digest, blocks=got.blocks)
+
+    async def GetStream(  # noqa: N802
+        self, request: spb.GetStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.FileChunk]:
+        fp = await require_permission(self.f.node, context, "sync")
+        try:
+            offer = self.m.offer_for(fp, request.share_id)
+            path = resolve_inside(offer.root, request.path)
+            # The puller checks the hash it planned with, so a file changing here meanwhile is caught there.
+            async for offset, data in file_chunks(path, request.offset):
+                yield spb.FileChunk(offset=offset, data=data)
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
+        except OSError as exc:
+            await abort_with(context, SyncError(f"cannot read {request.path}: {exc.strerror or exc}"))
 
     async def GetFiles(  # noqa: N802
         self, request: spb.GetRequest, context: grpc.aio.ServicerContext

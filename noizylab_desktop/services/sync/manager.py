@@ -19,7 +19,7 @@ from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel
 from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.receive import FileHeader
+from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader
 from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
@@ -170,7 +170,7 @@ class ShareManager:
                 raise rpc_error(exc, share.peer_name) from exc
             return dict(reply.failed)
 
-        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
+        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
             async def messages() -> AsyncIterator[spb.FileChunk]:
                 yield spb.FileChunk(
                     share_id=share.id,
@@ -181,12 +181,13 @@ class ShareManager:
                     keep_version=header.keep_version,
                 )
                 async for offset, data in chunks:
-                    yield spb.FileChunk(offset=offset, data=data)
+                    yield spb.FileChunk(hash=data) if offset == SENT_HASH else spb.FileChunk(offset=offset, data=data)
 
             try:
-                await self._stub(share).PutStream(messages(), timeout=3600)
+                reply = await self._stub(share).PutStream(messages(), timeout=3600)
             except grpc.aio.AioRpcError as exc:
                 raise rpc_error(exc, share.peer_name) from exc
+            return bytes(reply.hash), bytes(reply.blocks)
 
         async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
             try:
@@ -197,7 +198,15 @@ class ShareManager:
             except grpc.aio.AioRpcError as exc:
                 raise rpc_error(exc, share.peer_name) from exc
 
-        return Remote(target, key, index, peer_index, peer_hash, peer_put, peer_send, peer_get)
+        async def peer_stream(path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+            request = spb.GetStreamRequest(share_id=share.id, path=path, offset=offset)
+            try:
+                async for chunk in self._stub(share).GetStream(request, timeout=3600):
+                    yield chunk.offset, chunk.data
+            except grpc.aio.AioRpcError as exc:
+                raise rpc_error(exc, share.peer_name) from exc
+
+        return Remote(target, key, index, peer_index, peer_hash, peer_put, peer_send, peer_get, peer_stream)
 
     async def _notices(self, share: Share) -> AsyncIterator[object]:
         async for notice in self._stub(share).Watch(spb.ShareRef(share_id=share.id)):

@@ -4,6 +4,10 @@ The chunks land in the file's stable temp name (so an interrupted stream leaves 
 into, block by block), are hashed as they arrive (whole file and 128 KiB blocks, so no second read), made durable
 with one ``fdatasync`` and checked against the sender's hash before the old file goes to versions and the temp is
 renamed over it. A chunk that does not match leaves nothing visible.
+
+A header without a hash means the sender hashes while it reads (``sending.py``): its hash then comes last, as the
+item ``(SENT_HASH, digest)``, and a stream that ends without it (the file changed while it was sent) leaves nothing
+visible either.
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.writeback import DirectWrites, Writeback
 
 CHUNK = 2 * 1024 * 1024  # per message: 16 blocks, well under gRPC's 4 MiB cap
-WRITEBACK = 64 * 1024 * 1024  # start writing back this often, so the final fdatasync has little left to do
+SENT_HASH = -1  # the offset of the stream's last item when the header had no hash: that item's data is the hash
 
 
 @dataclass(frozen=True)
 class FileHeader:
-    """What the sender promises: the file's path in the share, size, SHA-256, mtime, and whether to keep the old."""
+    """What the sender promises: the file's path in the share, size, SHA-256 (empty: sent last), mtime, and whether
+    to keep the old file."""
 
     path: str
     size: int
@@ -61,7 +67,8 @@ class Incoming:
         self._blocks = bytearray()
         self._hashed = 0  # bytes hashed so far, in order; a chunk out of order means hashing the temp at the end
         self._in_order = True
-        self._unsynced = 0
+        self._writeback = Writeback(self._fd)
+        self._direct = DirectWrites.open(str(self.tmp), CHUNK)
         self._lock = threading.Lock()  # a cancelled call may abort while a worker thread still writes
 
     def write(self, offset: int, data: bytes) -> None:
@@ -70,14 +77,11 @@ class Incoming:
         with self._lock:
             if self._fd < 0:
                 raise SyncError(f"{self.rel}: the transfer was stopped")
+            if self._direct is not None and self._direct.write(data, offset, self.header.size):
+                return
             self.fs.pwrite(self._fd, data, offset)
-        self._unsynced += len(data)
-        if self._unsynced >= WRITEBACK:
             # Flush as we go: the disk writes while the network delivers, and the last fdatasync stays short.
-            with self._lock:
-                if self._fd >= 0:
-                    os.fdatasync(self._fd)
-            self._unsynced = 0
+            self._writeback.wrote(offset, len(data))
 
     def hash(self, offset: int, data: bytes) -> None:
         """Hash a chunk as it arrives (in its own thread, beside ``write``: hashlib and pwrite both free the GIL)."""
@@ -91,12 +95,21 @@ class Incoming:
         else:
             self._in_order = False
 
-    def finish(self, index: ShareIndex | None = None) -> Hashed:
-        """Durable, verified, then visible; raises (leaving nothing visible) when the content does not match."""
+    def finish(
+        self, index: ShareIndex | None = None, sent_hash: bytes = b"", check: Callable[[], None] | None = None
+    ) -> Hashed:
+        """Durable, verified, then visible; raises (leaving nothing visible) when the content does not match, or
+        when ``check`` (run once verified, before the old file goes) raises."""
+        expected = self.header.digest or sent_hash
+        if not expected:
+            self.abort()  # the temp file stays: a resume sends only the blocks it lacks
+            raise SyncError(f"{self.rel} changed while it was sent; retrying")
         with self._lock:
             fd, self._fd = self._fd, -1
+            if self._direct is not None:
+                self._direct.close()
         try:
-            os.ftruncate(fd, self.header.size)
+            os.ftruncate(fd, self.header.size)  # also drops the padding of a last chunk written direct
             os.fdatasync(fd)
         finally:
             os.close(fd)
@@ -104,9 +117,11 @@ class Incoming:
             got = Hashed(self._hashed, self._whole.digest(), bytes(self._blocks))
         else:
             got = hash_file(self.tmp)
-        if got.digest != self.header.digest:
+        if got.digest != expected:
             self.tmp.unlink(missing_ok=True)
             raise SyncError(f"{self.rel} did not verify on arrival (changed while sent?); retrying")
+        if check is not None:
+            check()
         if self.header.keep_version:
             self.fs.keep_version(self.rel)
         st = self.fs.replace(self.tmp, self.final, self.header.mtime_ns)
@@ -117,16 +132,27 @@ class Incoming:
     def abort(self) -> None:
         """Stop early; the temp file stays so the next push resumes into it."""
         with self._lock:
+            if self._direct is not None:
+                self._direct.close()
             if self._fd >= 0:
                 fd, self._fd = self._fd, -1
-                os.close(fd)
+                try:
+                    if self._direct is not None and self._direct.padded:
+                        os.ftruncate(fd, self.header.size)  # the temp holds what arrived, not the padding
+                finally:
+                    os.close(fd)
 
 
 async def receive(
-    root: Path, header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]], index: ShareIndex | None = None
+    root: Path,
+    header: FileHeader,
+    chunks: AsyncIterator[tuple[int, bytes]],
+    index: ShareIndex | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Hashed:
     """Receive ``chunks`` (offset, data) into ``root`` as ``header`` describes; the file's hashes once visible.
-    With ``index`` (the serving side's scan cache) the file is recorded there, so its next scan need not hash it."""
+    With ``index`` (this side's scan cache) the file is recorded there, so its next scan need not hash it;
+    ``check`` runs once the content is verified, before it replaces anything (a pull: the local file unchanged)."""
     incoming = await asyncio.to_thread(Incoming, root, header)
     # Receiving (the loop), writing and hashing (two worker threads) overlap: a few chunks wait in between.
     queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [asyncio.Queue(maxsize=4), asyncio.Queue(maxsize=4)]
@@ -140,11 +166,15 @@ async def receive(
         asyncio.create_task(consume(queues[1], incoming.hash)),
     ]
     failed = asyncio.gather(*tasks)  # done early only when one of them failed
+    sent_hash = b""
     try:
         try:
             async for item in chunks:
                 if failed.done():
                     break  # a worker failed: its error is raised below
+                if item[0] == SENT_HASH:
+                    sent_hash = item[1]
+                    break
                 for queue in queues:
                     await _put(queue, item, failed)
         finally:
@@ -153,7 +183,7 @@ async def receive(
                 if not failed.done():
                     await _put(queue, None, failed)
             await failed
-        return await asyncio.to_thread(incoming.finish, index)
+        return await asyncio.to_thread(incoming.finish, index, sent_hash, check)
     finally:
         for task in tasks:
             task.cancel()

@@ -26,13 +26,14 @@ from typing import BinaryIO, cast
 import asyncssh
 
 from noizylab_desktop.errors import SyncError
-from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
+from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import Ignore
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import case_insensitive, check_rel, decode_path, encode_path
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import CHUNK, FileHeader
+from noizylab_desktop.services.sync.sending import Outgoing
 from noizylab_desktop.services.sync.ssh_os import probe_os
 from noizylab_desktop.services.sync.ssh_resume import put_from, resume_point
 
@@ -79,7 +80,14 @@ HashSource = Callable[[str], Awaitable[tuple[bytes, bytes]]]  # rel → (digest,
 SmallFiles = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 PutSource = Callable[[SmallFiles], Awaitable[dict[str, str]]]  # → path: why it failed
 GetSource = Callable[[list[str]], AsyncIterator[tuple[SmallFiles, dict[str, str]]]]  # files, path → why not
-SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[None]]  # a whole file, streamed
+# A whole file, streamed → (digest, block hashes) as the peer received them.
+SendSource = Callable[[FileHeader, AsyncIterator[tuple[int, bytes]]], Awaitable[tuple[bytes, bytes]]]
+
+StreamSource = Callable[[str, int], AsyncIterator[tuple[int, bytes]]]  # a whole file from an offset, streamed
+
+
+class ChangedWhileSent(SyncError):
+    """A file hashed while it was sent changed meanwhile: the peer discarded it and the next pass sends it again."""
 
 
 class RemoteUnreachable(SyncError):
@@ -99,6 +107,7 @@ class Remote:
         peer_put: PutSource | None = None,
         peer_send: SendSource | None = None,
         peer_get: GetSource | None = None,
+        peer_stream: StreamSource | None = None,
     ) -> None:
         self.target = target
         self.name = target.name
@@ -109,6 +118,7 @@ class Remote:
         self.peer_put = peer_put
         self.peer_send = peer_send
         self.peer_get = peer_get
+        self.peer_stream = peer_stream
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._lock = asyncio.Lock()
@@ -311,7 +321,13 @@ class Remote:
     # ------------------------------------------------------------------ content
 
     async def stream(self, rel: str, start: int = 0, chunk: int = 16 * 1024 * 1024) -> AsyncIterator[tuple[int, bytes]]:
-        """The remote file from ``start`` on, in large chunks (asyncssh splits each into parallel reads)."""
+        """The remote file from ``start`` on, in large chunks: over the peer's gRPC stream between NOIZYLAB nodes,
+        else over SFTP (asyncssh splits each chunk into parallel reads)."""
+        if self.peer_stream is not None:
+            async for offset, data in self.peer_stream(self.stored(rel), start):
+                self.bytes_received += len(data)
+                yield offset, data
+            return
         sftp = await self.sftp()
         async with sftp.open(self.abs(rel), "rb", block_size=-1, max_requests=PARALLEL_REQUESTS) as f:
             offset = start
@@ -380,10 +396,24 @@ class Remote:
                 {wire.get(p, p): why for p, why in failed.items()},
             )
 
-    async def send_file(self, local: Path, rel: str, have: Entry, keep_version: bool) -> None:
-        """The whole local file to a NOIZYLAB peer over its gRPC stream; the peer verifies and renames it."""
+    async def send_file(self, local: Path, rel: str, have: Entry, keep_version: bool) -> Hashed:
+        """The whole local file to a NOIZYLAB peer over its gRPC stream; the peer verifies and renames it. Without a
+        hash in ``have`` the file is hashed as it is read (``sending.py``); ``ChangedWhileSent`` when it changed."""
         assert self.peer_send is not None
         header = FileHeader(self.stored(rel), have.size, have.hash, have.mtime_ns, keep_version)
+        if not have.hash:
+            out = Outgoing(local, have)
+            try:
+                digest, blocks = await self.peer_send(header, out.chunks())
+            except SyncError:
+                if out.changed:
+                    raise ChangedWhileSent(f"{rel} changed while it was sent") from None
+                raise
+            finally:
+                self.bytes_sent += out.sent
+            if digest != out.digest:
+                raise SyncError(f"{rel} did not verify on {self.name}; retrying")
+            return Hashed(have.size, digest, blocks)
 
         async def chunks() -> AsyncIterator[tuple[int, bytes]]:
             with open(local, "rb") as f:
@@ -395,7 +425,8 @@ class Remote:
                         offset += len(data)
                         self.bytes_sent += len(data)
 
-        await self.peer_send(header, chunks())
+        digest, blocks = await self.peer_send(header, chunks())
+        return Hashed(have.size, digest, blocks)
 
     async def write_small(self, rel: str, data: bytes) -> None:
         """``data`` into the remote file ``rel`` (a temp name) in one open, write, close."""

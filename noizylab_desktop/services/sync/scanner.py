@@ -43,10 +43,13 @@ class ScanResult:
     hashed: int = 0
     skipped_links: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    unhashed: dict[str, str] = field(default_factory=dict)  # path → where on disk: large files left to hash later
 
 
-def scan(root: Path, index: ShareIndex) -> ScanResult:
-    """Walk ``root`` (blocking; run in a thread) and refresh the index's local cache."""
+def scan(root: Path, index: ShareIndex, defer_bytes: int = 0) -> ScanResult:
+    """Walk ``root`` (blocking; run in a thread) and refresh the index's local cache. With ``defer_bytes``, new or
+    changed files of at least that size are not hashed here: their entries carry an empty hash, they stay out of
+    the cache, and ``unhashed`` lists them (``deferred.py`` decides which need their hash before planning)."""
     if not root.is_dir():
         raise RootMissingError(f"the share folder {root} is gone: reconnect its disk or remove the share")
     ignore = Ignore.load(root)
@@ -89,6 +92,10 @@ def scan(root: Path, index: ShareIndex) -> ScanResult:
                 and (old.entry.size, old.entry.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
             ):
                 result.entries[rel] = old.entry
+                continue
+            if defer_bytes and st.st_size >= defer_bytes:
+                result.entries[rel] = Entry(rel, st.st_size, st.st_mtime_ns, b"")
+                result.unhashed[rel] = item.path
                 continue
             try:
                 hashed = hash_file(item.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -22,6 +23,15 @@ from noizylab_desktop.services.registry import PeerState, Registry
 logger = logging.getLogger(__name__)
 
 STALE_GRACE_S = 2.0
+# Sent with pulls at the full pace: someone looks at the asking node, so the answering one walks its process table
+# (the busiest processes, shown on the dashboard) at the full pace too.
+WATCHING_KEY = "noizylab-watching"
+WATCHING = ((WATCHING_KEY, "1"),)
+
+
+def sent_watching(metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
+    """Whether a pull's metadata says someone looks at the asking node."""
+    return any(key == WATCHING_KEY for key, _ in metadata or ())
 
 
 @dataclass
@@ -37,18 +47,18 @@ class _Pulled:
 class PeerPuller:
     """Pulls each online peer's snapshot, at most one call per peer in flight."""
 
-    def __init__(self, registry: Registry, timeout_s: float, slack_s: float = 0.5) -> None:
+    def __init__(self, registry: Registry, timeout_s: float, tick_s: float) -> None:
         self.registry = registry
         self.timeout_s = timeout_s
-        # Ticks jitter: a pull due every second must not be put off to the next tick for being a millisecond early.
-        self.slack_s = slack_s
+        self.tick_s = tick_s
         self._pulled: dict[bytes, _Pulled] = {}
 
     def poke(self, every_s: float) -> None:
         """Start a pull from every online peer that has none running and was last asked ``every_s`` ago or more."""
         now = time.monotonic()
         for state, entry in self._online():
-            if entry.pulling is None and now - entry.asked_at >= every_s - self.slack_s:
+            # Ticks jitter: a pull due each tick must not be put off to the next for being a millisecond early.
+            if entry.pulling is None and now - entry.asked_at >= every_s - self.tick_s / 2:
                 self._start(state, entry, every_s, now)
 
     async def pull_stale(self, older_than_s: float, every_s: float) -> bool:
@@ -82,7 +92,8 @@ class PeerPuller:
     async def _pull(self, state: PeerState, entry: _Pulled, every_s: float) -> None:
         stub = mpb_grpc.MetricsStub(self.registry.channel(state))
         try:
-            entry.metrics = await stub.Snapshot(pb.Empty(), timeout=self.timeout_s)
+            watching = WATCHING if every_s <= self.tick_s else None
+            entry.metrics = await stub.Snapshot(pb.Empty(), timeout=self.timeout_s, metadata=watching)
             entry.received_at = time.monotonic()
             entry.period_s = every_s
             entry.error = ""

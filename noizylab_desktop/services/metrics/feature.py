@@ -23,7 +23,7 @@ from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
 from noizylab_desktop.services.feature import Figure, require_self
 from noizylab_desktop.services.metrics.api_routes import api_routes
-from noizylab_desktop.services.metrics.cluster import PeerPuller
+from noizylab_desktop.services.metrics.cluster import PeerPuller, sent_watching
 from noizylab_desktop.services.metrics.demand import Demand
 from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
 from noizylab_desktop.services.metrics.gpu import GpuSampler
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE = "noizylab.grid.v1.Metrics"
+# While nobody looks (here or at a peer that pulls us), the busiest processes are looked up this seldom: walking the
+# process table is the dearest part of a sample (tens of ms on a desktop with hundreds of processes).
+IDLE_PROCESS_INTERVAL_S = 60.0
 TOKENS_FILE = "api-tokens.sqlite"
 
 
@@ -71,6 +74,7 @@ class MetricsFeature:
         self.tokens = TokenStore(node.paths.state_dir / TOKENS_FILE)
         self.collect_seconds = 0.0
         self.demand = Demand(self.settings.watch_s)
+        self.peer_demand = Demand(self.settings.watch_s)  # someone looks at a peer that pulls our figures
         self._cluster = mpb.ClusterReply()
         self._me: mpb.ClusterNode | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,7 +108,7 @@ class MetricsFeature:
             self._thread, SystemSampler, self.settings.process_interval_s, self.settings.top_processes
         )
         self._gpu = await loop.run_in_executor(self._thread, GpuSampler)
-        self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, self.settings.interval_s / 2)
+        self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, self.settings.interval_s)
         await self.tick()
         routes = Routes(
             registry_for(self.current_scrape, self.settings.max_series),
@@ -187,13 +191,19 @@ class MetricsFeature:
 
     async def look(self) -> None:
         """Someone looks at the grid now: pull peers each sample for a while, and any older than a sample at once."""
-        self.demand.look()
+        if self.demand.look() and self._system is not None:
+            self._system.walk_soon()
         if self._stopping or self._puller is None or self._me is None:
             return
         # Older than one interval and a half: the answer of the last tick's pull still counts as current.
         if await self._puller.pull_stale(1.5 * self.settings.interval_s, self.settings.interval_s):
             if not self._stopping:
                 self._publish_view()
+
+    def peer_looks(self) -> None:
+        """A peer pulled our figures for someone looking there: walk the process table at the full pace for a while."""
+        if self.peer_demand.look() and self._system is not None:
+            self._system.walk_soon()
 
     def look_soon(self) -> None:
         """``look`` without waiting for it (the tray's dashboard, which redraws on the ``MetricsUpdated`` it brings)."""
@@ -229,7 +239,9 @@ class MetricsFeature:
         own = mpb.NodeMetrics(
             node_id=self.node.identity.node_id, name=self.node.settings.name, at_unix_seconds=time.time()
         )
-        self._system.sample(own)
+        watched = self.demand.watching() or self.peer_demand.watching()
+        walk_every = self.settings.process_interval_s
+        self._system.sample(own, walk_every if watched else max(walk_every, IDLE_PROCESS_INTERVAL_S))
         self._gpu.sample(own)
         return own
 
@@ -257,6 +269,8 @@ class MetricsApi(mpb_grpc.MetricsServicer):
         self.feature = feature
 
     async def Snapshot(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> mpb.NodeMetrics:  # noqa: N802
+        if sent_watching(context.invocation_metadata()):
+            self.feature.peer_looks()
         cluster = self.feature.cluster()
         if not cluster.nodes:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this node has not sampled its figures yet")

@@ -12,6 +12,7 @@ from noizylab_desktop.errors import ConfigError
 from noizylab_desktop.services.metrics import system
 from noizylab_desktop.services.metrics.cluster import WATCHING, sent_watching
 from noizylab_desktop.services.metrics.demand import Demand
+from noizylab_desktop.services.metrics.rpc import RpcMetrics
 from noizylab_desktop.services.metrics.settings import MetricsSettings
 
 
@@ -68,3 +69,18 @@ def test_the_process_table_is_walked_at_the_pace_asked_and_at_once_after_walk_so
     sampler.walk_soon()
     sampler.sample(mpb.NodeMetrics(), process_interval_s=3600.0)
     assert walks[0] == 3
+
+
+def test_rpc_figures_are_made_again_only_for_methods_called_since() -> None:
+    rpc = RpcMetrics()
+    rpc.record("/a.A/Quiet", 0.002, "OK")
+    rpc.record("/a.A/Busy", 0.002, "OK")
+    before = {(f.name, f.labels["method"]): f for f in rpc.figures()}
+    rpc.record("/a.A/Busy", 0.2, "OK")
+    after = {(f.name, f.labels["method"]): f for f in rpc.figures()}
+    handling, handled = "noizylab_rpc_server_handling_seconds", "noizylab_rpc_server_handled_total"
+    assert after[(handling, "/a.A/Quiet")] is before[(handling, "/a.A/Quiet")]
+    assert after[(handled, "/a.A/Quiet")] is before[(handled, "/a.A/Quiet")]
+    busy = after[(handling, "/a.A/Busy")]
+    assert busy.count == 2.0 and busy.value == pytest.approx(0.202) and busy.buckets[-1] == (float("inf"), 2.0)
+    assert after[(handled, "/a.A/Busy")].value == 2.0

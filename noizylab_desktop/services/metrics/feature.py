@@ -79,6 +79,9 @@ class MetricsFeature:
         self._me: mpb.ClusterNode | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._looks: set[asyncio.Task[None]] = set()
+        # Each figure's wire form by the figure object's id, with the object (so the id stays its own): a feature
+        # that hands out the same object again (the RPC figures of methods not called since) is not converted again.
+        self._wires: dict[int, tuple[Figure, mpb.FigureValue]] = {}
         self._scrape: Scrape | None = None
         self._alerts = AlertTracker()
         self._broken: set[str] = set()
@@ -161,7 +164,7 @@ class MetricsFeature:
         if self._stopping:
             return
         figures = self._figures()
-        own.figures.extend(figure_to_wire(f) for f in figures)
+        own.figures.extend(self._to_wire(figures))
         own.uptime_seconds = self.node.uptime_s()
         self.collect_seconds = time.perf_counter() - began
         self.history.add(own.node_id, own)
@@ -221,6 +224,17 @@ class MetricsFeature:
             asked.result(self.settings.peer_timeout_s + 1)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             asked.cancel()  # the view as it stands is still an answer; a stopping node must not hold a request
+
+    def _to_wire(self, figures: list[Figure]) -> list[mpb.FigureValue]:
+        kept: dict[int, tuple[Figure, mpb.FigureValue]] = {}
+        wires = []
+        for figure in figures:
+            known = self._wires.get(id(figure))
+            entry = known if known is not None and known[0] is figure else (figure, figure_to_wire(figure))
+            kept[id(figure)] = entry
+            wires.append(entry[1])
+        self._wires = kept
+        return wires
 
     def _figures(self) -> list[Figure]:
         """Every feature's figures; one feature failing leaves the others' (and the sampling) going."""

@@ -41,6 +41,7 @@ from tests.conftest import NodeProcess  # noqa: E402
 from tests.sync_harness import Sshd, SyncPair  # noqa: E402
 
 MiB = 1024 * 1024
+IDLE_S = 20.0  # idle CPU windows: long enough that the 1 s ticks and a shared machine's noise average out
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.002) -> float:
@@ -127,7 +128,7 @@ def bench_ours(
         src.mkdir()
         procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
         # The same two nodes before any share: what sync adds is the difference.
-        no_share = {} if only_small else cpu_pct(procs, 10)
+        no_share = {} if only_small else cpu_pct(procs, IDLE_S)
         alpha.cli("share", "add", str(src), "--peer", "beta")
         alpha.cli("sync", "wait", "--timeout", "30")
         prop = [] if only_small else propagation(src, dst, samples, 0.4)
@@ -157,7 +158,7 @@ def bench_ours(
         big_s = time.perf_counter() - start
         alpha.cli("sync", "wait", "--timeout", "120", timeout=150)
 
-        idle = cpu_pct(procs, 10)
+        idle = cpu_pct(procs, IDLE_S)
         return {
             "propagation_s": prop,
             "small_files_s": small_s,
@@ -167,6 +168,29 @@ def bench_ours(
             "idle_cpu_pct": idle,
             "no_share_idle_cpu_pct": no_share,
         }
+    finally:
+        alpha.stop()
+        beta.stop()
+
+
+def bench_idle(base: Path, n_small: int) -> dict[str, Any]:
+    """Idle CPU only (``--only idle``): two paired nodes, then the same with a watched share of ``n_small`` files."""
+    alpha = NodeProcess(base / "alpha", "alpha", sync={"folder": str(base / "alpha-sync")})
+    beta = NodeProcess(base / "beta", "beta", sync={"folder": str(base / "beta-sync")})
+    try:
+        alpha.start()
+        beta.start()
+        beta.join(alpha.invite())
+        wait_until(lambda: bool((alpha.peer("beta") or {}).get("online")), 20, 0.1)
+        alpha.cli("allow", "beta", "sync")
+        beta.cli("allow", "alpha", "sync")
+        procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
+        no_share = cpu_pct(procs, IDLE_S)
+        src = base / "work"
+        make_small(src / "many", n_small)
+        alpha.cli("share", "add", str(src), "--peer", "beta")
+        alpha.cli("sync", "wait", "--timeout", "600", timeout=650)
+        return {"idle_cpu_pct": cpu_pct(procs, IDLE_S), "no_share_idle_cpu_pct": no_share}
     finally:
         alpha.stop()
         beta.stop()
@@ -333,7 +357,38 @@ def bench_syncthing(base: Path, n_small: int, samples: int) -> dict[str, Any]:
         make_small(src / "many", n_small)
         start = time.perf_counter()
         wait_until(lambda: count_files(dst / "many") >= n_small, 600, 0.1)
-        return {"propagation_s": prop, "small_files_s": time.perf_counter() - start}
+        small_s = time.perf_counter() - start
+        return {"propagation_s": prop, "small_files_s": small_s, "idle_cpu_pct": syncthing_idle(a, b)}
+    finally:
+        a.stop()
+        b.stop()
+
+
+def syncthing_idle(a: Syncthing, b: Syncthing) -> dict[str, float]:
+    """Both instances' CPU once their watched folder is in sync (the anchor of the idle figure)."""
+    for me in (a, b):
+        wait_until(lambda m=me: m.call("GET", "/rest/db/status?folder=bench")["state"] == "idle", 120, 0.5)  # type: ignore[misc]
+    return cpu_pct({"a": psutil.Process(a.proc.pid), "b": psutil.Process(b.proc.pid)}, IDLE_S)
+
+
+def bench_syncthing_idle(base: Path, n_small: int) -> dict[str, Any]:
+    """Two Syncthing instances sharing ``n_small`` files, watched, in sync: their idle CPU (``--only idle``)."""
+    a, b = Syncthing(base / "st-a"), Syncthing(base / "st-b")
+    try:
+        src, dst = base / "st-src", base / "st-dst"
+        make_small(src / "many", n_small)
+        dst.mkdir()
+        for me, other, folder in ((a, b, src), (b, a, dst)):
+            me.call("POST", "/rest/config/devices", {
+                "deviceID": other.device_id, "name": "other", "addresses": [f"tcp://127.0.0.1:{other.listen}"],
+            })  # fmt: skip
+            me.call("POST", "/rest/config/folders", {
+                "id": "bench", "label": "bench", "path": str(folder), "type": "sendreceive",
+                "devices": [{"deviceID": me.device_id}, {"deviceID": other.device_id}],
+                "fsWatcherEnabled": True, "fsWatcherDelayS": 1, "rescanIntervalS": 3600,
+            })  # fmt: skip
+        wait_until(lambda: count_files(dst / "many") >= n_small, 600, 0.5)
+        return {"idle_cpu_pct": syncthing_idle(a, b)}
     finally:
         a.stop()
         b.stop()
@@ -347,7 +402,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 files, 128 MiB, a 64 MiB delta base")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--parts", default="ours,rsync,syncthing", help="which to run (default: all three)")
-    parser.add_argument("--only", choices=["small"], help="only this figure (small: the many small files), as JSON")
+    parser.add_argument(
+        "--only",
+        choices=["small", "idle"],
+        help="only this figure, as JSON (small: the many small files; idle: our two nodes before and with a watched"
+        " share of the small files, then Syncthing's)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="with --only small: this many runs of ours and rsync")
     args = parser.parse_args()
     n_small, big, delta_base, samples = (
@@ -357,6 +417,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nz-bench-sync-") as tmp:
         base = Path(tmp)
         parts = args.parts.split(",")
+        if args.only == "idle":
+            results["ours"] = bench_idle(base / "ours", n_small)
+            if "syncthing" in parts:
+                try:
+                    results["syncthing"] = bench_syncthing_idle(base / "syncthing", n_small)
+                except Exception as exc:  # noqa: BLE001 - the anchor is reported as missing, with why
+                    results["syncthing"] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(json.dumps(results, indent=2))
+            return 0
         small = args.only == "small"
         if small and args.repeat > 1 and {"ours", "rsync"} <= set(parts):
             # Ours and rsync take turns, each going first every other time, so a busy moment of a shared machine
@@ -475,6 +544,10 @@ def report(r: dict[str, Any]) -> None:
     if "no_share_idle_cpu_pct" in ours:
         base_idle = ours["no_share_idle_cpu_pct"]
         row("  the same nodes before any share", f"{base_idle['alpha']:.2f}%", f"{base_idle['beta']:.2f}%", None, "")
+    if "idle_cpu_pct" in st:
+        st_idle = st["idle_cpu_pct"]
+        ratio = max(idle.values()) / max(st_idle.values()) if max(st_idle.values()) > 0 else None
+        row("  syncthing, the same share watched", "", f"{st_idle['a']:.2f}% / {st_idle['b']:.2f}%", ratio, "")
 
 
 def platform_line() -> str:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -39,15 +40,17 @@ class Identity:
     ssh_private_pem: bytes
     ssh_public: str
 
-    @property
+    # Cached: heartbeats and every metrics sample ask for these, and parsing the certificate each time showed up in
+    # an idle node's profile. The fields are frozen, so the answers cannot change.
+    @cached_property
     def cert_der(self) -> bytes:
         return x509.load_pem_x509_certificate(self.cert_pem).public_bytes(serialization.Encoding.DER)
 
-    @property
+    @cached_property
     def fingerprint(self) -> bytes:
         return fingerprint(self.cert_der)
 
-    @property
+    @cached_property
     def node_id(self) -> str:
         return format_id(self.fingerprint)
 

@@ -3,6 +3,11 @@
 Every ``heartbeat_s`` (1 s) the node calls each peer's ``Heartbeat`` with a deadline; after ``heartbeat_misses`` (3)
 missed beats in a row the peer is down. A beat received from a peer counts as seen too, and tells us its current
 address. Going up or down publishes ``PeerOnline``/``PeerOffline``.
+
+A peer whose own beat reached us within the last interval and a half is known to be up: our beat to it is skipped
+(at most ``MAX_SKIPS`` in a row, so its round-trip time stays current), which nearly halves an idle pair's calls. When
+its beats stop, ours resume within half an interval, so a peer that goes away is still noticed after 3 missed beats,
+at most half a second later than if we had never skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from noizylab_desktop.services.trust import TrustedPeer, TrustStore
 
 logger = logging.getLogger(__name__)
 
+MAX_SKIPS = 4
+
 
 @dataclass
 class PeerState:
@@ -38,6 +45,8 @@ class PeerState:
     address_index: int = 0
     channel: grpc.aio.Channel | None = None
     channel_address: str = ""
+    heard_at: float = float("-inf")  # monotonic time of the peer's last beat to us
+    skipped: int = 0
 
     @property
     def address(self) -> str:
@@ -97,6 +106,7 @@ class Registry:
                 self.trust.set_addresses(fp, [address, *state.peer.addresses][:4])
                 state.peer = self.trust.get(fp) or state.peer
                 state.address_index = 0
+        state.heard_at = time.monotonic()
         self._mark_seen(state)
 
     def _mark_seen(self, state: PeerState) -> None:
@@ -124,6 +134,15 @@ class Registry:
             state.channel = secure_channel(self.identity, state.peer.cert_pem, state.address)
             state.channel_address = state.address
         return state.channel
+
+    def _due(self, state: PeerState) -> bool:
+        """Whether to beat this peer now (see the module's docstring for when a beat is skipped)."""
+        heard_lately = time.monotonic() - state.heard_at < 1.5 * self.interval_s
+        if heard_lately and state.online and state.capabilities is not None and state.skipped < MAX_SKIPS:
+            state.skipped += 1
+            return False
+        state.skipped = 0
+        return True
 
     async def beat(self, state: PeerState) -> None:
         """One heartbeat to one peer."""
@@ -155,7 +174,7 @@ class Registry:
         try:
             while True:
                 began = loop.time()
-                await asyncio.gather(*(self.beat(s) for s in self.peers()))
+                await asyncio.gather(*(self.beat(s) for s in self.peers() if self._due(s)))
                 await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - began)))
         finally:
             for state in self.states.values():

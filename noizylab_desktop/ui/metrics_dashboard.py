@@ -132,6 +132,8 @@ class MetricsTray:
             return
         if self.dashboard is None:
             self.dashboard = Dashboard(self.feature)
+        # Peers are pulled slowly while nobody looks: pull them now; their fresh figures come with MetricsUpdated.
+        self.feature.look_soon()
         self.dashboard.refresh()
         self.dashboard.show()
         self.dashboard.raise_()
@@ -149,7 +151,8 @@ class MetricsTray:
             if line != self._last_line:
                 self._last_line = line
                 self._retooltip()
-            if self.dashboard is not None and self.dashboard.isVisible():
+            if self.dashboard is not None and self.dashboard.isVisible() and self.feature is not None:
+                self.feature.demand.look()  # an open dashboard keeps the peers' figures coming each second
                 self.dashboard.refresh()
         elif isinstance(event, MetricsAlert):
             self._primed = True  # the sampler is running with this tray listening: its alerts arrive as events

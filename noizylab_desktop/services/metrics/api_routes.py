@@ -87,7 +87,15 @@ def api_routes(feature: MetricsFeature) -> dict[str, JsonRoute]:
 
         return route
 
-    return {
+    def looked(route: JsonRoute) -> JsonRoute:
+        # A request is someone looking: peers are pulled at once if their figures are old, then each sample.
+        def answer(query: Query) -> Any:
+            feature.look_from_thread()
+            return route(query)
+
+        return answer
+
+    routes = {
         "nodes": nodes,
         "metrics": metrics,
         "cluster": cluster,
@@ -96,3 +104,4 @@ def api_routes(feature: MetricsFeature) -> dict[str, JsonRoute]:
         "tasks": figures_of("noizylab_tasks_"),
         "sync": figures_of("noizylab_sync_"),
     }
+    return {path: looked(route) for path, route in routes.items()}

@@ -1,12 +1,14 @@
 """The metrics feature: samples this machine once a second, pulls its peers', and serves it all.
 
 Each tick builds an immutable cluster view (this node first, then each paired peer) and a Prometheus scrape; the
-gRPC service, the HTTP server's threads and the tray read those views and never the samplers' state.
+gRPC service, the HTTP server's threads and the tray read those views and never the samplers' state. Peers are
+pulled each tick only while someone looks (``demand.py``); a look after a quiet spell pulls them at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -21,7 +23,8 @@ from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
 from noizylab_desktop.services.feature import Figure, require_self
 from noizylab_desktop.services.metrics.api_routes import api_routes
-from noizylab_desktop.services.metrics.cluster import PeerPuller
+from noizylab_desktop.services.metrics.cluster import PeerPuller, sent_watching
+from noizylab_desktop.services.metrics.demand import Demand
 from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
 from noizylab_desktop.services.metrics.gpu import GpuSampler
 from noizylab_desktop.services.metrics.history import History
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE = "noizylab.grid.v1.Metrics"
+# While nobody looks (here or at a peer that pulls us), the busiest processes are looked up this seldom: walking the
+# process table is the dearest part of a sample (tens of ms on a desktop with hundreds of processes).
+IDLE_PROCESS_INTERVAL_S = 60.0
 TOKENS_FILE = "api-tokens.sqlite"
 
 
@@ -67,7 +73,15 @@ class MetricsFeature:
         self.history = History(int(self.settings.history_s / self.settings.interval_s))
         self.tokens = TokenStore(node.paths.state_dir / TOKENS_FILE)
         self.collect_seconds = 0.0
+        self.demand = Demand(self.settings.watch_s)
+        self.peer_demand = Demand(self.settings.watch_s)  # someone looks at a peer that pulls our figures
         self._cluster = mpb.ClusterReply()
+        self._me: mpb.ClusterNode | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._looks: set[asyncio.Task[None]] = set()
+        # Each figure's wire form by the figure object's id, with the object (so the id stays its own): a feature
+        # that hands out the same object again (the RPC figures of methods not called since) is not converted again.
+        self._wires: dict[int, tuple[Figure, mpb.FigureValue]] = {}
         self._scrape: Scrape | None = None
         self._alerts = AlertTracker()
         self._broken: set[str] = set()
@@ -92,12 +106,12 @@ class MetricsFeature:
 
     async def start(self) -> None:
         """Prime the samplers, take the first sample, bind the HTTP port, then sample every interval."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._system = await loop.run_in_executor(
             self._thread, SystemSampler, self.settings.process_interval_s, self.settings.top_processes
         )
         self._gpu = await loop.run_in_executor(self._thread, GpuSampler)
-        self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, 3 * self.settings.interval_s + 2)
+        self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, self.settings.interval_s)
         await self.tick()
         routes = Routes(
             registry_for(self.current_scrape, self.settings.max_series),
@@ -115,6 +129,8 @@ class MetricsFeature:
         if self._http is not None:
             http, self._http = self._http, None
             await asyncio.to_thread(http.close)
+        for look in list(self._looks):
+            look.cancel()
         if self._puller is not None:
             await self._puller.close()
         if self._gpu is not None:
@@ -148,21 +164,77 @@ class MetricsFeature:
         if self._stopping:
             return
         figures = self._figures()
-        own.figures.extend(figure_to_wire(f) for f in figures)
+        own.figures.extend(self._to_wire(figures))
         own.uptime_seconds = self.node.uptime_s()
         self.collect_seconds = time.perf_counter() - began
         self.history.add(own.node_id, own)
-        self._puller.poke()
-        me = mpb.ClusterNode(id=own.node_id, name=own.name, online=True, self=True, metrics=own)
-        cluster = mpb.ClusterReply(nodes=[me, *self._puller.view()])
+        self._me = mpb.ClusterNode(id=own.node_id, name=own.name, online=True, self=True, metrics=own)
+        self._puller.poke(self.peer_period_s())
+        peers = [PeerHealth(s.peer.name, s.online, s.rtt_ms / 1000) for s in self.node.registry.peers()]
+        self._scrape = Scrape(own.node_id, own.name, __version__, own, figures, peers, self.collect_seconds)
+        self._publish_view()
+
+    def peer_period_s(self) -> float:
+        """How often peers are pulled now: each sample while someone looks, every ``peer_interval_s`` otherwise."""
+        interval = self.settings.interval_s
+        return interval if self.demand.watching() else max(interval, self.settings.peer_interval_s)
+
+    def _publish_view(self) -> None:
+        """A new cluster view from this node's latest sample and the peers' latest answers; alerts; the event."""
+        assert self._me is not None and self._puller is not None
+        cluster = mpb.ClusterReply(nodes=[self._me, *self._puller.view(self.peer_period_s())])
         for node in cluster.nodes[1:]:
             if node.HasField("metrics"):
                 self.history.add(node.id, node.metrics)
-        peers = [PeerHealth(s.peer.name, s.online, s.rtt_ms / 1000) for s in self.node.registry.peers()]
         self._cluster = cluster
-        self._scrape = Scrape(own.node_id, own.name, __version__, own, figures, peers, self.collect_seconds)
         self._raise_alerts(cluster)
         self.node.bus.publish(MetricsUpdated())
+
+    # ------------------------------------------------------------------ demand
+
+    async def look(self) -> None:
+        """Someone looks at the grid now: pull peers each sample for a while, and any older than a sample at once."""
+        if self.demand.look() and self._system is not None:
+            self._system.walk_soon()
+        if self._stopping or self._puller is None or self._me is None:
+            return
+        # Older than one interval and a half: the answer of the last tick's pull still counts as current.
+        if await self._puller.pull_stale(1.5 * self.settings.interval_s, self.settings.interval_s):
+            if not self._stopping:
+                self._publish_view()
+
+    def peer_looks(self) -> None:
+        """A peer pulled our figures for someone looking there: walk the process table at the full pace for a while."""
+        if self.peer_demand.look() and self._system is not None:
+            self._system.walk_soon()
+
+    def look_soon(self) -> None:
+        """``look`` without waiting for it (the tray's dashboard, which redraws on the ``MetricsUpdated`` it brings)."""
+        task = asyncio.ensure_future(self.look())
+        self._looks.add(task)
+        task.add_done_callback(self._looks.discard)
+
+    def look_from_thread(self) -> None:
+        """``look`` from the HTTP server's threads: the answer then shows peers as they are now (or at a deadline)."""
+        loop = self._loop
+        if loop is None or self._stopping:
+            return
+        asked = asyncio.run_coroutine_threadsafe(self.look(), loop)
+        try:
+            asked.result(self.settings.peer_timeout_s + 1)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            asked.cancel()  # the view as it stands is still an answer; a stopping node must not hold a request
+
+    def _to_wire(self, figures: list[Figure]) -> list[mpb.FigureValue]:
+        kept: dict[int, tuple[Figure, mpb.FigureValue]] = {}
+        wires = []
+        for figure in figures:
+            known = self._wires.get(id(figure))
+            entry = known if known is not None and known[0] is figure else (figure, figure_to_wire(figure))
+            kept[id(figure)] = entry
+            wires.append(entry[1])
+        self._wires = kept
+        return wires
 
     def _figures(self) -> list[Figure]:
         """Every feature's figures; one feature failing leaves the others' (and the sampling) going."""
@@ -181,7 +253,9 @@ class MetricsFeature:
         own = mpb.NodeMetrics(
             node_id=self.node.identity.node_id, name=self.node.settings.name, at_unix_seconds=time.time()
         )
-        self._system.sample(own)
+        watched = self.demand.watching() or self.peer_demand.watching()
+        walk_every = self.settings.process_interval_s
+        self._system.sample(own, walk_every if watched else max(walk_every, IDLE_PROCESS_INTERVAL_S))
         self._gpu.sample(own)
         return own
 
@@ -209,6 +283,8 @@ class MetricsApi(mpb_grpc.MetricsServicer):
         self.feature = feature
 
     async def Snapshot(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> mpb.NodeMetrics:  # noqa: N802
+        if sent_watching(context.invocation_metadata()):
+            self.feature.peer_looks()
         cluster = self.feature.cluster()
         if not cluster.nodes:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this node has not sampled its figures yet")
@@ -216,4 +292,5 @@ class MetricsApi(mpb_grpc.MetricsServicer):
 
     async def Cluster(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> mpb.ClusterReply:  # noqa: N802
         await require_self(self.feature.node, context)
+        await self.feature.look()  # `noizylab metrics` shows each peer as it is now, not as of the last slow pull
         return self.feature.cluster()

@@ -50,6 +50,10 @@ class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self) -> None:
         self.latency: defaultdict[str, _Histogram] = defaultdict(_Histogram)
         self.handled: defaultdict[tuple[str, str], int] = defaultdict(int)
+        # The figures handed out last, by series, with the count they were made at: a series with no new calls
+        # gives the same Figure object again, so the sampler need not rebuild it (a node sees dozens of methods,
+        # but an idle one calls only two or three of them each second).
+        self._made: dict[tuple[str, ...], tuple[int, Figure]] = {}
 
     def record(self, method: str, seconds: float, code: str) -> None:
         """One finished call."""
@@ -96,8 +100,19 @@ class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def figures(self) -> list[Figure]:
         """The histograms and counters as figures."""
-        found = [
-            Figure(
+        found = [self._latency(method, hist) for method, hist in sorted(self.latency.items())]
+        found += [self._handled(method, code, count) for (method, code), count in sorted(self.handled.items())]
+        errors: defaultdict[str, int] = defaultdict(int)
+        for (method, code), count in self.handled.items():
+            errors[method] += count if code != "OK" else 0
+        found += [self._errors(method, count) for method, count in sorted(errors.items())]
+        return found
+
+    def _latency(self, method: str, hist: _Histogram) -> Figure:
+        return self._made_at(
+            ("latency", method),
+            hist.total,
+            lambda: Figure(
                 "noizylab_rpc_server_handling_seconds",
                 "Time to handle a gRPC call on this node, by method.",
                 hist.sum,
@@ -105,33 +120,41 @@ class RpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 {"method": method},
                 hist.cumulative(),
                 float(hist.total),
-            )
-            for method, hist in sorted(self.latency.items())
-        ]
-        found += [
-            Figure(
+            ),
+        )
+
+    def _handled(self, method: str, code: str, count: int) -> Figure:
+        return self._made_at(
+            ("handled", method, code),
+            count,
+            lambda: Figure(
                 "noizylab_rpc_server_handled_total",
                 "gRPC calls this node finished, by method and status code.",
                 float(count),
                 "counter",
                 {"method": method, "code": code},
-            )
-            for (method, code), count in sorted(self.handled.items())
-        ]
-        errors: defaultdict[str, int] = defaultdict(int)
-        for (method, code), count in self.handled.items():
-            errors[method] += count if code != "OK" else 0
-        found += [
-            Figure(
+            ),
+        )
+
+    def _errors(self, method: str, count: int) -> Figure:
+        return self._made_at(
+            ("errors", method),
+            count,
+            lambda: Figure(
                 "noizylab_rpc_server_errors_total",
                 "gRPC calls this node ended with a status other than OK, by method.",
                 float(count),
                 "counter",
                 {"method": method},
-            )
-            for method, count in sorted(errors.items())
-        ]
-        return found
+            ),
+        )
+
+    def _made_at(self, key: tuple[str, ...], count: int, make: Callable[[], Figure]) -> Figure:
+        """The figure of one series, made again only when its count moved."""
+        made = self._made.get(key)
+        if made is None or made[0] != count:
+            made = self._made[key] = (count, make())
+        return made[1]
 
 
 def _code(context: grpc.aio.ServicerContext, exc: BaseException) -> str:

@@ -19,6 +19,10 @@ class MetricsSettings:
     top_processes: int = 5
     history_s: int = 3600
     peer_timeout_s: float = 2.0
+    # Peers are pulled every sample only while someone looks (the dashboard, the JSON API, `noizylab metrics`, in
+    # the last watch_s seconds); otherwise every peer_interval_s: a pull a second was half of an idle node's CPU.
+    peer_interval_s: float = 15.0
+    watch_s: float = 30.0
     disk_warn_ratio: float = 0.9
     gpu_hot_celsius: float = 85.0
     public_metrics: bool = False  # True lets Prometheus scrape /metrics without a bearer token

@@ -7,6 +7,7 @@ shares, the partition list); call ``sample`` from a worker thread, once per inte
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -70,8 +71,12 @@ class SystemSampler:
         if top:
             self._processes()
 
-    def sample(self, into: mpb.NodeMetrics) -> None:
-        """Fill the system part of ``into``."""
+    def walk_soon(self) -> None:
+        """Look up the busiest processes at the next sample (someone started looking; the list may be old)."""
+        self._top_at = -math.inf
+
+    def sample(self, into: mpb.NodeMetrics, process_interval_s: float | None = None) -> None:
+        """Fill the system part of ``into``; the process table is walked every ``process_interval_s`` (if given)."""
         now = time.monotonic()
         per_cpu = [
             # Linux counts guest time inside user time already; node_exporter leaves it out of the modes too.
@@ -98,7 +103,8 @@ class SystemSampler:
         self._disks(into, now)
         self._disk_io(into)
         self._network(into, now)
-        if self.top and now - self._top_at >= self.process_interval_s:
+        walk_every = self.process_interval_s if process_interval_s is None else process_interval_s
+        if self.top and now - self._top_at >= walk_every:
             self._top_at = now
             self._top = self._processes()
         into.top_processes.extend(self._top)

@@ -88,3 +88,27 @@ def test_running_out_of_inotify_watches_is_shown_in_the_share_status(
     loop.run_until_complete(started_and_clean())
     assert engine.state == "idle" and "fs.inotify.max_user_watches" in engine.message, engine.message
     assert tree(p.remote) == {"a.txt": b"a"}
+
+
+def test_files_that_keep_failing_are_retried_less_and_less_often(
+    pair: tuple[SyncPair, asyncio.AbstractEventLoop],
+) -> None:
+    p, loop = pair
+    outside = _outside(p.base)
+    os.symlink(outside / "secret.txt", p.local / "secret.txt")
+    (p.remote / "secret.txt").write_text("would overwrite the file the link points at")
+    waits = []
+    for _ in range(7):
+        assert not loop.run_until_complete(p.sync())
+        assert p.engine is not None and p.engine.state == "error"
+        assert p.engine.message.startswith("1 files not synced; secret.txt: ")
+        waits.append(p.engine.message.rsplit("retrying in ", 1)[1])
+    assert waits == ["2 s", "4 s", "8 s", "16 s", "32 s", "60 s", "60 s"]
+
+    (p.remote / "secret.txt").unlink()  # the cause goes: the share is in sync, and the next failure starts afresh
+    os.unlink(p.local / "secret.txt")
+    assert loop.run_until_complete(p.sync())
+    (p.remote / "secret.txt").write_text("again")
+    os.symlink(outside / "secret.txt", p.local / "secret.txt")
+    assert not loop.run_until_complete(p.sync())
+    assert p.engine.message.endswith("retrying in 2 s")

@@ -34,6 +34,13 @@ logger = logging.getLogger(__name__)
 
 MAX_PASSES = 4
 UNWATCHED_RESCAN_S = 60.0  # without a watcher the rescan is the only way to see local changes: run it more often
+FILE_RETRY_FIRST_S = 2.0
+FILE_RETRY_MAX_S = 60.0
+
+
+def file_retry_delay(failures: int) -> float:
+    """Seconds before the next try after ``failures`` passes in a row that left files unsynced."""
+    return min(FILE_RETRY_MAX_S, FILE_RETRY_FIRST_S * float(2 ** max(0, failures - 1)))
 
 
 class ShareEngine:
@@ -89,6 +96,7 @@ class ShareEngine:
         self._watcher: Watcher | None = None
         self._last_prune = 0.0
         self._allow_deletes = False
+        self._file_failures = 0  # passes in a row that left files unsynced: how long the next try waits
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -275,10 +283,16 @@ class ShareEngine:
             self._last_prune = time.time()
             await asyncio.to_thread(prune_versions, self.root, self.keep_versions_s)
         if self.failed:
+            # The rest is in sync; what failed (a name the peer cannot hold, a full disk there...) rarely heals by
+            # itself, so each further try waits twice as long, up to a minute: a change on either side still
+            # starts a pass at once.
+            self._file_failures += 1
+            delay = file_retry_delay(self._file_failures)
             first = next(iter(self.failed.items()))
-            self._set("error", f"{len(self.failed)} files not synced; {first[0]}: {first[1]}")
-            self._retry_later()
+            self._set("error", f"{len(self.failed)} files not synced; {first[0]}: {first[1]}; retrying in {delay:g} s")
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
             return False
+        self._file_failures = 0
         if more:
             self._wake.set()
             return False

@@ -76,6 +76,32 @@ def test_a_full_disk_leaves_the_old_file_whole_and_the_transfer_resumes(
     assert resumed < 2.5 * 1024 * 1024, f"the retry fetched {resumed} bytes: it resumed from the temp file"
 
 
+def test_a_disk_filling_during_a_batch_of_small_files_loses_nothing_and_the_rest_follows(
+    faulty: tuple[SyncPair, FaultyFs, Run],
+) -> None:
+    p, fs, run = faulty
+    good = {f"notes/n{i:03}.txt": os.urandom(3000) for i in range(60)}
+    for rel, data in good.items():
+        (p.remote / rel).parent.mkdir(exist_ok=True)
+        (p.remote / rel).write_bytes(data)
+    fs.written = 0
+
+    def disk_full(written: int) -> None:
+        if written >= 20 * 3000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    fs.hook = disk_full
+    assert not run(p.sync())
+    assert p.engine is not None and p.engine.state == "error"
+    assert "disk full in " in p.engine.message and "retrying in 2 s" in p.engine.message
+    landed = {rel: data for rel, data in tree(p.local).items() if rel in good}
+    assert len(landed) == 20, "the files written before the disk filled landed, the others did not"
+    assert not visible_partials(p.local, good)
+    fs.hook = lambda n: None
+    assert run(p.sync())
+    assert {rel: data for rel, data in tree(p.local).items() if not rel.startswith(".")} == good
+
+
 def test_a_dropped_connection_mid_transfer_resumes_without_a_partial_file(
     faulty: tuple[SyncPair, FaultyFs, Run],
 ) -> None:
@@ -90,11 +116,15 @@ def test_a_dropped_connection_mid_transfer_resumes_without_a_partial_file(
     lock = threading.Lock()
     loop = run.__self__  # type: ignore[attr-defined]
 
+    over_sftp: list[int] = []  # what had been written when the first write over SFTP came
+
     def drop(written: int) -> None:
         with lock:  # writes run on several worker threads
-            if written >= 2 * 1024 * 1024 and not at_drop:
-                conn = p.remote_side._conn
-                assert conn is not None
+            conn = p.remote_side._conn
+            if conn is None:
+                return  # a batch of small files, fetched over the peer's own call rather than SFTP
+            over_sftp[:] = over_sftp or [written]
+            if written >= over_sftp[0] + 2 * 1024 * 1024 and not at_drop:
                 loop.call_soon_threadsafe(conn.abort)
                 at_drop.append((visible_partials(p.local, files), written, p.remote_side.bytes_received))
 

@@ -313,7 +313,7 @@ class Executor:
                 self.progress.failed[rel] = exc.message
                 continue
             ready.append((rel, data, action.remote.hash, action.remote.mtime_ns))  # verified again as written
-        not_written = write_files(self.fs.root, ready, self.index)
+        not_written = write_files(self.fs.root, ready, self.index, self.fs)
         self.progress.failed.update(not_written)
         landed = [wanted[rel].remote for rel, *_ in ready if rel not in not_written]
         self.index.set_ancestors([e for e in landed if e is not None], self.remote.name)

@@ -7,6 +7,7 @@ the final path is missing or half written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -131,18 +132,29 @@ def prune_versions(root: Path, keep_s: float) -> int:
     return gone
 
 
+def _why(exc: OSError, root: Path) -> str:
+    """One line for a file that could not be written."""
+    if exc.errno == errno.ENOSPC:
+        return f"disk full in {root}: free space there; the file is retried then"
+    return exc.strerror or str(exc)
+
+
 def write_files(
-    root: Path, files: list[tuple[str, bytes, bytes, int]], index: ShareIndex | None = None
+    root: Path,
+    files: list[tuple[str, bytes, bytes, int]],
+    index: ShareIndex | None = None,
+    fs: LocalFs | None = None,
 ) -> dict[str, str]:
     """Small files (path, data, SHA-256, mtime) into the share at ``root``: each is checked against its hash and
     written to its temp file; one ``syncfs`` makes them all durable; then each replaces its final path (the old one
     kept as a version). With ``index`` (the serving side's scan cache) the files are recorded there in one
-    transaction, so the next scan need not hash them again. Returns path → why for the ones that failed."""
+    transaction, so the next scan need not hash them again. ``fs`` writes the bytes (the engine's own, so its
+    faults reach these writes too). Returns path → why for the ones that failed."""
     from noizylab_desktop.errors import NoizyLabError
     from noizylab_desktop.services.sync.blocks import hash_bytes
     from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
-    fs = LocalFs(root)
+    fs = fs or LocalFs(root)
     failed: dict[str, str] = {}
     ready: list[tuple[str, str, str, int, bytes, bool]] = []
     safe_dirs: set[str] = set()  # folders already checked (and made): one realpath per folder, not per file
@@ -173,7 +185,7 @@ def write_files(
         except NoizyLabError as exc:
             failed[rel] = exc.message
         except OSError as exc:
-            failed[rel] = exc.strerror or str(exc)
+            failed[rel] = _why(exc, root)
     if ready:
         _sync_fs(root)  # one flush for the whole batch instead of an fsync per file
     landed = []
@@ -188,7 +200,7 @@ def write_files(
                 hashed = hash_bytes(data)
                 landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
         except OSError as exc:
-            failed[rel] = exc.strerror or str(exc)
+            failed[rel] = _why(exc, root)
     if index is not None and landed:
         index.put_local(landed)
     return failed

@@ -239,6 +239,33 @@ def test_nfd_names_on_this_side_match_the_peers_nfc_names(make_pair: MakePair) -
     assert p.remote_side.bytes_sent + p.remote_side.bytes_received == sent, "a second sync does nothing"
 
 
+def test_two_names_here_that_differ_only_in_normalization_sync_one_and_show_the_other(make_pair: MakePair) -> None:
+    p, run = make_pair()
+    nfc, nfd = "caf\u00e9.txt", unicodedata.normalize("NFD", "caf\u00e9.txt")
+    (p.local / nfd).write_text("the NFD twin")
+    (p.local / nfc).write_text("the NFC one")
+    for _ in range(2):  # the same outcome every pass, whatever order the disk lists them in
+        assert not run(p.sync())
+        assert p.engine is not None and p.engine.state == "error"
+        assert set(p.engine.failed) == {nfd}
+        assert "only in Unicode normalization" in p.engine.failed[nfd] and nfc in p.engine.failed[nfd]
+        assert tree(p.remote) == {nfc: b"the NFC one"}
+        assert (p.local / nfd).read_text() == "the NFD twin", "the twin is left as it is"
+
+    os.rename(p.local / nfd, p.local / "cafe-2.txt")  # renamed: both sync
+    assert run(p.sync())
+    assert tree(p.remote) == {nfc: b"the NFC one", "cafe-2.txt": b"the NFD twin"}
+
+
+def test_a_folder_that_cannot_be_read_holds_everything_under_it() -> None:
+    synced = {rel: Entry(rel, 1, 1, hash_bytes(rel.encode()).digest) for rel in ("a/x", "a/y", "b/z", "top")}
+    gone_here = plan({"top": synced["top"], "b/z": synced["b/z"]}, synced, synced, "alpha", "beta")
+    assert {a.path for a in gone_here.actions} == {"a/x", "a/y"}, "without the hold, a's files would be deleted"
+    assert gone_here.without({"a/": "Permission denied"}).actions == ()
+    assert gone_here.without({"a/x": "Permission denied"}).actions != ()
+    assert gone_here.without({".": "Permission denied"}).actions == ()
+
+
 def test_a_case_insensitive_side_does_not_take_two_names_that_differ_only_in_case(
     make_pair: MakePair, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -245,6 +245,9 @@ class ShareEngine:
             clashes = case_clashes(scanned.entries, remote.name) if remote.case_insensitive else {}
             if case_insensitive(this_os()):
                 clashes.update(case_clashes(there, self.local_name))
+            # A file or folder here that could not be read is held as it is on both sides (its absence from the
+            # scan is not a delete) and shown as a per-file error.
+            clashes.update(scanned.errors)
             if clashes:
                 decided = decided.without(clashes)
             self.files = len(scanned.entries)

@@ -63,8 +63,14 @@ class Plan:
         return tuple(a for a in self.actions if a.kind not in ("record", "forget"))
 
     def without(self, paths: Collection[str]) -> Plan:
-        """This plan less every action on (or renaming from) ``paths``: those files stay as they are on both sides."""
-        return Plan(tuple(a for a in self.actions if a.path not in paths and a.source not in paths), self.tracked)
+        """This plan less every action on (or renaming from) ``paths``: those files stay as they are on both sides.
+        A path ending in ``/`` holds everything under that folder; ``.`` holds the whole share."""
+        folders = tuple("" if p == "." else p for p in paths if p == "." or p.endswith("/"))
+
+        def held(path: str) -> bool:
+            return bool(path) and (path in paths or (bool(folders) and path.startswith(folders)))
+
+        return Plan(tuple(a for a in self.actions if not held(a.path) and not held(a.source)), self.tracked)
 
     def too_many_deletes(self, ratio: float = 0.3, cap: int = 1000) -> bool:
         """True when the plan deletes more than ``ratio`` of the tracked files (of at least 10) or ``cap`` files."""

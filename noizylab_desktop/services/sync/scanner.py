@@ -65,9 +65,22 @@ def scan(root: Path, index: ShareIndex, defer_bytes: int = 0) -> ScanResult:
         except OSError as exc:
             result.errors[prefix or "."] = exc.strerror or str(exc)
             continue
+        spelled: dict[str, str] = {}  # NFC name → the spelling on disk, for names that are not plain ASCII
+        if not all(item.name.isascii() for item in items):
+            items.sort(key=lambda item: item.name != unicodedata.normalize("NFC", item.name))  # NFC spellings first
         for item in items:
             # Keys are NFC (the wire form): a name stored NFD (as macOS does) is the same file as its NFC twin.
             rel = prefix + (item.name if item.name.isascii() else unicodedata.normalize("NFC", item.name))
+            if not item.name.isascii():
+                twin = spelled.setdefault(rel, item.name)
+                if (
+                    twin != item.name
+                ):  # two names on a disk that keeps both; peers (and the wire) cannot tell them apart
+                    result.errors[prefix + item.name] = (
+                        f"differs from {prefix + twin} only in Unicode normalization (NFC/NFD), which other systems "
+                        "treat as the same name: rename one"
+                    )
+                    continue
             try:
                 st = item.stat(follow_symlinks=False)
             except OSError:

@@ -336,21 +336,26 @@ class Syncthing:
             self.proc.kill()
 
 
+def share_folder(a: Syncthing, b: Syncthing, src: Path, dst: Path) -> None:
+    """Introduce the two instances to each other and share ``src`` (on ``a``) with ``dst`` (on ``b``), watched."""
+    for me, other, folder in ((a, b, src), (b, a, dst)):
+        me.call("POST", "/rest/config/devices", {
+            "deviceID": other.device_id, "name": "other", "addresses": [f"tcp://127.0.0.1:{other.listen}"],
+        })  # fmt: skip
+        me.call("POST", "/rest/config/folders", {
+            "id": "bench", "label": "bench", "path": str(folder), "type": "sendreceive",
+            "devices": [{"deviceID": me.device_id}, {"deviceID": other.device_id}],
+            "fsWatcherEnabled": True, "fsWatcherDelayS": 1, "rescanIntervalS": 3600,
+        })  # fmt: skip
+
+
 def bench_syncthing(base: Path, n_small: int, samples: int) -> dict[str, Any]:
     a, b = Syncthing(base / "st-a"), Syncthing(base / "st-b")
     try:
         src, dst = base / "st-src", base / "st-dst"
         src.mkdir()
         dst.mkdir()
-        for me, other, folder in ((a, b, src), (b, a, dst)):
-            me.call("POST", "/rest/config/devices", {
-                "deviceID": other.device_id, "name": "other", "addresses": [f"tcp://127.0.0.1:{other.listen}"],
-            })  # fmt: skip
-            me.call("POST", "/rest/config/folders", {
-                "id": "bench", "label": "bench", "path": str(folder), "type": "sendreceive",
-                "devices": [{"deviceID": me.device_id}, {"deviceID": other.device_id}],
-                "fsWatcherEnabled": True, "fsWatcherDelayS": 1, "rescanIntervalS": 3600,
-            })  # fmt: skip
+        share_folder(a, b, src, dst)
         wait_until(lambda: a.call("GET", "/rest/system/connections")["connections"][b.device_id]["connected"], 60, 0.2)
         wait_until(lambda: a.call("GET", "/rest/db/status?folder=bench")["state"] == "idle", 60, 0.2)
         prop = propagation(src, dst, samples, 0.4)
@@ -378,15 +383,7 @@ def bench_syncthing_idle(base: Path, n_small: int) -> dict[str, Any]:
         src, dst = base / "st-src", base / "st-dst"
         make_small(src / "many", n_small)
         dst.mkdir()
-        for me, other, folder in ((a, b, src), (b, a, dst)):
-            me.call("POST", "/rest/config/devices", {
-                "deviceID": other.device_id, "name": "other", "addresses": [f"tcp://127.0.0.1:{other.listen}"],
-            })  # fmt: skip
-            me.call("POST", "/rest/config/folders", {
-                "id": "bench", "label": "bench", "path": str(folder), "type": "sendreceive",
-                "devices": [{"deviceID": me.device_id}, {"deviceID": other.device_id}],
-                "fsWatcherEnabled": True, "fsWatcherDelayS": 1, "rescanIntervalS": 3600,
-            })  # fmt: skip
+        share_folder(a, b, src, dst)
         wait_until(lambda: count_files(dst / "many") >= n_small, 600, 0.5)
         return {"idle_cpu_pct": syncthing_idle(a, b)}
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +108,9 @@ def cpu_pct(procs: dict[str, psutil.Process], seconds: float) -> dict[str, float
     return {name: (sum(p.cpu_times()[:2]) - before[name]) / seconds * 100 for name, p in procs.items()}
 
 
-def bench_ours(
-    base: Path,
-    n_small: int,
-    big: int,
-    samples: int,
-    only_small: bool = False,
-    right_after_small: Callable[[], float] | None = None,
-) -> dict[str, Any]:
+@contextlib.contextmanager
+def paired_nodes(base: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Two real nodes, paired, each allowing the other ``sync``; stopped afterwards."""
     alpha = NodeProcess(base / "alpha", "alpha", sync={"folder": str(base / "alpha-sync")})
     beta = NodeProcess(base / "beta", "beta", sync={"folder": str(base / "beta-sync")})
     try:
@@ -124,6 +120,21 @@ def bench_ours(
         wait_until(lambda: bool((alpha.peer("beta") or {}).get("online")), 20, 0.1)
         alpha.cli("allow", "beta", "sync")
         beta.cli("allow", "alpha", "sync")
+        yield alpha, beta
+    finally:
+        alpha.stop()
+        beta.stop()
+
+
+def bench_ours(
+    base: Path,
+    n_small: int,
+    big: int,
+    samples: int,
+    only_small: bool = False,
+    right_after_small: Callable[[], float] | None = None,
+) -> dict[str, Any]:
+    with paired_nodes(base) as (alpha, beta):
         src, dst = base / "work", base / "beta-sync" / "work"
         src.mkdir()
         procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
@@ -168,22 +179,11 @@ def bench_ours(
             "idle_cpu_pct": idle,
             "no_share_idle_cpu_pct": no_share,
         }
-    finally:
-        alpha.stop()
-        beta.stop()
 
 
 def bench_idle(base: Path, n_small: int) -> dict[str, Any]:
     """Idle CPU only (``--only idle``): two paired nodes, then the same with a watched share of ``n_small`` files."""
-    alpha = NodeProcess(base / "alpha", "alpha", sync={"folder": str(base / "alpha-sync")})
-    beta = NodeProcess(base / "beta", "beta", sync={"folder": str(base / "beta-sync")})
-    try:
-        alpha.start()
-        beta.start()
-        beta.join(alpha.invite())
-        wait_until(lambda: bool((alpha.peer("beta") or {}).get("online")), 20, 0.1)
-        alpha.cli("allow", "beta", "sync")
-        beta.cli("allow", "alpha", "sync")
+    with paired_nodes(base) as (alpha, beta):
         procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
         no_share = cpu_pct(procs, IDLE_S)
         src = base / "work"
@@ -191,9 +191,6 @@ def bench_idle(base: Path, n_small: int) -> dict[str, Any]:
         alpha.cli("share", "add", str(src), "--peer", "beta")
         alpha.cli("sync", "wait", "--timeout", "600", timeout=650)
         return {"idle_cpu_pct": cpu_pct(procs, IDLE_S), "no_share_idle_cpu_pct": no_share}
-    finally:
-        alpha.stop()
-        beta.stop()
 
 
 def bench_inprocess(base: Path, n_small: int, delta_base: int) -> dict[str, Any]:

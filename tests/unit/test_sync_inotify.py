@@ -1,7 +1,10 @@
-"""The inotify path of the sync watcher: the indexed move grouper, and sync's temp files dropped at the door."""
+"""The inotify path of the sync watcher: the indexed move grouper, sync's temp files dropped at the door, and events
+read in bulk."""
 
 from __future__ import annotations
 
+import itertools
+import struct
 import sys
 import threading
 from pathlib import Path
@@ -20,10 +23,10 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD
 from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
 
-from noizylab_desktop.services.sync.inotify import InotifyObserver, MoveGrouper, is_temp_event
+from noizylab_desktop.services.sync.inotify import InotifyObserver, MoveGrouper, is_temp_event, parse_events
 from tests.conftest import wait_for
 
 FROM, TO, CREATE, MODIFY = (
@@ -174,3 +177,68 @@ def test_the_real_observer_reports_moves_creations_and_deletes_but_no_temp_file(
     assert not [e for e in seen if ".nzsync-" in e[1] + e[2]], "no event of a temp file"
     assert {("FileCreatedEvent", str(share / "sub" / f"f{i}.txt"), "") for i in range(300)} <= set(seen)
     assert ("FileMovedEvent", str(share / "old.txt"), str(share / "sub" / "new.txt")) in seen
+
+
+def test_the_reader_takes_a_burst_of_events_in_a_few_reads_not_one_wake_per_event(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    handler = Collect()
+    observer = InotifyObserver()
+    observer.schedule(
+        handler,
+        str(share),
+        recursive=True,
+        event_filter=[FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent],
+    )
+    reader = observer._inotify_fd  # noqa: SLF001 - the reader is what is under test
+    reads: list[list[bytes]] = []
+    plain_read = reader.read_events
+
+    def counted(**kwargs: int) -> list[InotifyEvent]:
+        got = plain_read(**kwargs)
+        reads.append([e.name for e in got])
+        return got
+
+    reader.read_events = counted  # type: ignore[method-assign]
+    observer.start()
+    try:
+        for i in range(1000):  # as a peer's batch lands: five events per file, four of them of its temp file
+            temp = share / f".nzsync-{i:016x}.tmp"
+            temp.write_bytes(b"data")
+            temp.rename(share / f"f{i}.txt")
+        last = ("FileCreatedEvent", str(share / "f999.txt"), "")
+        wait_for(lambda: last in handler.files(), timeout=20)
+    finally:
+        observer.stop()
+        observer.join(timeout=10)
+    names = [name for read in reads for name in read]
+    assert b"f999.txt" in names and not [n for n in names if n.startswith(b".nzsync-")], "temp events never parsed"
+    # One read per wake; the reader naps 10 ms after each, so this burst takes a few dozen reads at most, where
+    # reading each event as it came took over a thousand.
+    assert len([r for r in reads if r]) < 100, f"{len(reads)} reads for 1,000 files"
+
+
+def raw(wd: int, mask: int, cookie: int, name: bytes, pad: int) -> bytes:
+    """One ``struct inotify_event`` as the kernel writes it: the name NUL-padded to ``len`` bytes."""
+    padded = name + b"\0" * pad if name or pad else b""
+    return struct.pack("iIII", wd, mask, cookie, len(padded)) + padded
+
+
+def test_a_raw_read_parses_as_watchdog_would_less_exactly_the_temp_events() -> None:
+    names = [b"f.txt", b".nzsync-00ff00ff00ff00ff.tmp", b".nzsync-x", b"a.tmp", b".nzsync-.tmp.txt", b""]
+    masks = [CREATE, MODIFY, FROM, TO, CREATE | InotifyConstants.IN_ISDIR, InotifyConstants.IN_CLOSE_WRITE]
+    cases = [(1 + i, mask, 7 * i, name, i % 4) for i, (name, mask) in enumerate(itertools.product(names, masks))]
+    cases.append((-1, InotifyConstants.IN_Q_OVERFLOW, 0, b"", 0))
+    cases.append((-1, CREATE, 0, b"lost.txt", 3))  # no watch: watchdog drops it too
+    buffer = b"".join(raw(*case) for case in cases)
+    watchdogs = [
+        InotifyEvent(wd, mask, cookie, name)
+        for wd, mask, cookie, name in InotifyFD._parse_event_buffer(buffer)  # noqa: SLF001 - the reference
+        if wd != -1 or mask & InotifyConstants.IN_Q_OVERFLOW
+    ]
+    expected = [(e.wd, e.mask, e.cookie, e.name) for e in watchdogs if not is_temp_event(e)]
+    got = [(e.wd, e.mask, e.cookie, e.name) for e in parse_events(buffer)]
+    assert got == expected
+    dropped = {e.name for e in watchdogs if is_temp_event(e)}
+    assert dropped == {b".nzsync-00ff00ff00ff00ff.tmp"}, "only a temp file's own events, not a move onto it"
+    assert len(got) == len(watchdogs) - 4, "its create, write, move away and close"

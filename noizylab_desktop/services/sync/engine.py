@@ -18,7 +18,7 @@ from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.events import Event
 from noizylab_desktop.services.sync.deferred import DEFER_BYTES, hash_now, must_hash
 from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, ShareState, SyncConflict
-from noizylab_desktop.services.sync.executor import Executor, Progress
+from noizylab_desktop.services.sync.executor import BATCH_FILE, Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, prune_versions
 from noizylab_desktop.services.sync.merge import DEFAULT_MAX_BYTES
@@ -236,8 +236,17 @@ class ShareEngine:
             remote = await self._remote()
             # Large new files are hashed while they stream to a NOIZYLAB peer, not here (see deferred.py).
             defer = DEFER_BYTES if remote.peer_send is not None else 0
-            scanned = await asyncio.to_thread(scan, self.root, self.index, defer)
-            there = await remote.listing()
+            # So are small new files that a peer's batched push reads anyway (deferred.py, read_for_push).
+            new = BATCH_FILE if remote.peer_put is not None else 0
+            # This side's scan and the other side's listing run at once (on a NOIZYLAB peer it is a scan there too).
+            listing = asyncio.ensure_future(remote.listing())
+            try:
+                scanned = await asyncio.to_thread(scan, self.root, self.index, defer, new)
+            except BaseException:
+                listing.cancel()
+                await asyncio.gather(listing, return_exceptions=True)
+                raise
+            there = await listing
             ancestor = self.index.ancestor()
             if needed := must_hash(scanned.unhashed, scanned.entries, there, ancestor):
                 await asyncio.to_thread(hash_now, self.index, scanned, needed)

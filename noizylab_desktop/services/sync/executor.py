@@ -22,7 +22,7 @@ import asyncssh
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, DIGEST_SIZE, changed_blocks, hash_file
-from noizylab_desktop.services.sync.deferred import racy
+from noizylab_desktop.services.sync.deferred import racy, read_for_push
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_files
 from noizylab_desktop.services.sync.planner import Action, Entry, Plan
@@ -243,7 +243,7 @@ class Executor:
         async def one(chunk: list[Action]) -> None:
             async with held:
                 async with reading:
-                    files = await asyncio.to_thread(self._read_verified, chunk)
+                    files = await asyncio.to_thread(read_for_push, self.fs, self.index, chunk)
                 try:
                     async with sending:
                         failed = await self.remote.put_files([f for _, f in files])
@@ -318,20 +318,6 @@ class Executor:
         landed = [wanted[rel].remote for rel, *_ in ready if rel not in not_written]
         self.index.set_ancestors([e for e in landed if e is not None], self.remote.name)
         self.progress.changed.extend(f"pull {rel}" for rel, *_ in ready if rel not in not_written)
-
-    def _read_verified(self, chunk: list[Action]) -> list[tuple[Action, tuple[str, bytes, bytes, int]]]:
-        """The chunk's files as read now, leaving out any that changed or went since the scan (the next pass
-        sees those); one worker-thread hop for the whole chunk."""
-        out = []
-        for action in chunk:
-            assert action.local is not None
-            try:
-                data = self.fs.path(action.path).read_bytes()
-            except OSError:
-                continue
-            if hashlib.sha256(data).digest() == action.local.hash:
-                out.append((action, (action.path, data, action.local.hash, action.local.mtime_ns)))
-        return out
 
     # ------------------------------------------------------------------ transfers
 

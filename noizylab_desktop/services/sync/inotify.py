@@ -1,6 +1,6 @@
 """watchdog's inotify observer (Linux), made cheap for sync's own batch writes.
 
-Two changes to watchdog 7's inotify path, plugged in by subclassing its watch group and emitter:
+Three changes to watchdog 7's inotify path, plugged in by subclassing its reader, watch group and emitter:
 
 - **An indexed move grouper.** watchdog holds every event behind an ``IN_MOVED_FROM`` until its delay (0.5 s)
   has passed, even once the matching ``IN_MOVED_TO`` came, and looks up each ``IN_MOVED_TO``'s source by a linear
@@ -13,25 +13,34 @@ Two changes to watchdog 7's inotify path, plugged in by subclassing its watch gr
   the move away from the temp name) are dropped before any other work: ``Watcher`` drops them anyway, and each
   costs several Python objects on three threads. The rename onto the final name still arrives, as the creation of
   that file, which is all a watcher of the share needs.
+- **Events are read in bulk.** watchdog's reader thread wakes for each event as it comes: a peer landing 10,000
+  files (six events each) cost 74,000 thread switches, and tripled the time of the writes it shares the GIL with.
+  After each wake the reader now waits ``READ_EVERY_S`` (10 ms) and takes everything queued in one read: about
+  1,700 switches for the same files (measured with ``write_files`` and a watcher on the folder: 3.6 → 1.3 s). A
+  change reaches the watcher at most 10 ms later, well inside its 50 ms quiet window.
 """
 
 from __future__ import annotations
 
 import collections
 import os
+import struct
 import threading
 import time
 from typing import Any
 
 from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
 from watchdog.observers.inotify import InotifyEmitter, InotifyWatchGroup
-from watchdog.observers.inotify_c import InotifyEvent, InotifyFD
+from watchdog.observers.inotify_c import DEFAULT_EVENT_BUFFER_SIZE, InotifyConstants, InotifyEvent, InotifyFD
 from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
 
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX
 
+READ_EVERY_S = 0.01  # the reader naps this long after a wake, then takes every event queued meanwhile
 MOVE_DELAY_S = 0.5  # as watchdog: how long a move's source waits for its destination
 _TEMP_PREFIX, _TEMP_SUFFIX = TEMP_PREFIX.encode(), TEMP_SUFFIX.encode()
+_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name, NUL-padded
+_MOVED_TO, _ISDIR, _OVERFLOW = InotifyConstants.IN_MOVED_TO, InotifyConstants.IN_ISDIR, InotifyConstants.IN_Q_OVERFLOW
 
 
 class _Slot:
@@ -113,25 +122,19 @@ class MoveGrouper:
             self._cond.notify_all()
 
 
-def is_temp_event(event: InotifyEvent) -> bool:
+def is_temp(name: bytes, mask: int) -> bool:
     """An event of a sync temp file that no watcher needs (everything but a move onto that name)."""
-    name = event.name
-    return (
-        name.startswith(_TEMP_PREFIX)
-        and name.endswith(_TEMP_SUFFIX)
-        and not event.is_moved_to
-        and not event.is_directory
-    )
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX) and not mask & (_MOVED_TO | _ISDIR)
+
+
+def is_temp_event(event: InotifyEvent) -> bool:
+    return is_temp(event.name, event.mask)
 
 
 class _WatchGroup(InotifyWatchGroup):
     def __post_init__(self) -> None:
         self._move_event_grouper = MoveGrouper()  # type: ignore[assignment]  # same contract, indexed
         super().__post_init__()
-
-    def on_event(self, event: InotifyEvent) -> None:
-        if not is_temp_event(event):
-            super().on_event(event)
 
 
 class _Emitter(InotifyEmitter):
@@ -146,11 +149,45 @@ class _Emitter(InotifyEmitter):
         )
 
 
+class _BatchedFD(InotifyFD):
+    """watchdog's inotify reader, reading at most every ``READ_EVERY_S`` (events come in bulk) and dropping sync's
+    temp-file events before any object is made of them."""
+
+    def _check_inotify_fd(self) -> bool:
+        ready = super()._check_inotify_fd()
+        if ready:
+            time.sleep(READ_EVERY_S)
+        return ready
+
+    def read_events(self, *, event_buffer_size: int = DEFAULT_EVENT_BUFFER_SIZE) -> list[InotifyEvent]:
+        return parse_events(self._read_event_buffer(event_buffer_size))
+
+
+def parse_events(buffer: bytes) -> list[InotifyEvent]:
+    """The events of a raw inotify read, as watchdog parses them, less those ``is_temp`` drops: the test of a
+    temp name runs on the raw bytes, so a dropped event costs no object at all."""
+    out = []
+    unpack = _HEADER.unpack_from
+    i, size = 0, len(buffer)
+    while i + _HEADER.size <= size:
+        wd, mask, cookie, length = unpack(buffer, i)
+        start = i + _HEADER.size
+        i = start + length
+        if buffer.startswith(_TEMP_PREFIX, start, i) and not mask & (_MOVED_TO | _ISDIR):
+            end = buffer.find(b"\0", start, i)
+            if buffer.endswith(_TEMP_SUFFIX, start, i if end < 0 else end):
+                continue
+        if wd == -1 and not mask & _OVERFLOW:
+            continue  # as watchdog: the kernel reports a queue overflow with wd -1, and no other event without a watch
+        out.append(InotifyEvent(wd, mask, cookie, buffer[start:i].rstrip(b"\0")))
+    return out
+
+
 class InotifyObserver(BaseObserver):
-    """watchdog's ``InotifyObserver`` with the grouper and the temp-file filter above."""
+    """watchdog's ``InotifyObserver`` with the bulk reader, the grouper and the temp-file filter above."""
 
     def __init__(self, *, timeout: float = DEFAULT_OBSERVER_TIMEOUT, **kwargs: Any) -> None:
-        self._inotify_fd = InotifyFD()
+        self._inotify_fd = _BatchedFD()
         self._inotify_fd.start()
         super().__init__(_Emitter, timeout=timeout, inotify_fd=self._inotify_fd, **kwargs)
 

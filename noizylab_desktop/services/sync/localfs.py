@@ -22,6 +22,7 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, on_disk, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
 
+_UTIME_FD = os.utime in os.supports_fd
 SmallFileList = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
 
 
@@ -151,12 +152,12 @@ def write_files(
     transaction, so the next scan need not hash them again. ``fs`` writes the bytes (the engine's own, so its
     faults reach these writes too). Returns path → why for the ones that failed."""
     from noizylab_desktop.errors import NoizyLabError
-    from noizylab_desktop.services.sync.blocks import hash_bytes
+    from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed, hash_bytes
     from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
     fs = fs or LocalFs(root)
     failed: dict[str, str] = {}
-    ready: list[tuple[str, str, str, int, bytes, bool]] = []
+    ready: list[tuple[str, str, str, Hashed, os.stat_result, bool]] = []
     safe_dirs: set[str] = set()  # folders already checked (and made): one realpath per folder, not per file
     for rel, data, digest, mtime_ns in files:
         try:
@@ -172,33 +173,38 @@ def write_files(
                 existed = not stat.S_ISLNK(os.lstat(final).st_mode) or _refuse_link(rel)
             except FileNotFoundError:
                 existed = False
-            if hashlib.sha256(data).digest() != digest:
+            got = hashlib.sha256(data).digest()
+            if got != digest:
                 failed[rel] = "did not verify"
                 continue
+            # A file of one block has that block's hash as its own: no second pass over its bytes.
+            hashed = Hashed(len(data), got, got if data else b"") if len(data) <= BLOCK_SIZE else hash_bytes(data)
             tmp = os.path.join(os.path.dirname(final), temp_name(rel).rpartition("/")[2])  # named as LocalFs does
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 fs.pwrite(fd, data, 0)
+                if _UTIME_FD:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+                    st = os.fstat(fd)  # the mtime as this file system keeps it, and the inode the rename keeps
             finally:
                 os.close(fd)
-            ready.append((rel, tmp, final, mtime_ns, data, existed))
+            if not _UTIME_FD:  # Windows sets times by path only
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+                st = os.stat(tmp)
+            ready.append((rel, tmp, final, hashed, st, existed))
         except NoizyLabError as exc:
             failed[rel] = exc.message
         except OSError as exc:
             failed[rel] = _why(exc, root)
     if ready:
-        _sync_fs(root)  # one flush for the whole batch instead of an fsync per file
+        _sync_fs(root)
     landed = []
-    for rel, tmp, final, mtime_ns, data, existed in ready:
+    for rel, tmp, final, hashed, st, existed in ready:
         try:
             if existed:
                 fs.keep_version(rel)
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
             os.replace(tmp, final)
-            if index is not None:
-                st = os.lstat(final)
-                hashed = hash_bytes(data)
-                landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
+            landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
         except OSError as exc:
             failed[rel] = _why(exc, root)
     if index is not None and landed:

@@ -27,6 +27,10 @@ _PRIVATE = 0xF000
 _DECODE = {chr(_PRIVATE + ord(c)): c for c in (*_WINDOWS_BAD, ".", " ", *string.ascii_letters, *string.digits)}
 
 
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # a Windows drive: C:\ or C:/
+_LOOPS = frozenset(("", ".", ".."))  # path components that leave the share or loop in it
+
+
 class UnsafePathError(SyncError):
     """A path that would leave the share (``..``, absolute, a link pointing outside)."""
 
@@ -39,12 +43,11 @@ def check_rel(rel: str) -> str:
     """``rel`` as a safe relative wire path, or ``UnsafePathError``."""
     if not rel or "\x00" in rel:
         raise UnsafePathError(f"refused an empty path or one with a NUL byte: {rel!r}")
-    if rel.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", rel):
+    if rel.startswith(("/", "\\")) or _DRIVE.match(rel):
         raise UnsafePathError(f"refused an absolute path: {rel!r} (shares take paths relative to their folder)")
-    parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    if not _LOOPS.isdisjoint(rel.split("/")):
         raise UnsafePathError(f"refused a path that leaves or loops in the share: {rel!r}")
-    return unicodedata.normalize("NFC", rel)
+    return rel if rel.isascii() else unicodedata.normalize("NFC", rel)
 
 
 def resolve_inside(root: Path, rel: str) -> Path:

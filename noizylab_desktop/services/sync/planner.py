@@ -82,10 +82,15 @@ def _renames(
 ) -> list[tuple[str, str]]:
     """(old, new) pairs: files that ``side`` moved without changing them, while ``other`` still has the old one."""
     gone: dict[bytes, list[str]] = {}
-    for p, a in sorted(ancestor.items()):
-        o = other.get(p)
-        if p not in side and o is not None and o.hash == a.hash:
-            gone.setdefault(a.hash, []).append(p)
+    for p, a in ancestor.items():
+        if p not in side:
+            o = other.get(p)
+            if o is not None and o.hash == a.hash:
+                gone.setdefault(a.hash, []).append(p)
+    if not gone:
+        return []  # no file gone from this side is unchanged on the other: no rename to find, nothing to sort
+    for olds in gone.values():
+        olds.sort()
     pairs = []
     for q, e in sorted(side.items()):
         if q in ancestor or q in other:

@@ -46,10 +46,12 @@ class ScanResult:
     unhashed: dict[str, str] = field(default_factory=dict)  # path → where on disk: large files left to hash later
 
 
-def scan(root: Path, index: ShareIndex, defer_bytes: int = 0) -> ScanResult:
+def scan(root: Path, index: ShareIndex, defer_bytes: int = 0, defer_new: int = 0) -> ScanResult:
     """Walk ``root`` (blocking; run in a thread) and refresh the index's local cache. With ``defer_bytes``, new or
     changed files of at least that size are not hashed here: their entries carry an empty hash, they stay out of
-    the cache, and ``unhashed`` lists them (``deferred.py`` decides which need their hash before planning)."""
+    the cache, and ``unhashed`` lists them (``deferred.py`` decides which need their hash before planning). With
+    ``defer_new``, so are files the cache does not know yet of at most that size (a NOIZYLAB peer's batched push
+    hashes them as it reads them)."""
     if not root.is_dir():
         raise RootMissingError(f"the share folder {root} is gone: reconnect its disk or remove the share")
     ignore = Ignore.load(root)
@@ -106,7 +108,7 @@ def scan(root: Path, index: ShareIndex, defer_bytes: int = 0) -> ScanResult:
             ):
                 result.entries[rel] = old.entry
                 continue
-            if defer_bytes and st.st_size >= defer_bytes:
+            if (defer_bytes and st.st_size >= defer_bytes) or (old is None and st.st_size <= defer_new):
                 result.entries[rel] = Entry(rel, st.st_size, st.st_mtime_ns, b"")
                 result.unhashed[rel] = item.path
                 continue

@@ -238,15 +238,8 @@ class ShareEngine:
             defer = DEFER_BYTES if remote.peer_send is not None else 0
             # So are small new files that a peer's batched push reads anyway (deferred.py, read_for_push).
             new = BATCH_FILE if remote.peer_put is not None else 0
-            # This side's scan and the other side's listing run at once (on a NOIZYLAB peer it is a scan there too).
-            listing = asyncio.ensure_future(remote.listing())
-            try:
-                scanned = await asyncio.to_thread(scan, self.root, self.index, defer, new)
-            except BaseException:
-                listing.cancel()
-                await asyncio.gather(listing, return_exceptions=True)
-                raise
-            there = await listing
+            scanned = await asyncio.to_thread(scan, self.root, self.index, defer, new)
+            there = await remote.listing()
             ancestor = self.index.ancestor()
             if needed := must_hash(scanned.unhashed, scanned.entries, there, ancestor):
                 await asyncio.to_thread(hash_now, self.index, scanned, needed)

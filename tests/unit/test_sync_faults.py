@@ -1,4 +1,5 @@
-"""Faults: a full disk, a dropped connection, and editors' save patterns; never a partial file at a final path."""
+"""Faults: a full disk (SFTP and streamed pulls, batches), a dropped connection, and editors' save patterns; never a
+partial file at a final path."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ class FaultyFs(LocalFs):
         self.hook(self.written)
         super().pwrite(fd, data, offset)
         self.written += len(data)
+
+    def direct(self, path: Path, chunk: int) -> None:
+        return None  # every write goes through pwrite, where the faults are
 
 
 Run = Callable[..., object]
@@ -74,6 +78,37 @@ def test_a_full_disk_leaves_the_old_file_whole_and_the_transfer_resumes(
     assert (p.local / "video.bin").read_bytes() == new
     resumed = p.remote_side.bytes_received - fetched
     assert resumed < 2.5 * 1024 * 1024, f"the retry fetched {resumed} bytes: it resumed from the temp file"
+
+
+def test_a_disk_filling_during_a_streamed_pull_leaves_nothing_visible_and_the_next_pass_resumes(
+    tmp_path: Path,
+) -> None:
+    loop = asyncio.new_event_loop()
+    fs = FaultyFs(tmp_path / "local")
+    p = SyncPair(tmp_path, fs=fs)  # large pulls stream over gRPC (Sync.GetStream), as between nodes
+    loop.run_until_complete(p.start())
+    try:
+        data = os.urandom(5 * 1024 * 1024)
+        (p.remote / "take.mov").write_bytes(data)
+
+        def disk_full(written: int) -> None:
+            if written >= 2 * 1024 * 1024:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        fs.hook = disk_full
+        assert not loop.run_until_complete(p.sync())
+        assert p.engine is not None and "disk full in " in p.engine.message
+        assert not (p.local / "take.mov").exists(), "nothing at the final path"
+        fetched = p.remote_side.bytes_received
+        fs.hook = lambda n: None
+        assert loop.run_until_complete(p.sync())
+        assert (p.local / "take.mov").read_bytes() == data
+        resumed = p.remote_side.bytes_received - fetched
+        assert resumed < 4 * 1024 * 1024, f"the retry fetched {resumed} bytes: it resumed from the temp file"
+        assert not list(p.local.rglob(".nzsync-*")), "no temp file left"
+    finally:
+        loop.run_until_complete(p.close())
+        loop.close()
 
 
 def test_a_disk_filling_during_a_batch_of_small_files_loses_nothing_and_the_rest_follows(

@@ -355,7 +355,7 @@ class Executor:
             header = FileHeader(rel, want.size, want.hash, want.mtime_ns, keep_version=False)
             unchanged = functools.partial(self._check_local, rel, have)  # once verified, before the rename
             try:
-                await receive(self.fs.root, header, self.remote.stream(rel), self.index, unchanged)
+                await receive(self.fs.root, header, self.remote.stream(rel), self.index, unchanged, self.fs)
             except ChangedMeanwhile:
                 tmp.unlink(missing_ok=True)  # the local file changed: this content now arrives as a conflict copy
                 raise

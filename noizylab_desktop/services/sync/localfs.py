@@ -21,6 +21,7 @@ from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERS
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, on_disk, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.writeback import DirectWrites
 
 _UTIME_FD = os.utime in os.supports_fd
 SmallFileList = list[tuple[str, bytes, bytes, int]]  # (path, data, SHA-256, mtime_ns)
@@ -70,6 +71,11 @@ class LocalFs:
         while view:
             written = os.pwrite(fd, view, offset)
             view, offset = view[written:], offset + written
+
+    def direct(self, path: Path, chunk: int) -> DirectWrites | None:
+        """Unbuffered writes of chunks up to ``chunk`` bytes into ``path`` where the OS and filesystem allow them
+        (``writeback.py``); None: every write goes through ``pwrite``."""
+        return DirectWrites.open(str(path), chunk)
 
     def close(self, fd: int, size: int) -> None:
         try:

@@ -89,8 +89,8 @@ def _renames(
                 gone.setdefault(a.hash, []).append(p)
     if not gone:
         return []  # no file gone from this side is unchanged on the other: no rename to find, nothing to sort
-    for olds in gone.values():
-        olds.sort()
+    for paths in gone.values():
+        paths.sort()
     pairs = []
     for q, e in sorted(side.items()):
         if q in ancestor or q in other:

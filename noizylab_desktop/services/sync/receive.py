@@ -27,7 +27,7 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.writeback import DirectWrites, Writeback
+from noizylab_desktop.services.sync.writeback import Writeback
 
 CHUNK = 2 * 1024 * 1024  # per message: 16 blocks, well under gRPC's 4 MiB cap
 SENT_HASH = -1  # the offset of the stream's last item when the header had no hash: that item's data is the hash
@@ -48,14 +48,14 @@ class FileHeader:
 class Incoming:
     """One file being received into its temp name; blocking methods, run them in a worker thread."""
 
-    def __init__(self, root: Path, header: FileHeader) -> None:
+    def __init__(self, root: Path, header: FileHeader, fs: LocalFs | None = None) -> None:
         rel = check_rel(header.path)
         head = rel.rpartition("/")[0]
         folder = resolve_inside(root, head) if head else root
         folder.mkdir(parents=True, exist_ok=True)
         if head:
             resolve_inside(root, head)  # again, now that it exists: no link out of the share
-        self.fs = LocalFs(root)
+        self.fs = fs or LocalFs(root)
         self.header = header
         self.rel = rel
         self.final = self.fs.path(rel)
@@ -68,7 +68,7 @@ class Incoming:
         self._hashed = 0  # bytes hashed so far, in order; a chunk out of order means hashing the temp at the end
         self._in_order = True
         self._writeback = Writeback(self._fd)
-        self._direct = DirectWrites.open(str(self.tmp), CHUNK)
+        self._direct = self.fs.direct(self.tmp, CHUNK)
         self._lock = threading.Lock()  # a cancelled call may abort while a worker thread still writes
 
     def write(self, offset: int, data: bytes) -> None:
@@ -149,11 +149,13 @@ async def receive(
     chunks: AsyncIterator[tuple[int, bytes]],
     index: ShareIndex | None = None,
     check: Callable[[], None] | None = None,
+    fs: LocalFs | None = None,
 ) -> Hashed:
     """Receive ``chunks`` (offset, data) into ``root`` as ``header`` describes; the file's hashes once visible.
     With ``index`` (this side's scan cache) the file is recorded there, so its next scan need not hash it;
-    ``check`` runs once the content is verified, before it replaces anything (a pull: the local file unchanged)."""
-    incoming = await asyncio.to_thread(Incoming, root, header)
+    ``check`` runs once the content is verified, before it replaces anything (a pull: the local file unchanged).
+    ``fs`` writes the bytes (a pull: the engine's own, so its faults reach these writes too)."""
+    incoming = await asyncio.to_thread(Incoming, root, header, fs)
     # Receiving (the loop), writing and hashing (two worker threads) overlap: a few chunks wait in between.
     queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [asyncio.Queue(maxsize=4), asyncio.Queue(maxsize=4)]
 

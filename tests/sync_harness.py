@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import socket
 import subprocess
 import time
@@ -145,6 +146,13 @@ def tree(root: Path) -> dict[str, bytes]:
         for p in root.rglob("*")
         if p.is_file() and not p.relative_to(root).as_posix().startswith(".nzversions/")
     }
+
+
+def settled(path: Path, data: bytes) -> None:
+    """Write ``data`` with an mtime 5 s ago: past the windows in which a write could hide in one mtime tick."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, ns=(time.time_ns() - 5_000_000_000,) * 2)
 
 
 def everything(root: Path) -> list[bytes]:

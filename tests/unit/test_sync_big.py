@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,15 +18,9 @@ from noizylab_desktop.services.sync.localfs import temp_name
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader, receive
 from noizylab_desktop.services.sync.scanner import scan
-from tests.sync_harness import Pair, tree
+from tests.sync_harness import Pair, settled, tree
 
 MiB = 1024 * 1024
-
-
-def settled(path: Path, data: bytes) -> None:
-    """Write ``data`` with an mtime 5 s ago: past the windows in which a write could hide in one mtime tick."""
-    path.write_bytes(data)
-    os.utime(path, ns=(time.time_ns() - 5_000_000_000,) * 2)
 
 
 async def pieces(data: bytes, size: int, trailer: bytes | None) -> AsyncIterator[tuple[int, bytes]]:

@@ -145,13 +145,8 @@ class Collect(FileSystemEventHandler):
             return [(type(e).__name__, str(e.src_path), str(e.dest_path)) for e in self.events if not e.is_directory]
 
 
-def test_the_real_observer_reports_moves_creations_and_deletes_but_no_temp_file(tmp_path: Path) -> None:
-    share, outside = tmp_path / "share", tmp_path / "outside"
-    (share / "sub").mkdir(parents=True)
-    outside.mkdir()
-    (share / "old.txt").write_text("o")
-    (share / "leaving.txt").write_text("l")
-    handler = Collect()
+def observing(share: Path, handler: Collect) -> InotifyObserver:
+    """Our observer on ``share``, not started, asking for the events the sync watcher asks for."""
     observer = InotifyObserver()
     observer.schedule(
         handler,
@@ -159,6 +154,17 @@ def test_the_real_observer_reports_moves_creations_and_deletes_but_no_temp_file(
         recursive=True,
         event_filter=[FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent],
     )
+    return observer
+
+
+def test_the_real_observer_reports_moves_creations_and_deletes_but_no_temp_file(tmp_path: Path) -> None:
+    share, outside = tmp_path / "share", tmp_path / "outside"
+    (share / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (share / "old.txt").write_text("o")
+    (share / "leaving.txt").write_text("l")
+    handler = Collect()
+    observer = observing(share, handler)
     observer.start()
     try:
         for i in range(300):  # as a peer's batch lands: temp file, then a rename onto the final name
@@ -183,13 +189,7 @@ def test_the_reader_takes_a_burst_of_events_in_a_few_reads_not_one_wake_per_even
     share = tmp_path / "share"
     share.mkdir()
     handler = Collect()
-    observer = InotifyObserver()
-    observer.schedule(
-        handler,
-        str(share),
-        recursive=True,
-        event_filter=[FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent],
-    )
+    observer = observing(share, handler)
     reader = observer._inotify_fd  # noqa: SLF001 - the reader is what is under test
     reads: list[list[bytes]] = []
     plain_read = reader.read_events

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
-from pathlib import Path
 
 from noizylab_desktop.services.sync.deferred import read_for_push
 from noizylab_desktop.services.sync.executor import BATCH_FILE, BATCH_FILES, FIRST_BATCH_FILES
 from noizylab_desktop.services.sync.localfs import LocalFs
 from noizylab_desktop.services.sync.planner import Action
 from noizylab_desktop.services.sync.scanner import scan
-from tests.sync_harness import Pair, tree
+from tests.sync_harness import Pair, settled, tree
 
 
 def test_many_small_pushes_go_in_batches_two_at_a_time_and_all_land_whole(pair: Pair) -> None:
@@ -46,13 +44,6 @@ def test_many_small_pushes_go_in_batches_two_at_a_time_and_all_land_whole(pair: 
     assert sizes[0] == FIRST_BATCH_FILES, "the peer starts writing after a small first batch"
     assert max(sizes) == BATCH_FILES and sum(sizes) == len(files)
     assert most == 2, "two calls in flight: one written there while the next travels"
-
-
-def settled(path: Path, data: bytes) -> None:
-    """Write ``data`` with an mtime 5 s ago: past the windows in which a write could hide in one mtime tick."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    os.utime(path, ns=(time.time_ns() - 5_000_000_000,) * 2)
 
 
 def test_a_small_new_file_is_hashed_as_its_batch_reads_it_not_by_the_scan(pair: Pair) -> None:

@@ -26,7 +26,7 @@ from watchdog.events import (
 from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD
 from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
 
-from noizylab_desktop.services.sync.inotify import InotifyObserver, MoveGrouper, is_temp_event, parse_events
+from noizylab_desktop.services.sync.inotify import InotifyObserver, MoveGrouper, is_temp, parse_events
 from tests.conftest import wait_for
 
 FROM, TO, CREATE, MODIFY = (
@@ -121,14 +121,11 @@ def test_closing_wakes_a_waiting_reader_and_an_overflow_drops_what_was_queued() 
 
 
 def test_only_sync_temp_files_other_than_a_move_onto_them_are_dropped() -> None:
-    def raw(mask: int, name: str) -> InotifyEvent:
-        return InotifyEvent(1, mask, 0, name.encode())  # type: ignore[arg-type]
-
-    temp = ".nzsync-0123456789abcdef.tmp"
-    assert is_temp_event(raw(CREATE, temp)) and is_temp_event(raw(FROM, temp))
-    assert not is_temp_event(raw(TO, temp)), "a file renamed onto a temp name still leaves its old name"
-    assert not is_temp_event(raw(CREATE | InotifyConstants.IN_ISDIR, temp))
-    assert not is_temp_event(raw(CREATE, "notes.tmp")) and not is_temp_event(raw(CREATE, ".nzsync-x.txt"))
+    temp = b".nzsync-0123456789abcdef.tmp"
+    assert is_temp(temp, CREATE) and is_temp(temp, FROM)
+    assert not is_temp(temp, TO), "a file renamed onto a temp name still leaves its old name"
+    assert not is_temp(temp, CREATE | InotifyConstants.IN_ISDIR)
+    assert not is_temp(b"notes.tmp", CREATE) and not is_temp(b".nzsync-x.txt", CREATE)
 
 
 class Collect(FileSystemEventHandler):
@@ -236,9 +233,9 @@ def test_a_raw_read_parses_as_watchdog_would_less_exactly_the_temp_events() -> N
         for wd, mask, cookie, name in InotifyFD._parse_event_buffer(buffer)  # noqa: SLF001 - the reference
         if wd != -1 or mask & InotifyConstants.IN_Q_OVERFLOW
     ]
-    expected = [(e.wd, e.mask, e.cookie, e.name) for e in watchdogs if not is_temp_event(e)]
+    expected = [(e.wd, e.mask, e.cookie, e.name) for e in watchdogs if not is_temp(e.name, e.mask)]
     got = [(e.wd, e.mask, e.cookie, e.name) for e in parse_events(buffer)]
     assert got == expected
-    dropped = {e.name for e in watchdogs if is_temp_event(e)}
+    dropped = {e.name for e in watchdogs if is_temp(e.name, e.mask)}
     assert dropped == {b".nzsync-00ff00ff00ff00ff.tmp"}, "only a temp file's own events, not a move onto it"
     assert len(got) == len(watchdogs) - 4, "its create, write, move away and close"

@@ -34,9 +34,12 @@ class Hashed:
 
 
 def hash_bytes(data: bytes) -> Hashed:
-    """Hashes of an in-memory content."""
+    """Hashes of an in-memory content (one pass for a content of one block: its block hash is its hash)."""
+    digest = hashlib.sha256(data).digest()
+    if len(data) <= BLOCK_SIZE:
+        return Hashed(len(data), digest, digest if data else b"")
     blocks = b"".join(hashlib.sha256(data[i : i + BLOCK_SIZE]).digest() for i in range(0, len(data), BLOCK_SIZE))
-    return Hashed(len(data), hashlib.sha256(data).digest(), blocks)
+    return Hashed(len(data), digest, blocks)
 
 
 def hash_file(path: str | Path) -> Hashed:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, hash_bytes, hash_file
+from noizylab_desktop.services.sync.blocks import hash_bytes, hash_file
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs
 from noizylab_desktop.services.sync.planner import Action, Entry
@@ -92,10 +92,8 @@ def read_for_push(
         else:
             if (len(data), st.st_size, st.st_mtime_ns) != (have.size, have.size, have.mtime_ns):
                 continue
-            digest = hashlib.sha256(data).digest()
-            # A file of one block has that block's hash as its own.
-            blocks = (digest if data else b"") if len(data) <= BLOCK_SIZE else hash_bytes(data).blocks
-            have = Entry(have.path, have.size, have.mtime_ns, digest, blocks)
+            hashed = hash_bytes(data)
+            have = Entry(have.path, have.size, have.mtime_ns, hashed.digest, hashed.blocks)
             action = dataclasses.replace(action, local=have)
             if not racy(have, now_ns):
                 fresh.append(Cached(have, st.st_ino))

@@ -158,7 +158,7 @@ def write_files(
     transaction, so the next scan need not hash them again. ``fs`` writes the bytes (the engine's own, so its
     faults reach these writes too). Returns path → why for the ones that failed."""
     from noizylab_desktop.errors import NoizyLabError
-    from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed, hash_bytes
+    from noizylab_desktop.services.sync.blocks import Hashed, hash_bytes
     from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
     fs = fs or LocalFs(root)
@@ -179,12 +179,10 @@ def write_files(
                 existed = not stat.S_ISLNK(os.lstat(final).st_mode) or _refuse_link(rel)
             except FileNotFoundError:
                 existed = False
-            got = hashlib.sha256(data).digest()
-            if got != digest:
+            hashed = hash_bytes(data)
+            if hashed.digest != digest:
                 failed[rel] = "did not verify"
                 continue
-            # A file of one block has that block's hash as its own: no second pass over its bytes.
-            hashed = Hashed(len(data), got, got if data else b"") if len(data) <= BLOCK_SIZE else hash_bytes(data)
             tmp = os.path.join(os.path.dirname(final), temp_name(rel).rpartition("/")[2])  # named as LocalFs does
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:

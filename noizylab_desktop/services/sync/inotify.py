@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import os
-import struct
 import threading
 import time
 from typing import Any
@@ -39,7 +38,6 @@ from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX
 READ_EVERY_S = 0.01  # the reader naps this long after a wake, then takes every event queued meanwhile
 MOVE_DELAY_S = 0.5  # as watchdog: how long a move's source waits for its destination
 _TEMP_PREFIX, _TEMP_SUFFIX = TEMP_PREFIX.encode(), TEMP_SUFFIX.encode()
-_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name, NUL-padded
 _MOVED_TO, _ISDIR, _OVERFLOW = InotifyConstants.IN_MOVED_TO, InotifyConstants.IN_ISDIR, InotifyConstants.IN_Q_OVERFLOW
 
 
@@ -160,20 +158,14 @@ class _BatchedFD(InotifyFD):
 
 
 def parse_events(buffer: bytes) -> list[InotifyEvent]:
-    """The events of a raw inotify read, as watchdog parses them, less those ``is_temp`` drops: a dropped event
-    costs no object at all."""
-    out = []
-    unpack = _HEADER.unpack_from
-    i, size = 0, len(buffer)
-    while i + _HEADER.size <= size:
-        wd, mask, cookie, length = unpack(buffer, i)
-        start = i + _HEADER.size
-        i = start + length
-        name = buffer[start:i].rstrip(b"\0")
+    """The events of a raw inotify read, parsed by watchdog, less those ``is_temp`` drops: a dropped event costs
+    no object at all."""
+    return [
+        InotifyEvent(wd, mask, cookie, name)
+        for wd, mask, cookie, name in InotifyFD._parse_event_buffer(buffer)
         # As watchdog, no event without a watch but the queue overflow (which the kernel reports with wd -1).
-        if (wd != -1 or mask & _OVERFLOW) and not is_temp(name, mask):
-            out.append(InotifyEvent(wd, mask, cookie, name))
-    return out
+        if (wd != -1 or mask & _OVERFLOW) and not is_temp(name, mask)
+    ]
 
 
 class InotifyObserver(BaseObserver):

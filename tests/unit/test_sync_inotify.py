@@ -14,19 +14,12 @@ import pytest
 if not sys.platform.startswith("linux"):
     pytest.skip("inotify is Linux only", allow_module_level=True)
 
-from watchdog.events import (
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
 
 from noizylab_desktop.services.sync.inotify import InotifyObserver, MoveGrouper, is_temp, parse_events
+from noizylab_desktop.services.sync.watcher import CHANGES
 from tests.conftest import wait_for
 
 FROM, TO, CREATE, MODIFY = (
@@ -149,7 +142,7 @@ def observing(share: Path, handler: Collect) -> InotifyObserver:
         handler,
         str(share),
         recursive=True,
-        event_filter=[FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileClosedEvent],
+        event_filter=CHANGES,
     )
     return observer
 

@@ -90,8 +90,8 @@ class SyncApi(spb_grpc.SyncServicer):
     ) -> AsyncIterator[spb.IndexBatch]:
         fp = await require_permission(self.f.node, context, "sync")
         try:
-            offer = self.m.offer_for(fp, request.share_id)
-            result = await asyncio.to_thread(scan, offer.root, self.m.offer_index(offer.share_id))
+            with self.m.serve(fp, request.share_id) as root:
+                result = await asyncio.to_thread(scan, root, self.m.offer_index(request.share_id))
         except NoizyLabError as exc:
             await abort_with(context, exc)
         entries = [
@@ -104,9 +104,8 @@ class SyncApi(spb_grpc.SyncServicer):
     async def Hash(self, request: spb.HashRequest, context: grpc.aio.ServicerContext) -> spb.FileEntry:  # noqa: N802
         fp = await require_permission(self.f.node, context, "sync")
         try:
-            offer = self.m.offer_for(fp, request.share_id)
-            path = resolve_inside(offer.root, request.path)
-            hashed = await asyncio.to_thread(hash_file, path)
+            with self.m.serve(fp, request.share_id) as root:
+                hashed = await asyncio.to_thread(hash_file, resolve_inside(root, request.path))
         except NoizyLabError as exc:
             await abort_with(context, exc)
         except OSError as exc:
@@ -116,7 +115,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def Watch(self, request: spb.ShareRef, context: grpc.aio.ServicerContext) -> AsyncIterator[spb.Notice]:  # noqa: N802
         fp = await require_permission(self.f.node, context, "sync")
         try:
-            offer = self.m.offer_for(fp, request.share_id)
+            root = self.m.checked_root(fp, request.share_id)
         except NoizyLabError as exc:
             await abort_with(context, exc)
         queue: asyncio.Queue[set[str]] = asyncio.Queue(maxsize=64)
@@ -125,7 +124,7 @@ class SyncApi(spb_grpc.SyncServicer):
             if not queue.full():
                 queue.put_nowait(paths)
 
-        watcher = Watcher(offer.root, asyncio.get_running_loop(), batch, quiet_s=0.05, cap_s=0.5)
+        watcher = Watcher(root, asyncio.get_running_loop(), batch, quiet_s=0.05, cap_s=0.5)
         await asyncio.to_thread(watcher.start)
         try:
             yield spb.Notice()  # tells the client the watch is live
@@ -137,13 +136,15 @@ class SyncApi(spb_grpc.SyncServicer):
 
     async def PutFiles(self, request: spb.PutRequest, context: grpc.aio.ServicerContext) -> spb.PutReply:  # noqa: N802
         fp = await require_permission(self.f.node, context, "sync")
+        files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
+        index = self.m.offer_index(request.share_id)
         try:
-            offer = self.m.offer_for(fp, request.share_id)
+            with self.m.serve(fp, request.share_id) as root:
+                self.m.room(root, request.share_id, [(p, len(d)) for p, d, _, _ in files])
+                failed = await asyncio.to_thread(write_files, root, files, index)
         except NoizyLabError as exc:
             await abort_with(context, exc)
-        files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
-        index = self.m.offer_index(offer.share_id)
-        return spb.PutReply(failed=await asyncio.to_thread(write_files, offer.root, files, index))
+        return spb.PutReply(failed=failed)
 
     async def PutStream(  # noqa: N802
         self, request_iterator: AsyncIterator[spb.FileChunk], context: grpc.aio.ServicerContext
@@ -163,8 +164,9 @@ class SyncApi(spb_grpc.SyncServicer):
                 yield (SENT_HASH, chunk.hash) if chunk.hash else (chunk.offset, chunk.data)
 
         try:
-            offer = self.m.offer_for(fp, first.share_id)
-            got = await receive(offer.root, header, chunks(), self.m.offer_index(offer.share_id))
+            with self.m.serve(fp, first.share_id) as root:
+                self.m.room(root, first.share_id, [(header.path, header.size)])
+                got = await receive(root, header, chunks(), self.m.offer_index(first.share_id))
         except NoizyLabError as exc:
             await abort_with(context, exc)
         except OSError as exc:
@@ -176,11 +178,11 @@ class SyncApi(spb_grpc.SyncServicer):
     ) -> AsyncIterator[spb.FileChunk]:
         fp = await require_permission(self.f.node, context, "sync")
         try:
-            offer = self.m.offer_for(fp, request.share_id)
-            path = resolve_inside(offer.root, request.path)
-            # The puller checks the hash it planned with, so a file changing here meanwhile is caught there.
-            async for offset, data in file_chunks(path, request.offset):
-                yield spb.FileChunk(offset=offset, data=data)
+            with self.m.serve(fp, request.share_id) as root:
+                path = resolve_inside(root, request.path)
+                # The puller checks the hash it planned with, so a file changing here meanwhile is caught there.
+                async for offset, data in file_chunks(path, request.offset):
+                    yield spb.FileChunk(offset=offset, data=data)
         except NoizyLabError as exc:
             await abort_with(context, exc)
         except OSError as exc:
@@ -191,16 +193,17 @@ class SyncApi(spb_grpc.SyncServicer):
     ) -> AsyncIterator[spb.GetReply]:
         fp = await require_permission(self.f.node, context, "sync")
         try:
-            offer = self.m.offer_for(fp, request.share_id)
+            with self.m.serve(fp, request.share_id) as root:
+                groups = read_files(root, list(request.paths), GET_BYTES)
+                # Each group is read and hashed in a worker thread while the previous one travels.
+                while (group := await asyncio.to_thread(next, groups, None)) is not None:
+                    files, failed = group
+                    yield spb.GetReply(
+                        files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files],
+                        failed=failed,
+                    )
         except NoizyLabError as exc:
             await abort_with(context, exc)
-        groups = read_files(offer.root, list(request.paths), GET_BYTES)
-        # Each group is read and hashed in a worker thread while the previous one travels.
-        while (group := await asyncio.to_thread(next, groups, None)) is not None:
-            files, failed = group
-            yield spb.GetReply(
-                files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files], failed=failed
-            )
 
     # ------------------------------------------------------------------ own node
 

@@ -61,6 +61,15 @@ class ShareIndex:
             rows = self._db.execute("SELECT path, size, mtime_ns, inode, hash, blocks FROM local_cache").fetchall()
         return {r[0]: Cached(Entry(r[0], r[1], r[2], r[4], r[5]), r[3]) for r in rows}
 
+    def local_bytes(self, without: Iterable[str] = ()) -> int:
+        """The size of every file in the local cache, less those in ``without`` (files about to be replaced)."""
+        with self._lock:
+            total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM local_cache").fetchone()[0]
+            for path in set(without):
+                row = self._db.execute("SELECT size FROM local_cache WHERE path = ?", (path,)).fetchone()
+                total -= row[0] if row else 0
+        return int(total)
+
     def put_local(self, rows: Iterable[Cached], gone: Iterable[str] = ()) -> None:
         with self._lock, self._db:
             self._db.execute("BEGIN")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,14 +16,16 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.errors import NoizyLabError, PeerError, SyncError
+from noizylab_desktop.errors import NoizyLabError, PeerError, PermissionRefusedError, SyncError
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.names import check_rel
+from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader
 from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
+from noizylab_desktop.services.sync.served import overlap, pinned, real_root
 from noizylab_desktop.services.sync.settings import SyncSettings
+from noizylab_desktop.services.sync.space import check_free, check_quota
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
 
 if TYPE_CHECKING:
@@ -289,18 +293,28 @@ class ShareManager:
     def accept_offer(self, fp: bytes, share_id: str, remote: str) -> Offer:
         if not re.fullmatch(r"[0-9a-f]{12}", share_id):
             raise SyncError(f"share ID {share_id!r} is not valid")
+        folder = self.settings.folder
         try:
             rel = check_rel(remote)
+            folder.mkdir(parents=True, exist_ok=True)
+            root = resolve_inside(folder, rel)  # before anything is made: a link on the way must not lead out
+            root.mkdir(parents=True, exist_ok=True)
+            real = real_root(folder, root)  # again, now that it exists
         except NoizyLabError as exc:
             raise SyncError(
                 f"the folder must be inside {self.node.settings.name}'s sync folder: {exc.message}"
             ) from exc
         for offer in self.store.offers():
             if offer.share_id == share_id and offer.peer_fp != fp:
-                raise SyncError(f"share ID {share_id} belongs to another peer")
-        root = self.settings.folder.joinpath(*rel.split("/"))
-        root.mkdir(parents=True, exist_ok=True)
-        offer = Offer(share_id, fp, root)
+                raise PermissionRefusedError(f"share ID {share_id} belongs to another peer")
+        for offer in self.store.offers():
+            # A share belongs to the peer that made it: no other peer may be served its folder, or one around it.
+            if offer.peer_fp != fp and overlap(real, os.path.realpath(offer.root)):
+                raise PermissionRefusedError(
+                    f"{remote} is (or holds, or lies in) a folder that another peer's share uses on "
+                    f"{self.node.settings.name}: pick another --remote"
+                )
+        offer = Offer(share_id, fp, Path(real))
         self.store.put_offer(offer)
         return offer
 
@@ -310,13 +324,40 @@ class ShareManager:
                 return offer
         raise SyncError(f"{self.node.settings.name} serves no share {share_id} to you: add the share again")
 
+    @contextmanager
+    def serve(self, fp: bytes, share_id: str) -> Iterator[Path]:
+        """The root of the peer's offer ``share_id``, checked now and pinned for the ``with`` block (``served.py``)."""
+        with pinned(self.settings.folder, self.offer_for(fp, share_id).root) as root:
+            yield root
+
+    def checked_root(self, fp: bytes, share_id: str) -> Path:
+        """The real path of the peer's offer ``share_id``, checked now (for a watch: inotify keeps the folder)."""
+        return Path(real_root(self.settings.folder, self.offer_for(fp, share_id).root))
+
+    def room(self, root: Path, share_id: str, files: list[tuple[str, int]]) -> None:
+        """``NoRoomError`` unless ``files`` (path, announced size) fit on the disk and in the share's quota."""
+        total = sum(size for _, size in files)
+        what = files[0][0] if len(files) == 1 else f"{len(files)} files"
+        check_free(root, total, what)
+        if self.settings.quota_bytes:
+            used = self.offer_index(share_id).local_bytes(without=[p for p, _ in files])
+            check_quota(total, used, self.settings.quota_bytes, what)
+
     def offer_index(self, share_id: str) -> ShareIndex:
         if share_id not in self.offer_indexes:
             self.offer_indexes[share_id] = ShareIndex(self.dir / f"offer-{share_id}.sqlite")
         return self.offer_indexes[share_id]
 
     def roots_for(self, fp: bytes) -> dict[str, Path]:
-        return {o.share_id: o.root for o in self.store.offers(fp)}
+        """The peer's offers by share ID, as real paths checked now; one that leads out of the sync folder is left
+        out."""
+        roots = {}
+        for offer in self.store.offers(fp):
+            try:
+                roots[offer.share_id] = Path(real_root(self.settings.folder, offer.root))
+            except NoizyLabError as exc:
+                logger.warning("not serving share %s over SFTP: %s", offer.share_id, exc.message)
+        return roots
 
     def key_owner(self, key: str) -> bytes | None:
         """The fingerprint of the paired peer that holds SSH key ``key`` and may sync, else None."""

@@ -27,6 +27,7 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
+from noizylab_desktop.services.sync.space import check_free
 from noizylab_desktop.services.sync.writeback import Writeback
 
 CHUNK = 2 * 1024 * 1024  # per message: 16 blocks, well under gRPC's 4 MiB cap
@@ -61,11 +62,13 @@ class Incoming:
         self.final = self.fs.path(rel)
         if self.final.is_symlink():
             raise SyncError(f"{rel} is a link: links are not replaced")
+        check_free(folder, header.size, rel)  # before the temp exists: a size that cannot fit is refused at once
         self.tmp = self.fs.path(temp_name(rel))
         self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT, 0o644)
         self._whole = hashlib.sha256()
         self._blocks = bytearray()
         self._hashed = 0  # bytes hashed so far, in order; a chunk out of order means hashing the temp at the end
+        self._end = 0  # bytes that arrived, from 0 on without a gap: the temp never holds more than arrived
         self._in_order = True
         self._writeback = Writeback(self._fd)
         self._direct = self.fs.direct(self.tmp, CHUNK)
@@ -74,14 +77,17 @@ class Incoming:
     def write(self, offset: int, data: bytes) -> None:
         if offset + len(data) > self.header.size:
             raise SyncError(f"{self.rel}: a chunk runs past the announced size")
+        if offset > self._end:
+            # A gap would make a sparse temp as big as announced out of a few bytes, and hashing it read them all.
+            raise SyncError(f"{self.rel}: a chunk at {offset} skips bytes that never arrived (after {self._end})")
         with self._lock:
             if self._fd < 0:
                 raise SyncError(f"{self.rel}: the transfer was stopped")
-            if self._direct is not None and self._direct.write(data, offset, self.header.size):
-                return
-            self.fs.pwrite(self._fd, data, offset)
-            # Flush as we go: the disk writes while the network delivers, and the last fdatasync stays short.
-            self._writeback.wrote(offset, len(data))
+            if self._direct is None or not self._direct.write(data, offset, self.header.size):
+                self.fs.pwrite(self._fd, data, offset)
+                # Flush as we go: the disk writes while the network delivers, and the last fdatasync stays short.
+                self._writeback.wrote(offset, len(data))
+            self._end = max(self._end, offset + len(data))
 
     def hash(self, offset: int, data: bytes) -> None:
         """Hash a chunk as it arrives (in its own thread, beside ``write``: hashlib and pwrite both free the GIL)."""
@@ -104,6 +110,11 @@ class Incoming:
         if not expected:
             self.abort()  # the temp file stays: a resume sends only the blocks it lacks
             raise SyncError(f"{self.rel} changed while it was sent; retrying")
+        if self._end != self.header.size:
+            self.abort()  # the temp holds what arrived, no more: a resume builds on it
+            raise SyncError(
+                f"{self.rel}: the stream ended after {self._end} of the {self.header.size} bytes announced; retrying"
+            )
         with self._lock:
             fd, self._fd = self._fd, -1
             if self._direct is not None:
@@ -138,7 +149,7 @@ class Incoming:
                 fd, self._fd = self._fd, -1
                 try:
                     if self._direct is not None and self._direct.padded:
-                        os.ftruncate(fd, self.header.size)  # the temp holds what arrived, not the padding
+                        os.ftruncate(fd, self._end)  # the temp holds what arrived, not the padding
                 finally:
                     os.close(fd)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from noizylab_desktop.errors import SyncError
 from noizylab_desktop.services.sync.blocks import hash_file
-from noizylab_desktop.services.sync.ignore import VERSIONS_DIR, Ignore, is_internal
+from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, VERSIONS_DIR, Ignore, is_internal
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
+from noizylab_desktop.services.sync.localfs import temp_name
 from noizylab_desktop.services.sync.planner import Entry
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,30 @@ def _remove_stale(path: str) -> None:
 
 class RootMissingError(SyncError):
     """The share's folder is gone (unmounted disk, deleted folder): sync pauses rather than delete everything."""
+
+
+def _temp_targets(prefix: str, items: list[os.DirEntry[str]]) -> dict[str, os.DirEntry[str]]:
+    """Temp name → the entry it is the temp of, for a folder holding temps (``temp_name`` is one per path)."""
+    if not any(item.name.startswith(TEMP_PREFIX) for item in items):
+        return {}
+    out = {}
+    for item in items:
+        if not is_internal(item.name):
+            name = item.name if item.name.isascii() else unicodedata.normalize("NFC", item.name)
+            out[temp_name(prefix + name).rpartition("/")[2]] = item
+    return out
+
+
+def _settled(target: os.DirEntry[str] | None, temp: os.stat_result) -> bool:
+    """Whether a temp can no longer become its file: that path is a folder now, or its file was written (landed
+    by another route or edited) after the temp's last write, so a resume would start over anyway."""
+    if target is None:
+        return False  # a new file's transfer, resumed by the next push or pull (or dropped after a day)
+    try:
+        st = target.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_ctime_ns > temp.st_mtime_ns)
 
 
 @dataclass
@@ -70,6 +95,7 @@ def scan(root: Path, index: ShareIndex, defer_bytes: int = 0, defer_new: int = 0
         spelled: dict[str, str] = {}  # NFC name → the spelling on disk, for names that are not plain ASCII
         if not all(item.name.isascii() for item in items):
             items.sort(key=lambda item: item.name != unicodedata.normalize("NFC", item.name))  # NFC spellings first
+        targets = _temp_targets(prefix, items)
         for item in items:
             # Keys are NFC (the wire form): a name stored NFD (as macOS does) is the same file as its NFC twin.
             rel = prefix + (item.name if item.name.isascii() else unicodedata.normalize("NFC", item.name))
@@ -95,8 +121,9 @@ def scan(root: Path, index: ShareIndex, defer_bytes: int = 0, defer_new: int = 0
                     stack.append((rel + "/", item.path))
                 continue
             if not stat.S_ISREG(st.st_mode) or ignore.ignored(rel):
-                if is_internal(rel) and now_ns - st.st_mtime_ns > STALE_TEMP_NS and not rel.startswith(VERSIONS_DIR):
-                    _remove_stale(item.path)
+                if is_internal(rel) and not rel.startswith(VERSIONS_DIR):
+                    if now_ns - st.st_mtime_ns > STALE_TEMP_NS or _settled(targets.get(item.name), st):
+                        _remove_stale(item.path)
                 continue
             old = cache.get(rel)
             # A file modified within the last RACY_NS may change again inside the same mtime tick: hash it again.

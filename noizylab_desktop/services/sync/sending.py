@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -82,8 +83,9 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 async def file_chunks(path: Path, start: int = 0) -> AsyncIterator[tuple[int, bytes]]:
-    """``path`` from ``start`` on as (offset, data) chunks, the next few read in a worker thread meanwhile."""
-    f = await asyncio.to_thread(open, path, "rb")
+    """``path`` from ``start`` on as (offset, data) chunks, the next few read in a worker thread meanwhile; a link
+    there (swapped in since the path was checked) or anything but a plain file is refused."""
+    f = await asyncio.to_thread(_open_file, path)
     pending: asyncio.Future[list[bytes]] | None = None
     try:
         f.seek(start)
@@ -99,6 +101,15 @@ async def file_chunks(path: Path, start: int = 0) -> AsyncIterator[tuple[int, by
             with contextlib.suppress(Exception):
                 await pending  # the worker thread must be done with the file before it is closed
         f.close()
+
+
+def _open_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading, not through a link at its last step, and only when it is a plain file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a file")
+    return os.fdopen(fd, "rb")
 
 
 def _read_ahead(f: BinaryIO) -> list[bytes]:

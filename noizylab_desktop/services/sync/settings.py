@@ -20,10 +20,12 @@ class SyncSettings:
     quiet_ms: int = 50  # watcher quiet window (at most 300 ms)
     keep_versions_days: float = 30.0
     merge_max_bytes: int = 1024 * 1024  # text files up to this size keep their ancestor and get three-way merges
+    # The most one folder served to a peer's share may hold, in bytes (0: no quota, only the disk's free space).
+    quota_bytes: int = 0
 
     @classmethod
     def parse(cls, table: Mapping[str, Any]) -> SyncSettings:
-        known = {"folder", "rescan_s", "poll_s", "quiet_ms", "keep_versions_days", "merge_max_bytes"}
+        known = {"folder", "rescan_s", "poll_s", "quiet_ms", "keep_versions_days", "merge_max_bytes", "quota_gb"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(f"[sync] has unknown keys {', '.join(unknown)}: allowed are {', '.join(sorted(known))}")
@@ -45,4 +47,8 @@ class SyncSettings:
                 f"[sync] merge_max_bytes must be a whole number of bytes from 0 (no merging) to 67108864, "
                 f"not {merge_max!r}"
             )
-        return cls(folder=folder, quiet_ms=quiet, merge_max_bytes=merge_max, **values)
+        quota_gb = table.get("quota_gb", 0)
+        if isinstance(quota_gb, bool) or not isinstance(quota_gb, int | float) or not 0 <= quota_gb < float("inf"):
+            raise ConfigError(f"[sync] quota_gb must be a number of GiB, 0 or more (0: no quota), not {quota_gb!r}")
+        quota = int(quota_gb * 1024**3)
+        return cls(folder=folder, quiet_ms=quiet, merge_max_bytes=merge_max, quota_bytes=quota, **values)

@@ -33,9 +33,11 @@ $(STAMP): pyproject.toml | $(SYSTEM)-run
 run: $(SYSTEM)-run $(STAMP)
 	$(BIN)/python scripts/run.py $(ARGS)
 
-# One process, so Qt, X and the nodes' timing behave as in use; `make test-fast` spreads files over three workers.
+# Test files spread over JOBS workers (each one process with its own Qt, X display and nodes; a file stays in one,
+# so module fixtures are built once): 2 workers took 6.6 min on 2 shared cores where one took 19. JOBS=0: serial.
+JOBS ?= 2
 test: $(SYSTEM)-test $(STAMP) lint types
-	scripts/with-keyring.sh $(BIN)/python -m pytest $(PYTEST_SELECTION)
+	scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile) $(PYTEST_SELECTION)
 
 test-fast: $(SYSTEM)-test $(STAMP) lint types
 	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile $(PYTEST_SELECTION)

@@ -1,26 +1,54 @@
-# Two commands do everything: `make run` and `make test`. Both create the virtual environment on first use.
+# Two commands do everything: `make run` and `make test`. On first use both install the system packages they need
+# (scripts/system-packages.sh: apt-get, through sudo when not root) and create the virtual environment.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Remembers that a package set was checked; the script itself asks dpkg first, so a set re-checked costs nothing.
+SYSTEM := build/system-packages
 
-.PHONY: run test test-fast lint types unit proto dist bench clean node
+# What `make test` runs: everything, or `make test TESTS="tests/unit/test_x.py ..."`, or `make test TESTS=smoke`.
+TESTS ?=
+# The smoke selection the fresh-machine check runs (scripts/fresh-machine.sh): the sampler's first walk on a young
+# machine, the keychain, real node pairs and the launcher, `make run`'s private keyring, the tray and its monospace
+# diff under Xvfb and trayer.
+SMOKE_TESTS := tests/unit/test_metrics_demand.py tests/integration/test_keychain.py \
+	tests/integration/test_pairing.py tests/integration/test_launcher.py tests/integration/test_make_run.py \
+	tests/ui/test_sync_merge_tray.py tests/ui/test_tray.py
+PYTEST_SELECTION := $(if $(filter smoke,$(TESTS)),$(SMOKE_TESTS) $(filter-out smoke,$(TESTS)),$(TESTS))
 
-$(STAMP): pyproject.toml
+.PHONY: run test test-fast lint types unit proto dist bench clean node busy fresh-machine
+
+$(SYSTEM)-%: scripts/system-packages.sh
+	scripts/system-packages.sh $*
+	@mkdir -p $(dir $@) && touch $@
+
+# Order-only: installing the test packages later must not rebuild the venv.
+$(STAMP): pyproject.toml | $(SYSTEM)-run
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(SYSTEM)-run $(STAMP)
 	$(BIN)/python scripts/run.py $(ARGS)
 
-# One process, so Qt, X and the nodes' timing behave as in use; `make test-fast` spreads files over three workers.
-test: $(STAMP) lint types
-	scripts/with-keyring.sh $(BIN)/python -m pytest
+# Test files spread over JOBS workers (each one process with its own Qt, X display and nodes; a file stays in one,
+# so module fixtures are built once): 2 workers took 6.6 min on 2 shared cores where one took 19. JOBS=0: serial.
+JOBS ?= 2
+test: $(SYSTEM)-test $(STAMP) lint types
+	scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile) $(PYTEST_SELECTION)
 
-test-fast: $(STAMP) lint types
-	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile
+test-fast: $(SYSTEM)-test $(STAMP) lint types
+	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile $(PYTEST_SELECTION)
+
+# `make test` with two CPU-bound processes beside it, timed: the suite must stay green on a busy machine.
+busy:
+	scripts/busy.sh $(MAKE) test TESTS="$(TESTS)"
+
+# `make test TESTS=smoke` (and `make run ARGS=--version`) from scratch in a minimal Debian chroot (needs root).
+fresh-machine:
+	scripts/fresh-machine.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,12 +61,12 @@ proto: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -Iproto --python_out=noizylab_desktop/_proto --grpc_python_out=noizylab_desktop/_proto --mypy_out=noizylab_desktop/_proto --mypy_grpc_out=noizylab_desktop/_proto proto/*.proto
 	sed -i 's/^import noizylab_\([a-z_]*\)_pb2/from noizylab_desktop._proto import noizylab_\1_pb2/' noizylab_desktop/_proto/*.py noizylab_desktop/_proto/*.pyi
 
-dist: $(STAMP)
+dist: $(SYSTEM)-test $(STAMP)
 	$(BIN)/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/noizylab.spec
 
 # Every benchmark, or one: `make bench BENCH=bench/tasks.py`.
 BENCH ?= $(sort $(wildcard bench/*.py))
-bench: $(STAMP)
+bench: $(SYSTEM)-test $(STAMP)
 	for b in $(BENCH); do scripts/with-keyring.sh $(BIN)/python $$b || exit 1; done
 
 clean:

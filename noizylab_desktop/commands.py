@@ -11,12 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.config import Paths, Settings, load_settings, save_settings
 from noizylab_desktop.errors import LauncherError, NotRunningError
 from noizylab_desktop.services import identity as identity_mod
 from noizylab_desktop.services import launcher
 from noizylab_desktop.services.local_client import LocalClient
+from noizylab_desktop.services.nodeid import fingerprint, format_id
 from noizylab_desktop.services.secrets import KeyringStore, Vault
 
 
@@ -95,12 +99,16 @@ async def status(args: argparse.Namespace, paths: Paths, settings: Settings) -> 
 async def show_id(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     paths.ensure()
 
-    def load() -> identity_mod.Identity:
+    def load() -> str:
+        if paths.cert_file.exists():
+            # The ID is the public certificate's SHA-256: showing an existing node's ID needs no keychain.
+            cert = x509.load_pem_x509_certificate(paths.cert_file.read_bytes())
+            return format_id(fingerprint(cert.public_bytes(serialization.Encoding.DER)))
         vault = Vault(KeyringStore(settings.keychain_id), paths.vault_dir)
-        return identity_mod.load_or_create(paths, vault, settings.name)
+        return identity_mod.load_or_create(paths, vault, settings.name).node_id
 
-    ident = await asyncio.to_thread(load)
-    print(json.dumps({"id": ident.node_id, "name": settings.name}) if args.json else ident.node_id)
+    node_id = await asyncio.to_thread(load)
+    print(json.dumps({"id": node_id, "name": settings.name}) if args.json else node_id)
     return 0
 
 

@@ -5,7 +5,8 @@ arguments are passed on (``make run ARGS="status"`` runs that command instead). 
 Service the app runs against a private one: ``dbus-run-session`` hosting ``gnome-keyring-daemon`` whose keyring is
 kept, encrypted with a password, in ``$XDG_DATA_HOME/noizylab/keyring-data``. The password comes from
 ``NOIZYLAB_KEYRING_PASSWORD`` or is asked on the terminal; it is never written anywhere, and no secret ever lands in
-a plain file. SIGINT and SIGTERM are passed to the app, and this script exits with the app's exit code.
+a plain file. Commands that touch no keychain (``--version``, ``--help``, ``id`` of a node that exists) run without
+one. SIGINT and SIGTERM are passed to the app, and this script exits with the app's exit code.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PASSWORD_VAR = "NOIZYLAB_KEYRING_PASSWORD"
 APP = [sys.executable, "-m", "noizylab_desktop"]
 SESSION_TOOLS = ("dbus-run-session", "gnome-keyring-daemon")
 STOP_TIMEOUT_S = 10.0
+ABOUT = ("--version", "-h", "--help")  # options that only print something about the app
 
 # The private bus: a session bus that starts no services on demand. The standard one would start a second
 # gnome-keyring (without our password or folder) if anything asked for the Secret Service before ours registered;
@@ -70,21 +72,40 @@ def has_display(platform: str = sys.platform, env: Mapping[str, str] = os.enviro
     return platform in ("darwin", "win32") or bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def app_command(extra: Sequence[str], *, display: bool) -> list[str]:
-    """The app's argv: ``extra`` as a command when it names one, else options for the tray or the headless node."""
-    home: list[str] = []
+def split_home(extra: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``extra`` as its ``--home`` option (empty, one or two arguments) and the rest."""
     rest = list(extra)
-    # --home is an option of `noizylab` itself, so it must come before the command.
     for i, arg in enumerate(rest):
         if arg == "--home" and i + 1 < len(rest):
-            home, rest = rest[i : i + 2], rest[:i] + rest[i + 2 :]
-            break
+            return rest[i : i + 2], rest[:i] + rest[i + 2 :]
         if arg.startswith("--home="):
-            home, rest = [arg], rest[:i] + rest[i + 1 :]
-            break
+            return [arg], rest[:i] + rest[i + 1 :]
+    return [], rest
+
+
+def app_command(extra: Sequence[str], *, display: bool) -> list[str]:
+    """The app's argv: ``extra`` as a command when it names one, else options for the tray or the headless node."""
+    # --home is an option of `noizylab` itself, so it must come before the command.
+    home, rest = split_home(extra)
     names_a_command = bool(rest) and not rest[0].startswith("-")
-    verb = [] if names_a_command or display else ["node"]
+    # `--version` and `--help` are the app's own options, not the node's: they need no verb.
+    about_the_app = any(arg in ABOUT for arg in rest)
+    verb = [] if names_a_command or about_the_app or display else ["node"]
     return [*APP, *home, *verb, *rest]
+
+
+def needs_keychain(extra: Sequence[str]) -> bool:
+    """Whether the command ``extra`` asks for touches the keychain: the version, help, an existing node's ID do not."""
+    home, rest = split_home(extra)
+    if any(arg in ABOUT for arg in rest):
+        return False
+    if rest[:1] == ["id"]:
+        from noizylab_desktop.config import Paths
+
+        chosen = home[1] if len(home) == 2 else home[0].partition("=")[2] if home else None
+        # The ID is read from the public certificate when the node has one (see commands.show_id).
+        return not Paths.resolve(chosen).cert_file.exists()
+    return True
 
 
 def needs_private_keyring(platform: str = sys.platform) -> bool:
@@ -262,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = list(sys.argv[1:] if argv is None else argv)
     command = app_command(extra, display=has_display())
     try:
-        if not needs_private_keyring():
+        if not needs_keychain(extra) or not needs_private_keyring():
             return run_app(command, os.environ)
         folder = keyring_folder()
         password = keyring_password(folder)

@@ -1,4 +1,8 @@
-"""Shared fixtures: real node processes in temporary homes, and waiting on conditions with a deadline."""
+"""Shared fixtures: real node processes in temporary homes, and waiting on conditions with a deadline.
+
+Deadlines stretch by the measured slowness of the machine (``tests/slowness.py``): on a quiet one they are exactly
+what the tests say.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import tomli_w
 from noizylab_desktop.config import Paths, load_settings
 from noizylab_desktop.services.identity import Identity, load_or_create
 from noizylab_desktop.services.secrets import KeyringStore, Vault
+from tests.slowness import factor, scaled
 
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
 
@@ -27,16 +32,21 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("run the tests with `make test`: they need the private Secret Service it starts")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"slowness factor at start: {factor():.2f} (deadlines stretch by it; NOIZYLAB_TEST_SLOWNESS fixes it)"
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds (scaled by slowness)."""
+    allowed = scaled(timeout)
+    deadline = time.monotonic() + allowed
     last: Any = None
     while time.monotonic() < deadline:
         last = condition()
         if last:
             return last
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {allowed:.1f} s ({timeout} s quiet) waiting for {what} (last: {last!r})")
 
 
 def write_config(home: Path, name: str, **extra: Any) -> None:
@@ -63,7 +73,7 @@ class NodeProcess:
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``noizylab --home HOME ARGS``."""
         result = subprocess.run(
-            [*NOIZYLAB, "--home", str(self.home), *args], capture_output=True, text=True, timeout=timeout
+            [*NOIZYLAB, "--home", str(self.home), *args], capture_output=True, text=True, timeout=scaled(timeout)
         )
         if check and result.returncode != 0:
             raise AssertionError(f"noizylab {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
@@ -127,10 +137,16 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
         list(pool.map(NodeProcess.stop, made))
 
 
+def start_all(*nodes: NodeProcess) -> tuple[NodeProcess, ...]:
+    """Start ``nodes`` side by side (each start is a command that waits for its node): as many seconds as one."""
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        return tuple(pool.map(NodeProcess.start, nodes))
+
+
 @pytest.fixture
 def paired(make_node: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
     """Two running nodes, paired, each seeing the other online."""
-    alpha, beta = make_node("alpha").start(), make_node("beta").start()
+    alpha, beta = start_all(make_node("alpha"), make_node("beta"))
     beta.join(alpha.invite())
     wait_for(lambda: (alpha.peer("beta") or {}).get("online"), what="alpha to see beta online")
     wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")

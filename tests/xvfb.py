@@ -7,7 +7,9 @@ import select
 import subprocess
 import time
 
-START_TIMEOUT_S = 10.0
+from tests.slowness import scaled
+
+START_TIMEOUT_S = scaled(10.0)
 
 
 class Xvfb:

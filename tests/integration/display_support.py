@@ -16,7 +16,8 @@ import numpy as np
 
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.transport import secure_channel
-from tests.conftest import NodeProcess, wait_for
+from tests.conftest import NodeProcess, start_all, wait_for
+from tests.slowness import scaled
 
 SCREEN_APP = Path(__file__).with_name("display_screen.py")
 
@@ -55,7 +56,7 @@ class ScreenApp:
         return line
 
     def expect(self, prefix: str, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             line = self.line(deadline - time.monotonic())
             if line is None:
@@ -135,8 +136,7 @@ def host_display(display: str) -> Iterator[None]:
 def start_pair(host: NodeProcess, viewer_node: NodeProcess, display: str, *allowed: str) -> None:
     """Start ``host`` on ``display`` and ``viewer_node`` beside it, pair them, and allow the viewer ``allowed``."""
     for _ in host_display(display):
-        host.start()
-        viewer_node.start()
+        start_all(host, viewer_node)
     viewer_node.join(host.invite())
     wait_for(lambda: (viewer_node.peer(host.name) or {}).get("online"), what=f"{viewer_node.name} to see {host.name}")
     if allowed:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import NOIZYLAB, NodeProcess, wait_for
+from tests.conftest import NOIZYLAB, NodeProcess, start_all, wait_for
 
 
 def pair(inviter: NodeProcess, joiner: NodeProcess) -> None:
@@ -25,8 +25,7 @@ def pair(inviter: NodeProcess, joiner: NodeProcess) -> None:
 def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess, NodeProcess]]:
     """alpha and beta, paired; beta (label ``worker``) lets alpha run tasks, alpha does not let beta."""
     root = tmp_path_factory.mktemp("grid")
-    alpha = NodeProcess(root / "alpha", "alpha").start()
-    beta = NodeProcess(root / "beta", "beta", labels=["worker"]).start()
+    alpha, beta = start_all(NodeProcess(root / "alpha", "alpha"), NodeProcess(root / "beta", "beta", labels=["worker"]))
     try:
         pair(alpha, beta)
         beta.cli("allow", "alpha", "tasks")

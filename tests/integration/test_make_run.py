@@ -21,9 +21,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.services.launcher import pid_alive
+from noizylab_desktop.services.nodeid import fingerprint, format_id
 from tests.conftest import wait_for, write_config
+from tests.slowness import scaled
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = [sys.executable, str(REPO / "scripts" / "run.py")]
@@ -159,7 +163,7 @@ def wait_until_up(machine: Machine, run: Run) -> int:
 def stop_run(machine: Machine, run: Run, node_pid: int) -> None:
     """SIGTERM to run.py; it must pass it on, and everything it started must end cleanly."""
     run.process.send_signal(signal.SIGTERM)
-    assert run.process.wait(30) == 0, run.output()
+    assert run.process.wait(scaled(30)) == 0, run.output()
     assert not pid_alive(node_pid)
     assert not machine.runtime_file.exists()
     wait_for(lambda: not machine.keyring_daemons(), timeout=10, what="the private keyring daemon to exit")
@@ -182,7 +186,7 @@ class Terminal:
     def expect(self, text: str, timeout: float = 20) -> None:
         """Wait until ``text`` has been shown."""
         assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while text.encode() not in self.screen:
             ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
             chunk = os.read(self.process.stdout.fileno(), 4096) if ready else b""
@@ -197,7 +201,7 @@ class Terminal:
 
     def close(self) -> int:
         """Read what is left, and the exit code."""
-        rest, _ = self.process.communicate(timeout=30)
+        rest, _ = self.process.communicate(timeout=scaled(30))
         self.screen += rest
         return self.process.returncode
 
@@ -308,3 +312,39 @@ def test_on_a_terminal_two_different_new_passwords_are_refused(machine: Machine,
     assert terminal.close() == 1
     assert "run: error: the two passwords differ" in terminal.screen.decode()
     assert not (machine.keyring_folder / "keyrings").exists()
+
+
+def run_plain(machine: Machine, *args: str) -> subprocess.CompletedProcess[str]:
+    """`scripts/run.py ARGS` with no keyring password and no terminal: whatever needs a keychain must fail."""
+    return subprocess.run(
+        [*RUN, *args],
+        cwd=REPO,
+        env=machine.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+    )
+
+
+@pytest.mark.slow
+def test_the_version_help_and_an_existing_nodes_id_need_no_keychain(machine: Machine, launch: list[Run]) -> None:
+    version = run_plain(machine, "--version")
+    assert (version.returncode, version.stdout.split()[0]) == (0, "noizylab"), version.stderr
+    assert run_plain(machine, "--help").returncode == 0
+    assert run_plain(machine, "status", "--help").returncode == 0
+    new = run_plain(machine, "id")
+    assert new.returncode == 1 and "NOIZYLAB_KEYRING_PASSWORD" in new.stderr, "a new node's ID needs its new key"
+
+    first = start_run(machine, launch)
+    stop_run(machine, first, wait_until_up(machine, first))
+    known = run_plain(machine, "id", "--json")
+
+    assert known.returncode == 0, known.stderr
+    cert = (machine.node_home / "state" / "node-cert.pem").read_bytes()
+    assert json.loads(known.stdout)["id"] == format_id(fingerprint(cert_der(cert)))
+    assert machine.keyring_daemons() == []
+
+
+def cert_der(pem: bytes) -> bytes:
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)

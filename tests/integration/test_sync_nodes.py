@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NodeProcess, wait_for
+from tests.conftest import NodeProcess, start_all, wait_for
 
 
 def _pair(make_node: Callable[..., NodeProcess], tmp_path: Path, allow: bool = True) -> tuple[NodeProcess, NodeProcess]:
-    alpha = make_node("alpha", sync={"folder": str(tmp_path / "alpha-sync")}).start()
-    beta = make_node("beta", sync={"folder": str(tmp_path / "beta-sync")}).start()
+    alpha, beta = start_all(
+        make_node("alpha", sync={"folder": str(tmp_path / "alpha-sync")}),
+        make_node("beta", sync={"folder": str(tmp_path / "beta-sync")}),
+    )
     beta.join(alpha.invite())
     wait_for(lambda: (alpha.peer("beta") or {}).get("online"), what="alpha to see beta online")
     if allow:

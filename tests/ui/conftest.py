@@ -25,6 +25,7 @@ from noizylab_desktop.config import Paths, Settings, load_settings
 from noizylab_desktop.ui.app import application
 from noizylab_desktop.ui.qt_async import runner
 from tests.conftest import wait_for, write_config
+from tests.slowness import scaled
 from tests.ui.waiting import Run
 
 T = TypeVar("T")
@@ -45,12 +46,12 @@ def start_xvfb(*, detached: bool) -> tuple[int, str]:
     launcher = subprocess.Popen(command, pass_fds=[write_end], stdout=output, stderr=subprocess.DEVNULL)
     os.close(write_end)
     if detached:
-        pid = int(launcher.communicate(timeout=START_TIMEOUT_S)[0])  # the shell echoes Xvfb's pid and exits
+        pid = int(launcher.communicate(timeout=scaled(START_TIMEOUT_S))[0])  # the shell echoes Xvfb's pid and exits
     else:
         pid = launcher.pid
         XVFB_CHILDREN[pid] = launcher
     number = b""
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + scaled(START_TIMEOUT_S)
     try:
         while not number.endswith(b"\n"):
             ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))

@@ -8,6 +8,8 @@ from typing import Any, Protocol, TypeVar
 
 from PySide6.QtCore import SignalInstance
 
+from tests.slowness import scaled
+
 T = TypeVar("T")
 POLL_S = 0.05
 
@@ -34,15 +36,15 @@ def expect(signal: SignalInstance) -> asyncio.Future[tuple[Any, ...]]:
 async def within(awaitable: Awaitable[T], timeout: float, what: str) -> T:
     """What ``awaitable`` gives, or a failed test after ``timeout`` seconds."""
     try:
-        return await asyncio.wait_for(awaitable, timeout)
+        return await asyncio.wait_for(awaitable, scaled(timeout))
     except TimeoutError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+        raise AssertionError(f"timed out after {scaled(timeout):.1f} s waiting for {what}") from None
 
 
 async def eventually(condition: Callable[[], T], timeout: float, what: str) -> T:
     """Poll ``condition`` while the loop keeps serving, until it is truthy; fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + scaled(timeout)
     last = condition()
     while not last:
         if loop.time() > deadline:

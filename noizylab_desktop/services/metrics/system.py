@@ -59,9 +59,11 @@ class SystemSampler:
         self._net: dict[str, tuple[float, float]] = {}
         self._net_at = 0.0
         self._parts: list[Partition] = []
-        self._parts_at = -PARTITIONS_EVERY_S
+        self._parts_at = -math.inf
         self._top: list[mpb.ProcessUsage] = []
-        self._top_at = -process_interval_s
+        # Due at the first sample whatever pace it asks for: the monotonic clock starts near 0 at boot, so any
+        # finite "long ago" would not be long enough on a machine up for less than the asked interval.
+        self._top_at = -math.inf
         self._ncpu = psutil.cpu_count() or 1
         # Busy shares and per-process CPU are measured against the previous reading: take one now, so the first
         # sample already shows real figures.

@@ -68,7 +68,7 @@ def print_status(data: dict[str, Any]) -> None:
     print(f"{data['name']}  {data['id']}")
     print(f"  running, pid {data['pid']}, up {data['uptime_s']:.0f} s, gRPC port {data['ports']['grpc']}")
     if data["pairing_port"]:
-        print(f"  pairing port {data['pairing_port']} open for an invite")
+        print(f"  pairing port {data['pairing_port']} open until the last invite code has expired")
     print_peers(data["peers"])
 
 

@@ -1,8 +1,8 @@
 """Invite codes: where the inviter is, which certificate it holds, and a one-time secret, in one typeable string.
 
 Layout (then base32, in groups of five): version, the first 10 bytes of the inviter's fingerprint (the joiner pins
-it: no trust on first use), a 7-byte secret, the pairing port, the addresses, and a 2-byte checksum so a typo is
-caught before anything is sent.
+it: no trust on first use), an 8-byte secret (64 bits; ``invite_book`` states the guessing bound), the pairing port,
+the addresses, and a 2-byte checksum so a typo is caught before anything is sent.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from noizylab_desktop.errors import PairingError
 from noizylab_desktop.services.transport import host_port
 
-VERSION = 1
+VERSION = 2  # 2: the secret grew from 7 to 8 bytes
 FP_BYTES = 10
-SECRET_BYTES = 7
+SECRET_BYTES = 8
 MISTYPED = "that invite code is mistyped: check it against the inviting machine and type it again"
 
 

@@ -4,7 +4,9 @@ Inviter: ``Pairing.create_invite`` makes a one-time code (10 minutes, single use
 server-authenticated TLS listener that serves only ``Pairing/Join`` and closes when no invite is open.
 Joiner: ``join`` reads the inviter's certificate, checks it against the fingerprint in the code, then sends its own
 certificate with an HMAC of the secret over both fingerprints and a signature made with its key. More than five
-wrong codes a minute are refused. Both sides derive the same six-digit verification string.
+wrong codes a minute from one machine are refused, and an invite that took too many wrong guesses is closed
+(``invite_book``). Both sides derive the same six-digit verification string. A peer's name is made unique on
+each side (``pc`` → ``pc-2``), so naming a peer stays unambiguous.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import hmac
 import logging
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 from cryptography import x509
@@ -27,7 +28,15 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.errors import PairingError, PairingRateLimited, TransportError
 from noizylab_desktop.services import invite as codes
 from noizylab_desktop.services.events import EventBus, InviteOpened, PeerPaired
-from noizylab_desktop.services.identity import Identity, hmac_sha256, verify_signature
+from noizylab_desktop.services.identity import Identity, verify_signature
+from noizylab_desktop.services.invite_book import (
+    INVITE_TTL_S,
+    InviteBook,
+    accept_proof,
+    join_proof,
+    source_key,
+    verification_string,
+)
 from noizylab_desktop.services.nodeid import fingerprint, format_id
 from noizylab_desktop.services.transport import (
     SERVER_OPTIONS,
@@ -40,35 +49,12 @@ from noizylab_desktop.services.trust import TrustStore
 
 logger = logging.getLogger(__name__)
 
-INVITE_TTL_S = 600.0
-WRONG_LIMIT = 5
-WRONG_WINDOW_S = 60.0
-FORGET_AFTER_S = 3600.0
 JOIN_DEADLINE_S = 10.0
 REACH_TIMEOUT_S = 3.0
-
-
-def join_proof(secret: bytes, inviter_fp: bytes, joiner_fp: bytes) -> bytes:
-    return hmac_sha256(secret, b"noizylab-join", inviter_fp, joiner_fp)
-
-
-def accept_proof(secret: bytes, inviter_fp: bytes, joiner_fp: bytes) -> bytes:
-    return hmac_sha256(secret, b"noizylab-accept", inviter_fp, joiner_fp)
-
-
-def verification_string(secret: bytes, inviter_fp: bytes, joiner_fp: bytes) -> str:
-    """Six digits both people can compare, e.g. ``482 913``."""
-    number = int.from_bytes(hmac_sha256(secret, b"noizylab-verify", inviter_fp, joiner_fp)[:8], "big") % 1_000_000
-    return f"{number // 1000:03d} {number % 1000:03d}"
-
-
-@dataclass
-class Invite:
-    """One code's secret and state."""
-
-    secret: bytes
-    expires_at: float
-    used: bool = False
+# The pairing port stays open while any code it gave out is within its lifetime, and this long after the last one
+# expired, so a second join with a code always hears "already used" (or "expired"), never "cannot reach".
+CLOSE_GRACE_S = 60.0
+JANITOR_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,45 +64,6 @@ class Paired:
     peer_id: str
     peer_name: str
     verification: str
-
-
-@dataclass
-class InviteBook:
-    """Open invites and recent wrong attempts; decides whether a join proof is accepted."""
-
-    clock: Callable[[], float] = time.time
-    ttl_s: float = INVITE_TTL_S
-    invites: list[Invite] = field(default_factory=list)
-    wrong: deque[float] = field(default_factory=deque)
-
-    def create(self, secret: bytes) -> Invite:
-        """Record a new invite for ``secret``."""
-        invite = Invite(secret=secret, expires_at=self.clock() + self.ttl_s)
-        self.invites.append(invite)
-        return invite
-
-    def open_count(self) -> int:
-        now = self.clock()
-        self.invites = [i for i in self.invites if i.expires_at + FORGET_AFTER_S > now]
-        return sum(1 for i in self.invites if not i.used and i.expires_at > now)
-
-    def accept(self, proof: bytes, inviter_fp: bytes, joiner_fp: bytes) -> Invite:
-        """The invite ``proof`` answers, marked used; otherwise a one-line ``PairingError``."""
-        now = self.clock()
-        while self.wrong and self.wrong[0] < now - WRONG_WINDOW_S:
-            self.wrong.popleft()
-        if len(self.wrong) >= WRONG_LIMIT:
-            raise PairingRateLimited("too many wrong invite codes in the last minute: wait a minute, then try again")
-        for invite in self.invites:
-            if hmac.compare_digest(join_proof(invite.secret, inviter_fp, joiner_fp), proof):
-                if invite.used:
-                    raise PairingError("that invite code was already used: make a new one with `noizylab pair invite`")
-                if invite.expires_at <= now:
-                    raise PairingError("that invite code has expired: make a new one with `noizylab pair invite`")
-                invite.used = True
-                return invite
-        self.wrong.append(now)
-        raise PairingError("wrong invite code: check it against the inviting machine, or make a new one")
 
 
 class PairingServer(pb_grpc.PairingServicer):
@@ -132,6 +79,7 @@ class PairingServer(pb_grpc.PairingServicer):
         host: str,
         port: int,
         ttl_s: float = INVITE_TTL_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.identity = identity
         self.trust = trust
@@ -140,7 +88,8 @@ class PairingServer(pb_grpc.PairingServicer):
         self.grpc_port = grpc_port
         self.host = host
         self.wanted_port = port
-        self.book = InviteBook(ttl_s=ttl_s)
+        self.clock = clock
+        self.book = InviteBook(clock=clock, ttl_s=ttl_s)
         self.bound_port = 0
         self._server: grpc.aio.Server | None = None
         self._lock = asyncio.Lock()
@@ -183,22 +132,22 @@ class PairingServer(pb_grpc.PairingServicer):
             raise PairingError("nobody joined with the invite code in time; it has expired") from None
 
     async def close_if_idle(self) -> None:
-        """Close the pairing port once no invite is open."""
+        """Close the pairing port once every code it gave out has been expired for ``CLOSE_GRACE_S``."""
         async with self._lock:
             if self.book.open_count() == 0:
                 known = {i.secret for i in self.book.invites}
                 self._outcomes = {k: v for k, v in self._outcomes.items() if k in known}
-            if self._server is not None and self.book.open_count() == 0:
+            if self._server is not None and self.clock() > self.book.last_expiry() + CLOSE_GRACE_S:
                 await self._server.stop(grace=1.0)
                 self._server = None
                 self.bound_port = 0
-                logger.info("pairing port closed: no invite is open")
+                logger.info("pairing port closed: every invite code has expired")
 
     async def run(self) -> None:
-        """Janitor: close the pairing port when its invites have expired or been used."""
+        """Janitor: close the pairing port once its codes are past their lifetime."""
         try:
             while True:
-                await asyncio.sleep(5.0)
+                await asyncio.sleep(JANITOR_S)
                 await self.close_if_idle()
         finally:
             if self._server is not None:
@@ -214,18 +163,25 @@ class PairingServer(pb_grpc.PairingServicer):
             x509.load_der_x509_certificate(request.joiner_cert_der)
         except ValueError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the joining machine sent a damaged certificate")
+        host = peer_host(context.peer())
         try:
-            invite = self.book.accept(request.proof, inviter_fp, joiner_fp)
+            invite = self.book.accept(request.proof, inviter_fp, joiner_fp, source_key(host))
         except PairingError as exc:
-            logger.warning("refused a pairing attempt: %s", exc.message)
+            logger.warning("refused a pairing attempt from %s: %s", host or context.peer(), exc.message)
             limited = isinstance(exc, PairingRateLimited)
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if limited else grpc.StatusCode.PERMISSION_DENIED
             await context.abort(code, exc.message)
         if not verify_signature(request.joiner_cert_der, b"noizylab-join-sig" + request.proof, request.signature):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the joining machine does not hold its key")
-        name = request.joiner_name[:64] or "peer"
-        addresses = _joiner_addresses(peer_host(context.peer()), list(request.joiner_addresses))
-        self.trust.add(request.joiner_cert_der, name, request.joiner_ssh_key, addresses)
+        addresses = _joiner_addresses(host, list(request.joiner_addresses))
+        peer = self.trust.add(
+            request.joiner_cert_der,
+            request.joiner_name or "peer",
+            request.joiner_ssh_key,
+            addresses,
+            reserved=self.name,
+        )
+        name = peer.name
         verification = verification_string(invite.secret, inviter_fp, joiner_fp)
         outcome = self._outcomes.get(invite.secret)
         if outcome is not None and not outcome.done():
@@ -283,7 +239,7 @@ async def join(code_text: str, identity: Identity, trust: TrustStore, name: str,
         return await _join_at(address, der, code, identity, trust, name, addresses)
     raise TransportError(
         f"cannot reach the inviting machine at {', '.join(tried)}: check that it is on and on the same network, "
-        f"and that its firewall allows TCP port {code.port}"
+        f"that its firewall allows TCP port {code.port}, and that the code has not expired"
     )
 
 
@@ -311,6 +267,6 @@ async def _join_at(
     if not hmac.compare_digest(reply.proof, accept_proof(code.secret, inviter_fp, joiner_fp)):
         raise PairingError(f"the machine at {address} does not know this code's secret: pairing refused")
     host = address.rsplit(":", 1)[0]
-    peer_name = reply.inviter_name[:64] or "peer"
-    trust.add(der, peer_name, reply.inviter_ssh_key, [f"{host}:{reply.inviter_grpc_port}"])
-    return Paired(format_id(inviter_fp), peer_name, verification_string(code.secret, inviter_fp, joiner_fp))
+    where = [f"{host}:{reply.inviter_grpc_port}"]
+    peer = trust.add(der, reply.inviter_name or "peer", reply.inviter_ssh_key, where, reserved=name)
+    return Paired(format_id(inviter_fp), peer.name, verification_string(code.secret, inviter_fp, joiner_fp))

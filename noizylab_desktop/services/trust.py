@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from noizylab_desktop.errors import PeerError
 from noizylab_desktop.services.nodeid import fingerprint, format_id
 
+MAX_NAME = 64
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS peers (
     fingerprint BLOB PRIMARY KEY,
@@ -101,16 +102,29 @@ class TrustStore:
         """The peer with this fingerprint, if paired."""
         return self._peers.get(fp)
 
-    def add(self, cert_der: bytes, name: str, ssh_key: str, addresses: list[str]) -> TrustedPeer:
-        """Trust a peer (or refresh it when paired again)."""
+    def add(self, cert_der: bytes, name: str, ssh_key: str, addresses: list[str], reserved: str = "") -> TrustedPeer:
+        """Trust a peer (or refresh it when paired again), under a name no other peer and not ``reserved`` holds."""
         fp = fingerprint(cert_der)
         with self._lock:
+            unique = self._free_name(name, fp, reserved)
             self._db.execute(
                 "INSERT OR REPLACE INTO peers VALUES (?, ?, ?, ?, ?, ?)",
-                (fp, name, cert_der, ssh_key, json.dumps(addresses), time.time()),
+                (fp, unique, cert_der, ssh_key, json.dumps(addresses), time.time()),
             )
             self._reload(self.snapshot.version + 1)
         return self._peers[fp]
+
+    def _free_name(self, wanted: str, fp: bytes, reserved: str) -> str:
+        """``wanted`` (trimmed), or ``wanted-2``, ``-3``... when another peer or this node (``reserved``) has it."""
+        base = " ".join(wanted.split())[:MAX_NAME] or "peer"
+        taken = {p.name.casefold() for p in self._peers.values() if p.fingerprint != fp}
+        if reserved:
+            taken.add(reserved.casefold())
+        name, n = base, 1
+        while name.casefold() in taken:
+            n += 1
+            name = f"{base[: MAX_NAME - len(str(n)) - 1]}-{n}"
+        return name
 
     def set_addresses(self, fp: bytes, addresses: list[str]) -> None:
         """Remember where a peer is now reachable."""
@@ -129,16 +143,15 @@ class TrustStore:
         return peer
 
     def find(self, ref: str) -> TrustedPeer:
-        """The one peer whose ID, ID prefix or name matches ``ref``."""
+        """The peer ``ref`` names: an exact ID or exact name first, else the one peer whose ID starts with it."""
         needle = ref.strip()
         if not needle:
             raise PeerError("name a peer by its ID, the start of its ID, or its name")
         flat = needle.upper().replace("-", "")
-        matches = [
-            p
-            for p in self._peers.values()
-            if p.name == needle or p.node_id.replace("-", "").startswith(flat) or p.node_id == needle.upper()
-        ]
+        peers = self._peers.values()
+        # A peer chooses its own name, so a name must not be able to shadow another peer: exact matches win.
+        exact = [p for p in peers if p.node_id.replace("-", "") == flat] or [p for p in peers if p.name == needle]
+        matches = exact or [p for p in peers if p.node_id.replace("-", "").startswith(flat)]
         if not matches:
             raise PeerError(f"no paired peer matches {ref!r}: see `noizylab peers`")
         if len(matches) > 1:

@@ -3,15 +3,23 @@
 It is the standard library's threading HTTP server in a thread of its own, with prometheus_client's text
 exposition. That keeps scrapes off the node's event loop (the same code under qasync and plain asyncio, with no
 extra async web framework to keep in step with both) and reads only the immutable views the sampler publishes.
+
+Each connection costs a thread, so none may be held for free: a connection waits at most ``IDLE_TIMEOUT_S`` for a
+request to start, a request's line and headers must all arrive within ``HEADER_TIMEOUT_S`` of its first byte (a
+reaper thread closes those that dawdle, however slowly they drip), and at most ``MAX_CONNECTIONS`` are open: past
+that, the connection that has waited longest for a request is closed to make room, or, when every one is busy
+answering, the new one gets a 503 at once.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 # The classic text format: every Prometheus (2.x and 3.x) and promtool read it; the body is the same either way.
 PROMETHEUS_TEXT = CONTENT_TYPE_PLAIN_0_0_4
+HEADER_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 30.0
+MAX_CONNECTIONS = 64
+REAP_EVERY_S = 0.25
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 Query = Mapping[str, list[str]]
 JsonRoute = Callable[[Query], Any]
 
@@ -51,6 +64,25 @@ class Routes:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # every read and write on the socket; the header deadline is the reaper's
+
+    def handle_one_request(self) -> None:
+        self.server.waiting(self.connection)
+        try:
+            # The first byte of the next request, or the idle timeout (rbufsize -1: rfile is buffered).
+            started = not isinstance(self.rfile, io.BufferedReader) or bool(self.rfile.peek(1))
+        except OSError:
+            started = False
+        if not started:
+            self.close_connection = True
+            return
+        self.server.head_started(self.connection)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers too: the head is in once it returns
+        self.server.head_done(self.connection)
+        return parsed
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("http %s " + format, self.client_address[0], *args)
@@ -130,7 +162,83 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], routes: Routes) -> None:
         self.routes = routes
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._waiting: dict[socket.socket, float] = {}  # connections waiting for a request, since when
+        self._deadlines: dict[socket.socket, float] = {}  # connections reading a request head, until when
+        self._closed = threading.Event()
         super().__init__(address, _Handler)
+        self._reaper = threading.Thread(target=self._reap, name="metrics-http-reaper", daemon=True)
+        self._reaper.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            if len(self._open) >= MAX_CONNECTIONS:
+                if not self._waiting:
+                    self._refuse(request)
+                    return
+                oldest = min(self._waiting, key=self._waiting.__getitem__)
+                self._drop(oldest)
+            self._open.add(request)
+            self._waiting[request] = time.monotonic()
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open.discard(request)
+                self._waiting.pop(request, None)
+                self._deadlines.pop(request, None)
+
+    def waiting(self, conn: socket.socket) -> None:
+        """``conn`` waits for its next request (it may be closed to make room)."""
+        with self._lock:
+            self._waiting.setdefault(conn, time.monotonic())
+
+    def head_started(self, conn: socket.socket) -> None:
+        """A request began on ``conn``: its line and headers must be in within ``HEADER_TIMEOUT_S``."""
+        with self._lock:
+            self._deadlines[conn] = time.monotonic() + HEADER_TIMEOUT_S
+
+    def head_done(self, conn: socket.socket) -> None:
+        """``conn`` sent a whole request head; it is being answered."""
+        with self._lock:
+            self._deadlines.pop(conn, None)
+            self._waiting.pop(conn, None)
+
+    def _refuse(self, request: socket.socket) -> None:
+        try:
+            request.settimeout(0.2)
+            request.sendall(BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def _drop(self, conn: socket.socket) -> None:
+        # Called with the lock held. Shutting the socket down wakes its thread, which then closes and forgets it.
+        self._waiting.pop(conn, None)
+        self._deadlines.pop(conn, None)
+        self._open.discard(conn)
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _reap(self) -> None:
+        while not self._closed.wait(REAP_EVERY_S):
+            now = time.monotonic()
+            with self._lock:
+                late = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
+                for conn in late:
+                    self._drop(conn)
+            if late:
+                logger.info("metrics HTTP: closed %d connections that did not send a request head in time", len(late))
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
 
 
 def _loopback(host: str) -> bool:

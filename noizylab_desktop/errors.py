@@ -14,6 +14,7 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     │   └── WinRMError            a Windows host over WinRM: unreachable, TLS failed, login refused, no stored login
     ├── PeerError                 a peer name or ID that matches none (or several) of the paired peers
     ├── PermissionRefusedError    a paired peer asked for something this node does not allow it
+    ├── InvalidRequestError       a request with a value out of bounds (a size past 2**62, a NaN, a NUL in a path)
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
     ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (each feature subclasses its own)
@@ -72,6 +73,10 @@ class PeerError(NoizyLabError):
 
 class PermissionRefusedError(NoizyLabError):
     """A paired peer asked for something (tasks, clipboard, screen) this node does not allow it."""
+
+
+class InvalidRequestError(NoizyLabError):
+    """A request holding a value no handler can use; answered ``INVALID_ARGUMENT`` before any handler runs."""
 
 
 class LauncherError(NoizyLabError):

@@ -25,6 +25,7 @@ from noizylab_desktop.features import feature_factories
 from noizylab_desktop.services import identity as identity_mod
 from noizylab_desktop.services.capabilities import capabilities
 from noizylab_desktop.services.control import ControlApi
+from noizylab_desktop.services.edge import Edge
 from noizylab_desktop.services.events import EventBus, PeerPaired, PeerUnpaired
 from noizylab_desktop.services.feature import Feature, Figure
 from noizylab_desktop.services.node_api import NodeApi
@@ -103,7 +104,8 @@ class Node:
         for factory in feature_factories():
             feature = factory(self)
             self.features[feature.name] = feature
-        interceptors = [self.guard, *(i for f in self.features.values() for i in f.interceptors())]
+        # The Edge checks every request right after the Guard, before any feature's own interceptors.
+        interceptors = [self.guard, Edge(), *(i for f in self.features.values() for i in f.interceptors())]
         server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         for feature in self.features.values():
             feature.add_to_server(server)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn, Protocol
 
 import grpc
 
-from noizylab_desktop.errors import NoizyLabError, PairingError, PermissionRefusedError
+from noizylab_desktop.errors import InvalidRequestError, NoizyLabError, PairingError, PermissionRefusedError
 from noizylab_desktop.services.transport import caller_fingerprint
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: NoizyLabError) -> N
     """End the call with ``exc``; the caller's client turns it back into the same exception class."""
     if isinstance(exc, PairingError | PermissionRefusedError):
         code = grpc.StatusCode.PERMISSION_DENIED
+    elif isinstance(exc, InvalidRequestError):
+        code = grpc.StatusCode.INVALID_ARGUMENT
     else:
         code = grpc.StatusCode.FAILED_PRECONDITION
     await context.abort(code, f"{type(exc).__name__}: {exc.message}")

@@ -44,3 +44,16 @@ def test_a_peer_cannot_offer_itself_the_folder_of_another_peers_share(
     assert offer(trudy, TRUDYS, "trudy") == grpc.StatusCode.OK, "a folder of its own is fine"
     assert offer(bob, BOBS, "team/work") == grpc.StatusCode.OK, "the owner offers its folder again"
     assert "Traceback" not in host.cli("logs", "-n", "400").stdout
+
+
+def test_writes_to_a_share_the_peer_never_offered_open_nothing_on_the_host(
+    host: NodeProcess, attacker: Callable[..., Hostile]
+) -> None:
+    mallory = attacker("sync")
+    sync = mallory.stub(spb_grpc.SyncStub)
+    made_up = [f"{n:012x}" for n in range(1, 6)]
+    for share_id in made_up:
+        put = spb.PutRequest(share_id=share_id, files=[spb.SmallFile(path="x.txt", data=b"x")])
+        assert mallory.code_of(lambda r=put: sync.PutFiles(r, timeout=20)) == grpc.StatusCode.FAILED_PRECONDITION
+    state = host.home / "state" / "sync"
+    assert not [p.name for p in state.glob("offer-*.sqlite")], "no index is made for a share nobody offered"

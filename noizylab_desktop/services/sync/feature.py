@@ -137,9 +137,10 @@ class SyncApi(spb_grpc.SyncServicer):
     async def PutFiles(self, request: spb.PutRequest, context: grpc.aio.ServicerContext) -> spb.PutReply:  # noqa: N802
         fp = await require_permission(self.f.node, context, "sync")
         files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
-        index = self.m.offer_index(request.share_id)
         try:
             with self.m.serve(fp, request.share_id) as root:
+                # The index only once the share is known to be this peer's: a made-up ID opens nothing here.
+                index = self.m.offer_index(request.share_id)
                 self.m.room(root, request.share_id, [(p, len(d)) for p, d, _, _ in files])
                 failed = await asyncio.to_thread(write_files, root, files, index)
         except NoizyLabError as exc:

@@ -50,14 +50,17 @@ def check_rel(rel: str) -> str:
     return rel if rel.isascii() else unicodedata.normalize("NFC", rel)
 
 
+def within(real: str, base: str) -> bool:
+    """Whether the real path ``real`` is ``base`` or lies under it."""
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def resolve_inside(root: Path, rel: str) -> Path:
     """The on-disk path of ``rel`` under ``root``; refuses one whose real location (links followed) is outside.
     The name is taken as given, not NFC: a side holding NFD names (macOS) is asked for them in NFD."""
     check_rel(rel)
     path = root.joinpath(*(rel if rel.isascii() else on_disk(root, rel)).split("/"))
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+    if not within(os.path.realpath(path), os.path.realpath(root)):
         raise UnsafePathError(f"refused {rel!r}: it leads outside the share (through a link)")
     return path
 

@@ -15,15 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from noizylab_desktop.services.sync.names import UnsafePathError
+from noizylab_desktop.services.sync.names import UnsafePathError, within
 
 _PROC_FD = Path("/proc/self/fd")
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def within(real: str, base: str) -> bool:
-    """Whether the real path ``real`` is ``base`` or lies under it."""
-    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def overlap(a: str, b: str) -> bool:

@@ -24,10 +24,10 @@ $(SYSTEM)-%: scripts/system-packages.sh
 	@mkdir -p $(dir $@) && touch $@
 
 # Order-only: installing the test packages later must not rebuild the venv.
-$(STAMP): pyproject.toml | $(SYSTEM)-run
+$(STAMP): pyproject.toml constraints.txt | $(SYSTEM)-run
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(SYSTEM)-run $(STAMP)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -11,6 +11,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.nodeid import format_id
 from noizylab_desktop.services.transport import caller_fingerprint, peer_host
 
 if TYPE_CHECKING:
@@ -42,11 +43,20 @@ class NodeApi(pb_grpc.NodeServicer):
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802
         return pb.HealthReply(serving=True, services=self.node.supervisor.running(), uptime_s=self.node.uptime_s())
 
+    def audience_of(self, context: grpc.aio.ServicerContext) -> Callable[[Event], bool] | None:
+        """Which events the caller may see: all for this node's own user (None), else by each event's audience."""
+        fp = caller_fingerprint(context)
+        if fp == self.node.identity.fingerprint:
+            return None
+        peer_id = format_id(fp) if fp is not None else ""
+        return lambda event: event.visible_to(peer_id)
+
     async def WatchEvents(  # noqa: N802
         self, request: pb.EventFilter, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         kinds = set(request.kinds)
-        with self.node.bus.subscribe() as subscription:
+        # Filtered as they are queued, so a slow peer's "dropped" count tells it nothing about events it may not see.
+        with self.node.bus.subscribe(where=self.audience_of(context)) as subscription:
             # Tell the caller the stream is live now, not at the first event: it can rely on seeing what follows.
             await context.send_initial_metadata(())
             async for event in subscription:

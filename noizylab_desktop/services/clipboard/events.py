@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.events import AboutPeer, Audience, Event
 
 
 @dataclass(frozen=True)
 class ClipArrived(Event):
-    """A peer's clip was written to this machine's clipboard."""
+    """A peer's clip was written to this machine's clipboard (its kinds, never its content): news for that peer."""
 
     kind: ClassVar[str] = "clipboard.arrived"
+    audience: ClassVar[Audience] = AboutPeer("peer_id")
     peer_id: str
     name: str
     kinds: str
@@ -20,7 +21,10 @@ class ClipArrived(Event):
 
 @dataclass(frozen=True)
 class ClipNotice(Event):
-    """Something a person should hear about: a clip kept here (secret, too large) or refused by a peer."""
+    """Something a person should hear about: a clip kept here (secret, too large) or refused by a peer.
+
+    Its message names clips and peers, so it stays on this node.
+    """
 
     kind: ClassVar[str] = "clipboard.notice"
     reason: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.events import AboutPeer, Audience, Event
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class ScreenShared(Event):
     """A peer started viewing (and maybe controlling) this screen."""
 
     kind: ClassVar[str] = "display.shared"
+    audience: ClassVar[Audience] = AboutPeer("peer_id")
     session: int
     peer_id: str
     name: str
@@ -24,6 +25,7 @@ class ScreenUnshared(Event):
     """A viewing session ended."""
 
     kind: ClassVar[str] = "display.unshared"
+    audience: ClassVar[Audience] = AboutPeer("peer_id")
     session: int
     peer_id: str
     name: str

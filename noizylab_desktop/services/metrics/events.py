@@ -17,7 +17,10 @@ class MetricsUpdated(Event):
 
 @dataclass(frozen=True)
 class MetricsAlert(Event):
-    """A node went down, a disk is nearly full or a GPU runs hot; published once when it starts."""
+    """A node went down, a disk is nearly full or a GPU runs hot; published once when it starts.
+
+    It comes from the cluster view, which only this node's own user may read (``Metrics.Cluster``), so it stays here.
+    """
 
     kind: ClassVar[str] = "metrics.alert"
     node: str

@@ -1,4 +1,7 @@
-"""Sync's events on the node's bus (the tray listens to them through ``bridge.any_event``)."""
+"""Sync's events on the node's bus (the tray listens to them through ``bridge.any_event``).
+
+They name local folders and files, so none leaves this node (the default audience).
+"""
 
 from __future__ import annotations
 

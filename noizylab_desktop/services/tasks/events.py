@@ -1,4 +1,8 @@
-"""The events the tasks feature publishes on the node's bus (the task console listens to them)."""
+"""The events the tasks feature publishes on the node's bus (the task console listens to them).
+
+Commands and output may hold secrets, so none leaves this node (the default audience); a peer that runs a task here
+gets its own output from ``Tasks.Execute``.
+"""
 
 from __future__ import annotations
 

@@ -47,6 +47,11 @@ class Relay:
             src.close()  # each direction closes the socket it reads; the shutdown above ended the other one
 
     def close(self) -> None:
+        # close() alone leaves the accepting thread blocked for good on Linux; shutdown() wakes it with an error.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
 
     def __enter__(self) -> Relay:

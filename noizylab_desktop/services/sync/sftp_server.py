@@ -1,6 +1,9 @@
 """The node's embedded SFTP server (asyncssh): only paired peers' Ed25519 keys get in, only while the peer is
 allowed ``sync``, and each sees nothing but the folders it offered: ``/<share_id>/...`` maps into that share's
 folder, ``..`` is refused, links that lead out of a share are refused, and no symlink can be made.
+
+- Each SSH connection is a session of its peer (``services/sessions.py``): unpairing the peer, or denying it
+  ``sync``, disconnects it at once. Every operation also asks again whether the peer may still sync.
 """
 
 from __future__ import annotations
@@ -8,18 +11,32 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol, cast
 
 import asyncssh
 
 from noizylab_desktop.errors import SyncError
+from noizylab_desktop.services.sessions import Ending, Session, Sessions
 from noizylab_desktop.services.sync.names import resolve_inside
 
 logger = logging.getLogger(__name__)
 
-KeyLookup = Callable[[str], bytes | None]  # "ssh-ed25519 AAAA..." → allowed peer fingerprint, or None
-RootLookup = Callable[[bytes], dict[str, Path]]  # peer fingerprint → {share_id: folder}
+SCOPE = "sync"
+
+
+class PeerAccess(Protocol):
+    """What the server asks about peers (the share manager answers)."""
+
+    def key_owner(self, key: str) -> bytes | None:
+        """``"ssh-ed25519 AAAA..."`` → the fingerprint of the paired peer holding it that may sync, else None."""
+
+    def roots_for(self, fp: bytes) -> dict[str, Path]:
+        """The peer's shares: ``{share_id: folder}``."""
+
+    def may_sync(self, fp: bytes) -> bool:
+        """Whether the peer is still paired and allowed ``sync``."""
 
 
 def _key_id(line: str) -> str:
@@ -28,9 +45,21 @@ def _key_id(line: str) -> str:
 
 
 class _Auth(asyncssh.SSHServer):
-    def __init__(self, lookup: KeyLookup) -> None:
-        self._lookup = lookup
+    """One connection: lets in a peer's key, and holds the connection as that peer's session."""
+
+    def __init__(self, peers: PeerAccess, sessions: Sessions) -> None:
+        self._peers = peers
+        self._sessions = sessions
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._session: Session | None = None
         self.peer_fp: bytes | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._session is not None:
+            self._sessions.close(self._session)
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -44,22 +73,39 @@ class _Auth(asyncssh.SSHServer):
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         if key.algorithm != b"ssh-ed25519":
             return False
-        fp = self._lookup(_key_id(key.export_public_key("openssh").decode()))
+        fp = self._peers.key_owner(_key_id(key.export_public_key("openssh").decode()))
         if fp is None:
             logger.info("SFTP: refused a key that belongs to no peer allowed to sync")
             return False
         self.peer_fp = fp
+        if self._session is None:
+            # Held from the moment the key is accepted: a deny between here and the first channel still ends it.
+            self._session = self._sessions.open(fp, "SSH connection", self._end, (SCOPE,))
         return True
+
+    def _end(self, ending: Ending) -> None:
+        logger.info("SFTP: closed a peer's connection: %s", ending.message)
+        if self._conn is not None:
+            self._conn.disconnect(asyncssh.DISC_BY_APPLICATION, ending.message)
 
 
 class ShareSftp(asyncssh.SFTPServer):
-    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], roots: RootLookup) -> None:
+    """One SFTP channel of a peer. Every path goes through ``map_path``, and every operation on an open handle
+    through ``_still_allowed``, so each asks again whether the peer may sync."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], peers: PeerAccess) -> None:
         owner = chan.get_connection().get_owner()
-        fp = owner.peer_fp if isinstance(owner, _Auth) else None
-        self._roots = roots(fp) if fp is not None else {}
+        self._peers = peers
+        self._fp = owner.peer_fp if isinstance(owner, _Auth) else None
+        self._roots = peers.roots_for(self._fp) if self._fp is not None and peers.may_sync(self._fp) else {}
         super().__init__(chan)
 
+    def _still_allowed(self) -> None:
+        if self._fp is None or not self._peers.may_sync(self._fp):
+            raise asyncssh.SFTPPermissionDenied(Ending(SCOPE).message)
+
     def map_path(self, path: bytes) -> bytes:
+        self._still_allowed()
         text = os.fsdecode(path)
         parts = [p for p in text.split("/") if p not in ("", ".")]
         if ".." in parts:
@@ -82,15 +128,42 @@ class ShareSftp(asyncssh.SFTPServer):
                 return os.fsencode(posixpath.join("/" + share_id, text[len(base) :].lstrip("/")).rstrip("/"))
         raise asyncssh.SFTPPermissionDenied("outside every share")
 
+    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        self._still_allowed()
+        super().fsetstat(file_obj, attrs)
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPPermissionDenied("symlinks cannot be made in a share")
+
+    # ------------------------------------------------------------------ open handles ask again too
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        self._still_allowed()
+        return cast(bytes, super().read(file_obj, offset, size))
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        self._still_allowed()
+        return cast(int, super().write(file_obj, offset, data))
+
+    def fstat(self, file_obj: object) -> os.stat_result:
+        self._still_allowed()
+        return cast(os.stat_result, super().fstat(file_obj))
+
+    def fsync(self, file_obj: object) -> None:
+        self._still_allowed()
+        super().fsync(file_obj)
+
+    def fstatvfs(self, file_obj: object) -> os.statvfs_result:
+        self._still_allowed()
+        return cast(os.statvfs_result, super().fstatvfs(file_obj))
+
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         """Entries without ``.`` and ``..``: asyncssh would stat ``folder/..``, which ``map_path`` refuses."""
         with os.scandir(self.map_path(path)) as entries:
             for entry in entries:
+                self._still_allowed()  # an open listing is read in batches: each asks again
                 attrs = asyncssh.SFTPAttrs.from_local(entry.stat(follow_symlinks=False))
                 yield asyncssh.SFTPName(os.fsencode(entry.name), attrs=attrs)
-
-    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
-        raise asyncssh.SFTPPermissionDenied("symlinks cannot be made in a share")
 
 
 class SftpServer:
@@ -98,10 +171,10 @@ class SftpServer:
 
     sftp_class: type[ShareSftp] = ShareSftp  # tests put a case-insensitive filesystem (as on Windows) behind it
 
-    def __init__(self, host_key_pem: bytes, keys: KeyLookup, roots: RootLookup) -> None:
+    def __init__(self, host_key_pem: bytes, peers: PeerAccess, sessions: Sessions) -> None:
         self._host_key = asyncssh.import_private_key(host_key_pem)
-        self._keys = keys
-        self._roots = roots
+        self._peers = peers
+        self._sessions = sessions
         self._server: asyncssh.SSHAcceptor | None = None
         self.port = 0
 
@@ -110,9 +183,9 @@ class SftpServer:
             self._server = await asyncssh.listen(
                 host or None,
                 port,
-                server_factory=lambda: _Auth(self._keys),
+                server_factory=lambda: _Auth(self._peers, self._sessions),
                 server_host_keys=[self._host_key],
-                sftp_factory=lambda chan: self.sftp_class(chan, self._roots),
+                sftp_factory=lambda chan: self.sftp_class(chan, self._peers),
                 allow_scp=False,
                 agent_forwarding=False,
                 allow_pty=False,

@@ -1,16 +1,22 @@
 """The node's embedded SFTP server (asyncssh): only paired peers' Ed25519 keys get in, only while the peer is
 allowed ``sync``, and each sees nothing but the folders it offered: ``/<share_id>/...`` maps into that share's
-folder, ``..`` is refused, links that lead out of a share are refused, and no symlink can be made.
+folder, ``..`` is refused, links that lead out of a share are refused, and no link can be made.
 
 - Each SSH connection is a session of its peer (``services/sessions.py``): unpairing the peer, or denying it
   ``sync``, disconnects it at once. Every operation also asks again whether the peer may still sync.
+- A peer makes only regular files and folders, with no setuid, setgid or sticky bit and no change of owner
+  (``open``, ``mkdir``, ``setstat`` and their kin strip them); it opens only regular files.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
+import io
 import logging
 import os
 import posixpath
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol, cast
@@ -24,6 +30,7 @@ from noizylab_desktop.services.sync.names import resolve_inside
 logger = logging.getLogger(__name__)
 
 SCOPE = "sync"
+PLAIN_MODE = 0o777  # the permission bits a peer may set: setuid, setgid and sticky are stripped
 
 
 class PeerAccess(Protocol):
@@ -42,6 +49,16 @@ class PeerAccess(Protocol):
 def _key_id(line: str) -> str:
     parts = line.split()
     return " ".join(parts[:2]) if len(parts) >= 2 else line
+
+
+def plain_attrs(attrs: asyncssh.SFTPAttrs) -> asyncssh.SFTPAttrs:
+    """``attrs`` without setuid, setgid and sticky bits and without an owner or group: what a peer may set."""
+    plain = copy.copy(attrs)
+    if plain.permissions is not None:
+        plain.permissions &= PLAIN_MODE
+    plain.uid = plain.gid = None
+    plain.owner = plain.group = None
+    return plain
 
 
 class _Auth(asyncssh.SSHServer):
@@ -128,12 +145,53 @@ class ShareSftp(asyncssh.SFTPServer):
                 return os.fsencode(posixpath.join("/" + share_id, text[len(base) :].lstrip("/")).rstrip("/"))
         raise asyncssh.SFTPPermissionDenied("outside every share")
 
+    # ------------------------------------------------------------------ files: regular ones only, plain modes
+
+    def _not_special(self, path: bytes) -> None:
+        # Before opening: a FIFO would block the node's loop in open() until someone wrote to it.
+        try:
+            st = os.stat(self.map_path(path))
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise asyncssh.SFTPPermissionDenied("only regular files can be opened in a share")
+
+    def _regular(self, opened: object) -> object:
+        # After opening, on the handle itself: what was checked by name may have been swapped meanwhile.
+        assert not inspect.isawaitable(opened), "ShareSftp opens files synchronously"
+        file_obj = cast(io.FileIO, opened)
+        if not stat.S_ISREG(os.fstat(file_obj.fileno()).st_mode):
+            file_obj.close()
+            raise asyncssh.SFTPPermissionDenied("only regular files can be opened in a share")
+        return file_obj
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        self._not_special(path)
+        return self._regular(super().open(path, pflags, plain_attrs(attrs)))
+
+    def open56(self, path: bytes, desired_access: int, flags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        self._not_special(path)
+        return self._regular(super().open56(path, desired_access, flags, plain_attrs(attrs)))
+
+    def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        super().mkdir(path, plain_attrs(attrs))
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        super().setstat(path, plain_attrs(attrs))
+
+    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        super().lsetstat(path, plain_attrs(attrs))
+
     def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
         self._still_allowed()
-        super().fsetstat(file_obj, attrs)
+        super().fsetstat(file_obj, plain_attrs(attrs))
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
-        raise asyncssh.SFTPPermissionDenied("symlinks cannot be made in a share")
+        raise asyncssh.SFTPPermissionDenied("links cannot be made in a share")
+
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        # A hard link would give one file two names (in two shares, even) that sync then treats as two files.
+        raise asyncssh.SFTPPermissionDenied("links cannot be made in a share")
 
     # ------------------------------------------------------------------ open handles ask again too
 

@@ -95,8 +95,11 @@ class _Auth(asyncssh.SSHServer):
             logger.info("SFTP: refused a key that belongs to no peer allowed to sync")
             return False
         self.peer_fp = fp
-        if self._session is None:
-            # Held from the moment the key is accepted: a deny between here and the first channel still ends it.
+        # Held from the moment a key is accepted, so a deny before the first channel still ends the connection; a
+        # client that offers one peer's key and then logs in with another's is held as the second peer's.
+        if self._session is None or self._session.fp != fp:
+            if self._session is not None:
+                self._sessions.close(self._session)
             self._session = self._sessions.open(fp, "SSH connection", self._end, (SCOPE,))
         return True
 

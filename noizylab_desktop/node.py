@@ -26,13 +26,15 @@ from noizylab_desktop.services import identity as identity_mod
 from noizylab_desktop.services.capabilities import capabilities
 from noizylab_desktop.services.control import ControlApi
 from noizylab_desktop.services.edge import Edge
-from noizylab_desktop.services.events import EventBus, PeerPaired, PeerUnpaired
+from noizylab_desktop.services.events import Event, EventBus, PeerPaired, PeerUnpaired, PermissionChanged
 from noizylab_desktop.services.feature import Feature, Figure
 from noizylab_desktop.services.node_api import NodeApi
+from noizylab_desktop.services.nodeid import parse_id
 from noizylab_desktop.services.pairing import Paired, PairingServer, join
 from noizylab_desktop.services.permissions import Permissions
 from noizylab_desktop.services.registry import Registry
 from noizylab_desktop.services.secrets import KeyringStore, SecretStore, Vault
+from noizylab_desktop.services.sessions import Sessions
 from noizylab_desktop.services.supervisor import Supervisor
 from noizylab_desktop.services.transport import SERVER_OPTIONS, Guard, server_credentials
 from noizylab_desktop.services.trust import TrustedPeer, TrustStore
@@ -61,6 +63,9 @@ class Node:
         self.settings = settings
         self._store_factory = store
         self.bus = EventBus()
+        # Every peer's open streams and SSH connections, ended on unpair and deny (features add theirs).
+        self.sessions = Sessions()
+        self._unlisten: Callable[[], None] = lambda: None
         self.supervisor = Supervisor(self.bus)
         self.grpc_port = 0
         self.started_at = 0.0
@@ -80,8 +85,10 @@ class Node:
         self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
         self.trust = TrustStore(self.paths.trust_db, self.identity.cert_pem)
         self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
-        self.guard = Guard(self.trust)
+        self.guard = Guard(self.trust, self.sessions)
         self.permissions = Permissions(self.paths.state_dir / "permissions.sqlite", self.bus)
+        # Synchronous: by the time ``permissions.set`` returns, what relied on the scope has been ended.
+        self._unlisten = self.bus.listen(self._on_event)
         self.registry = Registry(
             self.identity,
             self.trust,
@@ -146,6 +153,7 @@ class Node:
 
     async def stop(self) -> None:
         """Stop every feature, service and the server; idempotent."""
+        self._unlisten()
         for feature in reversed(list(self.features.values())):
             try:
                 await feature.stop()
@@ -235,13 +243,18 @@ class Node:
         self.bus.publish(PeerPaired(peer_id=paired.peer_id, name=paired.peer_name, verification=paired.verification))
         return paired
 
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, PermissionChanged) and not event.allowed:
+            closed = self.sessions.end(parse_id(event.peer_id), event.scope)
+            logger.info("denied %s to %s; closed %d open streams and connections", event.scope, event.peer_id, closed)
+
     async def unpair(self, ref: str) -> TrustedPeer:
-        """Forget a peer: its next handshake fails and its open streams close now."""
+        """Forget a peer: its next handshake fails, and its open streams and SSH connections close now."""
         peer = self.trust.find(ref)
         self.trust.remove(peer.fingerprint)
         self.permissions.forget(peer.fingerprint)
-        closed = self.guard.revoke(peer.fingerprint)
+        closed = self.sessions.end(peer.fingerprint)
         self.registry.peers()
-        logger.info("unpaired %s (%s); closed %d open calls", peer.name, peer.node_id, closed)
+        logger.info("unpaired %s (%s); closed %d open streams and connections", peer.name, peer.node_id, closed)
         self.bus.publish(PeerUnpaired(peer_id=peer.node_id, name=peer.name))
         return peer

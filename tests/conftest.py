@@ -6,15 +6,16 @@ what the tests say.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import tomli_w
@@ -25,6 +26,7 @@ from noizylab_desktop.services.secrets import KeyringStore, Vault
 from tests.slowness import factor, scaled
 
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
+T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +49,17 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
             return last
         time.sleep(0.05)
     raise AssertionError(f"timed out after {allowed:.1f} s ({timeout} s quiet) waiting for {what} (last: {last!r})")
+
+
+async def within(awaitable: Awaitable[T], timeout: float, what: str) -> T:
+    """What ``awaitable`` gives, or a failed test after ``timeout`` seconds (scaled by slowness): ``wait_for`` for
+    scenarios that run on an asyncio loop."""
+    try:
+        return await asyncio.wait_for(awaitable, scaled(timeout))
+    except TimeoutError:
+        raise AssertionError(
+            f"timed out after {scaled(timeout):.1f} s ({timeout} s quiet) waiting for {what}"
+        ) from None
 
 
 def write_config(home: Path, name: str, **extra: Any) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncssh
 
 from noizylab_desktop.services.events import Event
+from noizylab_desktop.services.sessions import Sessions
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
@@ -57,7 +58,7 @@ class SyncPair:
         self.client_key, client_public = _key()
         self.host_key, self.host_public = _key()
         self.client_public = " ".join(client_public.split()[:2])
-        self.server = SftpServer(self.host_key, self._key_owner, self._roots)
+        self.server = SftpServer(self.host_key, self, Sessions())
         self.server.sftp_class = sftp_class
         self.target_os = target_os  # the serving side's OS, as its Offer reply would say
         self.offer_index = ShareIndex(base / "offer.sqlite")
@@ -68,11 +69,16 @@ class SyncPair:
         self.paused: str = ""
         self.pull_streams = pull_streams  # large pulls over the stream, as between nodes (else SFTP, as to resume)
 
-    def _key_owner(self, key: str) -> bytes | None:
+    # What the SFTP server asks about peers (``PeerAccess``): one peer, allowed to sync ``remote``.
+
+    def key_owner(self, key: str) -> bytes | None:
         return PEER_FP if key == self.client_public else None
 
-    def _roots(self, fp: bytes) -> dict[str, Path]:
+    def roots_for(self, fp: bytes) -> dict[str, Path]:
         return {SHARE_ID: self.remote} if fp == PEER_FP else {}
+
+    def may_sync(self, fp: bytes) -> bool:
+        return fp == PEER_FP
 
     async def start(self) -> None:
         port = await self.server.start("127.0.0.1", 0)

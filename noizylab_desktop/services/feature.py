@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn, Protocol
 import grpc
 
 from noizylab_desktop.errors import InvalidRequestError, NoizyLabError, PairingError, PermissionRefusedError
+from noizylab_desktop.services.sessions import uses_scope
 from noizylab_desktop.services.transport import caller_fingerprint
 
 if TYPE_CHECKING:
@@ -72,7 +73,10 @@ async def require_self(node: Node, context: grpc.aio.ServicerContext) -> None:
 
 
 async def require_permission(node: Node, context: grpc.aio.ServicerContext, scope: str) -> bytes:
-    """Abort unless the calling peer (or this node itself) may use ``scope``; returns the caller's fingerprint."""
+    """Abort unless the calling peer (or this node itself) may use ``scope``; returns the caller's fingerprint.
+
+    A stream that passes relies on ``scope`` from then on: denying it to the peer ends the stream."""
+    uses_scope(scope)
     fp = caller_fingerprint(context)
     if fp is None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this node is not paired with you")

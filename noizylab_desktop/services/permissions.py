@@ -11,6 +11,7 @@ from pathlib import Path
 
 from noizylab_desktop.errors import ConfigError
 from noizylab_desktop.services.events import EventBus, PermissionChanged
+from noizylab_desktop.services.nodeid import format_id
 
 # What a peer may be allowed; features check their own scope with ``require_permission``.
 SCOPES: dict[str, str] = {
@@ -56,13 +57,13 @@ class Permissions:
         return self._cache.get((fp, scope), False)
 
     def set(self, fp: bytes, scope: str, allowed: bool, peer_id: str = "") -> None:
-        """Turn ``scope`` on or off for a peer."""
+        """Turn ``scope`` on or off for a peer; the node ends what relied on a scope turned off."""
         check_scope(scope)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)", (fp, scope, int(allowed)))
             self._cache[(fp, scope)] = allowed
         if self._bus is not None:
-            self._bus.publish(PermissionChanged(peer_id=peer_id, scope=scope, allowed=allowed))
+            self._bus.publish(PermissionChanged(peer_id=peer_id or format_id(fp), scope=scope, allowed=allowed))
 
     def for_peer(self, fp: bytes) -> dict[str, bool]:
         """Every scope and whether this peer has it."""

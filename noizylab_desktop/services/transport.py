@@ -4,7 +4,8 @@
   re-read on each handshake, so pairing and unpairing apply without a restart. An unpaired client fails the
   handshake and sees ``UNAVAILABLE``; no handler runs.
 - ``Guard`` wraps every handler: it checks the caller's fingerprint again on each call (an HTTP/2 connection opened
-  before an unpair stays up, its calls must not), counts calls, and cancels a peer's open calls when it is unpaired.
+  before an unpair stays up, its calls must not), counts calls, and opens a session (``sessions.py``) for each
+  streaming call, so that unpairing the peer, or denying it a scope the stream relies on, ends the stream at once.
 - Clients pin the one certificate they expect; all peers' certificates name the same host (``noizylab``).
 """
 
@@ -14,7 +15,7 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.services.identity import TLS_NAME, Identity
 from noizylab_desktop.services.nodeid import fingerprint
+from noizylab_desktop.services.sessions import Ending, Sessions, reset_current, set_current
 from noizylab_desktop.services.trust import TrustStore
 
 logger = logging.getLogger(__name__)
@@ -135,20 +137,13 @@ def rewrap(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Beha
 
 
 class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Checks the caller on every call, counts calls, and ends a peer's open calls when it is unpaired."""
+    """Checks the caller on every call, counts calls, and ends a peer's open streams when ``sessions`` says so."""
 
-    def __init__(self, trust: TrustStore) -> None:
+    def __init__(self, trust: TrustStore, sessions: Sessions) -> None:
         self.trust = trust
+        self.sessions = sessions
         self.handled: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
-        self._open: defaultdict[bytes, set[asyncio.Event]] = defaultdict(set)
-
-    def revoke(self, fp: bytes) -> int:
-        """End every open streaming call from ``fp``; returns how many."""
-        calls = self._open.pop(fp, set())
-        for revoked in calls:
-            revoked.set()
-        return len(calls)
 
     async def intercept_service(
         self,
@@ -188,20 +183,30 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def guarded_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
             fp = await self._check(method, context)
-            revoked = asyncio.Event()
-            self._open[fp].add(revoked)
-            work = asyncio.ensure_future(run(request, context))
-            waiter = asyncio.ensure_future(revoked.wait())
+            ended: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
+
+            def end(ending: Ending) -> None:
+                if not ended.done():
+                    ended.set_result(ending)
+
+            session = self.sessions.open(fp, method, end)
+            # The handler's task inherits the session as current, so require_permission can note its scope there.
+            token = set_current(session)
             try:
-                await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                work = asyncio.ensure_future(run(request, context))
+            finally:
+                reset_current(token)
+            try:
+                await asyncio.wait({work, ended}, return_when=asyncio.FIRST_COMPLETED)
                 if work.done():
                     return work.result()
                 work.cancel()
-                logger.info("closed %s: the peer was unpaired", method)
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this node is no longer paired with you")
+                ending = ended.result()
+                logger.info("closed %s: %s", method, ending.message)
+                code = grpc.StatusCode.UNAUTHENTICATED if ending.unpaired else grpc.StatusCode.PERMISSION_DENIED
+                await context.abort(code, ending.message)
             finally:
-                waiter.cancel()
                 work.cancel()
-                self._open.get(fp, set()).discard(revoked)
+                self.sessions.close(session)
 
         return guarded_stream

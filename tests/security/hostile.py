@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import asyncssh
 import grpc
 
 from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key
@@ -61,6 +62,21 @@ class Hostile:
         except grpc.RpcError as exc:
             return exc.code()  # type: ignore[no-any-return]
         return grpc.StatusCode.OK
+
+    def sftp_port(self) -> int:
+        """The port of ``target``'s embedded SFTP server."""
+        return int(self.target.status()["ports"]["sftp"])
+
+    async def ssh(self, port: int) -> asyncssh.SSHClientConnection:
+        """An SSH connection to ``target``'s SFTP server on ``port``, logged in with this peer's own SSH key."""
+        return await asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username=self.me.name,
+            client_keys=[asyncssh.import_private_key(self.identity.ssh_private_pem)],
+            known_hosts=None,
+            agent_path=None,
+        )
 
     def close(self) -> None:
         self.chan.close()

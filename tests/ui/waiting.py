@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from PySide6.QtCore import SignalInstance
 
+from tests.conftest import within
 from tests.slowness import scaled
+
+__all__ = ["Run", "eventually", "expect", "within"]
 
 T = TypeVar("T")
 POLL_S = 0.05
@@ -31,14 +34,6 @@ def expect(signal: SignalInstance) -> asyncio.Future[tuple[Any, ...]]:
     signal.connect(emitted)
     future.add_done_callback(lambda _: signal.disconnect(emitted))
     return future
-
-
-async def within(awaitable: Awaitable[T], timeout: float, what: str) -> T:
-    """What ``awaitable`` gives, or a failed test after ``timeout`` seconds."""
-    try:
-        return await asyncio.wait_for(awaitable, scaled(timeout))
-    except TimeoutError:
-        raise AssertionError(f"timed out after {scaled(timeout):.1f} s waiting for {what}") from None
 
 
 async def eventually(condition: Callable[[], T], timeout: float, what: str) -> T:

@@ -28,6 +28,7 @@ from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshare
 from noizylab_desktop.services.display.host import HostStream
 from noizylab_desktop.services.display.inject import InputSink, open_sink
 from noizylab_desktop.services.feature import Figure, abort_with, require_self
+from noizylab_desktop.services.sessions import uses_scope
 from noizylab_desktop.services.transport import caller_fingerprint
 from noizylab_desktop.services.trust import TrustedPeer
 
@@ -124,7 +125,10 @@ class DisplayFeature:
     # ------------------------------------------------------------------ consent
 
     async def grant(self, peer: TrustedPeer, wants_control: bool) -> bool:
-        """Whether ``peer`` may view; returns whether it may also control. Raises when it may not view."""
+        """Whether ``peer`` may view; returns whether it may also control. Raises when it may not view.
+
+        The session relies on ``display`` (and on ``control`` when granted): denying either ends it."""
+        uses_scope("display")
         allowed = self.node.permissions.for_peer(peer.fingerprint)
         if not allowed["display"] and self.consent is not None:
             try:
@@ -143,7 +147,10 @@ class DisplayFeature:
                 f"{self.node.settings.name} does not allow display for this peer: allow it there with "
                 "`noizylab allow PEER display` or from its tray"
             )
-        return wants_control and allowed["control"]
+        if wants_control and allowed["control"]:
+            uses_scope("control")
+            return True
+        return False
 
     # ------------------------------------------------------------------ one session
 

@@ -289,7 +289,7 @@ class SyncFeature:
         self.settings = SyncSettings.parse(node.settings.section("sync"))
         self.manager = ShareManager(node, self.settings)
         self.resolver = Resolver(self.manager.engines, node.settings.name, lambda: load_settings(node.paths))
-        self.sftp = SftpServer(node.identity.ssh_private_pem, self.manager.key_owner, self.manager.roots_for)
+        self.sftp = SftpServer(node.identity.ssh_private_pem, self.manager, node.sessions)
         self.started_at = time.time()
 
     def add_to_server(self, server: grpc.aio.Server) -> None:

@@ -365,3 +365,7 @@ class ShareManager:
             if " ".join(peer.ssh_key.split()[:2]) == key and self.node.permissions.allowed(peer.fingerprint, "sync"):
                 return peer.fingerprint
         return None
+
+    def may_sync(self, fp: bytes) -> bool:
+        """Whether ``fp`` is a paired peer allowed ``sync`` now (asked again by every SFTP operation)."""
+        return self.node.trust.get(fp) is not None and self.node.permissions.allowed(fp, "sync")

@@ -35,11 +35,12 @@ run: $(SYSTEM)-run $(STAMP)
 
 # Test files spread over JOBS workers (each one process with its own Qt, X display and nodes; a file stays in one,
 # so module fixtures are built once): 2 workers took 6.6 min on 2 shared cores where one took 19. JOBS=0: serial.
+# A worker that crashes ends the run (--max-worker-restart=0): xdist's replacement worker waited forever for work.
 JOBS ?= 2
 # The whole suite's limit: a hung run fails in its own words instead of running into CI's 90 minutes.
 TEST_LIMIT ?= 45m
 test: $(SYSTEM)-test $(STAMP) lint types
-	timeout -k 60 $(TEST_LIMIT) scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile) $(PYTEST_SELECTION) \
+	timeout -k 60 $(TEST_LIMIT) scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --max-worker-restart=0) $(PYTEST_SELECTION) \
 		|| { code=$$?; [ $$code != 124 ] || echo "make test: the suite ran past $(TEST_LIMIT) and was stopped" >&2; exit $$code; }
 
 test-fast: $(SYSTEM)-test $(STAMP) lint types

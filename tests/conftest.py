@@ -7,6 +7,7 @@ what the tests say.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -36,6 +37,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"slowness factor at start: {factor():.2f} (deadlines stretch by it; NOIZYLAB_TEST_SLOWNESS fixes it)"
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Where a UI test set up the tray's QApplication, collection happens only on the GUI thread (ui/gui_gc.py)
+    and only while Qt's loop runs: between tests this (the GUI) thread collects what is due."""
+    if not gc.isenabled():
+        from noizylab_desktop.ui.gui_gc import collect_due
+
+        collect_due()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

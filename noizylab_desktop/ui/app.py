@@ -21,6 +21,7 @@ from noizylab_desktop.errors import DisplayUnavailableError
 from noizylab_desktop.node import Node
 from noizylab_desktop.services.launcher import holding_home, setup_logging
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import runner
 from noizylab_desktop.ui.tray import APP_NAME, Tray
@@ -45,6 +46,7 @@ def application() -> QApplication:
     app.setWindowIcon(app_icon(False))
     # Closing the pairing dialog must not end a tray app that has no other window.
     app.setQuitOnLastWindowClosed(False)
+    collect_on_gui_thread(app)
     return app
 
 

@@ -314,6 +314,7 @@ def run_viewer(paths: Paths, settings: Settings, peer: str, monitor: int, contro
     """``noizylab view PEER``: the window in its own QApplication, until it is closed."""
     from noizylab_desktop.cli_display import connect
     from noizylab_desktop.ui.app import check_display
+    from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
     from noizylab_desktop.ui.qt_async import runner
 
     check_display()
@@ -323,6 +324,7 @@ def run_viewer(paths: Paths, settings: Settings, peer: str, monitor: int, contro
     app = existing if isinstance(existing, QApplication) else QApplication(["noizylab view"])
     # Closing the window ends the session, which ends ``go``; Qt must not stop the loop under it first.
     app.setQuitOnLastWindowClosed(False)
+    collect_on_gui_thread(app)
 
     async def go() -> int:
         channel, name = await connect(paths, settings, peer)

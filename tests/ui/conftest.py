@@ -8,6 +8,7 @@ loop that is not running must never fire from pytest-qt's own ``processEvents``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import shlex
@@ -138,8 +139,12 @@ def run(tray_app: QApplication) -> Run:
     """Run a scenario on a fresh qasync loop over the tray's QApplication, closing the loop afterwards."""
 
     def run_scenario(scenario: Coroutine[Any, Any, T]) -> T:
-        with runner(tray_app) as loop:
-            return loop.run(scenario)
+        try:
+            with runner(tray_app) as loop:
+                return loop.run(scenario)
+        finally:
+            # The closed loop and the scenario's widgets go now, on this (the GUI) thread: see ui/gui_gc.py.
+            gc.collect()
 
     return run_scenario
 

@@ -8,7 +8,8 @@ Installed right after the node's Guard, so it runs for trusted callers only, on 
   own (the display's input reader), so no session runs on after a bad message;
 - the last-resort net: an exception a handler let out ends the call with a one-line message, ``INVALID_ARGUMENT``
   for ``ValueError``/``OverflowError`` (a value the checks did not foresee), the exception tree's own code for a
-  ``NoizyLabError``, else ``INTERNAL``; gRPC would answer ``UNKNOWN`` with the exception's text and log a traceback.
+  ``NoizyLabError``, ``UNIMPLEMENTED`` for a generated servicer's ``NotImplementedError`` (a method this node does
+  not implement), else ``INTERNAL``; gRPC would answer ``UNKNOWN`` with the exception's text and log a traceback.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ async def net(name: str, context: grpc.aio.ServicerContext, work: Awaitable[Any]
             context,
             InvalidRequestError(f"{name} cannot use a value of the request ({type(exc).__name__}: {one_line(exc)})"),
         )
+    except NotImplementedError:
+        # A generated servicer's stand-in for a method this node does not implement (grpc.health.v1's List).
+        logger.info("refused %s from %s: not implemented here", name, context.peer())
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented on this node")
     except Exception as exc:
         logger.error("%s failed: %s: %s", name, type(exc).__name__, one_line(exc))
         await context.abort(grpc.StatusCode.INTERNAL, f"{name} failed on this node ({type(exc).__name__}): see its log")

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 
 from noizylab_desktop.errors import InvalidRequestError, NoizyLabError
 from noizylab_desktop.services.edge_rules import check_message
-from noizylab_desktop.services.feature import abort_with
+from noizylab_desktop.services.feature import abort_with, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +40,15 @@ def method_name(method: str) -> str:
     return f"{service.rpartition('.')[2]}.{rpc}"
 
 
-def one_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s text, cut to ``MAX_DETAIL`` characters."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
+    return one_line(text, MAX_DETAIL)
 
 
 async def refuse(name: str, context: grpc.aio.ServicerContext, exc: InvalidRequestError) -> None:
     """End the call ``INVALID_ARGUMENT`` (raises ``AbortError``), logging one line."""
-    logger.info("refused %s from %s: %s", name, context.peer(), exc.message)
+    logger.info("refused %s from %s: %s", name, context.peer(), one_line(exc.message))
     await abort_with(context, exc)
 
 
@@ -69,20 +69,20 @@ async def net(name: str, context: grpc.aio.ServicerContext, work: Awaitable[Any]
     except InvalidRequestError as exc:
         await refuse(name, context, exc)
     except NoizyLabError as exc:
-        logger.info("%s ended with %s: %s", name, type(exc).__name__, exc.message)
+        logger.info("%s ended with %s: %s", name, type(exc).__name__, one_line(exc.message))
         await abort_with(context, exc)
     except (ValueError, OverflowError) as exc:
-        logger.warning("refused %s from %s: %s: %s", name, context.peer(), type(exc).__name__, one_line(exc))
+        logger.warning("refused %s from %s: %s: %s", name, context.peer(), type(exc).__name__, first_line(exc))
         await abort_with(
             context,
-            InvalidRequestError(f"{name} cannot use a value of the request ({type(exc).__name__}: {one_line(exc)})"),
+            InvalidRequestError(f"{name} cannot use a value of the request ({type(exc).__name__}: {first_line(exc)})"),
         )
     except NotImplementedError:
         # A generated servicer's stand-in for a method this node does not implement (grpc.health.v1's List).
         logger.info("refused %s from %s: not implemented here", name, context.peer())
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented on this node")
     except Exception as exc:
-        logger.error("%s failed: %s: %s", name, type(exc).__name__, one_line(exc))
+        logger.error("%s failed: %s: %s", name, type(exc).__name__, first_line(exc))
         await context.abort(grpc.StatusCode.INTERNAL, f"{name} failed on this node ({type(exc).__name__}): see its log")
 
 

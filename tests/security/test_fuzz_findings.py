@@ -9,6 +9,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from tests.security.fuzz_grid import Grid, grid_in
 from tests.slowness import scaled
 
@@ -31,3 +33,15 @@ def test_an_rpc_the_node_does_not_implement_is_unimplemented_in_one_line(grid: G
         "Health.List is not implemented on this node",
     )
     assert "Health.List failed" not in grid.log()
+
+
+def test_a_line_break_in_a_peers_value_comes_back_escaped_on_one_line(grid: Grid) -> None:
+    """A task ID (or a path) with a line break or a terminal escape was quoted raw: two lines of details (and, where
+    the edge logs the error, a forged line in the node's log)."""
+    tasks = tpb_grpc.TasksStub(grid.peers["mallory"].chan)
+    with pytest.raises(grpc.RpcError) as caught:
+        tasks.Cancel(tpb.TaskRef(id="x\nINFO forged\x1b[2J"), timeout=scaled(10))
+    assert (caught.value.code(), caught.value.details()) == (
+        Code.FAILED_PRECONDITION,
+        "TaskError: no task x\\nINFO forged\\x1b[2J of yours runs on host",
+    )

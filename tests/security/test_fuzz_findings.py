@@ -3,12 +3,15 @@ status or details a peer should never see."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from noizylab_desktop._proto import noizylab_display_pb2 as dpb
+from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from tests.security.fuzz_grid import Grid, grid_in
@@ -45,3 +48,22 @@ def test_a_line_break_in_a_peers_value_comes_back_escaped_on_one_line(grid: Grid
         Code.FAILED_PRECONDITION,
         "TaskError: no task x\\nINFO forged\\x1b[2J of yours runs on host",
     )
+
+
+def test_a_peer_that_may_not_view_is_refused_before_it_says_anything(grid: Grid) -> None:
+    """A headless node has no one to ask: a peer without ``display`` waited for its first message, then got
+    FAILED_PRECONDITION for an empty or odd one instead of PERMISSION_DENIED."""
+    display = dpb_grpc.DisplayStub(grid.peers["nobody"].chan)
+    ended = threading.Event()
+
+    def silence() -> Iterator[dpb.ViewerMessage]:
+        ended.wait(30)  # sends nothing until the call is over
+        yield from ()
+
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            list(display.Session(silence(), timeout=scaled(5)))
+    finally:
+        ended.set()
+    assert caught.value.code() == Code.PERMISSION_DENIED, caught.value.details()
+    assert "does not allow display" in (caught.value.details() or "")

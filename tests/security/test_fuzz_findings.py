@@ -12,6 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
+from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from tests.security.fuzz_grid import Grid, grid_in
@@ -67,3 +69,13 @@ def test_a_peer_that_may_not_view_is_refused_before_it_says_anything(grid: Grid)
         ended.set()
     assert caught.value.code() == Code.PERMISSION_DENIED, caught.value.details()
     assert "does not allow display" in (caught.value.details() or "")
+
+
+def test_a_folder_name_too_long_to_make_is_refused_in_one_line(grid: Grid) -> None:
+    """``Offer`` made the folder unguarded: the OS's ENAMETOOLONG ended the call INTERNAL."""
+    sync = spb_grpc.SyncStub(grid.peers["mallory"].chan)
+    with pytest.raises(grpc.RpcError) as caught:
+        sync.Offer(spb.OfferRequest(share_id="abcdefabcdef", remote="x" * 300), timeout=scaled(10))
+    assert caught.value.code() == Code.FAILED_PRECONDITION
+    assert (caught.value.details() or "").startswith("SyncError: cannot make the folder 'xxx")
+    assert "File name too long" in (caught.value.details() or "")

@@ -10,6 +10,7 @@ Installed right after the node's Guard, so it runs for trusted callers only, on 
   for ``ValueError``/``OverflowError`` (a value the checks did not foresee), the exception tree's own code for a
   ``NoizyLabError``, ``UNIMPLEMENTED`` for a generated servicer's ``NotImplementedError`` (a method this node does
   not implement), else ``INTERNAL``; gRPC would answer ``UNKNOWN`` with the exception's text and log a traceback.
+  A call whose caller is already gone (no status can reach it) ends as cancelled, with one line in the log.
 """
 
 from __future__ import annotations
@@ -66,22 +67,33 @@ async def net(name: str, context: grpc.aio.ServicerContext, work: Awaitable[Any]
         return await work
     except (grpc.aio.AbortError, grpc.aio.UsageError):
         raise  # the status went out already (or a handler aborted twice: gRPC says so itself)
-    except InvalidRequestError as exc:
+    except Exception as exc:
+        if context.cancelled() or context.done():
+            # The caller is gone (it cancelled, or its own side refused to send a message and gave up): a handler's
+            # status failed inside gRPC (ExecuteBatchError), and another would fail too. gRPC expects a cancel.
+            logger.info("%s ended: its caller left (%s)", name, first_line(exc))
+            raise asyncio.CancelledError from None
+        await answer(name, context, exc)
+
+
+async def answer(name: str, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    """End the call with the status ``exc`` stands for (raises ``AbortError``), logging one line."""
+    if isinstance(exc, InvalidRequestError):
         await refuse(name, context, exc)
-    except NoizyLabError as exc:
+    elif isinstance(exc, NoizyLabError):
         logger.info("%s ended with %s: %s", name, type(exc).__name__, one_line(exc.message))
         await abort_with(context, exc)
-    except (ValueError, OverflowError) as exc:
+    elif isinstance(exc, ValueError | OverflowError):
         logger.warning("refused %s from %s: %s: %s", name, context.peer(), type(exc).__name__, first_line(exc))
         await abort_with(
             context,
             InvalidRequestError(f"{name} cannot use a value of the request ({type(exc).__name__}: {first_line(exc)})"),
         )
-    except NotImplementedError:
+    elif isinstance(exc, NotImplementedError):
         # A generated servicer's stand-in for a method this node does not implement (grpc.health.v1's List).
         logger.info("refused %s from %s: not implemented here", name, context.peer())
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented on this node")
-    except Exception as exc:
+    else:
         logger.error("%s failed: %s: %s", name, type(exc).__name__, first_line(exc))
         await context.abort(grpc.StatusCode.INTERNAL, f"{name} failed on this node ({type(exc).__name__}): see its log")
 

@@ -16,7 +16,8 @@ from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
-from tests.security.fuzz_grid import Grid, grid_in
+from tests.conftest import wait_for
+from tests.security.fuzz_grid import SHARE, Grid, grid_in
 from tests.slowness import scaled
 
 Code = grpc.StatusCode
@@ -79,3 +80,16 @@ def test_a_folder_name_too_long_to_make_is_refused_in_one_line(grid: Grid) -> No
     assert caught.value.code() == Code.FAILED_PRECONDITION
     assert (caught.value.details() or "").startswith("SyncError: cannot make the folder 'xxx")
     assert "File name too long" in (caught.value.details() or "")
+
+
+def test_a_stream_its_caller_gave_up_on_ends_without_a_traceback(grid: Grid) -> None:
+    """The caller's own side refused to send a message over 4 MiB and cancelled the call; the handler, reading an
+    empty stream, tried to answer a call that was over, and gRPC logged "Unexpected [UsageError]" with a traceback."""
+    sync = spb_grpc.SyncStub(grid.peers["mallory"].chan)
+    logged = len(grid.log())
+    chunk = spb.FileChunk(share_id=SHARE, path="big.bin", size=5 << 20, data=b"x" * (5 << 20))
+    with pytest.raises(grpc.RpcError) as caught:
+        sync.PutStream(iter([chunk]), timeout=scaled(10))
+    assert caught.value.code() == Code.RESOURCE_EXHAUSTED
+    wait_for(lambda: "Sync.PutStream ended: its caller left" in grid.log()[logged:], what="the handler to end")
+    assert "Traceback" not in grid.log()[logged:]

@@ -20,7 +20,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.message import Message
@@ -68,12 +68,21 @@ async def net(name: str, context: grpc.aio.ServicerContext, work: Awaitable[Any]
     except (grpc.aio.AbortError, grpc.aio.UsageError):
         raise  # the status went out already (or a handler aborted twice: gRPC says so itself)
     except Exception as exc:
-        if context.cancelled() or context.done():
-            # The caller is gone (it cancelled, or its own side refused to send a message and gave up): a handler's
-            # status failed inside gRPC (ExecuteBatchError), and another would fail too. gRPC expects a cancel.
-            logger.info("%s ended: its caller left (%s)", name, first_line(exc))
-            raise asyncio.CancelledError from None
-        await answer(name, context, exc)
+        if not (context.cancelled() or context.done()):  # else a status failed inside gRPC, and another would too
+            try:
+                await answer(name, context, exc)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as failed:  # the call ended meanwhile
+                exc = failed
+        gone(name, exc)
+
+
+def gone(name: str, exc: Exception) -> NoReturn:
+    """No status can be sent any more: the caller left (it cancelled, or its own side refused a message and gave
+    up), or gRPC refused one beside a write still in flight. Log one line and end as cancelled, as gRPC expects."""
+    logger.info("%s ended without a status: %s", name, first_line(exc))
+    raise asyncio.CancelledError from None
 
 
 async def answer(name: str, context: grpc.aio.ServicerContext, exc: Exception) -> None:
@@ -120,23 +129,25 @@ def wrap_unary_in(name: str, behavior: Behavior, streaming_out: bool) -> Behavio
 
 
 def wrap_stream_in(name: str, behavior: Behavior, streaming_out: bool) -> Behavior:
-    """A handler reading a request stream: each message is checked as the handler reads it."""
+    """A handler reading a request stream: each message is checked as the handler reads it.
+
+    A bad message is answered here, not by the read that found it: that read may run in a task of the handler's own
+    (the display's input reader) while the handler writes, and gRPC refuses a status sent beside a write in flight
+    or after the call ended. So the read stops there, the handler is cancelled, and then the call is refused."""
 
     async def stream_in(requests: AsyncIterator[Message], context: grpc.aio.ServicerContext) -> Any:
-        aborted: list[BaseException] = []
-        bad = asyncio.Event()
+        refused: list[InvalidRequestError] = []
+        bad, ended = asyncio.Event(), asyncio.Event()
 
         async def messages() -> AsyncIterator[Message]:
             async for message in requests:
                 try:
                     check_message(message)
                 except InvalidRequestError as exc:
-                    try:
-                        await refuse(name, context, exc)
-                    except grpc.aio.AbortError as abort:
-                        aborted.append(abort)
-                        bad.set()
-                        raise
+                    refused.append(exc)
+                    bad.set()
+                    await ended.wait()  # nothing more is read; the handler is cancelled meanwhile
+                    raise asyncio.CancelledError from None
                 yield message
 
         run = drain(behavior, messages(), context) if streaming_out else behavior(messages(), context)
@@ -144,14 +155,19 @@ def wrap_stream_in(name: str, behavior: Behavior, streaming_out: bool) -> Behavi
         waiter = asyncio.ensure_future(bad.wait())
         try:
             await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if aborted:
-                # The bad message may have been read by a task of the handler's own: the handler would run on.
+            if refused:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, grpc.aio.AbortError):
                     await work
-                raise aborted[0]
+                try:
+                    await refuse(name, context, refused[0])
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:  # the call ended meanwhile, or a write of the handler's is still in flight
+                    gone(name, exc)
             return work.result()
         finally:
+            ended.set()
             waiter.cancel()
             work.cancel()
 

@@ -91,12 +91,17 @@ class NodeProcess:
     def __init__(self, home: Path, name: str, **config: Any) -> None:
         self.home = home
         self.name = name
+        self.cwd: Path | None = None  # where its commands run, and so the working folder of the node they start
         write_config(home, name, **config)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``noizylab --home HOME ARGS``."""
         result = subprocess.run(
-            [*NOIZYLAB, "--home", str(self.home), *args], capture_output=True, text=True, timeout=scaled(timeout)
+            [*NOIZYLAB, "--home", str(self.home), *args],
+            capture_output=True,
+            text=True,
+            timeout=scaled(timeout),
+            cwd=self.cwd,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"noizylab {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")

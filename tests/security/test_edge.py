@@ -26,28 +26,6 @@ ALL = ("tasks", "sync", "display", "clipboard", "control")
 SHARE = "0123456789ab"
 
 
-def paint_root(display: str) -> Any:
-    """A white root window (an all-black screen ends a session as "no permission to record"); keep the connection
-    open: Xvfb resets the screen when its last client leaves."""
-    from Xlib import display as xdisplay
-
-    conn = xdisplay.Display(display)
-    root = conn.screen().root
-    root.change_attributes(background_pixel=conn.screen().white_pixel)
-    root.clear_area()
-    conn.sync()
-    return conn
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[Xvfb]:
-    xvfb = Xvfb("320x240")
-    conn = paint_root(xvfb.display)
-    yield xvfb
-    conn.close()
-    xvfb.stop()
-
-
 @pytest.fixture
 def host(screen: Xvfb, make_node: Callable[..., NodeProcess], tmp_path: Path) -> NodeProcess:
     """The node under attack, on a screen of its own (so input reaches a real X server) with a sync folder."""

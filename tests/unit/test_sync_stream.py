@@ -4,7 +4,9 @@ then renamed) and batches of small files; a bad chunk or file is refused and not
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -84,6 +86,31 @@ def test_a_stream_to_a_path_outside_the_share_is_refused(tmp_path: Path, rel: st
     with pytest.raises(SyncError):
         asyncio.run(receive(share, header(rel, b"x"), chunks_of(b"x")))
     assert sorted(q.name for q in tmp_path.rglob("*")) == ["share"]
+
+
+def test_a_push_cancelled_while_its_stream_fails_logs_no_stray_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gRPC edge ends a stream holding a bad chunk by cancelling the handler while the stream's own error unwinds
+    it: the workers' cancel once surfaced as asyncio's "exception was never retrieved" with a traceback."""
+
+    async def main() -> None:
+        task: asyncio.Task[object] | None = None
+
+        async def chunks() -> AsyncIterator[tuple[int, bytes]]:
+            yield 0, b"x" * 10
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)
+            raise ConnectionResetError("the stream broke")
+
+        task = asyncio.create_task(receive(tmp_path, header("a.bin", b"x" * 100), chunks()))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records] == []
 
 
 def test_a_broken_stream_leaves_the_old_file_whole_and_the_next_push_sends_only_what_is_missing(pair: Pair) -> None:

@@ -124,6 +124,17 @@ class DisplayFeature:
 
     # ------------------------------------------------------------------ consent
 
+    def may_ask(self, peer: TrustedPeer) -> None:
+        """Raise unless ``peer`` may view or there is a person to ask (a tray): checked before a session is read."""
+        if self.consent is None and not self.node.permissions.allowed(peer.fingerprint, "display"):
+            raise self._refusal()
+
+    def _refusal(self) -> PermissionRefusedError:
+        return PermissionRefusedError(
+            f"{self.node.settings.name} does not allow display for this peer: allow it there with "
+            "`noizylab allow PEER display` or from its tray"
+        )
+
     async def grant(self, peer: TrustedPeer, wants_control: bool) -> bool:
         """Whether ``peer`` may view; returns whether it may also control. Raises when it may not view.
 
@@ -143,10 +154,7 @@ class DisplayFeature:
             else:
                 raise PermissionRefusedError(f"{self.node.settings.name}'s user declined to share the screen")
         if not allowed["display"]:
-            raise PermissionRefusedError(
-                f"{self.node.settings.name} does not allow display for this peer: allow it there with "
-                "`noizylab allow PEER display` or from its tray"
-            )
+            raise self._refusal()
         if wants_control and allowed["control"]:
             uses_scope("control")
             return True
@@ -271,6 +279,10 @@ class DisplayApi(dpb_grpc.DisplayServicer):
         if peer is None:
             await abort_with(context, PermissionRefusedError("only a paired peer may view this screen"))
         assert peer is not None
+        try:
+            self.feature.may_ask(peer)  # a peer that may not view learns nothing more of a session
+        except NoizyLabError as exc:
+            await abort_with(context, exc)
         try:
             first = await asyncio.wait_for(anext(request_iterator), START_TIMEOUT_S)
         except (TimeoutError, StopAsyncIteration):

@@ -304,6 +304,10 @@ class ShareManager:
             raise SyncError(
                 f"the folder must be inside {self.node.settings.name}'s sync folder: {exc.message}"
             ) from exc
+        except OSError as exc:  # a name too long, a file where a folder should be
+            raise SyncError(
+                f"cannot make the folder {remote!r} in {self.node.settings.name}'s sync folder: {exc.strerror or exc}"
+            ) from exc
         for offer in self.store.offers():
             if offer.share_id == share_id and offer.peer_fp != fp:
                 raise PermissionRefusedError(f"share ID {share_id} belongs to another peer")

@@ -201,6 +201,10 @@ async def receive(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if failed.done() and not failed.cancelled():
+            # Seen here: a call cancelled mid-stream (the edge ending a bad one) left the workers' cancel in it,
+            # which asyncio logged as "exception was never retrieved" with a traceback.
+            failed.exception()
         incoming.abort()
 
 

@@ -142,7 +142,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             alpha.cli("start")
             beta.cli("start")
             beta.cli("pair", "join", alpha.json("pair", "invite")["code"])
-            online = lambda node, peer: any(p["name"] == peer and p["online"] for p in node.json("peers"))  # noqa: E731
+
+            def online(node: BenchNode, peer: str) -> bool:
+                return any(p["name"] == peer and p["online"] for p in node.json("peers"))
+
             wait_for(lambda: online(alpha, "beta") and online(beta, "alpha"), 20.0, "the nodes to see each other")
             alpha.cli("clip", "on")
             beta.cli("clip", "on")

@@ -226,6 +226,7 @@ def measure_ffmpeg(display: str, helper: Helper | None, phase: str, seconds: flo
     try:
         assert process.stdout is not None
         container = av.open(process.stdout, format="nut", options={"probesize": "32"})
+        assert isinstance(container, av.container.InputContainer)
         stream = container.streams.video[0]
         # The demuxed stream's own decoder: NUT carries SPS/PPS as extradata, not in the packets.
         stream.codec_context.thread_type = "SLICE"

@@ -53,6 +53,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb  # noqa: E402
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc  # noqa: E402
 from noizylab_desktop.services import transport  # noqa: E402
 from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key  # noqa: E402
+from noizylab_desktop.services.sessions import Sessions  # noqa: E402
 from noizylab_desktop.services.trust import TrustStore  # noqa: E402
 
 T = TypeVar("T")
@@ -205,7 +206,7 @@ async def start_servers(server_id: Identity, trust: TrustStore, *, breakdown: bo
     ports[INSECURE] = anchor.add_insecure_port(f"{HOST}:0")
     servers.append(anchor)
 
-    secure = await _server([transport.Guard(trust)])
+    secure = await _server([transport.Guard(trust, Sessions())])
     ports[MTLS] = secure.add_secure_port(f"{HOST}:0", transport.server_credentials(server_id, trust))
     servers.append(secure)
 

@@ -177,7 +177,7 @@ def bench_ours(
             os.sync()  # as for the small files: the setup's writes (and earlier parts') are not left to the timed part
             alpha.cli("share", "resume", str(folder))
             start = time.perf_counter()
-            wait_until(lambda there=there: (there / "big.bin").exists(), 600, 0.01)
+            wait_until((there / "big.bin").exists, 600, 0.01)
             times.append(time.perf_counter() - start)
             alpha.cli("sync", "wait", "--timeout", "120", timeout=150)
         big_s, big_in_share_s = times

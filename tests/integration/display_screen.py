@@ -133,7 +133,7 @@ def main() -> int:
     if mode in ("counter", "changing", "typing"):
         timer = QTimer(widget)
         timer.setTimerType(Qt.TimerType.PreciseTimer)
-        timer.timeout.connect(widget.tick)  # type: ignore[attr-defined]
+        timer.timeout.connect(widget.tick)  # type: ignore[union-attr]
         QTimer.singleShot(300, lambda: timer.start(1000 // int(sys.argv[2]) if len(sys.argv) > 2 else 33))
     QTimer.singleShot(200, lambda: print("ready", flush=True))
     return app.exec()

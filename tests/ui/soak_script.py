@@ -30,6 +30,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.services import transport
 from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key
+from noizylab_desktop.services.sessions import Sessions
 from noizylab_desktop.services.trust import TrustStore
 from noizylab_desktop.ui.qt_async import async_slot, runner
 
@@ -136,7 +137,7 @@ async def grpc_calls(total: int, folder: Path) -> dict[str, int]:
     server_id, client_id = make_identity("soak-server"), make_identity("soak-client")
     trust = TrustStore(folder / "trust.sqlite", server_id.cert_pem)
     trust.add(client_id.cert_der, "soak-client", client_id.ssh_public, [])
-    guard = transport.Guard(trust)
+    guard = transport.Guard(trust, Sessions())
     server = grpc.aio.server(interceptors=[guard], options=transport.SERVER_OPTIONS)
     pb_grpc.add_NodeServicer_to_server(Answers(), server)  # type: ignore[abstract]  # the stubs mark all methods abstract
     port = server.add_secure_port(f"{HOST}:0", transport.server_credentials(server_id, trust))

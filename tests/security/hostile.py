@@ -7,7 +7,7 @@ identity no node has paired.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -89,3 +89,12 @@ def hostile_peer(target: NodeProcess, me: NodeProcess, *scopes: str) -> Hostile:
         target.cli("allow", me.name, *scopes)
     identity = me.identity()
     return Hostile(me, target, identity, channel(identity, target))
+
+
+async def refusal(awaitable: Awaitable[object]) -> str:
+    """The reason the server gives for refusing; fails the test when the operation succeeds."""
+    try:
+        await awaitable
+    except asyncssh.SFTPPermissionDenied as exc:
+        return exc.reason
+    raise AssertionError("the operation was allowed")

@@ -18,7 +18,7 @@ import pytest
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from tests.conftest import NodeProcess, within
-from tests.security.hostile import Hostile
+from tests.security.hostile import Hostile, refusal
 
 SHARE = "a1b2c3d4e5f6"
 SPECIAL = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
@@ -50,15 +50,6 @@ def over_sftp(mallory: Hostile, scenario: Callable[[asyncssh.SFTPClient], Corout
             return await scenario(sftp)
 
     return asyncio.run(run())
-
-
-async def refusal(awaitable: Awaitable[object]) -> str:
-    """The reason the server gives for refusing; fails the test when the operation succeeds."""
-    try:
-        await awaitable
-    except asyncssh.SFTPPermissionDenied as exc:
-        return exc.reason
-    raise AssertionError("the operation was allowed")
 
 
 async def tried(awaitable: Awaitable[object]) -> None:

@@ -8,13 +8,13 @@ only the per-operation check stands between the peer and the share.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from pathlib import Path
 
 import asyncssh
 
 from noizylab_desktop.services.sessions import Ending, Sessions
 from noizylab_desktop.services.sync.sftp_server import SftpServer
+from tests.security.hostile import refusal
 
 SHARE = "a1b2c3d4e5f6"
 PEER_FP = b"\x07" * 32
@@ -34,15 +34,6 @@ class Peers:
 
     def may_sync(self, fp: bytes) -> bool:
         return self.allowed
-
-
-async def refusal(awaitable: Awaitable[object]) -> str:
-    """The reason the server gives for refusing; fails the test when the operation succeeds."""
-    try:
-        await awaitable
-    except asyncssh.SFTPPermissionDenied as exc:
-        return exc.reason
-    raise AssertionError("the operation was allowed")
 
 
 def test_each_sftp_operation_asks_again_whether_the_peer_may_sync(tmp_path: Path) -> None:

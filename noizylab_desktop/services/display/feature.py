@@ -279,14 +279,19 @@ class DisplayApi(dpb_grpc.DisplayServicer):
         if peer is None:
             await abort_with(context, PermissionRefusedError("only a paired peer may view this screen"))
         assert peer is not None
+        # The first message is read before a refusal: refusing first raced the viewer's own first write, which then
+        # failed with gRPC's "Internal error from Core" instead of the refusal. Whatever that message holds, or if
+        # none comes, a peer that may not view is refused before the message is looked at: it learns nothing more.
+        first: dpb.ViewerMessage | None = None
+        with contextlib.suppress(TimeoutError, StopAsyncIteration):
+            first = await asyncio.wait_for(anext(request_iterator), START_TIMEOUT_S)
         try:
-            self.feature.may_ask(peer)  # a peer that may not view learns nothing more of a session
+            self.feature.may_ask(peer)
         except NoizyLabError as exc:
             await abort_with(context, exc)
-        try:
-            first = await asyncio.wait_for(anext(request_iterator), START_TIMEOUT_S)
-        except (TimeoutError, StopAsyncIteration):
+        if first is None:
             await abort_with(context, DisplayError("the viewer did not say what it wants to view"))
+        assert first is not None
         if first.WhichOneof("kind") != "start":
             await abort_with(context, DisplayError("a viewing session must begin with a start message"))
         try:

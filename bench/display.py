@@ -41,9 +41,9 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from noizylab_desktop.core.transport import secure_channel  # noqa: E402
 from noizylab_desktop.services.display.client import ViewerSession  # noqa: E402
 from noizylab_desktop.services.display.decoder import Decoder  # noqa: E402
-from noizylab_desktop.services.transport import secure_channel  # noqa: E402
 from tests.conftest import NodeProcess, wait_for  # noqa: E402
 from tests.integration.display_screen import read_counter  # noqa: E402
 from tests.integration.display_support import SCREEN_APP  # noqa: E402

@@ -51,10 +51,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb  # noqa: E402
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc  # noqa: E402
-from noizylab_desktop.services import transport  # noqa: E402
-from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key  # noqa: E402
-from noizylab_desktop.services.sessions import Sessions  # noqa: E402
-from noizylab_desktop.services.trust import TrustStore  # noqa: E402
+from noizylab_desktop.core import transport  # noqa: E402
+from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key  # noqa: E402
+from noizylab_desktop.core.sessions import Sessions  # noqa: E402
+from noizylab_desktop.core.trust import TrustStore  # noqa: E402
 
 T = TypeVar("T")
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from noizylab_desktop.cli import main
+from noizylab_desktop.cli.main import main
 
 raise SystemExit(main())

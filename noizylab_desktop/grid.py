@@ -14,8 +14,8 @@ from types import TracebackType
 from typing import Any
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.config import Paths, load_settings
-from noizylab_desktop.services.local_client import LocalClient
+from noizylab_desktop.core.config import Paths, load_settings
+from noizylab_desktop.core.local_client import LocalClient
 from noizylab_desktop.services.tasks.client import TasksClient
 
 

@@ -100,7 +100,7 @@ def needs_keychain(extra: Sequence[str]) -> bool:
     if any(arg in ABOUT for arg in rest):
         return False
     if rest[:1] == ["id"]:
-        from noizylab_desktop.config import Paths
+        from noizylab_desktop.core.config import Paths
 
         chosen = home[1] if len(home) == 2 else home[0].partition("=")[2] if home else None
         # The ID is read from the public certificate when the node has one (see commands.show_id).
@@ -112,8 +112,8 @@ def needs_private_keyring(platform: str = sys.platform) -> bool:
     """True on Linux (and other freedesktop systems) when no Secret Service answers, judged as the app judges it."""
     if platform in ("darwin", "win32"):
         return False
-    from noizylab_desktop.errors import KeychainError
-    from noizylab_desktop.services.secrets import KeyringStore
+    from noizylab_desktop.core.errors import KeychainError
+    from noizylab_desktop.core.secrets import KeyringStore
 
     try:
         KeyringStore("make-run-probe").get("probe")

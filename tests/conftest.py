@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import pytest
 import tomli_w
 
-from noizylab_desktop.config import Paths, load_settings
-from noizylab_desktop.services.identity import Identity, load_or_create
-from noizylab_desktop.services.secrets import KeyringStore, Vault
+from noizylab_desktop.core.config import Paths, load_settings
+from noizylab_desktop.core.identity import Identity, load_or_create
+from noizylab_desktop.core.secrets import KeyringStore, Vault
 from tests.slowness import factor, scaled
 
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncssh
 
-from noizylab_desktop.services.events import Event
-from noizylab_desktop.services.sessions import Sessions
+from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from noizylab_desktop.errors import WinRMError
-from noizylab_desktop.services.secrets import SecretStore
+from noizylab_desktop.core.errors import WinRMError
+from noizylab_desktop.core.secrets import SecretStore
 
 if TYPE_CHECKING:
     from winrm.protocol import Protocol

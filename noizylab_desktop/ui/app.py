@@ -16,10 +16,10 @@ import sys
 
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from noizylab_desktop.config import Paths, Settings
-from noizylab_desktop.errors import DisplayUnavailableError
-from noizylab_desktop.node import Node
-from noizylab_desktop.services.launcher import holding_home, setup_logging
+from noizylab_desktop.core.config import Paths, Settings
+from noizylab_desktop.core.errors import DisplayUnavailableError
+from noizylab_desktop.node.launcher import holding_home, setup_logging
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
 from noizylab_desktop.ui.icons import app_icon

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from noizylab_desktop.services.events import (
+from noizylab_desktop.core.events import (
     Event,
     EventBus,
     InviteOpened,

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu
 
+from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.clipboard.events import ClipArrived, ClipNotice
 from noizylab_desktop.services.clipboard.feature import ClipboardFeature
-from noizylab_desktop.services.events import Event
-from noizylab_desktop.services.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.clipboard_qt import QtClipboardBackend
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

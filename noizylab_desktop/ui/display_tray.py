@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
-from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.trust import TrustedPeer
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshared
 from noizylab_desktop.services.display.feature import Consent, DisplayFeature
-from noizylab_desktop.services.events import Event
-from noizylab_desktop.services.registry import PeerState
-from noizylab_desktop.services.trust import TrustedPeer
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.display_viewer import ViewerWindow
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.config import Paths, Settings
-from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.core.config import Paths, Settings
+from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.display.decoder import DecodeWorker, Picture
 from noizylab_desktop.services.display.keymaps import evdev_from_native
@@ -312,7 +312,7 @@ class ViewerWindow(QWidget):
 
 def run_viewer(paths: Paths, settings: Settings, peer: str, monitor: int, control: bool) -> int:
     """``noizylab view PEER``: the window in its own QApplication, until it is closed."""
-    from noizylab_desktop.cli_display import connect
+    from noizylab_desktop.cli.display import connect
     from noizylab_desktop.ui.app import check_display
     from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
     from noizylab_desktop.ui.qt_async import runner

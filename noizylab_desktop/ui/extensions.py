@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from PySide6.QtWidgets import QMenu
 
-from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 
 class TrayExtension(Protocol):

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QGridLayout, QLabel, QListWidget, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
 
-from noizylab_desktop.services.events import Event
+from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
 from noizylab_desktop.services.metrics.view import alerts, health, node_line, summary
-from noizylab_desktop.services.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.icons import app_icon
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
     from noizylab_desktop.services.metrics.feature import MetricsFeature
     from noizylab_desktop.ui.metrics_cards import NodeCard
 

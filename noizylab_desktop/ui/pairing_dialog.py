@@ -22,13 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from noizylab_desktop.errors import NoizyLabError
-from noizylab_desktop.services.pairing import Paired
+from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.pairing import Paired
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import async_slot
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QTextEdit, QVBoxLayout, QWidget
 
-from noizylab_desktop.errors import NoizyLabError
+from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.services.sync.resolve import Conflict, Keep, Resolver
 from noizylab_desktop.ui.qt_async import async_slot
 

@@ -15,14 +15,14 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMenu
 
-from noizylab_desktop.errors import NoizyLabError
-from noizylab_desktop.services.events import Event
-from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.sync.events import ShareChanged, SyncConflict
 from noizylab_desktop.ui.bridge import Bridge
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
     from noizylab_desktop.services.sync.engine import ShareEngine
     from noizylab_desktop.services.sync.manager import ShareManager
     from noizylab_desktop.services.sync.resolve import Conflict, Resolver

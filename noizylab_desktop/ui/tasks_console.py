@@ -28,15 +28,15 @@ from PySide6.QtWidgets import (
 )
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.errors import NoizyLabError
-from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import async_slot
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
     from noizylab_desktop.services.tasks.feature import TasksFeature
 
 logger = logging.getLogger(__name__)

@@ -17,16 +17,16 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QCursor
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from noizylab_desktop.services.nodeid import short_id
-from noizylab_desktop.services.permissions import SCOPES
-from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.core.nodeid import short_id
+from noizylab_desktop.core.permissions import SCOPES
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 APP_NAME = "NOIZYLAB"
 

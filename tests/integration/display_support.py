@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from noizylab_desktop.core.transport import secure_channel
 from noizylab_desktop.services.display.client import ViewerSession
-from noizylab_desktop.services.transport import secure_channel
 from tests.conftest import NodeProcess, start_all, wait_for
 from tests.slowness import scaled
 

@@ -19,8 +19,8 @@ import pytest
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop.core.transport import secure_channel
 from noizylab_desktop.services.clipboard.x11_owner import SelectionOwner
-from noizylab_desktop.services.transport import secure_channel
 from tests.conftest import NodeProcess, wait_for
 from tests.integration.clipboard_support import copy, display_env, noise_png, paste, pixels, xvfb
 

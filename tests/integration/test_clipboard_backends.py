@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from noizylab_desktop.errors import ClipboardError
+from noizylab_desktop.core.errors import ClipboardError
 from noizylab_desktop.services.clipboard.backend import headless_backend
 from noizylab_desktop.services.clipboard.content import Clip
 from noizylab_desktop.services.clipboard.fallback import PyperclipBackend

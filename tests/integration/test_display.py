@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError, PermissionRefusedError
+from noizylab_desktop.core.errors import DisplayError, PermissionRefusedError
+from noizylab_desktop.core.transport import secure_channel
 from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.display.decoder import Decoder
-from noizylab_desktop.services.transport import secure_channel
 from tests.conftest import NOIZYLAB, NodeProcess, wait_for
 from tests.integration.display_screen import read_counter
 from tests.integration.display_support import (

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from noizylab_desktop.services.capabilities import capabilities, gpus
+from noizylab_desktop.core.capabilities import capabilities, gpus
 
 
 def _nvidia_smi() -> list[tuple[str, int]]:

@@ -24,8 +24,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from noizylab_desktop.services.launcher import pid_alive
-from noizylab_desktop.services.nodeid import fingerprint, format_id
+from noizylab_desktop.core.nodeid import fingerprint, format_id
+from noizylab_desktop.node.launcher import pid_alive
 from tests.conftest import wait_for, write_config
 from tests.slowness import scaled
 

@@ -20,7 +20,7 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
-from noizylab_desktop.services.transport import secure_channel
+from noizylab_desktop.core.transport import secure_channel
 from tests.conftest import NodeProcess, wait_for
 
 HTTP_TIMEOUT_S = 10.0

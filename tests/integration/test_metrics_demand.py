@@ -18,9 +18,9 @@ from typing import Any
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
-from noizylab_desktop.config import Paths, Settings, save_settings
-from noizylab_desktop.node import Node
-from noizylab_desktop.services.local_client import LocalClient
+from noizylab_desktop.core.config import Paths, Settings, save_settings
+from noizylab_desktop.core.local_client import LocalClient
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.services.metrics.events import MetricsUpdated
 from noizylab_desktop.services.metrics.feature import MetricsFeature
 

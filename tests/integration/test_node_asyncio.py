@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from noizylab_desktop.config import Paths, Settings, save_settings
-from noizylab_desktop.node import Node
-from noizylab_desktop.services.events import PeerOffline, PeerOnline, PeerPaired
+from noizylab_desktop.core.config import Paths, Settings, save_settings
+from noizylab_desktop.core.events import PeerOffline, PeerOnline, PeerPaired
+from noizylab_desktop.node.node import Node
 
 
 def _node(root: Path, name: str) -> Node:

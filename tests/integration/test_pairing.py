@@ -11,8 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.services import invite as codes
-from noizylab_desktop.services.transport import secure_channel
+from noizylab_desktop.core import invite as codes
+from noizylab_desktop.core.transport import secure_channel
 from tests.conftest import NOIZYLAB, NodeProcess, wait_for
 
 

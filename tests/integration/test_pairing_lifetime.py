@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from noizylab_desktop.services.pairing import JANITOR_S
+from noizylab_desktop.core.pairing import JANITOR_S
 from tests.conftest import NodeProcess, wait_for
 
 # The pairing port used to close at the janitor's first round after the code was used (plus a second to stop).

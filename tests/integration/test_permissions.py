@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from noizylab_desktop.services.permissions import SCOPES
+from noizylab_desktop.core.permissions import SCOPES
 from tests.conftest import NodeProcess, wait_for
 
 

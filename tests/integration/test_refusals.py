@@ -11,9 +11,9 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.services import invite as codes
-from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key
-from noizylab_desktop.services.transport import secure_channel
+from noizylab_desktop.core import invite as codes
+from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key
+from noizylab_desktop.core.transport import secure_channel
 from tests.conftest import NodeProcess, wait_for
 
 INFO = "/noizylab.grid.v1.Node/GetInfo"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.errors import WinRMError
-from noizylab_desktop.services.secrets import KeyringStore
+from noizylab_desktop.core.errors import WinRMError
+from noizylab_desktop.core.secrets import KeyringStore
 from noizylab_desktop.services.winrm import (
     BOOTSTRAP_SCRIPT,
     WinRMTarget,

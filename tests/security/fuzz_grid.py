@@ -23,7 +23,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.services.permissions import SCOPES
+from noizylab_desktop.core.permissions import SCOPES
 from tests.conftest import NodeProcess, start_all, wait_for
 from tests.integration.display_support import host_display
 from tests.security.hostile import Hostile, hostile_peer

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import asyncssh
 import grpc
 
-from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key
-from noizylab_desktop.services.transport import CHANNEL_OPTIONS
+from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key
+from noizylab_desktop.core.transport import CHANNEL_OPTIONS
 from tests.conftest import NodeProcess
 
 Stub = TypeVar("Stub")

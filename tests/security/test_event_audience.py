@@ -15,7 +15,7 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.services.identity import Identity
+from noizylab_desktop.core.identity import Identity
 from tests.conftest import NodeProcess, wait_for
 from tests.security.hostile import Hostile, channel
 from tests.slowness import scaled

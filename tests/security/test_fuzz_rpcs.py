@@ -36,10 +36,10 @@ from hypothesis import strategies as st
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop.services.feature import MAX_DETAILS
-from noizylab_desktop.services.permissions import SCOPES
+from noizylab_desktop.core.feature import MAX_DETAILS
+from noizylab_desktop.core.permissions import SCOPES
+from noizylab_desktop.core.transport import CHANNEL_OPTIONS
 from noizylab_desktop.services.tasks.handlers import handlers
-from noizylab_desktop.services.transport import CHANNEL_OPTIONS
 from tests.security.fuzz_grid import SHARE, Grid, grid_in
 from tests.security.hostile import stranger
 from tests.security.wire_fuzz import (

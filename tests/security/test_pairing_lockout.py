@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from noizylab_desktop.services import invite as codes
+from noizylab_desktop.core import invite as codes
 from tests.conftest import NodeProcess
 from tests.security.relay import Relay
 

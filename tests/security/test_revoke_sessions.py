@@ -22,7 +22,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.services.transport import secure_channel
+from noizylab_desktop.core.transport import secure_channel
 from tests.conftest import NodeProcess, within
 from tests.security.hostile import Hostile
 from tests.slowness import scaled

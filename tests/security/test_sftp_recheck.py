@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncssh
 
-from noizylab_desktop.services.sessions import Ending, Sessions
+from noizylab_desktop.core.sessions import Ending, Sessions
 from noizylab_desktop.services.sync.sftp_server import SftpServer
 from tests.security.hostile import refusal
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from noizylab_desktop.config import Paths, Settings, load_settings
+from noizylab_desktop.core.config import Paths, Settings, load_settings
 from noizylab_desktop.ui.app import application
 from noizylab_desktop.ui.qt_async import runner
 from tests.conftest import wait_for, write_config

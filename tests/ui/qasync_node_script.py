@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QApplication
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.config import Paths, load_settings
-from noizylab_desktop.node import Node
+from noizylab_desktop.core.config import Paths, load_settings
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.qt_async import runner
 
 T = TypeVar("T")

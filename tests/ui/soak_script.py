@@ -28,10 +28,10 @@ from PySide6.QtWidgets import QApplication
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.services import transport
-from noizylab_desktop.services.identity import Identity, make_certificate, make_ssh_key
-from noizylab_desktop.services.sessions import Sessions
-from noizylab_desktop.services.trust import TrustStore
+from noizylab_desktop.core import transport
+from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key
+from noizylab_desktop.core.sessions import Sessions
+from noizylab_desktop.core.trust import TrustStore
 from noizylab_desktop.ui.qt_async import async_slot, runner
 
 HOST = "127.0.0.1"

@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QMimeData
 from PySide6.QtGui import QGuiApplication
 
-from noizylab_desktop.node import Node
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.services.clipboard.feature import ClipboardFeature
 from noizylab_desktop.ui.app import TrayApp
 from tests.conftest import NodeProcess

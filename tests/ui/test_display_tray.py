@@ -14,7 +14,7 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.node import Node
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.display_tray import DisplayTray
 from noizylab_desktop.ui.display_viewer import fit, to_frame

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from noizylab_desktop.node import Node
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.metrics_cards import NodeCard
 from noizylab_desktop.ui.metrics_dashboard import Dashboard, MetricsTray

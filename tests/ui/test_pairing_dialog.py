@@ -14,8 +14,8 @@ from typing import IO
 
 import psutil
 
-from noizylab_desktop.node import Node
-from noizylab_desktop.services import invite as codes
+from noizylab_desktop.core import invite as codes
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
 from tests.conftest import NOIZYLAB, NodeProcess

@@ -10,8 +10,8 @@ from pathlib import Path
 from PySide6.QtGui import QFontInfo
 from PySide6.QtWidgets import QApplication, QMenu
 
-from noizylab_desktop.config import save_settings
-from noizylab_desktop.node import Node
+from noizylab_desktop.core.config import save_settings
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.services.sync.index import ShareIndex, Unresolved
 from noizylab_desktop.services.sync.store import Share, ShareStore
 from noizylab_desktop.ui.app import TrayApp

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMenu
 
-from noizylab_desktop.node import Node
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.services.sync.manager import ShareManager
 from noizylab_desktop.services.sync.store import Share, ShareStore
 from noizylab_desktop.ui.app import TrayApp

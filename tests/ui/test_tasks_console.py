@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from noizylab_desktop.node import Node
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.tasks_console import TaskConsole, TasksTray
 from tests.conftest import NodeProcess

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from noizylab_desktop.node import Node
-from noizylab_desktop.services.nodeid import short_id
+from noizylab_desktop.core.nodeid import short_id
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from tests.conftest import NodeProcess
 from tests.ui.conftest import node_settings

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from noizylab_desktop.errors import ClipboardError, ConfigError
+from noizylab_desktop.core.errors import ClipboardError, ConfigError
 from noizylab_desktop.services.clipboard.content import Clip, clip_hash, to_png, with_plain_text
 from noizylab_desktop.services.clipboard.markers import is_secret, native_name, secret_in
 from noizylab_desktop.services.clipboard.settings import ClipboardSettings, parse

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.config import Paths, atomic_write, load_settings, save_settings
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.config import Paths, atomic_write, load_settings, save_settings
+from noizylab_desktop.core.errors import ConfigError
 
 
 def test_first_use_writes_defaults_and_the_keychain_id_stays_the_same(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display import inject_windows as win
 from noizylab_desktop.services.display.capture import MonitorInfo
 from noizylab_desktop.services.display.inject import open_sink

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import ConfigError, DisplayError
+from noizylab_desktop.core.errors import ConfigError, DisplayError
 from noizylab_desktop.services.display.adapt import Adapter, Limits
 from noizylab_desktop.services.display.capture import MonitorInfo, is_black, pick
 from noizylab_desktop.services.display.client import Clock

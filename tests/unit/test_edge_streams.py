@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.services.edge import wrap_stream_in
+from noizylab_desktop.core.edge import wrap_stream_in
 
 
 class EndingContext:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import noizylab_desktop
-from noizylab_desktop.services.events import (
+from noizylab_desktop.core.events import (
     OWN_NODE_ONLY,
     PUBLIC,
     AboutPeer,

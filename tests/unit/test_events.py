@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from noizylab_desktop.services.events import Dropped, EventBus, PeerOffline, PeerOnline, ServiceRestarted
+from noizylab_desktop.core.events import Dropped, EventBus, PeerOffline, PeerOnline, ServiceRestarted
 
 
 def test_subscribers_get_only_the_types_they_asked_for() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from noizylab_desktop.errors import PairingError
-from noizylab_desktop.services.pairing import InviteBook, join_proof, verification_string
+from noizylab_desktop.core.errors import PairingError
+from noizylab_desktop.core.pairing import InviteBook, join_proof, verification_string
 
 INVITER, JOINER = b"i" * 32, b"j" * 32
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from noizylab_desktop.errors import PairingError
-from noizylab_desktop.services import invite
-from noizylab_desktop.services.transport import peer_host
+from noizylab_desktop.core import invite
+from noizylab_desktop.core.errors import PairingError
+from noizylab_desktop.core.transport import peer_host
 
 
 def _code(*hosts: str) -> invite.InviteCode:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from noizylab_desktop.errors import PairingError, PairingRateLimited
-from noizylab_desktop.services import invite as codes
-from noizylab_desktop.services.invite_book import (
+from noizylab_desktop.core import invite as codes
+from noizylab_desktop.core.errors import PairingError, PairingRateLimited
+from noizylab_desktop.core.invite_book import (
     INVITE_GUESS_LIMIT,
     MAX_SOURCES,
     SOURCE_LIMIT,

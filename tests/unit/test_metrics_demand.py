@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.services.metrics import system
 from noizylab_desktop.services.metrics.cluster import WATCHING, sent_watching
 from noizylab_desktop.services.metrics.demand import Demand

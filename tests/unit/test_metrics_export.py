@@ -12,9 +12,9 @@ from typing import Any
 import grpc
 import pytest
 
-from noizylab_desktop.config import Paths, load_settings
-from noizylab_desktop.node import Node
-from noizylab_desktop.services.feature import Feature, Figure
+from noizylab_desktop.core.config import Paths, load_settings
+from noizylab_desktop.core.feature import Feature, Figure
+from noizylab_desktop.node.node import Node
 from noizylab_desktop.services.metrics.feature import MetricsFeature
 from tests.conftest import write_config
 
@@ -58,7 +58,7 @@ def scrape_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figures: list[F
     def factories() -> list[Any]:
         return [MetricsFeature, gadget]
 
-    monkeypatch.setattr("noizylab_desktop.node.feature_factories", factories)
+    monkeypatch.setattr("noizylab_desktop.node.node.feature_factories", factories)
 
     async def go() -> str:
         node = Node(paths, settings)

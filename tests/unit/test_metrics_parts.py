@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
-from noizylab_desktop.errors import ConfigError, TokenError
+from noizylab_desktop.core.errors import ConfigError, TokenError
 from noizylab_desktop.services.metrics.history import History
 from noizylab_desktop.services.metrics.rpc import BUCKETS, RpcMetrics
 from noizylab_desktop.services.metrics.settings import MetricsSettings

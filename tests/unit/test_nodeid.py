@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from noizylab_desktop.errors import PeerError
-from noizylab_desktop.services.nodeid import fingerprint, format_id, parse_id, short_id
+from noizylab_desktop.core.errors import PeerError
+from noizylab_desktop.core.nodeid import fingerprint, format_id, parse_id, short_id
 
 
 def test_an_id_is_eight_groups_of_seven_and_round_trips() -> None:

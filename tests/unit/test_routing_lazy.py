@@ -8,8 +8,8 @@ import sys
 SCRIPT = """
 import asyncio, os, sys
 from noizylab_desktop.services.routing import AdvisorSettings, warm_up
-import noizylab_desktop.cli, noizylab_desktop.features
-noizylab_desktop.cli.build_parser()
+import noizylab_desktop.cli.main, noizylab_desktop.node.features
+noizylab_desktop.cli.main.build_parser()
 assert "litellm" not in sys.modules, "imported by the routing package or the command line"
 asyncio.run(warm_up(AdvisorSettings(enabled=False, model="openai/m")))
 assert "litellm" not in sys.modules, "imported although the advisor is off"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from noizylab_desktop.errors import TaskError
+from noizylab_desktop.core.errors import TaskError
 from noizylab_desktop.services.routing import Needs, TaskSummary, choose, decide, rank, rejection
 
 from .routing_candidates import GIB, gpu, node

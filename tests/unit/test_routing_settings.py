@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from noizylab_desktop.config import Settings
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.config import Settings
+from noizylab_desktop.core.errors import ConfigError
+from noizylab_desktop.core.secrets import KeyringStore
 from noizylab_desktop.services.routing import (
     API_KEY_NAME,
     AdvisorSettings,
     load_advisor_settings,
     parse_advisor_settings,
 )
-from noizylab_desktop.services.secrets import KeyringStore
 
 
 def test_defaults_leave_the_advisor_off_with_a_one_and_a_half_second_budget() -> None:

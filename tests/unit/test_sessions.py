@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from noizylab_desktop.services.sessions import Ending, Sessions, reset_current, set_current, uses_scope
+from noizylab_desktop.core.sessions import Ending, Sessions, reset_current, set_current, uses_scope
 
 ALICE, BOB = b"\x01" * 32, b"\x02" * 32
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from noizylab_desktop.services.events import EventBus, ServiceRestarted
-from noizylab_desktop.services.supervisor import Supervisor
+from noizylab_desktop.core.events import EventBus, ServiceRestarted
+from noizylab_desktop.core.supervisor import Supervisor
 
 
 class Flaky:

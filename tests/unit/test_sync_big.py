@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.deferred import DEFER_BYTES, must_hash
 from noizylab_desktop.services.sync.localfs import temp_name

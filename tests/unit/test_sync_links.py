@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync import watcher as watcher_mod
 from noizylab_desktop.services.sync.blocks import hash_bytes
 from noizylab_desktop.services.sync.localfs import write_files

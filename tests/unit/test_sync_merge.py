@@ -127,7 +127,7 @@ def test_binary_files_and_files_without_a_stored_ancestor_still_get_a_conflict_c
 
 
 def test_the_merge_cap_is_a_setting_with_a_one_line_error() -> None:
-    from noizylab_desktop.errors import ConfigError
+    from noizylab_desktop.core.errors import ConfigError
     from noizylab_desktop.services.sync.settings import SyncSettings
 
     assert SyncSettings.parse({}).merge_max_bytes == 1024 * 1024

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.config import Settings
-from noizylab_desktop.errors import MergeError
+from noizylab_desktop.core.config import Settings
+from noizylab_desktop.core.errors import MergeError
 from noizylab_desktop.services.sync.resolve import Resolver
 from tests.sync_harness import SHARE_ID, SyncPair, everything, tree
 

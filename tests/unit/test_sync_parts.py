@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.errors import ConfigError, SyncError
+from noizylab_desktop.core.errors import ConfigError, SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, changed_blocks, hash_bytes, hash_file
 from noizylab_desktop.services.sync.conflicts import conflict_name, is_conflict_copy, version_name
 from noizylab_desktop.services.sync.ignore import Ignore

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.executor import Executor, Progress
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name, write_files

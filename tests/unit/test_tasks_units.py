@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.errors import ConfigError, TaskError
+from noizylab_desktop.core.errors import ConfigError, TaskError
 from noizylab_desktop.services.tasks import gpu_job
 from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.handlers import handler_for, parse_data

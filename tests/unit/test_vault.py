@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from noizylab_desktop.errors import KeychainError
-from noizylab_desktop.services.secrets import KeyringStore, Vault
+from noizylab_desktop.core.errors import KeychainError
+from noizylab_desktop.core.secrets import KeyringStore, Vault
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 from PIL import Image, UnidentifiedImageError
 
-from noizylab_desktop.errors import ClipboardError
+from noizylab_desktop.core.errors import ClipboardError
 
 # The formats the grid carries; names are the MIME types every platform's clipboard maps to.
 TEXT = "text/plain"

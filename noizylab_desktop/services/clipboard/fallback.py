@@ -10,7 +10,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from noizylab_desktop.errors import ClipboardError
+from noizylab_desktop.core.errors import ClipboardError
 from noizylab_desktop.services.clipboard.backend import Snapshot
 from noizylab_desktop.services.clipboard.content import Clip
 from noizylab_desktop.services.clipboard.markers import is_secret

@@ -25,19 +25,19 @@ import grpc
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop.config import save_settings
-from noizylab_desktop.errors import ClipboardError, NoizyLabError
+from noizylab_desktop.core.config import save_settings
+from noizylab_desktop.core.errors import ClipboardError, NoizyLabError
+from noizylab_desktop.core.events import Event, PeerOnline
+from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.clipboard import settings as clip_settings
 from noizylab_desktop.services.clipboard.backend import ClipboardBackend, headless_backend
 from noizylab_desktop.services.clipboard.content import Clip, clip_hash, with_plain_text
 from noizylab_desktop.services.clipboard.events import ClipArrived, ClipNotice, ClipPaused
 from noizylab_desktop.services.clipboard.outbox import Outbox, Outgoing
-from noizylab_desktop.services.events import Event, PeerOnline
-from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
-from noizylab_desktop.services.registry import PeerState
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

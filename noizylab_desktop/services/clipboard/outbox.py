@@ -16,7 +16,7 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
-from noizylab_desktop.services.registry import PeerState, Registry
+from noizylab_desktop.core.registry import PeerState, Registry
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.errors import ConfigError
 
 SECTION = "clipboard"
 BACKENDS = ("auto", "x11", "pyperclip")

@@ -7,7 +7,7 @@ import os
 import subprocess
 from collections.abc import Callable
 
-from noizylab_desktop.errors import ClipboardError
+from noizylab_desktop.core.errors import ClipboardError
 from noizylab_desktop.services.clipboard.backend import Snapshot
 from noizylab_desktop.services.clipboard.content import HTML, PNG, Clip
 from noizylab_desktop.services.clipboard.markers import is_secret

@@ -19,7 +19,7 @@ from Xlib.ext import xfixes
 from Xlib.protocol import event as xevent
 from Xlib.xobject.drawable import Window
 
-from noizylab_desktop.errors import ClipboardError
+from noizylab_desktop.core.errors import ClipboardError
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
-from noizylab_desktop.errors import DisplayError, NoizyLabError
-from noizylab_desktop.services.local_client import _error_from
+from noizylab_desktop.core.errors import DisplayError, NoizyLabError
+from noizylab_desktop.core.local_client import _error_from
 
 FEEDBACK_EVERY_S = 0.25
 

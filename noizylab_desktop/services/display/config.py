@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.errors import ConfigError
 
 # Hardware first; a listed encoder may still fail to open (an H100 has no NVENC engine), so each is tried for real.
 DEFAULT_ENCODERS = ("h264_nvenc", "h264_videotoolbox", "h264_mf", "h264_qsv", "h264_amf", "libx264")

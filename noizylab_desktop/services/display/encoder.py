@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 
 logger = logging.getLogger(__name__)
 

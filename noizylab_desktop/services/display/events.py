@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from noizylab_desktop.services.events import AboutPeer, Audience, Event
+from noizylab_desktop.core.events import AboutPeer, Audience, Event
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,18 @@ import grpc
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop.errors import DisplayError, NoizyLabError, PermissionRefusedError
+from noizylab_desktop.core.errors import DisplayError, NoizyLabError, PermissionRefusedError
+from noizylab_desktop.core.feature import Figure, abort_with, require_self
+from noizylab_desktop.core.sessions import uses_scope
+from noizylab_desktop.core.transport import caller_fingerprint
+from noizylab_desktop.core.trust import TrustedPeer
 from noizylab_desktop.services.display.config import DisplayConfig, parse
 from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshared
 from noizylab_desktop.services.display.host import HostStream
 from noizylab_desktop.services.display.inject import InputSink, open_sink
-from noizylab_desktop.services.feature import Figure, abort_with, require_self
-from noizylab_desktop.services.sessions import uses_scope
-from noizylab_desktop.services.transport import caller_fingerprint
-from noizylab_desktop.services.trust import TrustedPeer
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

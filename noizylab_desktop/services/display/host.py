@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display.adapt import Adapter, Limits
 from noizylab_desktop.services.display.capture import Grab, MonitorInfo, MssSource, ScreenSource, is_black, pick
 from noizylab_desktop.services.display.changes import ChangeWatch, watch_for

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display.capture import MonitorInfo
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display.capture import MonitorInfo
 from noizylab_desktop.services.display.inject import map_point
 from noizylab_desktop.services.display.inject_windows import text_of_keysym

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display.capture import MonitorInfo
 from noizylab_desktop.services.display.inject import map_point
 from noizylab_desktop.services.display.keymaps import EVDEV_TO_WINDOWS, EXTENDED

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-from noizylab_desktop.errors import DisplayError
+from noizylab_desktop.core.errors import DisplayError
 
 TIME_BASE = Fraction(1, 1000)
 

@@ -18,7 +18,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
-from noizylab_desktop.services.registry import PeerState, Registry
+from noizylab_desktop.core.registry import PeerState, Registry
 
 logger = logging.getLogger(__name__)
 

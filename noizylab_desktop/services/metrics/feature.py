@@ -21,7 +21,7 @@ from noizylab_desktop import __version__
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
-from noizylab_desktop.services.feature import Figure, require_self
+from noizylab_desktop.core.feature import Figure, require_self
 from noizylab_desktop.services.metrics.api_routes import api_routes
 from noizylab_desktop.services.metrics.cluster import PeerPuller, sent_watching
 from noizylab_desktop.services.metrics.demand import Demand
@@ -37,7 +37,7 @@ from noizylab_desktop.services.metrics.tokens import TokenStore
 from noizylab_desktop.services.metrics.view import AlertTracker
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

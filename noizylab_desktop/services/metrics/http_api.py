@@ -31,7 +31,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import CollectorRegistry
 
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.services.metrics.tokens import TokenStore, Verdict
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import CollectorRegistry
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
-from noizylab_desktop.services.feature import Figure
+from noizylab_desktop.core.feature import Figure
 
 logger = logging.getLogger(__name__)
 

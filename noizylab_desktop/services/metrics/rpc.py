@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
-from noizylab_desktop.services.feature import Figure
-from noizylab_desktop.services.transport import Behavior, rewrap
+from noizylab_desktop.core.feature import Figure
+from noizylab_desktop.core.transport import Behavior, rewrap
 
 # Seconds; from a loopback ping (~0.2 ms) to a long stream.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

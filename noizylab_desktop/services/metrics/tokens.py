@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from noizylab_desktop.errors import TokenError
+from noizylab_desktop.core.errors import TokenError
 
 PREFIX = "nzl_"
 USED_RESOLUTION_S = 60.0

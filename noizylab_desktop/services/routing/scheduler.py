@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from noizylab_desktop.errors import TaskError
+from noizylab_desktop.core.errors import TaskError
 from noizylab_desktop.services.routing.model import Candidate, Decision, Needs
 
 

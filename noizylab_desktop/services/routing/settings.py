@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from noizylab_desktop.config import Settings
-from noizylab_desktop.errors import ConfigError
-from noizylab_desktop.services.secrets import KeyringStore, SecretStore
+from noizylab_desktop.core.config import Settings
+from noizylab_desktop.core.errors import ConfigError
+from noizylab_desktop.core.secrets import KeyringStore, SecretStore
 
 SECTION = "tasks"
 # The keychain entry that holds the advisor's API key (``noizylab advisor key`` sets it); never the config file.

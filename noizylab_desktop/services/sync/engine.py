@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncssh
 
-from noizylab_desktop.errors import SyncError
-from noizylab_desktop.services.events import Event
+from noizylab_desktop.core.errors import SyncError
+from noizylab_desktop.core.events import Event
 from noizylab_desktop.services.sync.deferred import DEFER_BYTES, hash_now, must_hash
 from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, ShareState, SyncConflict
 from noizylab_desktop.services.sync.executor import BATCH_FILE, Executor, Progress

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from noizylab_desktop.services.events import Event
+from noizylab_desktop.core.events import Event
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import asyncssh
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, DIGEST_SIZE, changed_blocks, hash_file
 from noizylab_desktop.services.sync.deferred import racy, read_for_push
 from noizylab_desktop.services.sync.index import Cached, ShareIndex

@@ -13,9 +13,9 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.config import load_settings
-from noizylab_desktop.errors import MergeError, NoizyLabError, SyncError
-from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.config import load_settings
+from noizylab_desktop.core.errors import MergeError, NoizyLabError, SyncError
+from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import read_files, write_files
@@ -31,7 +31,7 @@ from noizylab_desktop.services.sync.store import Share
 from noizylab_desktop.services.sync.watcher import Watcher
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 BATCH = 2000
 GET_BYTES = 2 * 1024 * 1024  # per GetFiles reply (gRPC messages are capped at 4 MiB)

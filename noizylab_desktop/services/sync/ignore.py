@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pathspec
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 
 IGNORE_FILE = ".nzignore"
 VERSIONS_DIR = ".nzversions"

@@ -157,7 +157,7 @@ def write_files(
     kept as a version). With ``index`` (the serving side's scan cache) the files are recorded there in one
     transaction, so the next scan need not hash them again. ``fs`` writes the bytes (the engine's own, so its
     faults reach these writes too). Returns path → why for the ones that failed."""
-    from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.core.errors import NoizyLabError
     from noizylab_desktop.services.sync.blocks import Hashed, hash_bytes
     from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 
@@ -219,7 +219,7 @@ def write_files(
 def read_files(root: Path, rels: list[str], max_bytes: int) -> Iterator[tuple[SmallFileList, dict[str, str]]]:
     """Small files of the share at ``root`` with their SHA-256, in groups of at most ``max_bytes``; a file that
     cannot be read (gone meanwhile, or a link) is reported with why instead. Blocking: iterate in a thread."""
-    from noizylab_desktop.errors import NoizyLabError
+    from noizylab_desktop.core.errors import NoizyLabError
     from noizylab_desktop.services.sync.names import resolve_inside
 
     files: SmallFileList = []

@@ -16,7 +16,7 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.errors import NoizyLabError, PeerError, PermissionRefusedError, SyncError
+from noizylab_desktop.core.errors import NoizyLabError, PeerError, PermissionRefusedError, SyncError
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
@@ -29,8 +29,8 @@ from noizylab_desktop.services.sync.space import check_free, check_quota
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
-    from noizylab_desktop.services.registry import PeerState
+    from noizylab_desktop.core.registry import PeerState
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import hash_bytes, hash_file
 from noizylab_desktop.services.sync.index import ShareIndex, Unresolved
 from noizylab_desktop.services.sync.localfs import temp_name

@@ -18,7 +18,7 @@ import string
 import unicodedata
 from pathlib import Path
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 
 _WINDOWS_BAD = set('<>:"\\|?*') | {chr(c) for c in range(1, 32)}
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed, hash_file
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name

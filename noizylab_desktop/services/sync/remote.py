@@ -25,7 +25,7 @@ from typing import BinaryIO, cast
 
 import asyncssh
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import Ignore

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from noizylab_desktop.errors import MergeError, NoizyLabError
+from noizylab_desktop.core.errors import MergeError, NoizyLabError
 from noizylab_desktop.services.sync.index import Unresolved
 from noizylab_desktop.services.sync.localfs import temp_name
 from noizylab_desktop.services.sync.merge import (
@@ -31,7 +31,7 @@ from noizylab_desktop.services.sync.merge import (
 )
 
 if TYPE_CHECKING:
-    from noizylab_desktop.config import Settings
+    from noizylab_desktop.core.config import Settings
     from noizylab_desktop.services.routing import AdvisorSettings
     from noizylab_desktop.services.sync.engine import ShareEngine
 

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, VERSIONS_DIR, Ignore, is_internal
 from noizylab_desktop.services.sync.index import Cached, ShareIndex

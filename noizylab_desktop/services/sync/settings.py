@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import Protocol, cast
 
 import asyncssh
 
-from noizylab_desktop.errors import SyncError
-from noizylab_desktop.services.sessions import Ending, Session, Sessions
+from noizylab_desktop.core.errors import SyncError
+from noizylab_desktop.core.sessions import Ending, Session, Sessions
 from noizylab_desktop.services.sync.names import resolve_inside
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from noizylab_desktop.errors import SyncError
+from noizylab_desktop.core.errors import SyncError
 
 GiB = 1024**3
 RESERVE = 256 * 1024 * 1024  # left free on every disk a share writes to: the OS and other programs need room too

@@ -21,10 +21,10 @@ import psutil
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
-from noizylab_desktop.errors import NoizyLabError, TaskError
-from noizylab_desktop.services import capabilities as caps
-from noizylab_desktop.services.events import PeerOffline
-from noizylab_desktop.services.registry import PeerState
+from noizylab_desktop.core import capabilities as caps
+from noizylab_desktop.core.errors import NoizyLabError, TaskError
+from noizylab_desktop.core.events import PeerOffline
+from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.routing import Candidate, Decision, GpuState, Needs, TaskSummary, decide
 from noizylab_desktop.services.routing.settings import AdvisorSettings
 from noizylab_desktop.services.tasks.config import TasksConfig
@@ -35,7 +35,7 @@ from noizylab_desktop.services.tasks.store import TaskStore
 from noizylab_desktop.services.tasks.wire import Tail, error_from_rpc, merge, needs_from
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

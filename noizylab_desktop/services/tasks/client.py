@@ -9,7 +9,7 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
-from noizylab_desktop.services.local_client import LocalClient, _error_from
+from noizylab_desktop.core.local_client import LocalClient, _error_from
 
 
 def record_dict(record: tpb.TaskRecord) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from noizylab_desktop.errors import ConfigError
+from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.services.routing.settings import advisor_keys
 
 

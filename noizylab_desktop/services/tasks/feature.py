@@ -20,8 +20,9 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
-from noizylab_desktop.errors import NoizyLabError, TaskError
-from noizylab_desktop.services.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.errors import NoizyLabError, TaskError
+from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.transport import caller_fingerprint
 from noizylab_desktop.services.routing.advisor import warm_up
 from noizylab_desktop.services.routing.settings import load_advisor_settings
 from noizylab_desktop.services.tasks.asker import Asker
@@ -31,10 +32,9 @@ from noizylab_desktop.services.tasks.handlers import describe
 from noizylab_desktop.services.tasks.runner import Runner
 from noizylab_desktop.services.tasks.store import TaskStore
 from noizylab_desktop.services.tasks.wire import Tail
-from noizylab_desktop.services.transport import caller_fingerprint
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node import Node
+    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from noizylab_desktop.errors import TaskError
+from noizylab_desktop.core.errors import TaskError
 from noizylab_desktop.services.routing.model import Needs
 
 NO_GPU_EXIT = 3

@@ -16,7 +16,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
-from noizylab_desktop.errors import TaskError
+from noizylab_desktop.core.errors import TaskError
 from noizylab_desktop.services.routing.model import Needs
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.errors import TaskError
+from noizylab_desktop.core.errors import TaskError
 from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.handlers import ShellHandler, handler_for, parse_data
 from noizylab_desktop.services.tasks.process import ProcessTree

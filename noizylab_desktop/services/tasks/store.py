@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.errors import TaskError
+from noizylab_desktop.core.errors import TaskError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (

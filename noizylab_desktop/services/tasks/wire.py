@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from noizylab_desktop import errors
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.errors import NoizyLabError, TaskError, TransportError
+from noizylab_desktop.core import errors
+from noizylab_desktop.core.errors import NoizyLabError, TaskError, TransportError
 from noizylab_desktop.services.routing.model import Needs
 
 

@@ -1,0 +1,1 @@
+"""The ``noizylab`` command line: the core commands and one module per feature."""

@@ -1,0 +1,241 @@
+"""``noizylab share add|list|remove|pause|resume`` and ``sync status|wait|conflicts|merge``: folder sync from the
+command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+from noizylab_desktop.core.config import Paths, Settings
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add the share and sync commands."""
+    share = sub.add_parser("share", help="folders kept in sync with a peer or an SSH server")
+    verbs = share.add_subparsers(dest="share_command", required=True, metavar="COMMAND")
+    add = verbs.add_parser("add", help="sync a folder with a peer (or ssh://user@host[:port])")
+    add.add_argument("dir", help="the folder on this machine")
+    add.add_argument("--peer", required=True, help="a paired peer's name or ID prefix, or ssh://user@host[:port]")
+    add.add_argument("--remote", default="", help="the folder there (default: this folder's name in its sync folder)")
+    add.add_argument("--host-key", default="", help="for ssh:// targets: the server's public host key line or file")
+    add.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add.set_defaults(handler=_add)
+    listing = verbs.add_parser("list", help="every share and its state")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    listing.set_defaults(handler=_status)
+    for verb, helptext in (
+        ("remove", "stop syncing a folder (its files stay)"),
+        ("pause", "pause a share"),
+        ("resume", "resume a paused share"),
+    ):
+        parser = verbs.add_parser(verb, help=helptext)
+        parser.add_argument("share", help="its ID (or the start of it) or its folder")
+        if verb == "resume":
+            parser.add_argument("--allow-deletes", action="store_true", help="apply the mass delete it paused on")
+        parser.set_defaults(handler=_change, verb=verb)
+    sync = sub.add_parser("sync", help="the state of folder sync")
+    sverbs = sync.add_subparsers(dest="sync_command", required=True, metavar="COMMAND")
+    status = sverbs.add_parser("status", help="every share: state, files, conflicts, progress")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.set_defaults(handler=_status)
+    wait = sverbs.add_parser("wait", help="return once every share is in sync (for scripts)")
+    wait.add_argument("--timeout", type=float, default=60.0, metavar="S", help="give up after S seconds (60)")
+    wait.set_defaults(handler=_wait)
+    conflicts = sverbs.add_parser("conflicts", help="text conflicts left as conflict copies, not yet resolved")
+    conflicts.add_argument("--json", action="store_true", help="print JSON for scripts")
+    conflicts.set_defaults(handler=_conflicts)
+    merge = sverbs.add_parser(
+        "merge", help="show a conflict, ask the AI advisor for a merge (--ai), apply it (--apply) or keep one version"
+    )
+    merge.add_argument("conflict", help="its ID (or the start of it), its file or its conflict copy")
+    merge.add_argument("--ai", action="store_true", help="ask the AI advisor to propose a merge (shown, not applied)")
+    merge.add_argument("--apply", action="store_true", help="apply the merge proposed last (with --ai: this one)")
+    merge.add_argument(
+        "--keep", choices=["mine", "theirs"], help="resolve by keeping this node's or the peer's version"
+    )
+    merge.add_argument("--json", action="store_true", help="print JSON for scripts")
+    merge.set_defaults(handler=_merge)
+
+
+def _row(info: Any) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "local": info.local,
+        "peer": info.peer,
+        "remote": info.remote,
+        "state": info.state,
+        "message": info.message,
+        "files": info.files,
+        "bytes": info.bytes,
+        "last_sync": info.last_sync,
+        "conflicts": info.conflicts,
+        "pending": info.pending,
+        "transfer": {"done": info.transfer_done, "total": info.transfer_total},
+        "recent": list(info.recent),
+    }
+
+
+def _line(info: Any) -> str:
+    ago = f", synced {time.time() - info.last_sync:.0f} s ago" if info.last_sync else ""
+    conflicts = f", {info.conflicts} conflicts" if info.conflicts else ""
+    progress = ""
+    if info.state == "syncing" and info.transfer_total:
+        progress = f" {100 * info.transfer_done // max(info.transfer_total, 1)}%"
+    return (
+        f"{info.id}  {info.local} ↔ {info.peer}:{info.remote}  {info.state}{progress} ({info.message}), "
+        f"{info.files} files{conflicts}{ago}"
+    )
+
+
+def _run(paths: Paths, settings: Settings, work: Any) -> Any:
+    from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
+    from noizylab_desktop.core.local_client import LocalClient
+
+    async def go() -> Any:
+        async with LocalClient(paths, settings) as node:
+            return await work(node, spb_grpc.SyncStub(node.channel))
+
+    return asyncio.run(go())
+
+
+def _add(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+
+    host_key = args.host_key
+    if host_key and os.path.isfile(host_key):
+        with open(host_key, encoding="utf-8") as f:
+            host_key = f.read().strip()
+    request = spb.AddShareRequest(
+        local=os.path.abspath(os.path.expanduser(args.dir)), peer=args.peer, remote=args.remote, host_key=host_key
+    )
+    info = _run(paths, settings, lambda node, stub: node.call(stub.AddShare, request, timeout=30))
+    print(json.dumps(_row(info), indent=2) if args.json else f"sharing {_line(info)}")
+    return 0
+
+
+def _change(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+
+    ref = args.share
+    if os.path.sep in ref or os.path.isdir(ref):
+        ref = os.path.abspath(os.path.expanduser(ref))
+    if args.verb == "remove":
+        info = _run(paths, settings, lambda node, stub: node.call(stub.RemoveShare, spb.ShareRef(share_id=ref)))
+        print(f"stopped syncing {info.local} (its files stay)")
+        return 0
+    request = spb.PauseRequest(
+        share=ref, paused=args.verb == "pause", allow_deletes=bool(getattr(args, "allow_deletes", False))
+    )
+    info = _run(paths, settings, lambda node, stub: node.call(stub.SetPaused, request))
+    print(_line(info))
+    return 0
+
+
+def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
+    reply = _run(paths, settings, lambda node, stub: node.call(stub.ListShares, pb.Empty()))
+    if args.json:
+        print(json.dumps([_row(s) for s in reply.shares], indent=2))
+    elif not reply.shares:
+        print("no shares yet: add one with `noizylab share add DIR --peer PEER`")
+    for info in [] if args.json else reply.shares:
+        print(_line(info))
+    return 0
+
+
+def _wait(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+
+    request = spb.WaitRequest(timeout_s=args.timeout)
+    reply = _run(paths, settings, lambda node, stub: node.call(stub.WaitIdle, request, timeout=args.timeout + 10))
+    print(f"in sync: {len(reply.shares)} shares")
+    return 0
+
+
+def _conflict_row(c: Any) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "share": c.share_id,
+        "local": c.local,
+        "peer": c.peer,
+        "path": c.path,
+        "copy": c.copy,
+        "at": c.at,
+        "file_from": c.file_from,
+        "copy_from": c.copy_from,
+        "has_ancestor": c.has_ancestor,
+    }
+
+
+def _conflict_line(c: Any) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.at))
+    return f"{c.id}  {os.path.join(c.local, c.path)} ↔ {c.peer}  {when}  copy: {c.copy} (from {c.copy_from})"
+
+
+def _conflicts(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
+    reply = _run(paths, settings, lambda node, stub: node.call(stub.ListConflicts, pb.Empty()))
+    if args.json:
+        print(json.dumps([_conflict_row(c) for c in reply.conflicts], indent=2))
+        return 0
+    if not reply.conflicts:
+        print("no unresolved conflicts")
+    for c in reply.conflicts:
+        print(_conflict_line(c))
+    return 0
+
+
+def _merge(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+    from noizylab_desktop.core.errors import MergeError
+
+    if args.keep and (args.ai or args.apply):
+        raise MergeError("--keep resolves the conflict by itself: leave out --ai and --apply")
+    if args.keep or (args.apply and not args.ai):
+        request = spb.ResolveRequest(conflict=args.conflict, keep=args.keep or "proposal")
+        info = _run(paths, settings, lambda node, stub: node.call(stub.ResolveConflict, request, timeout=30))
+        how = {"mine": "kept your version", "theirs": "kept the peer's version"}.get(args.keep, "applied the merge")
+        print(f"resolved {info.path}: {how}; the conflict copy and the replaced file are in .nzversions")
+        return 0
+
+    async def work(node: Any, stub: Any) -> Any:
+        proposal = await node.call(stub.ProposeMerge, spb.MergeRequest(conflict=args.conflict, ai=args.ai), timeout=120)
+        applied = None
+        if args.apply:
+            request = spb.ResolveRequest(conflict=proposal.conflict.id, keep="proposal")
+            applied = await node.call(stub.ResolveConflict, request, timeout=30)
+        return proposal, applied
+
+    proposal, applied = _run(paths, settings, work)
+    c = proposal.conflict
+    if args.json:
+        row = _conflict_row(c) | {
+            "proposal": proposal.text.decode("utf-8", "replace") if args.ai else None,
+            "diff_file": proposal.diff_file,
+            "diff_copy": proposal.diff_copy,
+            "diff_versions": proposal.diff_versions,
+            "applied": applied is not None,
+        }
+        print(json.dumps(row, indent=2))
+        return 0
+    print(_conflict_line(c))
+    if not args.ai:
+        print(proposal.diff_versions or "(the two versions differ only in line endings)", end="")
+        hint = f"ask the AI advisor: `noizylab sync merge {c.id} --ai`; " if proposal.advisor_on else ""
+        print(f"{hint}or keep one: `noizylab sync merge {c.id} --keep mine|theirs`")
+        return 0
+    print("The proposed merge against the file now:")
+    print(proposal.diff_file or "(no change)\n", end="")
+    print("The proposed merge against the conflict copy:")
+    print(proposal.diff_copy or "(no change)\n", end="")
+    if applied is not None:
+        print(f"applied to {c.path}; the conflict copy and the replaced file are in .nzversions")
+    else:
+        print(f"nothing is changed until you apply it: `noizylab sync merge {c.id} --apply`")
+    return 0

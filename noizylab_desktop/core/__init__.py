@@ -1,0 +1,1 @@
+"""The kernel: identity, trust, transport, pairing, registry, events, permissions; no feature, node/, cli/ or ui/."""

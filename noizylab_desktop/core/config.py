@@ -1,0 +1,257 @@
+"""Typed settings (a TOML file the user may edit) and where runtime state lives; secrets are never here.
+
+Settings are what the person chose (name, ports, labels); state is what the node learned (trust store,
+runtime file). ``--home DIR`` or ``NOIZYLAB_HOME`` puts all of one node's files under DIR, so several nodes
+can run on one machine; otherwise the platform's config, state and log folders are used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+from noizylab_desktop.core.errors import ConfigError
+
+APP = "noizylab"
+DEFAULT_GRPC_PORT = 50051
+DEFAULT_SFTP_PORT = 50022
+DEFAULT_HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one node keeps its settings, state and logs."""
+
+    config_dir: Path
+    state_dir: Path
+    log_dir: Path
+    home: Path | None = None
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Paths:
+        """Paths for ``home`` (or ``NOIZYLAB_HOME``), else the platform's folders."""
+        chosen = home if home is not None else os.environ.get("NOIZYLAB_HOME") or None
+        if chosen is not None:
+            root = Path(chosen).expanduser().resolve()
+            return cls(root, root / "state", root / "logs", home=root)
+        return cls(
+            Path(platformdirs.user_config_dir(APP, appauthor=False)),
+            Path(platformdirs.user_state_dir(APP, appauthor=False)),
+            Path(platformdirs.user_log_dir(APP, appauthor=False)),
+        )
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def runtime_file(self) -> Path:
+        return self.state_dir / "runtime.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "node.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "node.lock"
+
+    @property
+    def trust_db(self) -> Path:
+        return self.state_dir / "trust.sqlite"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.state_dir / "node-cert.pem"
+
+    @property
+    def vault_dir(self) -> Path:
+        return self.state_dir / "vault"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "noizylab.log"
+
+    def ensure(self) -> None:
+        """Create the folders, private to this user."""
+        for folder in (self.config_dir, self.state_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports a node listens on; 0 picks a free one at start."""
+
+    grpc: int = DEFAULT_GRPC_PORT
+    sftp: int = DEFAULT_SFTP_PORT
+    http: int = DEFAULT_HTTP_PORT
+    pairing: int = 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the person chose for this node; stored as TOML."""
+
+    name: str = field(default_factory=lambda: socket.gethostname() or "noizylab-node")
+    keychain_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ports: Ports = field(default_factory=Ports)
+    grpc_host: str = "0.0.0.0"
+    http_host: str = "127.0.0.1"
+    advertise: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    heartbeat_s: float = 1.0
+    heartbeat_misses: int = 3
+    invite_ttl_s: float = 600.0
+    # The feature tables of the TOML file ([tasks], [sync], [clipboard], [display], [metrics], ...), kept as read;
+    # each feature turns its own table into a typed, validated settings object (``section``).
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """The ``[name]`` table of the config file (empty when absent)."""
+        return self.sections.get(name, {})
+
+    def with_section(self, name: str, values: Mapping[str, Any]) -> Settings:
+        """A copy with the ``[name]`` table replaced (save it with ``save_settings``)."""
+        return replace(self, sections={**self.sections, name: dict(values)})
+
+    def with_ports(self, grpc: int | None, sftp: int | None, http: int | None) -> Settings:
+        """A copy with the given ports (None keeps the current one)."""
+        return replace(
+            self,
+            ports=replace(
+                self.ports,
+                grpc=self.ports.grpc if grpc is None else grpc,
+                sftp=self.ports.sftp if sftp is None else sftp,
+                http=self.ports.http if http is None else http,
+            ),
+        )
+
+
+def _check_port(value: object, key: str) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"ports.{key} must be a whole number from 0 to 65535, not {value!r}: fix the config file")
+    return value
+
+
+def _strings(value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of strings in the config file")
+    return tuple(value)
+
+
+def _from_toml(data: dict[str, object], path: Path) -> Settings:
+    default = Settings()
+    ports_raw = data.get("ports", {})
+    if not isinstance(ports_raw, dict):
+        raise ConfigError(f"[ports] in {path} must be a table")
+    ports = Ports(**{k: _check_port(ports_raw.get(k, getattr(default.ports, k)), k) for k in asdict(default.ports)})
+    name = data.get("name", default.name)
+    keychain_id = data.get("keychain_id", default.keychain_id)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name in {path} must be a non-empty string")
+    if not isinstance(keychain_id, str):
+        raise ConfigError(f"keychain_id in {path} must be a string")
+    hb = data.get("heartbeat_s", default.heartbeat_s)
+    misses = data.get("heartbeat_misses", default.heartbeat_misses)
+    ttl = data.get("invite_ttl_s", default.invite_ttl_s)
+    if not isinstance(hb, int | float) or hb <= 0 or not isinstance(misses, int) or misses < 1:
+        raise ConfigError(f"heartbeat_s and heartbeat_misses in {path} must be positive numbers")
+    if not isinstance(ttl, int | float) or not 0 < ttl <= 3600:
+        raise ConfigError(f"invite_ttl_s in {path} must be between 0 and 3600 seconds")
+    known = {f for f in Settings.__dataclass_fields__ if f != "sections"}
+    sections: dict[str, Mapping[str, Any]] = {}
+    for key, value in data.items():
+        if key in known:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"unknown setting {key!r} in {path}: remove it or put it under its feature's [table]")
+        sections[key] = value
+    return Settings(
+        sections=sections,
+        name=name.strip(),
+        keychain_id=keychain_id,
+        ports=ports,
+        grpc_host=str(data.get("grpc_host", default.grpc_host)),
+        http_host=str(data.get("http_host", default.http_host)),
+        advertise=_strings(data.get("advertise", []), "advertise"),
+        labels=_strings(data.get("labels", []), "labels"),
+        heartbeat_s=float(hb),
+        heartbeat_misses=misses,
+        invite_ttl_s=float(ttl),
+    )
+
+
+def claim_keychain_id(paths: Paths) -> str:
+    """This home's keychain ID: the first process to ask picks it, every other one reads the same.
+
+    Two processes can load a fresh home at once (a node starting while `status` polls it); each picking its own
+    random ID would leave the node's key under a name the command line never looks for.
+    """
+    marker = paths.config_dir / ".keychain-id"
+    if not marker.exists():
+        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".keychain-id.", dir=paths.config_dir)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(uuid.uuid4().hex)
+            os.link(tmp, marker)  # atomic, and refuses to replace a marker another process made first
+        except FileExistsError:
+            pass
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return marker.read_text(encoding="ascii").strip()
+
+
+def load_settings(paths: Paths) -> Settings:
+    """Read the settings, writing defaults on first use so the keychain ID stays stable."""
+    path = paths.config_file
+    if not path.exists():
+        settings = Settings(keychain_id=claim_keychain_id(paths))
+        save_settings(paths, settings)
+        return settings
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or delete the file") from exc
+    settings = _from_toml(data, path)
+    if "keychain_id" not in data:
+        # The keychain ID names this node's secrets; it must never change once chosen.
+        settings = replace(settings, keychain_id=claim_keychain_id(paths))
+        save_settings(paths, settings)
+    return settings
+
+
+def save_settings(paths: Paths, settings: Settings) -> None:
+    """Write the settings atomically."""
+    data = asdict(settings)
+    data["advertise"] = list(settings.advertise)
+    data["labels"] = list(settings.labels)
+    sections = data.pop("sections")
+    data.update({name: dict(table) for name, table in sections.items() if table})
+    atomic_write(paths.config_file, tomli_w.dumps(data).encode())
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, even after a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

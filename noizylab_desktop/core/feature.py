@@ -1,0 +1,116 @@
+"""What a feature (tasks, sync, clipboard, display, metrics) plugs into the node with.
+
+The node builds each feature from the table in ``noizylab_desktop.node.features``, lets it add its gRPC services and
+interceptors before the server starts, starts it after, and stops it before the server goes down. A feature reports
+its own figures (``Figure``) so the metrics feature can export them without importing the feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, NoReturn, Protocol
+
+import grpc
+
+from noizylab_desktop.core.errors import InvalidRequestError, NoizyLabError, PairingError, PermissionRefusedError
+from noizylab_desktop.core.sessions import uses_scope
+from noizylab_desktop.core.transport import caller_fingerprint
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node.node import Node
+
+# Characters of a status's details: a whole error message, and far below gRPC's 8 KiB for a status's metadata
+# even when every character is percent-encoded (up to 12 bytes each).
+MAX_DETAILS = 600
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One exported figure, named the Prometheus way (base units, ``_total`` for counters).
+
+    A histogram gives ``buckets`` as (upper bound, cumulative count) pairs, ending with ``+inf``, and ``value`` as
+    the sum of the observations; ``count`` is the number of observations.
+    """
+
+    name: str
+    help: str
+    value: float
+    kind: Literal["counter", "gauge", "histogram"] = "gauge"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    buckets: Sequence[tuple[float, float]] = ()
+    count: float = 0.0
+
+
+class Feature(Protocol):
+    """One capability of the node, with an explicit lifecycle."""
+
+    name: str
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """Register this feature's gRPC servicers (called before the server starts)."""
+
+    def interceptors(self) -> Sequence[grpc.aio.ServerInterceptor]:
+        """Server interceptors to install after the node's Guard (usually none)."""
+
+    def service_names(self) -> Sequence[str]:
+        """Full gRPC service names, marked SERVING in grpc.health.v1."""
+
+    async def start(self) -> None:
+        """Start background work (after the gRPC server is up)."""
+
+    async def stop(self) -> None:
+        """Stop background work; idempotent."""
+
+    def figures(self) -> Iterable[Figure]:
+        """This feature's figures as they are now."""
+
+
+class FeatureFactory(Protocol):
+    def __call__(self, node: Node) -> Feature: ...
+
+
+async def require_self(node: Node, context: grpc.aio.ServicerContext) -> None:
+    """Abort unless the caller holds this node's own certificate (the local command line or tray)."""
+    if caller_fingerprint(context) != node.identity.fingerprint:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "only this node's own user may control it")
+
+
+async def require_permission(node: Node, context: grpc.aio.ServicerContext, scope: str) -> bytes:
+    """Abort unless the calling peer (or this node itself) may use ``scope``; returns the caller's fingerprint.
+
+    A stream that passes relies on ``scope`` from then on: denying it to the peer ends the stream."""
+    uses_scope(scope)
+    fp = caller_fingerprint(context)
+    if fp is None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this node is not paired with you")
+    assert fp is not None
+    if fp != node.identity.fingerprint and not node.permissions.allowed(fp, scope):
+        await abort_with(
+            context,
+            PermissionRefusedError(
+                f"{node.settings.name} does not allow {scope} for this peer: allow it there with "
+                f"`noizylab allow PEER {scope}` or from its tray"
+            ),
+        )
+    return fp
+
+
+def one_line(text: str, limit: int = MAX_DETAILS) -> str:
+    """``text`` as one printable line of at most ``limit`` characters: a peer's value quoted in an error (a path with a
+    line break, a terminal escape) is escaped as ``\\n``, so it can neither forge a line in a log nor break one."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def abort_with(context: grpc.aio.ServicerContext, exc: NoizyLabError) -> NoReturn:
+    """End the call with ``exc``, in one line; the caller's client turns it back into the same exception class."""
+    if isinstance(exc, PairingError | PermissionRefusedError):
+        code = grpc.StatusCode.PERMISSION_DENIED
+    elif isinstance(exc, InvalidRequestError):
+        code = grpc.StatusCode.INVALID_ARGUMENT
+    else:
+        code = grpc.StatusCode.FAILED_PRECONDITION
+    await context.abort(code, one_line(f"{type(exc).__name__}: {exc.message}"))
+    raise AssertionError("unreachable: context.abort raises")

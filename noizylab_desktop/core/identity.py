@@ -1,0 +1,167 @@
+"""A node's identity: an ECDSA P-256 TLS certificate (gRPC refuses Ed25519 for TLS) and an Ed25519 SSH key.
+
+Created on first start. The certificate is public and kept in the state folder; both private keys live only in the
+keychain (through ``Vault``). The node ID is the certificate's SHA-256, so it survives restarts unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+from noizylab_desktop.core.config import Paths, atomic_write
+from noizylab_desktop.core.errors import IdentityError
+from noizylab_desktop.core.nodeid import fingerprint, format_id
+from noizylab_desktop.core.secrets import Vault
+
+logger = logging.getLogger(__name__)
+
+TLS_NAME = "noizylab"  # every certificate names this host; peers are told apart by fingerprint, not by name
+TLS_KEY = "tls-key"
+SSH_KEY = "ssh-key"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Everything this node proves itself with."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    ssh_private_pem: bytes
+    ssh_public: str
+
+    # Cached: heartbeats and every metrics sample ask for these, and parsing the certificate each time showed up in
+    # an idle node's profile. The fields are frozen, so the answers cannot change.
+    @cached_property
+    def cert_der(self) -> bytes:
+        return x509.load_pem_x509_certificate(self.cert_pem).public_bytes(serialization.Encoding.DER)
+
+    @cached_property
+    def fingerprint(self) -> bytes:
+        return fingerprint(self.cert_der)
+
+    @cached_property
+    def node_id(self) -> str:
+        return format_id(self.fingerprint)
+
+    def sign(self, data: bytes) -> bytes:
+        """An ECDSA signature over ``data`` with the TLS key."""
+        key = serialization.load_pem_private_key(self.key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def make_certificate(name: str) -> tuple[bytes, bytes]:
+    """A fresh P-256 key and a self-signed certificate for it, both PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME), x509.NameAttribute(NameOID.ORGANIZATION_NAME, name[:64])]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365 * 20))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_NAME)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def make_ssh_key() -> tuple[bytes, str]:
+    """A fresh Ed25519 key: private in OpenSSH PEM, public as an ``ssh-ed25519 ...`` line."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode() + " noizylab"
+
+
+def _ssh_public_of(private_pem: bytes) -> str:
+    key = serialization.load_ssh_private_key(private_pem, password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode() + " noizylab"
+
+
+def load_or_create(paths: Paths, vault: Vault, name: str) -> Identity:
+    """This node's identity, created on first use; blocking (keychain), so call it from a thread."""
+    cert_file = paths.cert_file
+    key_pem = vault.get(TLS_KEY)
+    ssh_pem = vault.get(SSH_KEY)
+    if cert_file.exists():
+        if key_pem is None:
+            raise IdentityError(
+                f"the keychain has no private key for {cert_file}: the keychain was reset; "
+                "delete that file to give this node a new ID (peers must pair again)"
+            )
+        cert_pem = cert_file.read_bytes()
+        _check_pair(cert_pem, key_pem, cert_file)
+    else:
+        cert_pem, key_pem = make_certificate(name)
+        vault.set(TLS_KEY, key_pem)
+        atomic_write(cert_file, cert_pem, mode=0o644)
+        logger.info("created node identity %s", format_id(fingerprint(_der(cert_pem))))
+    if ssh_pem is None:
+        ssh_pem, _ = make_ssh_key()
+        vault.set(SSH_KEY, ssh_pem)
+    return Identity(cert_pem=cert_pem, key_pem=key_pem, ssh_private_pem=ssh_pem, ssh_public=_ssh_public_of(ssh_pem))
+
+
+def _der(cert_pem: bytes) -> bytes:
+    return x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+
+
+def _check_pair(cert_pem: bytes, key_pem: bytes, where: object) -> None:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except ValueError as exc:
+        raise IdentityError(f"{where} or its key in the keychain is damaged: delete the file for a new ID") from exc
+    if cert.public_key() != key.public_key():
+        raise IdentityError(f"{where} does not belong to the key in the keychain: delete the file for a new ID")
+
+
+def verify_signature(cert_der: bytes, data: bytes, signature: bytes) -> bool:
+    """True when ``signature`` over ``data`` was made with the key of ``cert_der``."""
+    try:
+        public = x509.load_der_x509_certificate(cert_der).public_key()
+    except ValueError:
+        return False
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def hmac_sha256(key: bytes, *parts: bytes) -> bytes:
+    """HMAC-SHA256 over length-prefixed ``parts`` (so no two part lists collide)."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        mac.update(len(part).to_bytes(4, "big") + part)
+    return mac.digest()

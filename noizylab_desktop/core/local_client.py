@@ -1,0 +1,128 @@
+"""The command line's way into its own running node: gRPC over mTLS with the node's own certificate.
+
+The key comes from the keychain, so only this user can control the node; no extra token or socket is needed, and
+it works the same on every OS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop.core import errors
+from noizylab_desktop.core import identity as identity_mod
+from noizylab_desktop.core.config import Paths, Settings
+from noizylab_desktop.core.errors import IdentityError, NoizyLabError, NotRunningError, PairingError, TransportError
+from noizylab_desktop.core.secrets import KeyringStore, Vault
+from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S, secure_channel
+from noizylab_desktop.node.launcher import read_runtime_file
+
+INVITE_WAIT_S = 600.0
+
+
+def _error_from(exc: grpc.aio.AioRpcError, where: str) -> NoizyLabError:
+    details = exc.details() or ""
+    kind, sep, message = details.partition(": ")
+    cls = getattr(errors, kind, None) if sep else None
+    if isinstance(cls, type) and issubclass(cls, NoizyLabError):
+        return cls(message)
+    if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        return PairingError(details)
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return NotRunningError(f"the node for {where} does not answer: start it with `noizylab start`")
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return TransportError(f"the node for {where} did not answer in time: see `noizylab logs`")
+    return TransportError(f"the node for {where} failed: {details}")
+
+
+class LocalClient:
+    """``async with LocalClient(paths, settings) as node: await node.status()``."""
+
+    def __init__(self, paths: Paths, settings: Settings) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.where = str(paths.home or paths.config_dir)
+        self._channel: grpc.aio.Channel | None = None
+
+    def _load_identity(self) -> identity_mod.Identity:
+        if not self.paths.cert_file.exists():
+            raise NotRunningError(f"no node has run for {self.where} yet: start one with `noizylab start`")
+        vault = Vault(KeyringStore(self.settings.keychain_id), self.paths.vault_dir)
+        key = vault.get(identity_mod.TLS_KEY)
+        if key is None:
+            raise IdentityError(f"the keychain holds no key for the node in {self.where}")
+        return identity_mod.Identity(self.paths.cert_file.read_bytes(), key, b"", "")
+
+    async def __aenter__(self) -> LocalClient:
+        runtime = read_runtime_file(self.paths.runtime_file)
+        if runtime is None:
+            raise NotRunningError(f"no node is running for {self.where}: start one with `noizylab start`")
+        identity = await asyncio.to_thread(self._load_identity)
+        self._channel = secure_channel(identity, identity.cert_pem, f"127.0.0.1:{runtime['grpc_port']}")
+        self.control = pb_grpc.ControlStub(self._channel)
+        self.node = pb_grpc.NodeStub(self._channel)
+        return self
+
+    async def __aexit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | None) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The mTLS channel to the node, for features' own stubs (use ``call`` to get one-line errors)."""
+        assert self._channel is not None, "use LocalClient as `async with`"
+        return self._channel
+
+    async def call(self, method: object, request: object, timeout: float = DEFAULT_DEADLINE_S) -> object:
+        """``await method(request)`` with gRPC errors turned into our one-line errors."""
+        return await self._call(method, request, timeout)
+
+    async def _call(self, method: object, request: object, timeout: float = DEFAULT_DEADLINE_S) -> object:
+        try:
+            return await method(request, timeout=timeout)  # type: ignore[operator]
+        except grpc.aio.AioRpcError as exc:
+            raise _error_from(exc, self.where) from exc
+
+    async def status(self) -> pb.StatusReply:
+        reply = await self._call(self.control.Status, pb.Empty())
+        assert isinstance(reply, pb.StatusReply)
+        return reply
+
+    async def create_invite(self, addresses: list[str]) -> pb.InviteReply:
+        reply = await self._call(self.control.CreateInvite, pb.InviteRequest(addresses=addresses))
+        assert isinstance(reply, pb.InviteReply)
+        return reply
+
+    async def wait_pairing(self, code: str, timeout_s: float = INVITE_WAIT_S) -> pb.PairingResult:
+        request = pb.WaitPairingRequest(code=code, timeout_s=timeout_s)
+        reply = await self._call(self.control.WaitPairing, request, timeout=timeout_s + 5)
+        assert isinstance(reply, pb.PairingResult)
+        return reply
+
+    async def join(self, code: str) -> pb.PairingResult:
+        reply = await self._call(self.control.JoinInvite, pb.JoinCode(code=code), timeout=30.0)
+        assert isinstance(reply, pb.PairingResult)
+        return reply
+
+    async def unpair(self, peer: str) -> pb.UnpairReply:
+        reply = await self._call(self.control.Unpair, pb.PeerRef(peer=peer))
+        assert isinstance(reply, pb.UnpairReply)
+        return reply
+
+    async def set_permission(self, peer: str, scope: str, allowed: bool) -> pb.PeerPermissions:
+        request = pb.PermissionRequest(peer=peer, scope=scope, allowed=allowed)
+        reply = await self._call(self.control.SetPermission, request)
+        assert isinstance(reply, pb.PeerPermissions)
+        return reply
+
+    async def permissions(self) -> pb.PermissionList:
+        reply = await self._call(self.control.ListPermissions, pb.Empty())
+        assert isinstance(reply, pb.PermissionList)
+        return reply
+
+    async def shutdown(self) -> None:
+        await self._call(self.control.Shutdown, pb.Empty())

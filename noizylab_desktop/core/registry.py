@@ -1,0 +1,183 @@
+"""The peer registry: who is paired, who is up, how fast they answer, what they can do.
+
+Every ``heartbeat_s`` (1 s) the node calls each peer's ``Heartbeat`` with a deadline; after ``heartbeat_misses`` (3)
+missed beats in a row the peer is down. A beat received from a peer counts as seen too, and tells us its current
+address. Going up or down publishes ``PeerOnline``/``PeerOffline``.
+
+A peer whose own beat reached us within the last interval and a half is known to be up: our beat to it is skipped
+(at most ``MAX_SKIPS`` in a row, so its round-trip time stays current), which nearly halves an idle pair's calls. When
+its beats stop, ours resume within half an interval, so a peer that goes away is still noticed after 3 missed beats,
+at most half a second later than if we had never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop.core.events import EventBus, PeerOffline, PeerOnline
+from noizylab_desktop.core.identity import Identity
+from noizylab_desktop.core.transport import host_port, secure_channel
+from noizylab_desktop.core.trust import TrustedPeer, TrustStore
+
+logger = logging.getLogger(__name__)
+
+MAX_SKIPS = 4
+
+
+@dataclass
+class PeerState:
+    """What the registry knows of one peer right now."""
+
+    peer: TrustedPeer
+    online: bool = False
+    misses: int = 0
+    last_seen: float = 0.0
+    rtt_ms: float = 0.0
+    capabilities: pb.Capabilities | None = None
+    address_index: int = 0
+    channel: grpc.aio.Channel | None = None
+    channel_address: str = ""
+    heard_at: float = float("-inf")  # monotonic time of the peer's last beat to us
+    skipped: int = 0
+
+    @property
+    def address(self) -> str:
+        addresses = self.peer.addresses
+        return addresses[self.address_index % len(addresses)] if addresses else ""
+
+
+class Registry:
+    """Heartbeats to every paired peer, and their health for status, menus and routing."""
+
+    name = "registry"
+
+    def __init__(
+        self,
+        identity: Identity,
+        trust: TrustStore,
+        bus: EventBus,
+        grpc_port: Callable[[], int],
+        interval_s: float = 1.0,
+        misses: int = 3,
+    ) -> None:
+        self.identity = identity
+        self.trust = trust
+        self.bus = bus
+        self.grpc_port = grpc_port
+        self.interval_s = interval_s
+        self.misses = misses
+        self.states: dict[bytes, PeerState] = {}
+
+    def peers(self) -> list[PeerState]:
+        """The paired peers' states, in pairing order."""
+        self._sync()
+        return [self.states[p.fingerprint] for p in self.trust.peers()]
+
+    def _sync(self) -> None:
+        current = {p.fingerprint: p for p in self.trust.peers()}
+        for fp in list(self.states):
+            if fp not in current:
+                state = self.states.pop(fp)
+                if state.channel is not None:
+                    asyncio.ensure_future(state.channel.close())
+        for fp, peer in current.items():
+            if fp in self.states:
+                self.states[fp].peer = peer
+            else:
+                self.states[fp] = PeerState(peer=peer)
+
+    def heard_from(self, fp: bytes, host: str | None, port: int) -> None:
+        """A peer's heartbeat reached us: it is up, and now listens at ``host:port``."""
+        self._sync()
+        state = self.states.get(fp)
+        if state is None:
+            return
+        if host and port:
+            address = host_port(host, port)
+            if address not in state.peer.addresses:
+                self.trust.set_addresses(fp, [address, *state.peer.addresses][:4])
+                state.peer = self.trust.get(fp) or state.peer
+                state.address_index = 0
+        state.heard_at = time.monotonic()
+        self._mark_seen(state)
+
+    def _mark_seen(self, state: PeerState) -> None:
+        state.misses = 0
+        state.last_seen = time.time()
+        if not state.online:
+            state.online = True
+            logger.info("peer %s is up at %s", state.peer.name, state.address)
+            self.bus.publish(PeerOnline(peer_id=state.peer.node_id, name=state.peer.name))
+
+    def _mark_missed(self, state: PeerState, why: str) -> None:
+        state.misses += 1
+        if len(state.peer.addresses) > 1:
+            state.address_index += 1
+        if state.online and state.misses >= self.misses:
+            state.online = False
+            logger.warning("peer %s is down after %d missed heartbeats (%s)", state.peer.name, state.misses, why)
+            self.bus.publish(PeerOffline(peer_id=state.peer.node_id, name=state.peer.name))
+
+    def channel(self, state: PeerState) -> grpc.aio.Channel:
+        """A pinned mTLS channel to the peer's current address (reused while the address holds)."""
+        if state.channel is None or state.channel_address != state.address:
+            if state.channel is not None:
+                asyncio.ensure_future(state.channel.close())
+            state.channel = secure_channel(self.identity, state.peer.cert_pem, state.address)
+            state.channel_address = state.address
+        return state.channel
+
+    def _due(self, state: PeerState) -> bool:
+        """Whether to beat this peer now (see the module's docstring for when a beat is skipped)."""
+        heard_lately = time.monotonic() - state.heard_at < 1.5 * self.interval_s
+        if heard_lately and state.online and state.capabilities is not None and state.skipped < MAX_SKIPS:
+            state.skipped += 1
+            return False
+        state.skipped = 0
+        return True
+
+    async def beat(self, state: PeerState) -> None:
+        """One heartbeat to one peer."""
+        if not state.address:
+            return
+        stub = pb_grpc.NodeStub(self.channel(state))
+        began = time.perf_counter()
+        try:
+            await stub.Heartbeat(
+                pb.HeartbeatRequest(sender_id=self.identity.node_id, grpc_port=self.grpc_port(), sent_at=time.time()),
+                timeout=self.interval_s,
+            )
+        except grpc.aio.AioRpcError as exc:
+            self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
+            return
+        state.rtt_ms = (time.perf_counter() - began) * 1000
+        was_online = state.online
+        self._mark_seen(state)
+        if not was_online or state.capabilities is None:
+            try:
+                info = await stub.GetInfo(pb.Empty(), timeout=self.interval_s * 2)
+                state.capabilities = info.capabilities
+            except grpc.aio.AioRpcError as exc:
+                logger.debug("could not read %s's capabilities: %s", state.peer.name, exc.details())
+
+    async def run(self) -> None:
+        """Beat every peer each interval, all at once, until cancelled."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                began = loop.time()
+                await asyncio.gather(*(self.beat(s) for s in self.peers() if self._due(s)))
+                await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - began)))
+        finally:
+            for state in self.states.values():
+                if state.channel is not None:
+                    await state.channel.close()
+                    state.channel = None

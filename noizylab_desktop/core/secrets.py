@@ -1,0 +1,133 @@
+"""Secrets in the OS keychain through ``keyring``; never a plaintext fallback.
+
+``SecretStore`` is the interface; ``KeyringStore`` is the real one (Secret Service on Linux, Keychain on macOS,
+Credential Manager on Windows). ``Vault`` puts small secrets straight into the store and large ones (Windows holds at
+most 2,560 bytes a secret) on disk, encrypted with AES-GCM under a wrapping key that lives in the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import keyring
+import keyring.backend
+import keyring.errors
+
+from noizylab_desktop.core.config import atomic_write
+from noizylab_desktop.core.errors import KeychainError
+
+logger = logging.getLogger(__name__)
+
+# Windows' credential store caps a secret at 2,560 bytes; base64 grows data by 4/3, so stay well under.
+DIRECT_LIMIT = 1800
+_REFUSED_BACKENDS = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
+NO_KEYCHAIN = (
+    "no OS keychain is available ({why}): start one (on Linux a Secret Service such as gnome-keyring) "
+    "or use `make run`, which starts a private one"
+)
+
+
+class SecretStore(Protocol):
+    """Named secrets kept outside the file system."""
+
+    def get(self, name: str) -> bytes | None: ...
+
+    def set(self, name: str, value: bytes) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+def _usable(backend: keyring.backend.KeyringBackend) -> bool:
+    if backend.__class__.__module__.startswith(_REFUSED_BACKENDS):
+        return False
+    chained = getattr(backend, "backends", None)
+    if chained is not None:
+        return any(_usable(b) for b in chained)
+    return True
+
+
+class KeyringStore:
+    """The OS keychain, one service name per node home."""
+
+    def __init__(self, keychain_id: str) -> None:
+        self.service = f"noizylab-desktop:{keychain_id}"
+        backend = keyring.get_keyring()
+        if not _usable(backend):
+            raise KeychainError(NO_KEYCHAIN.format(why=f"keyring found only {backend.__class__.__name__}"))
+        self._backend = backend
+
+    def get(self, name: str) -> bytes | None:
+        """The secret called ``name``, or None."""
+        try:
+            text = self._backend.get_password(self.service, name)
+        except Exception as exc:  # backends raise their own types (dbus, secretstorage, win32)
+            raise KeychainError(NO_KEYCHAIN.format(why=f"reading {name!r} failed: {exc}")) from exc
+        return None if text is None else base64.b64decode(text)
+
+    def set(self, name: str, value: bytes) -> None:
+        """Store ``value`` as ``name``."""
+        try:
+            self._backend.set_password(self.service, name, base64.b64encode(value).decode())
+        except Exception as exc:
+            raise KeychainError(NO_KEYCHAIN.format(why=f"writing {name!r} failed: {exc}")) from exc
+
+    def delete(self, name: str) -> None:
+        """Forget ``name``; absent is fine."""
+        try:
+            self._backend.delete_password(self.service, name)
+        except keyring.errors.PasswordDeleteError:
+            return
+        except Exception as exc:
+            raise KeychainError(NO_KEYCHAIN.format(why=f"deleting {name!r} failed: {exc}")) from exc
+
+
+class Vault:
+    """Secrets of any size: small ones in the store, large ones encrypted on disk under a stored wrapping key."""
+
+    def __init__(self, store: SecretStore, folder: Path) -> None:
+        self.store = store
+        self.folder = folder
+
+    def _blob(self, name: str) -> Path:
+        return self.folder / f"{name}.sealed"
+
+    def get(self, name: str) -> bytes | None:
+        """The secret, unwrapped if it was large."""
+        blob = self._blob(name)
+        if blob.exists():
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            key = self.store.get(f"{name}.wrap")
+            if key is None:
+                raise KeychainError(f"the keychain lost the key that opens {blob}: delete it to start afresh")
+            data = blob.read_bytes()
+            try:
+                return AESGCM(key).decrypt(data[:12], data[12:], name.encode())
+            except InvalidTag as exc:
+                raise KeychainError(f"{blob} does not match its key in the keychain: delete it") from exc
+        return self.store.get(name)
+
+    def set(self, name: str, value: bytes) -> None:
+        """Keep ``value``; wrapped on disk when it is too large for every platform's keychain."""
+        if len(value) <= DIRECT_LIMIT:
+            self.store.set(name, value)
+            self._blob(name).unlink(missing_ok=True)
+            return
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(12)
+        self.store.set(f"{name}.wrap", key)
+        atomic_write(self._blob(name), nonce + AESGCM(key).encrypt(nonce, value, name.encode()))
+        self.store.delete(name)
+
+    def delete(self, name: str) -> None:
+        """Forget ``name`` wherever it was kept."""
+        self.store.delete(name)
+        self.store.delete(f"{name}.wrap")
+        self._blob(name).unlink(missing_ok=True)

@@ -1,0 +1,163 @@
+"""The trust store: the peers this node paired with, pinned by certificate fingerprint (SQLite).
+
+The set of trusted fingerprints is also kept in memory as an immutable snapshot with a version number, because the
+TLS layer asks for it on every handshake, from gRPC's own threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from noizylab_desktop.core.errors import PeerError
+from noizylab_desktop.core.nodeid import fingerprint, format_id
+
+MAX_NAME = 64
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS peers (
+    fingerprint BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    cert_der BLOB NOT NULL,
+    ssh_key TEXT NOT NULL,
+    addresses TEXT NOT NULL,
+    paired_at REAL NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class TrustedPeer:
+    """A paired peer as stored."""
+
+    fingerprint: bytes
+    name: str
+    cert_der: bytes
+    ssh_key: str
+    addresses: tuple[str, ...]
+    paired_at: float
+
+    @property
+    def node_id(self) -> str:
+        return format_id(self.fingerprint)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return x509.load_der_x509_certificate(self.cert_der).public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class TrustSnapshot:
+    """What the TLS layer needs, swapped atomically on every change."""
+
+    version: int
+    fingerprints: frozenset[bytes]
+    roots_pem: bytes
+
+
+class TrustStore:
+    """Paired peers; thread-safe, since TLS handshakes consult it from gRPC's threads."""
+
+    def __init__(self, path: Path, own_cert_pem: bytes) -> None:
+        self._path = path
+        self._own_pem = own_cert_pem
+        self._own_fp = fingerprint(
+            x509.load_pem_x509_certificate(own_cert_pem).public_bytes(serialization.Encoding.DER)
+        )
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        self._peers: dict[bytes, TrustedPeer] = {}
+        self.snapshot = TrustSnapshot(0, frozenset(), b"")
+        self._reload(0)
+
+    def _reload(self, version: int) -> None:
+        rows = self._db.execute(
+            "SELECT fingerprint, name, cert_der, ssh_key, addresses, paired_at FROM peers ORDER BY paired_at"
+        ).fetchall()
+        peers = {
+            bytes(r[0]): TrustedPeer(bytes(r[0]), r[1], bytes(r[2]), r[3], tuple(json.loads(r[4])), r[5]) for r in rows
+        }
+        self._peers = peers
+        roots = self._own_pem + b"".join(p.cert_pem for p in peers.values())
+        self.snapshot = TrustSnapshot(version, frozenset(peers) | {self._own_fp}, roots)
+
+    def is_trusted(self, fp: bytes) -> bool:
+        """True for this node itself and every paired peer."""
+        return fp in self.snapshot.fingerprints
+
+    def peers(self) -> list[TrustedPeer]:
+        """Every paired peer, oldest first."""
+        return list(self._peers.values())
+
+    def get(self, fp: bytes) -> TrustedPeer | None:
+        """The peer with this fingerprint, if paired."""
+        return self._peers.get(fp)
+
+    def add(self, cert_der: bytes, name: str, ssh_key: str, addresses: list[str], reserved: str = "") -> TrustedPeer:
+        """Trust a peer (or refresh it when paired again), under a name no other peer and not ``reserved`` holds."""
+        fp = fingerprint(cert_der)
+        with self._lock:
+            unique = self._free_name(name, fp, reserved)
+            self._db.execute(
+                "INSERT OR REPLACE INTO peers VALUES (?, ?, ?, ?, ?, ?)",
+                (fp, unique, cert_der, ssh_key, json.dumps(addresses), time.time()),
+            )
+            self._reload(self.snapshot.version + 1)
+        return self._peers[fp]
+
+    def _free_name(self, wanted: str, fp: bytes, reserved: str) -> str:
+        """``wanted`` (trimmed), or ``wanted-2``, ``-3``... when another peer or this node (``reserved``) has it."""
+        base = " ".join(wanted.split())[:MAX_NAME] or "peer"
+        taken = {p.name.casefold() for p in self._peers.values() if p.fingerprint != fp}
+        if reserved:
+            taken.add(reserved.casefold())
+        name, n = base, 1
+        while name.casefold() in taken:
+            n += 1
+            name = f"{base[: MAX_NAME - len(str(n)) - 1]}-{n}"
+        return name
+
+    def set_addresses(self, fp: bytes, addresses: list[str]) -> None:
+        """Remember where a peer is now reachable."""
+        with self._lock:
+            if fp not in self._peers or list(self._peers[fp].addresses) == addresses:
+                return
+            self._db.execute("UPDATE peers SET addresses = ? WHERE fingerprint = ?", (json.dumps(addresses), fp))
+            self._reload(self.snapshot.version)
+
+    def remove(self, fp: bytes) -> TrustedPeer | None:
+        """Stop trusting a peer; the next handshake from it fails."""
+        with self._lock:
+            peer = self._peers.get(fp)
+            self._db.execute("DELETE FROM peers WHERE fingerprint = ?", (fp,))
+            self._reload(self.snapshot.version + 1)
+        return peer
+
+    def find(self, ref: str) -> TrustedPeer:
+        """The peer ``ref`` names: an exact ID or exact name first, else the one peer whose ID starts with it."""
+        needle = ref.strip()
+        if not needle:
+            raise PeerError("name a peer by its ID, the start of its ID, or its name")
+        flat = needle.upper().replace("-", "")
+        peers = self._peers.values()
+        # A peer chooses its own name, so a name must not be able to shadow another peer: exact matches win.
+        exact = [p for p in peers if p.node_id.replace("-", "") == flat] or [p for p in peers if p.name == needle]
+        matches = exact or [p for p in peers if p.node_id.replace("-", "").startswith(flat)]
+        if not matches:
+            raise PeerError(f"no paired peer matches {ref!r}: see `noizylab peers`")
+        if len(matches) > 1:
+            raise PeerError(f"{ref!r} matches {len(matches)} peers: give more of the ID")
+        return matches[0]
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

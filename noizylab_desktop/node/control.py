@@ -1,0 +1,102 @@
+"""The ``Control`` gRPC service: what this node's own command line and tray ask of it.
+
+Only a caller holding this node's own certificate (whose key is in the keychain) gets in; peers get
+``PERMISSION_DENIED``. Errors a person can act on travel as ``FAILED_PRECONDITION`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import grpc
+
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.feature import abort_with, require_self
+from noizylab_desktop.core.permissions import check_scope
+from noizylab_desktop.core.trust import TrustedPeer
+
+if TYPE_CHECKING:
+    from noizylab_desktop.node.node import Node
+
+
+class ControlApi(pb_grpc.ControlServicer):
+    """Local administration of the node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def _only_self(self, context: grpc.aio.ServicerContext) -> None:
+        await require_self(self.node, context)
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: NoizyLabError) -> None:
+        await abort_with(context, exc)
+
+    async def Status(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StatusReply:  # noqa: N802
+        await self._only_self(context)
+        return self.node.status(pid=os.getpid())
+
+    async def CreateInvite(  # noqa: N802
+        self, request: pb.InviteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InviteReply:
+        await self._only_self(context)
+        try:
+            code, expires_at = await self.node.create_invite(list(request.addresses))
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.InviteReply(code=code, expires_at=expires_at)
+
+    async def WaitPairing(  # noqa: N802
+        self, request: pb.WaitPairingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PairingResult:
+        await self._only_self(context)
+        try:
+            paired = await self.node.pairing.wait(request.code, request.timeout_s or 600.0)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.PairingResult(peer_id=paired.peer_id, peer_name=paired.peer_name, verification=paired.verification)
+
+    async def JoinInvite(self, request: pb.JoinCode, context: grpc.aio.ServicerContext) -> pb.PairingResult:  # noqa: N802
+        await self._only_self(context)
+        try:
+            paired = await self.node.join(request.code)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.PairingResult(peer_id=paired.peer_id, peer_name=paired.peer_name, verification=paired.verification)
+
+    async def Unpair(self, request: pb.PeerRef, context: grpc.aio.ServicerContext) -> pb.UnpairReply:  # noqa: N802
+        await self._only_self(context)
+        try:
+            peer = await self.node.unpair(request.peer)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.UnpairReply(peer_id=peer.node_id, peer_name=peer.name)
+
+    async def SetPermission(  # noqa: N802
+        self, request: pb.PermissionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PeerPermissions:
+        await self._only_self(context)
+        try:
+            check_scope(request.scope)
+            peer = self.node.trust.find(request.peer)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        self.node.permissions.set(peer.fingerprint, request.scope, request.allowed, peer.node_id)
+        return self._permissions(peer)
+
+    async def ListPermissions(  # noqa: N802
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.PermissionList:
+        await self._only_self(context)
+        return pb.PermissionList(peers=[self._permissions(p) for p in self.node.trust.peers()])
+
+    def _permissions(self, peer: TrustedPeer) -> pb.PeerPermissions:
+        allowed = self.node.permissions.for_peer(peer.fingerprint)
+        return pb.PeerPermissions(peer_id=peer.node_id, peer_name=peer.name, allowed=allowed)
+
+    async def Shutdown(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Empty:  # noqa: N802
+        await self._only_self(context)
+        self.node.request_stop()
+        return pb.Empty()

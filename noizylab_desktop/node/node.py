@@ -1,0 +1,260 @@
+"""The composition root: builds every service from the config and runs them under one supervisor.
+
+Plain asyncio, no Qt: the tray hosts the same ``Node`` on the qasync loop, ``noizylab node`` on a standard loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import grpc
+import psutil
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from noizylab_desktop import __version__
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop.core import identity as identity_mod
+from noizylab_desktop.core.capabilities import capabilities
+from noizylab_desktop.core.config import Paths, Settings, atomic_write
+from noizylab_desktop.core.edge import Edge
+from noizylab_desktop.core.errors import ConfigError
+from noizylab_desktop.core.events import Event, EventBus, PeerPaired, PeerUnpaired, PermissionChanged
+from noizylab_desktop.core.feature import Feature, Figure
+from noizylab_desktop.core.nodeid import parse_id
+from noizylab_desktop.core.pairing import Paired, PairingServer, join
+from noizylab_desktop.core.permissions import Permissions
+from noizylab_desktop.core.registry import Registry
+from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
+from noizylab_desktop.core.sessions import Sessions
+from noizylab_desktop.core.supervisor import Supervisor
+from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, server_credentials
+from noizylab_desktop.core.trust import TrustedPeer, TrustStore
+from noizylab_desktop.node.control import ControlApi
+from noizylab_desktop.node.features import feature_factories
+from noizylab_desktop.node.node_api import NodeApi
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control")
+
+
+def local_hosts() -> list[str]:
+    """This machine's non-loopback IPv4 addresses (up to three), else loopback."""
+    found = []
+    for name, addresses in psutil.net_if_addrs().items():
+        stats = psutil.net_if_stats().get(name)
+        if stats is not None and not stats.isup:
+            continue
+        found += [a.address for a in addresses if a.family.name == "AF_INET" and not a.address.startswith("127.")]
+    return found[:3] or ["127.0.0.1"]
+
+
+class Node:
+    """One grid node: identity, trust, gRPC server, pairing, registry, under a supervisor."""
+
+    def __init__(self, paths: Paths, settings: Settings, store: Callable[[str], SecretStore] = KeyringStore) -> None:
+        self.paths = paths
+        self.settings = settings
+        self._store_factory = store
+        self.bus = EventBus()
+        # Every peer's open streams and SSH connections, ended on unpair and deny (features add theirs).
+        self.sessions = Sessions()
+        self._unlisten: Callable[[], None] = lambda: None
+        self.supervisor = Supervisor(self.bus)
+        self.grpc_port = 0
+        self.started_at = 0.0
+        self._stop = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._capabilities: pb.Capabilities | None = None
+        self.features: dict[str, Feature] = {}
+        # Ports that features bound (``sftp``, ``http``), reported by ``status``.
+        self.bound_ports: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Load (or create) the identity, bind the gRPC port, start every service."""
+        self.paths.ensure()
+        vault = Vault(await asyncio.to_thread(self._store_factory, self.settings.keychain_id), self.paths.vault_dir)
+        self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
+        self.trust = TrustStore(self.paths.trust_db, self.identity.cert_pem)
+        self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
+        self.guard = Guard(self.trust, self.sessions)
+        self.permissions = Permissions(self.paths.state_dir / "permissions.sqlite", self.bus)
+        # Synchronous: by the time ``permissions.set`` returns, what relied on the scope has been ended.
+        self._unlisten = self.bus.listen(self._on_event)
+        self.registry = Registry(
+            self.identity,
+            self.trust,
+            self.bus,
+            lambda: self.grpc_port,
+            self.settings.heartbeat_s,
+            self.settings.heartbeat_misses,
+        )
+        self.pairing = PairingServer(
+            self.identity,
+            self.trust,
+            self.bus,
+            self.settings.name,
+            lambda: self.grpc_port,
+            self.settings.grpc_host,
+            self.settings.ports.pairing,
+            self.settings.invite_ttl_s,
+        )
+        self.features = {}
+        for factory in feature_factories():
+            feature = factory(self)
+            self.features[feature.name] = feature
+        # The Edge checks every request right after the Guard, before any feature's own interceptors.
+        interceptors = [self.guard, Edge(), *(i for f in self.features.values() for i in f.interceptors())]
+        server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+        for feature in self.features.values():
+            feature.add_to_server(server)
+        pb_grpc.add_NodeServicer_to_server(NodeApi(self), server)
+        pb_grpc.add_ControlServicer_to_server(ControlApi(self), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        address = f"{self.settings.grpc_host}:{self.settings.ports.grpc}"
+        try:
+            self.grpc_port = server.add_secure_port(address, server_credentials(self.identity, self.trust))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"cannot listen on {address}: the port is in use or not allowed; choose another with --port"
+            ) from exc
+        await server.start()
+        self._server = server
+        self.started_at = time.time()
+        self.supervisor.start(self.registry)
+        self.supervisor.start(self.pairing)
+        for feature in self.features.values():
+            await feature.start()
+        feature_services = [n for f in self.features.values() for n in f.service_names()]
+        for name in ("", *SERVICE_NAMES, *feature_services):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._write_runtime()
+        logger.info("node %s (%s) listening on gRPC port %d", self.settings.name, self.identity.node_id, self.grpc_port)
+
+    def request_stop(self) -> None:
+        """Ask ``run_until_stopped`` to return (from a signal handler or the Control service)."""
+        self._stop.set()
+
+    async def run_until_stopped(self) -> None:
+        """Wait until someone asks the node to stop, then stop it."""
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop every feature, service and the server; idempotent."""
+        self._unlisten()
+        for feature in reversed(list(self.features.values())):
+            try:
+                await feature.stop()
+            except Exception:
+                logger.exception("feature %s did not stop cleanly", feature.name)
+        await self.supervisor.stop()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(grace=0.5)
+            self.paths.runtime_file.unlink(missing_ok=True)
+            self.trust.close()
+            self.permissions.close()
+            logger.info("node stopped")
+
+    def _write_runtime(self) -> None:
+        runtime = {"pid": os.getpid(), "grpc_port": self.grpc_port, "started_at": self.started_at, **self.bound_ports}
+        atomic_write(self.paths.runtime_file, json.dumps(runtime).encode(), mode=0o644)
+
+    # ------------------------------------------------------------------ queries
+
+    def uptime_s(self) -> float:
+        return time.time() - self.started_at if self.started_at else 0.0
+
+    def load(self) -> float:
+        """1-minute load average per CPU."""
+        return os.getloadavg()[0] / (os.cpu_count() or 1) if hasattr(os, "getloadavg") else 0.0
+
+    def info(self) -> pb.NodeInfo:
+        """This node as peers and the command line see it."""
+        return pb.NodeInfo(
+            id=self.identity.node_id,
+            name=self.settings.name,
+            version=__version__,
+            capabilities=self._capabilities,
+            ports=pb.Ports(
+                grpc=self.grpc_port, sftp=self.bound_ports.get("sftp", 0), http=self.bound_ports.get("http", 0)
+            ),
+            started_at=self.started_at,
+        )
+
+    def status(self, pid: int) -> pb.StatusReply:
+        """Info, peers with their health, and call counts."""
+        peers = [
+            pb.Peer(
+                id=s.peer.node_id,
+                name=s.peer.name,
+                online=s.online,
+                address=s.address,
+                last_seen=s.last_seen,
+                rtt_ms=s.rtt_ms,
+                capabilities=s.capabilities,
+                paired_at=s.peer.paired_at,
+            )
+            for s in self.registry.peers()
+        ]
+        return pb.StatusReply(
+            info=self.info(),
+            peers=peers,
+            pid=pid,
+            pairing_port=self.pairing.bound_port,
+            handled_calls=dict(self.guard.handled),
+            refused_calls=dict(self.guard.refused),
+        )
+
+    def figures(self) -> list[Figure]:
+        """Every feature's figures as they are now."""
+        return [figure for feature in self.features.values() for figure in feature.figures()]
+
+    # ------------------------------------------------------------------ actions
+
+    def advertised_hosts(self) -> list[str]:
+        """Hosts put into invite codes: the configured ones, else this machine's addresses."""
+        if self.settings.advertise:
+            return list(self.settings.advertise)
+        if self.settings.grpc_host not in ("0.0.0.0", "::", ""):
+            return [self.settings.grpc_host]
+        return local_hosts()
+
+    async def create_invite(self, hosts: list[str]) -> tuple[str, float]:
+        """A new invite code and when it expires."""
+        return await self.pairing.create_invite(hosts or self.advertised_hosts())
+
+    async def join(self, code: str) -> Paired:
+        """Pair with the node that made ``code``."""
+        own = [f"{h}:{self.grpc_port}" for h in self.advertised_hosts()]
+        paired = await join(code, self.identity, self.trust, self.settings.name, own)
+        self.bus.publish(PeerPaired(peer_id=paired.peer_id, name=paired.peer_name, verification=paired.verification))
+        return paired
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, PermissionChanged) and not event.allowed:
+            closed = self.sessions.end(parse_id(event.peer_id), event.scope)
+            logger.info("denied %s to %s; closed %d open streams and connections", event.scope, event.peer_id, closed)
+
+    async def unpair(self, ref: str) -> TrustedPeer:
+        """Forget a peer: its next handshake fails, and its open streams and SSH connections close now."""
+        peer = self.trust.find(ref)
+        self.trust.remove(peer.fingerprint)
+        self.permissions.forget(peer.fingerprint)
+        closed = self.sessions.end(peer.fingerprint)
+        self.registry.peers()
+        logger.info("unpaired %s (%s); closed %d open streams and connections", peer.name, peer.node_id, closed)
+        self.bus.publish(PeerUnpaired(peer_id=peer.node_id, name=peer.name))
+        return peer

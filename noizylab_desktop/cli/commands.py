@@ -20,6 +20,7 @@ from noizylab_desktop.core.config import Paths, Settings, load_settings, save_se
 from noizylab_desktop.core.errors import LauncherError, NotRunningError
 from noizylab_desktop.core.local_client import LocalClient
 from noizylab_desktop.core.nodeid import fingerprint, format_id
+from noizylab_desktop.core.runtime import read_runtime_file
 from noizylab_desktop.core.secrets import KeyringStore, Vault
 from noizylab_desktop.node import launcher
 
@@ -157,7 +158,7 @@ async def pair(args: argparse.Namespace, paths: Paths, settings: Settings) -> in
 
 
 def stop(paths: Paths, settings: Settings) -> int:
-    runtime = launcher.read_runtime_file(paths.runtime_file)
+    runtime = read_runtime_file(paths.runtime_file)
     if runtime is None or not launcher.pid_alive(int(runtime["pid"])):
         if launcher.InstanceLock(paths.lock_file).held_elsewhere():
             raise LauncherError(f"a node holds {paths.lock_file} but left no runtime file: stop its process by hand")

@@ -241,6 +241,14 @@ def save_settings(paths: Paths, settings: Settings) -> None:
     atomic_write(paths.config_file, tomli_w.dumps(data).encode())
 
 
+def save_section(paths: Paths, name: str, values: Mapping[str, Any]) -> Settings:
+    """Replace the ``[name]`` table in the config file as it is now (what the command line changed since the node
+    started stays) and return the settings saved."""
+    settings = load_settings(paths).with_section(name, values)
+    save_settings(paths, settings)
+    return settings
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` so that ``path`` holds either the old or the new content, even after a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)

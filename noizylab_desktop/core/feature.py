@@ -18,7 +18,7 @@ from noizylab_desktop.core.sessions import uses_scope
 from noizylab_desktop.core.transport import caller_fingerprint
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 # Characters of a status's details: a whole error message, and far below gRPC's 8 KiB for a status's metadata
 # even when every character is percent-encoded (up to 12 bytes each).
@@ -67,16 +67,18 @@ class Feature(Protocol):
 
 
 class FeatureFactory(Protocol):
-    def __call__(self, node: Node) -> Feature: ...
+    """Builds a feature from what it may use of its node (a feature's class is one)."""
+
+    def __call__(self, ctx: NodeContext) -> Feature: ...
 
 
-async def require_self(node: Node, context: grpc.aio.ServicerContext) -> None:
+async def require_self(ctx: NodeContext, context: grpc.aio.ServicerContext) -> None:
     """Abort unless the caller holds this node's own certificate (the local command line or tray)."""
-    if caller_fingerprint(context) != node.identity.fingerprint:
+    if caller_fingerprint(context) != ctx.identity.fingerprint:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "only this node's own user may control it")
 
 
-async def require_permission(node: Node, context: grpc.aio.ServicerContext, scope: str) -> bytes:
+async def require_permission(ctx: NodeContext, context: grpc.aio.ServicerContext, scope: str) -> bytes:
     """Abort unless the calling peer (or this node itself) may use ``scope``; returns the caller's fingerprint.
 
     A stream that passes relies on ``scope`` from then on: denying it to the peer ends the stream."""
@@ -85,11 +87,11 @@ async def require_permission(node: Node, context: grpc.aio.ServicerContext, scop
     if fp is None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this node is not paired with you")
     assert fp is not None
-    if fp != node.identity.fingerprint and not node.permissions.allowed(fp, scope):
+    if fp != ctx.identity.fingerprint and not ctx.permissions.allowed(fp, scope):
         await abort_with(
             context,
             PermissionRefusedError(
-                f"{node.settings.name} does not allow {scope} for this peer: allow it there with "
+                f"{ctx.settings.name} does not allow {scope} for this peer: allow it there with "
                 f"`noizylab allow PEER {scope}` or from its tray"
             ),
         )

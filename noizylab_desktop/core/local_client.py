@@ -17,9 +17,9 @@ from noizylab_desktop.core import errors
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import IdentityError, NoizyLabError, NotRunningError, PairingError, TransportError
+from noizylab_desktop.core.runtime import read_runtime_file
 from noizylab_desktop.core.secrets import KeyringStore, Vault
 from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S, secure_channel
-from noizylab_desktop.node.launcher import read_runtime_file
 
 INVITE_WAIT_S = 600.0
 

@@ -29,7 +29,7 @@ class ControlApi(pb_grpc.ControlServicer):
         self.node = node
 
     async def _only_self(self, context: grpc.aio.ServicerContext) -> None:
-        await require_self(self.node, context)
+        await require_self(self.node.ctx, context)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: NoizyLabError) -> None:
         await abort_with(context, exc)

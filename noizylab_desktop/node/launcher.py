@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import logging.handlers
 import os
@@ -18,6 +17,7 @@ from typing import IO, Any
 
 from noizylab_desktop.core.config import Paths, Settings, atomic_write
 from noizylab_desktop.core.errors import LauncherError
+from noizylab_desktop.core.runtime import read_runtime_file
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +81,6 @@ class InstanceLock:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def read_runtime_file(path: Path) -> dict[str, Any] | None:
-    """The running node's pid and ports, or None."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 import psutil
@@ -22,6 +23,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.capabilities import capabilities
 from noizylab_desktop.core.config import Paths, Settings, atomic_write
+from noizylab_desktop.core.context import NodeContext
 from noizylab_desktop.core.edge import Edge
 from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.core.events import Event, EventBus, PeerPaired, PeerUnpaired, PermissionChanged
@@ -42,6 +44,7 @@ from noizylab_desktop.node.node_api import NodeApi
 logger = logging.getLogger(__name__)
 
 SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control")
+F = TypeVar("F", bound=Feature)
 
 
 def local_hosts() -> list[str]:
@@ -73,6 +76,7 @@ class Node:
         self._server: grpc.aio.Server | None = None
         self._capabilities: pb.Capabilities | None = None
         self.features: dict[str, Feature] = {}
+        self._broken: set[str] = set()
         # Ports that features bound (``sftp``, ``http``), reported by ``status``.
         self.bound_ports: dict[str, int] = {}
 
@@ -107,9 +111,25 @@ class Node:
             self.settings.ports.pairing,
             self.settings.invite_ttl_s,
         )
+        self.ctx = NodeContext(
+            settings=self.settings,
+            paths=self.paths,
+            identity=self.identity,
+            trust=self.trust,
+            registry=self.registry,
+            permissions=self.permissions,
+            bus=self.bus,
+            supervisor=self.supervisor,
+            sessions=self.sessions,
+            publish_port=self.bound_ports.__setitem__,
+            figures=self.figures,
+            info=self.info,
+            load=self.load,
+            uptime_s=self.uptime_s,
+        )
         self.features = {}
         for factory in feature_factories():
-            feature = factory(self)
+            feature = factory(self.ctx)
             self.features[feature.name] = feature
         # The Edge checks every request right after the Guard, before any feature's own interceptors.
         interceptors = [self.guard, Edge(), *(i for f in self.features.values() for i in f.interceptors())]
@@ -219,8 +239,20 @@ class Node:
         )
 
     def figures(self) -> list[Figure]:
-        """Every feature's figures as they are now."""
-        return [figure for feature in self.features.values() for figure in feature.figures()]
+        """Every feature's figures as they are now; one feature failing leaves the others' (logged once)."""
+        found: list[Figure] = []
+        for feature in self.features.values():
+            try:
+                found.extend(feature.figures())
+            except Exception:
+                if feature.name not in self._broken:
+                    self._broken.add(feature.name)
+                    logger.exception("feature %s could not report its figures", feature.name)
+        return found
+
+    def feature(self, kind: type[F]) -> F | None:
+        """The running feature of class ``kind`` (typed), or None when this node does not run one."""
+        return next((f for f in self.features.values() if isinstance(f, kind)), None)
 
     # ------------------------------------------------------------------ actions
 

@@ -10,20 +10,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu
 
+from noizylab_desktop.core.context import NodeContext
 from noizylab_desktop.core.events import Event
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.clipboard.events import ClipArrived, ClipNotice
 from noizylab_desktop.services.clipboard.feature import ClipboardFeature
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.clipboard_qt import QtClipboardBackend
-
-if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+from noizylab_desktop.ui.extensions import TrayPart
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +36,15 @@ def last_clip_row(feature: ClipboardFeature) -> str:
     return f"Last clip from {feature.last_from} at {time.strftime('%H:%M', time.localtime(feature.last_at))}"
 
 
-class ClipboardTray:
+class ClipboardTray(TrayPart):
     """Clipboard rows in the tray menu; the menu is rebuilt on every show, so rows always read the feature."""
 
-    def __init__(self, node: Node, bridge: Bridge) -> None:
-        feature = node.features.get("clipboard")
-        self.feature = feature if isinstance(feature, ClipboardFeature) else None
+    def __init__(self, feature: ClipboardFeature, ctx: NodeContext, bridge: Bridge) -> None:
+        self.feature = feature
         self.notice = ""
         self._tasks: set[asyncio.Task[None]] = set()
         bridge.any_event.connect(self._on_event)
-        if self.feature is not None:
-            backend = QtClipboardBackend(QGuiApplication.clipboard())
-            self._spawn(self.feature.use_backend(backend))
+        self._spawn(feature.use_backend(QtClipboardBackend(QGuiApplication.clipboard())))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -63,8 +59,6 @@ class ClipboardTray:
 
     def add_actions(self, menu: QMenu) -> None:
         feature = self.feature
-        if feature is None:
-            return
         pause = menu.addAction(PAUSE)
         pause.setCheckable(True)
         pause.setChecked(feature.settings.paused)
@@ -76,9 +70,8 @@ class ClipboardTray:
             menu.addAction(f"Clipboard: {self.notice}").setEnabled(False)
 
     def add_peer_actions(self, menu: QMenu, peer: PeerState) -> None:
-        if self.feature is not None and self.feature.outbox is not None:
-            if self.feature.outbox.pending(peer.peer.fingerprint):
-                menu.addAction("A clip waits for it to come back").setEnabled(False)
+        if self.feature.outbox is not None and self.feature.outbox.pending(peer.peer.fingerprint):
+            menu.addAction("A clip waits for it to come back").setEnabled(False)
 
     def close(self) -> None:
         for task in self._tasks:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
+from noizylab_desktop.core.context import NodeContext
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.events import Event
 from noizylab_desktop.core.registry import PeerState
@@ -22,9 +22,7 @@ from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshare
 from noizylab_desktop.services.display.feature import Consent, DisplayFeature
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.display_viewer import ViewerWindow
-
-if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+from noizylab_desktop.ui.extensions import TrayPart
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +64,11 @@ class ConsentDialog(QMessageBox):
         return Consent(view=False)
 
 
-class DisplayTray:
-    """The tray extension of the display feature."""
+class DisplayTray(TrayPart):
+    """The tray part of the display feature."""
 
-    def __init__(self, node: Node, bridge: Bridge) -> None:
-        self._node = node
+    def __init__(self, feature: DisplayFeature, ctx: NodeContext, bridge: Bridge) -> None:
+        self._ctx = ctx
         self.viewers: list[ViewerWindow] = []
         self.sharing: dict[int, ScreenShared] = {}
         self.dialogs: list[ConsentDialog] = []
@@ -78,13 +76,11 @@ class DisplayTray:
         self.indicator_menu = QMenu()
         self.indicator_menu.addAction("Stop sharing this screen").triggered.connect(self.stop_sharing)
         self.indicator.setContextMenu(self.indicator_menu)
-        feature = node.features.get("display")
-        self._feature = feature if isinstance(feature, DisplayFeature) else None
-        if self._feature is not None:
-            self._feature.consent = self.ask
+        self._feature = feature
+        feature.consent = self.ask
         bridge.any_event.connect(self._on_event)
 
-    # ------------------------------------------------------------------ TrayExtension
+    # ------------------------------------------------------------------ TrayPart
 
     def add_actions(self, menu: QMenu) -> None:
         if self.sharing:
@@ -106,7 +102,7 @@ class DisplayTray:
         for dialog in list(self.dialogs):
             dialog.reject()
         self.indicator.hide()
-        if self._feature is not None and self._feature.consent == self.ask:
+        if self._feature.consent == self.ask:
             self._feature.consent = None
 
     # ------------------------------------------------------------------ viewing a peer
@@ -116,10 +112,10 @@ class DisplayTray:
         return asyncio.ensure_future(self._open(fingerprint))
 
     async def _open(self, fingerprint: bytes) -> ViewerWindow | None:
-        state = next((s for s in self._node.registry.peers() if s.peer.fingerprint == fingerprint), None)
+        state = next((s for s in self._ctx.registry.peers() if s.peer.fingerprint == fingerprint), None)
         if state is None:
             return None
-        session = ViewerSession(self._node.registry.channel(state), state.peer.name, control=True)
+        session = ViewerSession(self._ctx.registry.channel(state), state.peer.name, control=True)
         try:
             await session.__aenter__()
         except NoizyLabError as exc:
@@ -163,8 +159,7 @@ class DisplayTray:
             dialog.deleteLater()
 
     def stop_sharing(self) -> None:
-        if self._feature is not None:
-            self._feature.end_all()
+        self._feature.end_all()
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ScreenShared):

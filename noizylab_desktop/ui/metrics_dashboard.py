@@ -18,10 +18,11 @@ from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
 from noizylab_desktop.services.metrics.view import alerts, health, node_line, summary
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.extensions import TrayPart
 from noizylab_desktop.ui.icons import app_icon
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
     from noizylab_desktop.services.metrics.feature import MetricsFeature
     from noizylab_desktop.ui.metrics_cards import NodeCard
 
@@ -78,14 +79,11 @@ class Dashboard(QWidget):
         return next((c for c in self.cards.values() if c.title.text().split(" (")[0] == name), None)
 
 
-class MetricsTray:
-    """The metrics feature's tray extension."""
+class MetricsTray(TrayPart):
+    """The metrics feature's tray part."""
 
-    def __init__(self, node: Node, bridge: Bridge) -> None:
-        from noizylab_desktop.services.metrics.feature import MetricsFeature
-
-        feature = node.features.get("metrics")
-        self.feature = feature if isinstance(feature, MetricsFeature) else None
+    def __init__(self, feature: MetricsFeature, ctx: NodeContext, bridge: Bridge) -> None:
+        self.feature = feature
         self.dashboard: Dashboard | None = None
         self.icon: QSystemTrayIcon | None = None
         self._retooltip: Callable[[], None] = lambda: None
@@ -93,16 +91,13 @@ class MetricsTray:
         self._primed = False
         bridge.any_event.connect(self._on_event)
 
-    # ---------------------------------------------------------------- TrayExtension
+    # ---------------------------------------------------------------- TrayPart
 
     def add_actions(self, menu: QMenu) -> None:
-        if self.feature is not None:
-            menu.addAction("Dashboard…").triggered.connect(self.open_dashboard)
+        menu.addAction("Dashboard…").triggered.connect(self.open_dashboard)
 
     def add_peer_actions(self, menu: QMenu, peer: PeerState) -> None:
         """The peer's figures in one line (``CPU 12%, memory 41%, disk 73%``), when it has sent some."""
-        if self.feature is None:
-            return
         found = next((n for n in self.feature.cluster().nodes if n.id == peer.peer.node_id), None)
         if found is not None and found.online and found.HasField("metrics"):
             menu.addAction(node_line(found).removeprefix(f"{found.name}: ")).setEnabled(False)
@@ -111,8 +106,6 @@ class MetricsTray:
         if self.dashboard is not None:
             self.dashboard.close()
 
-    # ---------------------------------------------------------------- tray hooks
-
     def attach(self, icon: QSystemTrayIcon, retooltip: Callable[[], None]) -> None:
         """The tray's icon (for notifications) and its way to rebuild the tooltip."""
         self.icon = icon
@@ -120,7 +113,7 @@ class MetricsTray:
 
     def tooltip_line(self) -> str:
         """The grid's health in one line, below the tray's own."""
-        if self.feature is None or not self.feature.cluster().nodes:
+        if not self.feature.cluster().nodes:
             return ""
         return summary(self.feature.cluster())
 
@@ -128,8 +121,6 @@ class MetricsTray:
 
     def open_dashboard(self) -> None:
         """Show the dashboard (one window, raised if already open)."""
-        if self.feature is None:
-            return
         if self.dashboard is None:
             self.dashboard = Dashboard(self.feature)
         # Peers are pulled slowly while nobody looks: pull them now; their fresh figures come with MetricsUpdated.
@@ -141,7 +132,7 @@ class MetricsTray:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, MetricsUpdated):
-            if not self._primed and self.feature is not None:
+            if not self._primed:
                 # Alerts raised during the node's start came before this tray existed: tell them once now.
                 self._primed = True
                 for alert in alerts(self.feature.cluster(), self.feature.settings):
@@ -151,7 +142,7 @@ class MetricsTray:
             if line != self._last_line:
                 self._last_line = line
                 self._retooltip()
-            if self.dashboard is not None and self.dashboard.isVisible() and self.feature is not None:
+            if self.dashboard is not None and self.dashboard.isVisible():
                 self.feature.demand.look()  # an open dashboard keeps the peers' figures coming each second
                 self.dashboard.refresh()
         elif isinstance(event, MetricsAlert):
@@ -160,9 +151,8 @@ class MetricsTray:
 
     def _notify(self, message: str) -> None:
         """A tray notification, and a row in the dashboard's recent alerts."""
-        if self.dashboard is None and self.feature is not None:
+        if self.dashboard is None:
             self.dashboard = Dashboard(self.feature)  # keeps the alert list even before it is first opened
-        if self.dashboard is not None:
-            self.dashboard.add_alert(message)
+        self.dashboard.add_alert(message)
         if self.icon is not None and self.icon.isVisible():
             self.icon.showMessage("NOIZYLAB", message, QSystemTrayIcon.MessageIcon.Warning, 10_000)

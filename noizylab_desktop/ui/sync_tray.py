@@ -20,10 +20,12 @@ from noizylab_desktop.core.events import Event
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.sync.events import ShareChanged, SyncConflict
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.extensions import TrayPart
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
     from noizylab_desktop.services.sync.engine import ShareEngine
+    from noizylab_desktop.services.sync.feature import SyncFeature
     from noizylab_desktop.services.sync.manager import ShareManager
     from noizylab_desktop.services.sync.resolve import Conflict, Resolver
     from noizylab_desktop.ui.sync_merge import MergeDialog
@@ -37,11 +39,11 @@ def share_label(local: str, peer: str, state: str, message: str, done: int, tota
     return f"{Path(local).name} ↔ {peer}: {state}{progress} ({message})"
 
 
-class SyncTray:
+class SyncTray(TrayPart):
     """The tray part of folder sync."""
 
-    def __init__(self, node: Node, bridge: Bridge) -> None:
-        self.node = node
+    def __init__(self, feature: SyncFeature, ctx: NodeContext, bridge: Bridge) -> None:
+        self.feature = feature
         self.recent: collections.deque[str] = collections.deque(maxlen=8)
         self.conflicts: collections.deque[str] = collections.deque(maxlen=8)
         self.last_error = ""
@@ -49,13 +51,12 @@ class SyncTray:
         bridge.any_event.connect(self._on_event)
 
     @property
-    def manager(self) -> ShareManager | None:
-        feature = self.node.features.get("sync")
-        return getattr(feature, "manager", None)
+    def manager(self) -> ShareManager:
+        return self.feature.manager
 
     @property
-    def resolver(self) -> Resolver | None:
-        return getattr(self.node.features.get("sync"), "resolver", None)
+    def resolver(self) -> Resolver:
+        return self.feature.resolver
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ShareChanged):
@@ -65,8 +66,6 @@ class SyncTray:
 
     def add_actions(self, menu: QMenu) -> None:
         manager = self.manager
-        if manager is None:
-            return
         shares = manager.store.shares()
         if not shares:
             return  # the way in is "Share a folder with PEER…" in a device's submenu
@@ -119,16 +118,12 @@ class SyncTray:
             row.addAction(f"not synced: {path}: {why}").setEnabled(False)
 
     def add_peer_actions(self, menu: QMenu, peer: PeerState) -> None:
-        if self.manager is None:
-            return
         menu.addAction(f"Share a folder with {peer.peer.name}…").triggered.connect(
             lambda _=False, name=peer.peer.node_id: self._pick_and_share(name)
         )
 
     def _set_paused(self, share_id: str, paused: bool) -> None:
         manager = self.manager
-        if manager is None:
-            return
         try:
             manager.set_paused(share_id, paused, allow_deletes=False)
         except NoizyLabError as exc:
@@ -142,8 +137,6 @@ class SyncTray:
     async def share(self, folder: str, peer_id: str) -> None:
         """Add a share (the folder's name in the peer's sync folder); a failure shows as one line in the menu."""
         manager = self.manager
-        if manager is None:
-            return
         try:
             await manager.add(folder, peer_id, "", "")
             self.last_error = ""
@@ -156,8 +149,6 @@ class SyncTray:
         from noizylab_desktop.ui.sync_merge import MergeDialog
 
         resolver = self.resolver
-        if resolver is None:
-            return None
         dialog = self.dialogs.get(conflict.record.id)
         if dialog is None:
             dialog = MergeDialog(resolver, conflict)

@@ -32,11 +32,12 @@ from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.extensions import TrayPart
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import async_slot
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
     from noizylab_desktop.services.tasks.feature import TasksFeature
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ RECENT = 50
 class TaskConsole(QWidget):
     """One window for every task this node asked for or ran."""
 
-    def __init__(self, node: Node, bridge: Bridge) -> None:
+    def __init__(self, feature: TasksFeature, ctx: NodeContext, bridge: Bridge) -> None:
         super().__init__()
-        self.node = node
+        self.feature = feature
+        self.ctx = ctx
         self.setWindowTitle("NOIZYLAB — tasks")
         self.setWindowIcon(app_icon(False))
         self.resize(900, 560)
@@ -104,18 +106,14 @@ class TaskConsole(QWidget):
         self.refresh_targets()
         self._load_history()
 
-    @property
-    def feature(self) -> TasksFeature:
-        return self.node.features["tasks"]  # type: ignore[return-value]
-
     # ------------------------------------------------------------------ filling in
 
     def refresh_targets(self, chosen: str = "") -> None:
         """The choices of where to run: the scheduler, this machine, each online peer."""
         self.target.clear()
         self.target.addItem(AUTO, "")
-        self.target.addItem(f"{self.node.settings.name} (this machine)", "self")
-        for state in self.node.registry.peers():
+        self.target.addItem(f"{self.ctx.settings.name} (this machine)", "self")
+        for state in self.ctx.registry.peers():
             if state.online:
                 self.target.addItem(state.peer.name, state.peer.node_id)
         if chosen:
@@ -218,7 +216,7 @@ class TaskConsole(QWidget):
             if task_id in self.feature.asker.asked:
                 where = await self.feature.asker.cancel(task_id)
             elif self.feature.runner.cancel(task_id):
-                where = self.node.settings.name
+                where = self.ctx.settings.name
             else:
                 self.status.setText(f"Task {task_id[:10]} is not running any more.")
                 return
@@ -236,23 +234,23 @@ class TaskConsole(QWidget):
         self.command.setFocus()
 
 
-class TasksTray:
+class TasksTray(TrayPart):
     """``Task console…`` in the menu and ``Run on PEER…`` in each online peer's submenu."""
 
-    def __init__(self, node: Node, bridge: Bridge) -> None:
-        self.node = node
+    def __init__(self, feature: TasksFeature, ctx: NodeContext, bridge: Bridge) -> None:
+        self.feature = feature
+        self.ctx = ctx
         self.bridge = bridge
         self.console: TaskConsole | None = None
 
     def open_console(self, peer_id: str = "") -> TaskConsole:
         if self.console is None:
-            self.console = TaskConsole(self.node, self.bridge)
+            self.console = TaskConsole(self.feature, self.ctx, self.bridge)
         self.console.show_for(peer_id)
         return self.console
 
     def add_actions(self, menu: QMenu) -> None:
-        feature = self.node.features.get("tasks")
-        running = len(feature.asker.asked) if feature is not None else 0  # type: ignore[attr-defined]
+        running = len(self.feature.asker.asked)
         label = f"Task console… ({running} running)" if running else "Task console…"
         menu.addAction(label).triggered.connect(lambda: self.open_console())
 

@@ -62,10 +62,7 @@ class Tray(QObject):
         self.pairing = PairingDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
-            # Optional hook: an extension may notify through the icon and add a line to the tooltip.
-            attach = getattr(extension, "attach", None)
-            if attach is not None:
-                attach(self.icon, self.refresh_tooltip)
+            extension.attach(self.icon, self.refresh_tooltip)
         self.menu.aboutToShow.connect(self.refresh)
         for signal in (bridge.peer_online, bridge.peer_offline, bridge.peer_unpaired):
             signal.connect(self._on_peer_change)
@@ -109,7 +106,7 @@ class Tray(QObject):
     def refresh_tooltip(self, peers: Sequence[PeerState] | None = None) -> None:
         """The tray's summary line, then any line the extensions add (``tooltip_line``)."""
         lines = [summary(self._node.registry.peers() if peers is None else peers)]
-        lines += [line for e in self.extensions if (line := getattr(e, "tooltip_line", lambda: "")())]
+        lines += [line for e in self.extensions if (line := e.tooltip_line())]
         self.icon.setToolTip("\n".join(lines))
 
     def _add_peer(self, state: PeerState) -> None:

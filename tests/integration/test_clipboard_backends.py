@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from noizylab_desktop.core.errors import ClipboardError
-from noizylab_desktop.services.clipboard.backend import headless_backend
 from noizylab_desktop.services.clipboard.content import Clip
 from noizylab_desktop.services.clipboard.fallback import PyperclipBackend
+from noizylab_desktop.services.clipboard.headless import headless_backend
 from noizylab_desktop.services.clipboard.x11 import X11Backend
 from noizylab_desktop.services.clipboard.x11_owner import SelectionOwner
 from tests.integration.clipboard_support import copy, display_env, noise_png, paste, xvfb

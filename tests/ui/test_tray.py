@@ -39,8 +39,8 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
                 Row(f"desk ({short_id(app.node.identity.node_id)})", enabled=False, dot=""),
                 Row("No paired devices yet", enabled=False, dot=""),
                 Row("Task console…", enabled=True, dot=""),
-                Row("Dashboard…", enabled=True, dot=""),
                 Row("Pause clipboard sync", enabled=True, dot=""),
+                Row("Dashboard…", enabled=True, dot=""),
                 Row("Pair a device…", enabled=True, dot=""),
                 Row("Quit NOIZYLAB", enabled=True, dot=""),
             ]

@@ -16,7 +16,6 @@ from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display import inject_windows as win
 from noizylab_desktop.services.display.capture import MonitorInfo
-from noizylab_desktop.services.display.inject import open_sink
 from noizylab_desktop.services.display.inject_macos import (
     MODIFIER_FLAGS,
     KeyEvent,
@@ -33,6 +32,7 @@ from noizylab_desktop.services.display.keymaps import (
     EXTENDED,
     evdev_from_native,
 )
+from noizylab_desktop.services.display.sinks import open_sink
 
 LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
 DIGITS = [str(d) for d in range(10)]

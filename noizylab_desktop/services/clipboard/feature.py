@@ -25,19 +25,20 @@ import grpc
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop.core.config import save_settings
+from noizylab_desktop.core.config import save_section
 from noizylab_desktop.core.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.core.events import Event, PeerOnline
 from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.clipboard import settings as clip_settings
-from noizylab_desktop.services.clipboard.backend import ClipboardBackend, headless_backend
+from noizylab_desktop.services.clipboard.backend import ClipboardBackend
 from noizylab_desktop.services.clipboard.content import Clip, clip_hash, with_plain_text
 from noizylab_desktop.services.clipboard.events import ClipArrived, ClipNotice, ClipPaused
+from noizylab_desktop.services.clipboard.headless import headless_backend
 from noizylab_desktop.services.clipboard.outbox import Outbox, Outgoing
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
 
     name = "clipboard"
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.settings = clip_settings.parse(node.settings.section(clip_settings.SECTION))
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.settings = clip_settings.parse(ctx.settings.section(clip_settings.SECTION))
         self.backend: ClipboardBackend | None = None
         self.backend_error = ""
         self.counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
@@ -97,8 +98,8 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         return ("noizylab.grid.v1.Clipboard",)
 
     async def start(self) -> None:
-        self.outbox = Outbox(self.node.registry, self._delivered, self._refused)
-        self._unlisten = self.node.bus.listen(self._on_event)
+        self.outbox = Outbox(self.ctx.registry, self._delivered, self._refused)
+        self._unlisten = self.ctx.bus.listen(self._on_event)
         self._tasks.append(asyncio.create_task(self._watch(), name="clipboard-watch"))
         try:
             if self.backend is None:
@@ -195,7 +196,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             # Milliseconds since the epoch, kept rising: a restarted node's copies still count as newer.
             self.generation = max(self.generation + 1, int(time.time() * 1000))
             self.last_from, self.last_at, self.last_kinds = (
-                self.node.settings.name,
+                self.ctx.settings.name,
                 time.time(),
                 ", ".join(clip.kinds()),
             )
@@ -211,7 +212,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             self.counters["skipped_paused"] += 1
             return
         header = cpb.ClipHeader(
-            origin_id=self.node.identity.node_id,
+            origin_id=self.ctx.identity.node_id,
             generation=self.generation,
             hash=digest,
             text=clip.text,
@@ -225,7 +226,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             self.outbox.put(state.peer.fingerprint, outgoing)
 
     def _enabled_peers(self) -> list[PeerState]:
-        return [s for s in self.node.registry.peers() if self.node.permissions.allowed(s.peer.fingerprint, SCOPE)]
+        return [s for s in self.ctx.registry.peers() if self.ctx.permissions.allowed(s.peer.fingerprint, SCOPE)]
 
     # ------------------------------------------------------------------ outbox callbacks and events
 
@@ -242,11 +243,11 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
     def _notice(self, reason: str, message: str) -> None:
         self.last_notice = message
         logger.info("clipboard: %s", message)
-        self.node.bus.publish(ClipNotice(reason=reason, message=message))
+        self.ctx.bus.publish(ClipNotice(reason=reason, message=message))
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PeerOnline) and self.outbox is not None:
-            for state in self.node.registry.peers():
+            for state in self.ctx.registry.peers():
                 if state.peer.node_id == event.peer_id:
                     self.outbox.kick(state.peer.fingerprint)
 
@@ -255,8 +256,8 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
     async def Push(  # noqa: N802 (gRPC method name)
         self, request_iterator: AsyncIterator[cpb.ClipPart], context: grpc.aio.ServicerContext
     ) -> cpb.PushReply:
-        fp = await require_permission(self.node, context, SCOPE)
-        peer = self.node.trust.get(fp)
+        fp = await require_permission(self.ctx, context, SCOPE)
+        peer = self.ctx.trust.get(fp)
         name = peer.name if peer is not None else "this node"
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("header"):
@@ -269,7 +270,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             await abort_with(
                 context,
                 ClipboardError(
-                    f"a {megabytes(size)} clip is over {self.node.settings.name}'s "
+                    f"a {megabytes(size)} clip is over {self.ctx.settings.name}'s "
                     f"{megabytes(self.settings.max_bytes)} cap ([clipboard] max_bytes)"
                 ),
             )
@@ -293,10 +294,10 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         try:
             await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT_S)
         except TimeoutError as exc:
-            raise ClipboardError(f"{self.node.settings.name} is still starting: try again") from exc
+            raise ClipboardError(f"{self.ctx.settings.name} is still starting: try again") from exc
         backend = self.backend
         if backend is None:
-            raise ClipboardError(f"{self.node.settings.name} has no clipboard: {self.backend_error}")
+            raise ClipboardError(f"{self.ctx.settings.name} has no clipboard: {self.backend_error}")
         clip = Clip(text=header.text, html=header.html, png=png)
         digest = await asyncio.to_thread(clip_hash, clip)  # our own hash: a peer's is not trusted for echo checks
         async with self._lock:
@@ -309,8 +310,8 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             await backend.write(clip)
             self.counters["writes"] += 1
             self.last_from, self.last_at, self.last_kinds = name, time.time(), ", ".join(clip.kinds())
-        peer = self.node.trust.get(fp)
-        self.node.bus.publish(ClipArrived(peer_id=peer.node_id if peer else "", name=name, kinds=self.last_kinds))
+        peer = self.ctx.trust.get(fp)
+        self.ctx.bus.publish(ClipArrived(peer_id=peer.node_id if peer else "", name=name, kinds=self.last_kinds))
         return cpb.PushReply(written=True)
 
     # ------------------------------------------------------------------ this node's command line and tray
@@ -322,11 +323,11 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
             cpb.ClipPeer(
                 id=s.peer.node_id,
                 name=s.peer.name,
-                on=self.node.permissions.allowed(s.peer.fingerprint, SCOPE),
+                on=self.ctx.permissions.allowed(s.peer.fingerprint, SCOPE),
                 online=s.online,
                 pending=self.outbox.pending(s.peer.fingerprint),
             )
-            for s in self.node.registry.peers()
+            for s in self.ctx.registry.peers()
         ]
         return cpb.ClipStatus(
             paused=self.settings.paused,
@@ -342,27 +343,26 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
 
     def set_sync(self, ref: str, on: bool) -> None:
         """Switch sync with one peer (by name or ID prefix), or with every paired peer when ``ref`` is empty."""
-        peers = [self.node.trust.find(ref)] if ref else self.node.trust.peers()
+        peers = [self.ctx.trust.find(ref)] if ref else self.ctx.trust.peers()
         for peer in peers:
-            self.node.permissions.set(peer.fingerprint, SCOPE, on, peer.node_id)
+            self.ctx.permissions.set(peer.fingerprint, SCOPE, on, peer.node_id)
             if not on and self.outbox is not None:
                 self.outbox.drop(peer.fingerprint)
 
     async def set_paused(self, paused: bool) -> None:
         """Pause or resume sync in both directions; remembered in the config."""
         self.settings = clip_settings.ClipboardSettings(**{**self.settings.to_table(), "paused": paused})
-        self.node.settings = self.node.settings.with_section(clip_settings.SECTION, self.settings.to_table())
-        await asyncio.to_thread(save_settings, self.node.paths, self.node.settings)
-        self.node.bus.publish(ClipPaused(paused=paused))
+        await asyncio.to_thread(save_section, self.ctx.paths, clip_settings.SECTION, self.settings.to_table())
+        self.ctx.bus.publish(ClipPaused(paused=paused))
 
     async def Status(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> cpb.ClipStatus:  # noqa: N802
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         return self.status()
 
     async def SetSync(  # noqa: N802
         self, request: cpb.ClipSyncRequest, context: grpc.aio.ServicerContext
     ) -> cpb.ClipStatus:
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         try:
             self.set_sync(request.peer, request.on)
         except NoizyLabError as exc:
@@ -372,6 +372,6 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
     async def SetPaused(  # noqa: N802
         self, request: cpb.ClipPauseRequest, context: grpc.aio.ServicerContext
     ) -> cpb.ClipStatus:
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         await self.set_paused(request.paused)
         return self.status()

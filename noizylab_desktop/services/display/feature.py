@@ -30,10 +30,11 @@ from noizylab_desktop.core.trust import TrustedPeer
 from noizylab_desktop.services.display.config import DisplayConfig, parse
 from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshared
 from noizylab_desktop.services.display.host import HostStream
-from noizylab_desktop.services.display.inject import InputSink, open_sink
+from noizylab_desktop.services.display.inject import InputSink
+from noizylab_desktop.services.display.sinks import open_sink
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,9 @@ class DisplayFeature:
 
     name = "display"
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.config: DisplayConfig = parse(node.settings.section("display"))
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.config: DisplayConfig = parse(ctx.settings.section("display"))
         # Set by the tray: asks the person about a peer's first session. None (headless): refuse.
         self.consent: ConsentAsker | None = None
         self.sessions: dict[int, Session] = {}
@@ -126,12 +127,12 @@ class DisplayFeature:
 
     def may_ask(self, peer: TrustedPeer) -> None:
         """Raise unless ``peer`` may view or there is a person to ask (a tray): checked before a session is read."""
-        if self.consent is None and not self.node.permissions.allowed(peer.fingerprint, "display"):
+        if self.consent is None and not self.ctx.permissions.allowed(peer.fingerprint, "display"):
             raise self._refusal()
 
     def _refusal(self) -> PermissionRefusedError:
         return PermissionRefusedError(
-            f"{self.node.settings.name} does not allow display for this peer: allow it there with "
+            f"{self.ctx.settings.name} does not allow display for this peer: allow it there with "
             "`noizylab allow PEER display` or from its tray"
         )
 
@@ -140,19 +141,19 @@ class DisplayFeature:
 
         The session relies on ``display`` (and on ``control`` when granted): denying either ends it."""
         uses_scope("display")
-        allowed = self.node.permissions.for_peer(peer.fingerprint)
+        allowed = self.ctx.permissions.for_peer(peer.fingerprint)
         if not allowed["display"] and self.consent is not None:
             try:
                 answer = await asyncio.wait_for(self.consent(peer, wants_control), CONSENT_TIMEOUT_S)
             except TimeoutError:
                 answer = Consent(view=False)
             if answer.view:
-                self.node.permissions.set(peer.fingerprint, "display", True, peer.node_id)
+                self.ctx.permissions.set(peer.fingerprint, "display", True, peer.node_id)
                 if answer.control:
-                    self.node.permissions.set(peer.fingerprint, "control", True, peer.node_id)
-                allowed = self.node.permissions.for_peer(peer.fingerprint)
+                    self.ctx.permissions.set(peer.fingerprint, "control", True, peer.node_id)
+                allowed = self.ctx.permissions.for_peer(peer.fingerprint)
             else:
-                raise PermissionRefusedError(f"{self.node.settings.name}'s user declined to share the screen")
+                raise PermissionRefusedError(f"{self.ctx.settings.name}'s user declined to share the screen")
         if not allowed["display"]:
             raise self._refusal()
         if wants_control and allowed["control"]:
@@ -169,7 +170,7 @@ class DisplayFeature:
         control = await self.grant(peer, start.control)
         note = ""
         if start.control and not control:
-            name = self.node.settings.name
+            name = self.ctx.settings.name
             note = f"view only: {name} does not allow control for you (`noizylab allow PEER control` there)"
         loop = asyncio.get_running_loop()
         sink: InputSink | None = None
@@ -181,7 +182,7 @@ class DisplayFeature:
         stream = HostStream(self.config, start.monitor, loop, start.max_fps)
         session = Session(next(self._ids), peer, control, time.time(), stream)
         self.sessions[session.id] = session
-        self.node.bus.publish(ScreenShared(session=session.id, peer_id=peer.node_id, name=peer.name, control=control))
+        self.ctx.bus.publish(ScreenShared(session=session.id, peer_id=peer.node_id, name=peer.name, control=control))
         logger.info("%s started viewing the screen (control: %s)", peer.name, control)
         # Input is applied in order on one thread: XTEST calls block on the X server for a moment.
         inputs = ThreadPoolExecutor(1, thread_name_prefix="display-input")
@@ -206,7 +207,7 @@ class DisplayFeature:
                     raise item
                 if item.HasField("info"):
                     informed = True
-                    item.info.host_name = self.node.settings.name
+                    item.info.host_name = self.ctx.settings.name
                     item.info.control = control
                     item.info.note = note
                 if item.HasField("frame"):
@@ -232,7 +233,7 @@ class DisplayFeature:
             del self.sessions[session.id]
             self.viewer_ms.pop(id(session), None)
             await asyncio.to_thread(stream.join)
-            self.node.bus.publish(
+            self.ctx.bus.publish(
                 ScreenUnshared(session=session.id, peer_id=peer.node_id, name=peer.name, reason=reason)
             )
             logger.info("%s stopped viewing the screen: %s", peer.name, reason)
@@ -273,9 +274,9 @@ class DisplayApi(dpb_grpc.DisplayServicer):
     async def Session(  # noqa: N802 (gRPC's name)
         self, request_iterator: AsyncIterator[dpb.ViewerMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[dpb.HostMessage]:
-        node = self.feature.node
+        ctx = self.feature.ctx
         fp = caller_fingerprint(context)
-        peer = node.trust.get(fp) if fp is not None else None
+        peer = ctx.trust.get(fp) if fp is not None else None
         if peer is None:
             await abort_with(context, PermissionRefusedError("only a paired peer may view this screen"))
         assert peer is not None
@@ -301,13 +302,13 @@ class DisplayApi(dpb_grpc.DisplayServicer):
             await abort_with(context, exc)
 
     async def Locate(self, request: pb.PeerRef, context: grpc.aio.ServicerContext) -> dpb.PeerLocation:  # noqa: N802
-        node = self.feature.node
-        await require_self(node, context)
+        ctx = self.feature.ctx
+        await require_self(ctx, context)
         try:
-            peer = node.trust.find(request.peer)
+            peer = ctx.trust.find(request.peer)
         except NoizyLabError as exc:
             await abort_with(context, exc)
-        state = next((s for s in node.registry.peers() if s.peer.fingerprint == peer.fingerprint), None)
+        state = next((s for s in ctx.registry.peers() if s.peer.fingerprint == peer.fingerprint), None)
         return dpb.PeerLocation(
             id=peer.node_id,
             name=peer.name,

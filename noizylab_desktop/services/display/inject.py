@@ -9,8 +9,6 @@ a keysym the layout lacks is put on a spare keycode for the moment).
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections import OrderedDict
 from typing import Any, Protocol
 
@@ -181,20 +179,3 @@ class XTestSink:
             self._display.sync()
         finally:
             self._display.close()
-
-
-def open_sink(platform: str = sys.platform) -> InputSink:
-    """The input sink for this platform, or a one-line error saying why input cannot be injected here."""
-    if platform == "win32":
-        from noizylab_desktop.services.display.inject_windows import SendInputSink
-
-        return SendInputSink()
-    if platform == "darwin":
-        from noizylab_desktop.services.display.inject_macos import QuartzSink
-
-        return QuartzSink()  # raises the Accessibility hint when macOS does not allow it
-    if platform.startswith("linux") and os.environ.get("DISPLAY"):
-        return XTestSink()
-    if platform.startswith("linux"):
-        raise DisplayError("input injection needs an X11 display (DISPLAY is not set; Wayland alone is not supported)")
-    raise DisplayError(f"input injection is not available on {platform}")

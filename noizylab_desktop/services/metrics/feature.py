@@ -37,7 +37,7 @@ from noizylab_desktop.services.metrics.tokens import TokenStore
 from noizylab_desktop.services.metrics.view import AlertTracker
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,12 @@ class MetricsFeature:
 
     name = "metrics"
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.settings = MetricsSettings.parse(node.settings.section("metrics"))
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.settings = MetricsSettings.parse(ctx.settings.section("metrics"))
         self.rpc = RpcMetrics()
         self.history = History(int(self.settings.history_s / self.settings.interval_s))
-        self.tokens = TokenStore(node.paths.state_dir / TOKENS_FILE)
+        self.tokens = TokenStore(ctx.paths.state_dir / TOKENS_FILE)
         self.collect_seconds = 0.0
         self.demand = Demand(self.settings.watch_s)
         self.peer_demand = Demand(self.settings.watch_s)  # someone looks at a peer that pulls our figures
@@ -84,7 +84,6 @@ class MetricsFeature:
         self._wires: dict[int, tuple[Figure, mpb.FigureValue]] = {}
         self._scrape: Scrape | None = None
         self._alerts = AlertTracker()
-        self._broken: set[str] = set()
         self._http: HttpApi | None = None
         self._system: SystemSampler | None = None
         self._gpu: GpuSampler | None = None
@@ -111,7 +110,7 @@ class MetricsFeature:
             self._thread, SystemSampler, self.settings.process_interval_s, self.settings.top_processes
         )
         self._gpu = await loop.run_in_executor(self._thread, GpuSampler)
-        self._puller = PeerPuller(self.node.registry, self.settings.peer_timeout_s, self.settings.interval_s)
+        self._puller = PeerPuller(self.ctx.registry, self.settings.peer_timeout_s, self.settings.interval_s)
         await self.tick()
         routes = Routes(
             registry_for(self.current_scrape, self.settings.max_series),
@@ -119,9 +118,9 @@ class MetricsFeature:
             self.tokens,
             self.settings.public_metrics,
         )
-        self._http = HttpApi(self.node.settings.http_host, self.node.settings.ports.http, routes)
-        self.node.bound_ports["http"] = self._http.port
-        self.node.supervisor.start(self)
+        self._http = HttpApi(self.ctx.settings.http_host, self.ctx.settings.ports.http, routes)
+        self.ctx.publish_port("http", self._http.port)
+        self.ctx.supervisor.start(self)
 
     async def stop(self) -> None:
         # The node cancels the sampling task only after every feature stopped: a tick until then must do nothing.
@@ -165,12 +164,12 @@ class MetricsFeature:
             return
         figures = self._figures()
         own.figures.extend(self._to_wire(figures))
-        own.uptime_seconds = self.node.uptime_s()
+        own.uptime_seconds = self.ctx.uptime_s()
         self.collect_seconds = time.perf_counter() - began
         self.history.add(own.node_id, own)
         self._me = mpb.ClusterNode(id=own.node_id, name=own.name, online=True, self=True, metrics=own)
         self._puller.poke(self.peer_period_s())
-        peers = [PeerHealth(s.peer.name, s.online, s.rtt_ms / 1000) for s in self.node.registry.peers()]
+        peers = [PeerHealth(s.peer.name, s.online, s.rtt_ms / 1000) for s in self.ctx.registry.peers()]
         self._scrape = Scrape(own.node_id, own.name, __version__, own, figures, peers, self.collect_seconds)
         self._publish_view()
 
@@ -188,7 +187,7 @@ class MetricsFeature:
                 self.history.add(node.id, node.metrics)
         self._cluster = cluster
         self._raise_alerts(cluster)
-        self.node.bus.publish(MetricsUpdated())
+        self.ctx.bus.publish(MetricsUpdated())
 
     # ------------------------------------------------------------------ demand
 
@@ -238,20 +237,12 @@ class MetricsFeature:
 
     def _figures(self) -> list[Figure]:
         """Every feature's figures; one feature failing leaves the others' (and the sampling) going."""
-        found: list[Figure] = []
-        for feature in self.node.features.values():
-            try:
-                found.extend(feature.figures())
-            except Exception:
-                if feature.name not in self._broken:
-                    self._broken.add(feature.name)
-                    logger.exception("feature %s could not report its figures", feature.name)
-        return found
+        return list(self.ctx.figures())
 
     def _sample(self) -> mpb.NodeMetrics:
         assert self._system is not None and self._gpu is not None
         own = mpb.NodeMetrics(
-            node_id=self.node.identity.node_id, name=self.node.settings.name, at_unix_seconds=time.time()
+            node_id=self.ctx.identity.node_id, name=self.ctx.settings.name, at_unix_seconds=time.time()
         )
         watched = self.demand.watching() or self.peer_demand.watching()
         walk_every = self.settings.process_interval_s
@@ -262,7 +253,7 @@ class MetricsFeature:
     def _raise_alerts(self, cluster: mpb.ClusterReply) -> None:
         for alert in self._alerts.update(cluster, self.settings):
             logger.warning("%s", alert.message)
-            self.node.bus.publish(MetricsAlert(node=alert.node, what=alert.what, message=alert.message))
+            self.ctx.bus.publish(MetricsAlert(node=alert.node, what=alert.what, message=alert.message))
 
     # ------------------------------------------------------------------ views
 
@@ -291,6 +282,6 @@ class MetricsApi(mpb_grpc.MetricsServicer):
         return cluster.nodes[0].metrics
 
     async def Cluster(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> mpb.ClusterReply:  # noqa: N802
-        await require_self(self.feature.node, context)
+        await require_self(self.feature.ctx, context)
         await self.feature.look()  # `noizylab metrics` shows each peer as it is now, not as of the last slow pull
         return self.feature.cluster()

@@ -31,7 +31,7 @@ from noizylab_desktop.services.sync.store import Share
 from noizylab_desktop.services.sync.watcher import Watcher
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 BATCH = 2000
 GET_BYTES = 2 * 1024 * 1024  # per GetFiles reply (gRPC messages are capped at 4 MiB)
@@ -78,7 +78,7 @@ class SyncApi(spb_grpc.SyncServicer):
     # ------------------------------------------------------------------ peer-facing
 
     async def Offer(self, request: spb.OfferRequest, context: grpc.aio.ServicerContext) -> spb.OfferReply:  # noqa: N802
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         try:
             offer = self.m.accept_offer(fp, request.share_id, request.remote)
         except NoizyLabError as exc:
@@ -88,7 +88,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def Index(  # noqa: N802
         self, request: spb.ShareRef, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[spb.IndexBatch]:
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         try:
             with self.m.serve(fp, request.share_id) as root:
                 result = await asyncio.to_thread(scan, root, self.m.offer_index(request.share_id))
@@ -102,7 +102,7 @@ class SyncApi(spb_grpc.SyncServicer):
             yield spb.IndexBatch(entries=entries[start : start + BATCH], last=start + BATCH >= len(entries))
 
     async def Hash(self, request: spb.HashRequest, context: grpc.aio.ServicerContext) -> spb.FileEntry:  # noqa: N802
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         try:
             with self.m.serve(fp, request.share_id) as root:
                 hashed = await asyncio.to_thread(hash_file, resolve_inside(root, request.path))
@@ -113,7 +113,7 @@ class SyncApi(spb_grpc.SyncServicer):
         return spb.FileEntry(path=request.path, size=hashed.size, hash=hashed.digest, blocks=hashed.blocks)
 
     async def Watch(self, request: spb.ShareRef, context: grpc.aio.ServicerContext) -> AsyncIterator[spb.Notice]:  # noqa: N802
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         try:
             root = self.m.checked_root(fp, request.share_id)
         except NoizyLabError as exc:
@@ -135,7 +135,7 @@ class SyncApi(spb_grpc.SyncServicer):
             await asyncio.to_thread(watcher.stop)
 
     async def PutFiles(self, request: spb.PutRequest, context: grpc.aio.ServicerContext) -> spb.PutReply:  # noqa: N802
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         files = [(f.path, f.data, f.hash, f.mtime_ns) for f in request.files]
         try:
             with self.m.serve(fp, request.share_id) as root:
@@ -150,7 +150,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def PutStream(  # noqa: N802
         self, request_iterator: AsyncIterator[spb.FileChunk], context: grpc.aio.ServicerContext
     ) -> spb.FileEntry:
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         first = await anext(aiter(request_iterator), None)
         if first is None:
             await abort_with(context, SyncError("an empty file stream"))
@@ -177,7 +177,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def GetStream(  # noqa: N802
         self, request: spb.GetStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[spb.FileChunk]:
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         try:
             with self.m.serve(fp, request.share_id) as root:
                 path = resolve_inside(root, request.path)
@@ -192,7 +192,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def GetFiles(  # noqa: N802
         self, request: spb.GetRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[spb.GetReply]:
-        fp = await require_permission(self.f.node, context, "sync")
+        fp = await require_permission(self.f.ctx, context, "sync")
         try:
             with self.m.serve(fp, request.share_id) as root:
                 groups = read_files(root, list(request.paths), GET_BYTES)
@@ -209,7 +209,7 @@ class SyncApi(spb_grpc.SyncServicer):
     # ------------------------------------------------------------------ own node
 
     async def AddShare(self, request: spb.AddShareRequest, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         try:
             share = await self.m.add(request.local, request.peer, request.remote, request.host_key)
         except NoizyLabError as exc:
@@ -217,7 +217,7 @@ class SyncApi(spb_grpc.SyncServicer):
         return share_info(share, self.m.engines.get(share.id))
 
     async def RemoveShare(self, request: spb.ShareRef, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         try:
             share = await self.m.remove(request.share_id)
         except NoizyLabError as exc:
@@ -225,7 +225,7 @@ class SyncApi(spb_grpc.SyncServicer):
         return share_info(share, None)
 
     async def SetPaused(self, request: spb.PauseRequest, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         try:
             share = self.m.set_paused(request.share, request.paused, request.allow_deletes)
         except NoizyLabError as exc:
@@ -233,11 +233,11 @@ class SyncApi(spb_grpc.SyncServicer):
         return share_info(share, self.m.engines.get(share.id))
 
     async def ListShares(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> spb.ShareList:  # noqa: N802
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         return self.f.share_list()
 
     async def WaitIdle(self, request: spb.WaitRequest, context: grpc.aio.ServicerContext) -> spb.ShareList:  # noqa: N802
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         try:
             await self.m.wait_idle(request.timeout_s or 60.0)
         except NoizyLabError as exc:
@@ -245,14 +245,14 @@ class SyncApi(spb_grpc.SyncServicer):
         return self.f.share_list()
 
     async def ListConflicts(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> spb.ConflictList:  # noqa: N802
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         conflicts = await asyncio.to_thread(self.f.resolver.conflicts)
         return spb.ConflictList(conflicts=[conflict_info(c) for c in conflicts])
 
     async def ProposeMerge(  # noqa: N802
         self, request: spb.MergeRequest, context: grpc.aio.ServicerContext
     ) -> spb.MergeProposal:
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         try:
             p = await self.f.resolver.propose(request.conflict, request.ai)
         except NoizyLabError as exc:
@@ -269,7 +269,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def ResolveConflict(  # noqa: N802
         self, request: spb.ResolveRequest, context: grpc.aio.ServicerContext
     ) -> spb.ConflictInfo:
-        await require_self(self.f.node, context)
+        await require_self(self.f.ctx, context)
         try:
             if request.keep not in ("proposal", "mine", "theirs"):
                 raise MergeError(f"keep must be proposal, mine or theirs, not {request.keep!r}")
@@ -284,12 +284,12 @@ class SyncFeature:
 
     name = "sync"
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.settings = SyncSettings.parse(node.settings.section("sync"))
-        self.manager = ShareManager(node, self.settings)
-        self.resolver = Resolver(self.manager.engines, node.settings.name, lambda: load_settings(node.paths))
-        self.sftp = SftpServer(node.identity.ssh_private_pem, self.manager, node.sessions)
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.settings = SyncSettings.parse(ctx.settings.section("sync"))
+        self.manager = ShareManager(ctx, self.settings)
+        self.resolver = Resolver(self.manager.engines, ctx.settings.name, lambda: load_settings(ctx.paths))
+        self.sftp = SftpServer(ctx.identity.ssh_private_pem, self.manager, ctx.sessions)
         self.started_at = time.time()
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
@@ -302,8 +302,8 @@ class SyncFeature:
         return ("noizylab.grid.v1.Sync",)
 
     async def start(self) -> None:
-        port = await self.sftp.start(self.node.settings.grpc_host, self.node.settings.ports.sftp)
-        self.node.bound_ports["sftp"] = port
+        port = await self.sftp.start(self.ctx.settings.grpc_host, self.ctx.settings.ports.sftp)
+        self.ctx.publish_port("sftp", port)
         self.manager.start()
 
     async def stop(self) -> None:

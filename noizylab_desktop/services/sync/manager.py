@@ -29,8 +29,8 @@ from noizylab_desktop.services.sync.space import check_free, check_quota
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
 
 if TYPE_CHECKING:
+    from noizylab_desktop.core.context import NodeContext
     from noizylab_desktop.core.registry import PeerState
-    from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ def entry_of(e: spb.FileEntry) -> Entry:
 class ShareManager:
     """Everything sync keeps per node."""
 
-    def __init__(self, node: Node, settings: SyncSettings) -> None:
-        self.node = node
+    def __init__(self, ctx: NodeContext, settings: SyncSettings) -> None:
+        self.ctx = ctx
         self.settings = settings
-        self.dir = node.paths.state_dir / "sync"
+        self.dir = ctx.paths.state_dir / "sync"
         self.store = ShareStore(self.dir / "shares.sqlite")
         self.engines: dict[str, ShareEngine] = {}
         self.offer_indexes: dict[str, ShareIndex] = {}
@@ -84,8 +84,8 @@ class ShareManager:
             share,
             index,
             lambda: asyncio.ensure_future(self._remote_for(share, index)),
-            self.node.settings.name,
-            self.node.bus.publish,
+            self.ctx.settings.name,
+            self.ctx.bus.publish,
             self._pause,
             notices=None if share.is_ssh else (lambda: self._notices(share)),
             rescan_s=self.settings.rescan_s,
@@ -105,13 +105,13 @@ class ShareManager:
     # ------------------------------------------------------------------ the other side
 
     def _peer_state(self, share: Share) -> PeerState:
-        for state in self.node.registry.peers():
+        for state in self.ctx.registry.peers():
             if state.peer.node_id == share.peer:
                 return state
         raise PeerError(f"{share.peer_name} is no longer paired: remove the share with `noizylab share remove`")
 
     def _stub(self, share: Share) -> spb_grpc.SyncStub:
-        return spb_grpc.SyncStub(self.node.registry.channel(self._peer_state(share)))
+        return spb_grpc.SyncStub(self.ctx.registry.channel(self._peer_state(share)))
 
     async def _offer(self, share: Share) -> spb.OfferReply:
         try:
@@ -122,7 +122,7 @@ class ShareManager:
         return reply
 
     async def _remote_for(self, share: Share, index: ShareIndex) -> Remote:
-        key = self.node.identity.ssh_private_pem
+        key = self.ctx.identity.ssh_private_pem
         if share.is_ssh:
             m = _SSH_URL.match(share.peer)
             assert m is not None
@@ -142,7 +142,7 @@ class ShareManager:
         target = Target(
             host,
             reply.sftp_port,
-            self.node.identity.node_id,
+            self.ctx.identity.node_id,
             reply.sftp_root,
             state.peer.ssh_key,
             share.peer_name,
@@ -247,7 +247,7 @@ class ShareManager:
                 raise SyncError("an ssh:// share needs --remote with an absolute folder on that server")
             share = Share(share_id, str(root), peer, m["host"], remote, host_key)
         else:
-            trusted = self.node.trust.find(peer)
+            trusted = self.ctx.trust.find(peer)
             remote = remote or root.name
             try:
                 check_rel(remote)
@@ -301,12 +301,10 @@ class ShareManager:
             root.mkdir(parents=True, exist_ok=True)
             real = real_root(folder, root)  # again, now that it exists
         except NoizyLabError as exc:
-            raise SyncError(
-                f"the folder must be inside {self.node.settings.name}'s sync folder: {exc.message}"
-            ) from exc
+            raise SyncError(f"the folder must be inside {self.ctx.settings.name}'s sync folder: {exc.message}") from exc
         except OSError as exc:  # a name too long, a file where a folder should be
             raise SyncError(
-                f"cannot make the folder {remote!r} in {self.node.settings.name}'s sync folder: {exc.strerror or exc}"
+                f"cannot make the folder {remote!r} in {self.ctx.settings.name}'s sync folder: {exc.strerror or exc}"
             ) from exc
         for offer in self.store.offers():
             if offer.share_id == share_id and offer.peer_fp != fp:
@@ -316,7 +314,7 @@ class ShareManager:
             if offer.peer_fp != fp and overlap(real, os.path.realpath(offer.root)):
                 raise PermissionRefusedError(
                     f"{remote} is (or holds, or lies in) a folder that another peer's share uses on "
-                    f"{self.node.settings.name}: pick another --remote"
+                    f"{self.ctx.settings.name}: pick another --remote"
                 )
         offer = Offer(share_id, fp, Path(real))
         self.store.put_offer(offer)
@@ -326,7 +324,7 @@ class ShareManager:
         for offer in self.store.offers(fp):
             if offer.share_id == share_id:
                 return offer
-        raise SyncError(f"{self.node.settings.name} serves no share {share_id} to you: add the share again")
+        raise SyncError(f"{self.ctx.settings.name} serves no share {share_id} to you: add the share again")
 
     @contextmanager
     def serve(self, fp: bytes, share_id: str) -> Iterator[Path]:
@@ -365,11 +363,11 @@ class ShareManager:
 
     def key_owner(self, key: str) -> bytes | None:
         """The fingerprint of the paired peer that holds SSH key ``key`` and may sync, else None."""
-        for peer in self.node.trust.peers():
-            if " ".join(peer.ssh_key.split()[:2]) == key and self.node.permissions.allowed(peer.fingerprint, "sync"):
+        for peer in self.ctx.trust.peers():
+            if " ".join(peer.ssh_key.split()[:2]) == key and self.ctx.permissions.allowed(peer.fingerprint, "sync"):
                 return peer.fingerprint
         return None
 
     def may_sync(self, fp: bytes) -> bool:
         """Whether ``fp`` is a paired peer allowed ``sync`` now (asked again by every SFTP operation)."""
-        return self.node.trust.get(fp) is not None and self.node.permissions.allowed(fp, "sync")
+        return self.ctx.trust.get(fp) is not None and self.ctx.permissions.allowed(fp, "sync")

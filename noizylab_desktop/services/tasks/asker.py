@@ -35,7 +35,7 @@ from noizylab_desktop.services.tasks.store import TaskStore
 from noizylab_desktop.services.tasks.wire import Tail, error_from_rpc, merge, needs_from
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ async def _discard(chunk: tpb.TaskChunk) -> None:
 class Asker:
     """Tasks this node's own user asked for: routed, followed to the end, and kept in history."""
 
-    def __init__(self, node: Node, runner: Runner, store: TaskStore, config: TasksConfig) -> None:
-        self.node = node
+    def __init__(self, ctx: NodeContext, runner: Runner, store: TaskStore, config: TasksConfig) -> None:
+        self.ctx = ctx
         self.runner = runner
         self.store = store
         self.config = config
@@ -75,11 +75,11 @@ class Asker:
     async def own_offer(self) -> tuple[Candidate, tpb.TaskOffer]:
         """This node as a candidate, with fresh load, memory and free GPU memory."""
         found = await asyncio.to_thread(caps.gpus)
-        info = self.node.info().capabilities
+        info = self.ctx.info().capabilities
         available = psutil.virtual_memory().available
         offer = tpb.TaskOffer(
             allows=True,
-            load=self.node.load(),
+            load=self.ctx.load(),
             queue_length=self.runner.queue_length,
             memory_available_bytes=available,
             gpus=[
@@ -93,13 +93,13 @@ class Asker:
             ],  # fmt: skip
             capabilities=info,
         )
-        return _candidate(self.node.identity.node_id, self.node.settings.name, True, True, offer, 0.0), offer
+        return _candidate(self.ctx.identity.node_id, self.ctx.settings.name, True, True, offer, 0.0), offer
 
     async def _peer_candidate(self, state: PeerState) -> Candidate:
         empty = tpb.TaskOffer(capabilities=state.capabilities or pb.Capabilities())
         if not state.online:
             return _candidate(state.peer.node_id, state.peer.name, False, False, empty, state.rtt_ms)
-        stub = tpb_grpc.TasksStub(self.node.registry.channel(state))
+        stub = tpb_grpc.TasksStub(self.ctx.registry.channel(state))
         try:
             offer = await stub.Offer(pb.Empty(), timeout=self.config.offer_timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -109,7 +109,7 @@ class Asker:
 
     async def candidates(self, exclude: frozenset[str] = frozenset()) -> list[Candidate]:
         """This node and every paired peer, each with a fresh offer (offline or silent peers are marked so)."""
-        peers = [s for s in self.node.registry.peers() if s.peer.node_id not in exclude]
+        peers = [s for s in self.ctx.registry.peers() if s.peer.node_id not in exclude]
         (own, _), others = await asyncio.gather(
             self.own_offer(), asyncio.gather(*(self._peer_candidate(s) for s in peers))
         )
@@ -125,11 +125,11 @@ class Asker:
         return await decide(candidates, needs, summary, self.advisor, require_ai=request.require_ai_decision)
 
     def _user_choice(self, ref: str) -> Decision:
-        own = self.node.settings.name
-        if ref in ("self", "local", own, self.node.identity.node_id):
-            return Decision(self.node.identity.node_id, own, "user", "asked for this node", (own,))
-        peer = self.node.trust.find(ref)
-        state = next((s for s in self.node.registry.peers() if s.peer.fingerprint == peer.fingerprint), None)
+        own = self.ctx.settings.name
+        if ref in ("self", "local", own, self.ctx.identity.node_id):
+            return Decision(self.ctx.identity.node_id, own, "user", "asked for this node", (own,))
+        peer = self.ctx.trust.find(ref)
+        state = next((s for s in self.ctx.registry.peers() if s.peer.fingerprint == peer.fingerprint), None)
         if state is None or not state.online:
             raise TaskError(f"{peer.name} is offline: see `noizylab peers`, or use --auto")
         return Decision(peer.node_id, peer.name, "user", f"asked for {peer.name}", (peer.name,))
@@ -141,7 +141,7 @@ class Asker:
         spec = tpb.TaskSpec()
         spec.CopyFrom(request.spec)
         spec.id = uuid.uuid4().hex[:16]
-        spec.asker_name = self.node.settings.name
+        spec.asker_name = self.ctx.settings.name
         if spec.timeout_s < 0:
             raise TaskError("--timeout must be more than 0 seconds")
         own_needs = handler_for(spec.task_type).needs(parse_data(spec.task_data))
@@ -154,7 +154,7 @@ class Asker:
         return spec, needs, summary, decision
 
     def _record(self, spec: tpb.TaskSpec, decision: Decision, text: str) -> None:
-        local = decision.node_id == self.node.identity.node_id
+        local = decision.node_id == self.ctx.identity.node_id
         self.store.record(
             tpb.TaskRecord(
                 id=spec.id, role="local" if local else "asked", asker=spec.asker_name, runner=decision.name,
@@ -164,7 +164,7 @@ class Asker:
         )  # fmt: skip
         spec.decided_by, spec.reason = decision.decided_by, decision.reason
         self.asked[spec.id] = Asked(spec, decision.node_id, decision.name)
-        self.node.bus.publish(
+        self.ctx.bus.publish(
             TaskStarted(spec.id, text, decision.name, spec.asker_name, decision.decided_by, decision.reason)
         )
 
@@ -221,7 +221,7 @@ class Asker:
                 spec.decided_by, spec.reason = decision.decided_by, decision.reason
                 self.asked[spec.id].runner_id, self.asked[spec.id].runner_name = decision.node_id, decision.name
                 self.store.set_runner(spec.id, decision.name, decision.decided_by, decision.reason)
-                self.node.bus.publish(
+                self.ctx.bus.publish(
                     TaskStarted(spec.id, summary.text, decision.name, spec.asker_name, decision.decided_by,
                                 decision.reason)
                 )  # fmt: skip
@@ -238,20 +238,20 @@ class Asker:
         finally:
             self.asked.pop(spec.id, None)
             self.store.finish(spec.id, end.state, end.exit_code, end.ended_at, tail.bytes(), end.error)
-            self.node.bus.publish(TaskFinished(spec.id, end.state, end.exit_code, end.error))
+            self.ctx.bus.publish(TaskFinished(spec.id, end.state, end.exit_code, end.error))
 
     async def _run_on(self, spec: tpb.TaskSpec, decision: Decision, emit: Emit, tail: Tail) -> tpb.TaskExit | None:
         """One run of the task on the decided node: its exit, or None when that node went away."""
-        if decision.node_id == self.node.identity.node_id:
-            async with contextlib.aclosing(self.runner.execute(spec, self.node.identity.fingerprint)) as chunks:
-                return await self._relay(spec.id, chunks, emit, tail, self.node.settings.name)
-        state = next((s for s in self.node.registry.peers() if s.peer.node_id == decision.node_id), None)
+        if decision.node_id == self.ctx.identity.node_id:
+            async with contextlib.aclosing(self.runner.execute(spec, self.ctx.identity.fingerprint)) as chunks:
+                return await self._relay(spec.id, chunks, emit, tail, self.ctx.settings.name)
+        state = next((s for s in self.ctx.registry.peers() if s.peer.node_id == decision.node_id), None)
         if state is None:
             raise TaskError(f"{decision.name} is no longer paired")
-        stub = tpb_grpc.TasksStub(self.node.registry.channel(state))
+        stub = tpb_grpc.TasksStub(self.ctx.registry.channel(state))
         call = stub.Execute(spec, timeout=spec.timeout_s + 60 if spec.timeout_s else None)
         self.asked[spec.id].call = call
-        with self.node.bus.subscribe(PeerOffline) as offline:
+        with self.ctx.bus.subscribe(PeerOffline) as offline:
 
             async def went_away() -> None:
                 async for event in offline:
@@ -286,7 +286,7 @@ class Asker:
                 if which == "output":
                     tail.add(chunk.output.data)
                     text = chunk.output.data.decode("utf-8", "replace")
-                    self.node.bus.publish(TaskOutput(task_id, chunk.output.stream, text))
+                    self.ctx.bus.publish(TaskOutput(task_id, chunk.output.stream, text))
                 await emit(chunk)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
@@ -299,14 +299,14 @@ class Asker:
         """Cancel a task this node asked for (here or on its peer); returns where it ran."""
         asked = self.asked[task_id]
         asked.cancelled = True
-        if asked.runner_id == self.node.identity.node_id:
+        if asked.runner_id == self.ctx.identity.node_id:
             self.runner.cancel(task_id)
             return asked.runner_name
-        state = next((s for s in self.node.registry.peers() if s.peer.node_id == asked.runner_id), None)
+        state = next((s for s in self.ctx.registry.peers() if s.peer.node_id == asked.runner_id), None)
         try:
             if state is None:
                 raise TaskError("no longer paired")
-            await tpb_grpc.TasksStub(self.node.registry.channel(state)).Cancel(tpb.TaskRef(id=task_id), timeout=2.0)
+            await tpb_grpc.TasksStub(self.ctx.registry.channel(state)).Cancel(tpb.TaskRef(id=task_id), timeout=2.0)
         except (grpc.aio.AioRpcError, TaskError) as exc:
             # The runner cannot be told: ending our call still makes it kill the task when it notices.
             logger.warning("could not ask %s to cancel %s (%s); closing the stream", asked.runner_name, task_id, exc)

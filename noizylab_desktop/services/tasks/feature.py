@@ -34,7 +34,7 @@ from noizylab_desktop.services.tasks.store import TaskStore
 from noizylab_desktop.services.tasks.wire import Tail
 
 if TYPE_CHECKING:
-    from noizylab_desktop.node.node import Node
+    from noizylab_desktop.core.context import NodeContext
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +49,18 @@ class TasksFeature(tpb_grpc.TasksServicer):
 
     name = "tasks"
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.config = TasksConfig.parse(node.settings.section("tasks"))
-        self.store = TaskStore(node.paths.state_dir / "tasks.sqlite", self.config.history_limit)
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.config = TasksConfig.parse(ctx.settings.section("tasks"))
+        self.store = TaskStore(ctx.paths.state_dir / "tasks.sqlite", self.config.history_limit)
         self.runner = Runner(self.config)
-        self.asker = Asker(node, self.runner, self.store, self.config)
+        self.asker = Asker(ctx, self.runner, self.store, self.config)
         self.ended: Counter[str] = Counter()
         self._started: dict[str, float] = {}
         self._durations = [0] * (len(DURATION_BUCKETS_S) + 1)  # per bucket, the last one for +Inf
         self._duration_sum_s = 0.0
         self._warming: asyncio.Future[None] | None = None
-        self._unlisten = node.bus.listen(self._count)
+        self._unlisten = ctx.bus.listen(self._count)
 
     # ------------------------------------------------------------------ Feature
 
@@ -74,7 +74,7 @@ class TasksFeature(tpb_grpc.TasksServicer):
         return (SERVICE,)
 
     async def start(self) -> None:
-        self.asker.advisor = await asyncio.to_thread(load_advisor_settings, self.node.settings)
+        self.asker.advisor = await asyncio.to_thread(load_advisor_settings, self.ctx.settings)
         # LiteLLM takes seconds to import: load it in the background so the node is up at once.
         self._warming = asyncio.ensure_future(warm_up(self.asker.advisor))
 
@@ -119,14 +119,14 @@ class TasksFeature(tpb_grpc.TasksServicer):
     async def Submit(  # type: ignore[override]  # writes its stream with context.write, so cancel reaches it
         self, request: tpb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         try:
             await self.asker.submit(request, context.write)
         except NoizyLabError as exc:
             await abort_with(context, exc)
 
     async def SubmitBatch(self, request: tpb.TaskBatch, context: grpc.aio.ServicerContext) -> tpb.TaskBatchReply:
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         reply = tpb.TaskBatchReply()
         try:
             for one in request.tasks:
@@ -142,11 +142,11 @@ class TasksFeature(tpb_grpc.TasksServicer):
         return reply
 
     async def List(self, request: tpb.TaskListRequest, context: grpc.aio.ServicerContext) -> tpb.TaskList:
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         return tpb.TaskList(tasks=self.store.recent(request.limit or 50))
 
     async def Get(self, request: tpb.TaskRef, context: grpc.aio.ServicerContext) -> tpb.TaskRecord:
-        await require_self(self.node, context)
+        await require_self(self.ctx, context)
         try:
             return self.store.find(request.id)
         except NoizyLabError as exc:
@@ -156,7 +156,7 @@ class TasksFeature(tpb_grpc.TasksServicer):
 
     async def Cancel(self, request: tpb.TaskRef, context: grpc.aio.ServicerContext) -> tpb.CancelReply:
         fp = caller_fingerprint(context)
-        own = fp == self.node.identity.fingerprint
+        own = fp == self.ctx.identity.fingerprint
         try:
             if own:
                 task_id = self._resolve(request.id)
@@ -169,7 +169,7 @@ class TasksFeature(tpb_grpc.TasksServicer):
                 raise TaskError(f"task {record.id} is not running any more (it ended {record.state.replace('_', ' ')})")
             running = self.runner.tasks.get(request.id)
             if running is None or running.asker_fp != fp:
-                raise TaskError(f"no task {request.id} of yours runs on {self.node.settings.name}")
+                raise TaskError(f"no task {request.id} of yours runs on {self.ctx.settings.name}")
             self.runner.cancel(request.id)
             return tpb.CancelReply(id=request.id, state="cancelling")
         except NoizyLabError as exc:
@@ -186,27 +186,27 @@ class TasksFeature(tpb_grpc.TasksServicer):
     async def Offer(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> tpb.TaskOffer:
         fp = caller_fingerprint(context)
         _, offer = await self.asker.own_offer()
-        offer.allows = fp == self.node.identity.fingerprint or (
-            fp is not None and self.node.permissions.allowed(fp, "tasks")
+        offer.allows = fp == self.ctx.identity.fingerprint or (
+            fp is not None and self.ctx.permissions.allowed(fp, "tasks")
         )
         return offer
 
     async def Execute(  # type: ignore[override]  # see Submit
         self, request: tpb.TaskSpec, context: grpc.aio.ServicerContext
     ) -> None:
-        fp = await require_permission(self.node, context, "tasks")
-        peer = self.node.trust.get(fp)
+        fp = await require_permission(self.ctx, context, "tasks")
+        peer = self.ctx.trust.get(fp)
         asker = peer.name if peer is not None else request.asker_name
         text = describe(request.argv, request.shell, request.task_type, request.task_data)
         tail = Tail(self.config.tail_bytes)
         end = tpb.TaskExit(exit_code=143, state="cancelled", error="the asking node went away")
         self.store.record(
-            tpb.TaskRecord(id=request.id, role="ran", asker=asker, runner=self.node.settings.name, command=text,
+            tpb.TaskRecord(id=request.id, role="ran", asker=asker, runner=self.ctx.settings.name, command=text,
                            decided_by=request.decided_by, reason=request.reason, state="running",
                            created_at=time.time())
         )  # fmt: skip
-        self.node.bus.publish(
-            TaskStarted(request.id, text, self.node.settings.name, asker, request.decided_by, request.reason)
+        self.ctx.bus.publish(
+            TaskStarted(request.id, text, self.ctx.settings.name, asker, request.decided_by, request.reason)
         )
         try:
             async with contextlib.aclosing(self.runner.execute(request, fp)) as chunks:
@@ -216,7 +216,7 @@ class TasksFeature(tpb_grpc.TasksServicer):
                     else:
                         tail.add(chunk.output.data)
                         text_out = chunk.output.data.decode("utf-8", "replace")
-                        self.node.bus.publish(TaskOutput(request.id, chunk.output.stream, text_out))
+                        self.ctx.bus.publish(TaskOutput(request.id, chunk.output.stream, text_out))
                     await context.write(chunk)
         except NoizyLabError as exc:
             end = tpb.TaskExit(exit_code=1, state="failed", error=exc.message)
@@ -224,4 +224,4 @@ class TasksFeature(tpb_grpc.TasksServicer):
         finally:
             ended = end.ended_at or time.time()
             self.store.finish(request.id, end.state, end.exit_code, ended, tail.bytes(), end.error)
-            self.node.bus.publish(TaskFinished(request.id, end.state, end.exit_code, end.error))
+            self.ctx.bus.publish(TaskFinished(request.id, end.state, end.exit_code, end.error))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from noizylab_desktop.core.config import Paths, Settings, load_settings
 from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.core.settings_schema import parse_section, section, setting, table_keys, to_table
 from noizylab_desktop.services.clipboard.settings import ClipboardSettings
@@ -211,4 +212,24 @@ def test_advisor_keys_of_the_tasks_table() -> None:
     assert (good.enabled, good.model, good.api_base, good.timeout_s) == (True, "openai/x", "https://api.example", 1.5)
     assert error(AdvisorSettings, '[tasks]\nadvisor_api_base = "localhost:11434"\n') == (
         "tasks.advisor_api_base must be an http:// or https:// address, not 'localhost:11434'"
+    )
+
+
+def test_the_node_top_level_and_ports_tables(tmp_path: Path) -> None:
+    paths = Paths.resolve(tmp_path)
+    paths.ensure()
+    paths.config_file.write_text('name = " studio "\nlabels = ["gpu"]\n[ports]\nhttp = 0\n[tasks]\nmax_parallel = 2\n')
+    good = load_settings(paths)
+    assert (good.name, good.labels, good.ports.http, good.section("tasks")) == (
+        "studio",
+        ("gpu",),
+        0,
+        {"max_parallel": 2},
+    )
+    paths.config_file.write_text("[ports]\ngrpc = 70000\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(paths)
+    assert caught.value.message == "ports.grpc must be a whole number from 0 to 65535, not 70000"
+    assert error(Settings, "[top]\ninvite_ttl_s = 0\n") == (
+        "invite_ttl_s must be a number of seconds above 0 and at most 3600, not 0"
     )

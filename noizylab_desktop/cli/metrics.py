@@ -90,6 +90,7 @@ def _metrics(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
     from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
     from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.core.settings_schema import parse_section
     from noizylab_desktop.services.metrics.settings import MetricsSettings
     from noizylab_desktop.services.metrics.view import as_json, health, summary
 
@@ -100,7 +101,7 @@ def _metrics(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         return reply
 
     cluster = asyncio.run(go())
-    thresholds = MetricsSettings.parse(settings.section("metrics"))
+    thresholds = parse_section(MetricsSettings, settings.section("metrics"))
     if args.json:
         nodes = [{**as_json(n), "health": health(n, thresholds)} for n in cluster.nodes]
         print(json.dumps({"summary": summary(cluster), "nodes": nodes}, indent=2))

@@ -38,11 +38,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _save(paths: Paths, settings: Settings, changes: dict[str, Any]) -> dict[str, Any]:
-    from noizylab_desktop.services.routing import parse_advisor_settings
+    from noizylab_desktop.core.settings_schema import parse_section
+    from noizylab_desktop.services.routing import AdvisorSettings
 
     table = {**settings.section("tasks"), **changes}
     table = {k: v for k, v in table.items() if v is not None}
-    parse_advisor_settings(table)  # refuse to save what the node could not read
+    parse_section(AdvisorSettings, table)  # refuse to save what the node could not read
     save_settings(paths, settings.with_section("tasks", table))
     return table
 
@@ -73,9 +74,10 @@ def _key_stored(settings: Settings) -> bool:
 
 
 def _show(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    from noizylab_desktop.services.routing import parse_advisor_settings
+    from noizylab_desktop.core.settings_schema import parse_section
+    from noizylab_desktop.services.routing import AdvisorSettings
 
-    advisor = parse_advisor_settings(settings.section("tasks"))
+    advisor = parse_section(AdvisorSettings, settings.section("tasks"))
     row = {
         "enabled": advisor.enabled,
         "model": advisor.model,

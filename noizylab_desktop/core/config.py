@@ -21,6 +21,7 @@ import platformdirs
 import tomli_w
 
 from noizylab_desktop.core.errors import ConfigError
+from noizylab_desktop.core.settings_schema import parse_section, section, setting, table_keys
 
 APP = "noizylab"
 DEFAULT_GRPC_PORT = 50051
@@ -88,30 +89,45 @@ class Paths:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
+@section("ports")
 @dataclass(frozen=True)
 class Ports:
     """The ports a node listens on; 0 picks a free one at start."""
 
-    grpc: int = DEFAULT_GRPC_PORT
-    sftp: int = DEFAULT_SFTP_PORT
-    http: int = DEFAULT_HTTP_PORT
-    pairing: int = 0
+    grpc: int = setting(DEFAULT_GRPC_PORT, low=0, high=65535)
+    sftp: int = setting(DEFAULT_SFTP_PORT, low=0, high=65535)
+    http: int = setting(DEFAULT_HTTP_PORT, low=0, high=65535)
+    pairing: int = setting(0, low=0, high=65535)
 
 
+def _default_name() -> str:
+    return socket.gethostname() or "noizylab-node"
+
+
+def _new_keychain_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _named(name: str) -> bool:
+    return bool(name.strip())
+
+
+# The file's top level: the node's own settings, beside the [ports] table and each feature's table.
+@section("")
 @dataclass(frozen=True)
 class Settings:
     """What the person chose for this node; stored as TOML."""
 
-    name: str = field(default_factory=lambda: socket.gethostname() or "noizylab-node")
-    keychain_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    name: str = setting(default_factory=_default_name, check=_named, expect="a non-empty string", convert=str.strip)
+    keychain_id: str = setting(default_factory=_new_keychain_id)
     ports: Ports = field(default_factory=Ports)
-    grpc_host: str = "0.0.0.0"
-    http_host: str = "127.0.0.1"
-    advertise: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    heartbeat_s: float = 1.0
-    heartbeat_misses: int = 3
-    invite_ttl_s: float = 600.0
+    grpc_host: str = setting("0.0.0.0", lenient=True)
+    http_host: str = setting("127.0.0.1", lenient=True)
+    advertise: tuple[str, ...] = setting(())
+    labels: tuple[str, ...] = setting(())
+    heartbeat_s: float = setting(1.0, above=0, unit="seconds")
+    heartbeat_misses: int = setting(3, low=1)
+    invite_ttl_s: float = setting(600.0, above=0, high=3600, unit="seconds")
     # The feature tables of the TOML file ([tasks], [sync], [clipboard], [display], [metrics], ...), kept as read;
     # each feature turns its own table into a typed, validated settings object (``section``).
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -137,58 +153,19 @@ class Settings:
         )
 
 
-def _check_port(value: object, key: str) -> int:
-    if not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"ports.{key} must be a whole number from 0 to 65535, not {value!r}: fix the config file")
-    return value
-
-
-def _strings(value: object, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key} must be a list of strings in the config file")
-    return tuple(value)
-
-
 def _from_toml(data: dict[str, object], path: Path) -> Settings:
-    default = Settings()
-    ports_raw = data.get("ports", {})
-    if not isinstance(ports_raw, dict):
+    ports = data.get("ports", {})
+    if not isinstance(ports, dict):
         raise ConfigError(f"[ports] in {path} must be a table")
-    ports = Ports(**{k: _check_port(ports_raw.get(k, getattr(default.ports, k)), k) for k in asdict(default.ports)})
-    name = data.get("name", default.name)
-    keychain_id = data.get("keychain_id", default.keychain_id)
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"name in {path} must be a non-empty string")
-    if not isinstance(keychain_id, str):
-        raise ConfigError(f"keychain_id in {path} must be a string")
-    hb = data.get("heartbeat_s", default.heartbeat_s)
-    misses = data.get("heartbeat_misses", default.heartbeat_misses)
-    ttl = data.get("invite_ttl_s", default.invite_ttl_s)
-    if not isinstance(hb, int | float) or hb <= 0 or not isinstance(misses, int) or misses < 1:
-        raise ConfigError(f"heartbeat_s and heartbeat_misses in {path} must be positive numbers")
-    if not isinstance(ttl, int | float) or not 0 < ttl <= 3600:
-        raise ConfigError(f"invite_ttl_s in {path} must be between 0 and 3600 seconds")
-    known = {f for f in Settings.__dataclass_fields__ if f != "sections"}
-    sections: dict[str, Mapping[str, Any]] = {}
-    for key, value in data.items():
-        if key in known:
-            continue
-        if not isinstance(value, dict):
-            raise ConfigError(f"unknown setting {key!r} in {path}: remove it or put it under its feature's [table]")
-        sections[key] = value
-    return Settings(
-        sections=sections,
-        name=name.strip(),
-        keychain_id=keychain_id,
-        ports=ports,
-        grpc_host=str(data.get("grpc_host", default.grpc_host)),
-        http_host=str(data.get("http_host", default.http_host)),
-        advertise=_strings(data.get("advertise", []), "advertise"),
-        labels=_strings(data.get("labels", []), "labels"),
-        heartbeat_s=float(hb),
-        heartbeat_misses=misses,
-        invite_ttl_s=float(ttl),
-    )
+    # Any other table is a feature's, kept as read: the feature parses it (``section``).
+    own = {"ports", *table_keys(Settings)}
+    sections = {key: value for key, value in data.items() if isinstance(value, dict) and key not in own}
+    top = {key: value for key, value in data.items() if key not in sections and key != "ports"}
+    try:
+        settings = parse_section(Settings, top)
+        return replace(settings, ports=parse_section(Ports, ports), sections=sections)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (in {path})") from exc
 
 
 def claim_keychain_id(paths: Paths) -> str:

@@ -215,7 +215,7 @@ def test_a_bad_clipboard_table_stops_the_node_with_one_line_and_keeps_the_file(
     started = node.cli("start", check=False)
     assert started.returncode == 1
     assert started.stderr.strip().splitlines()[-1] == (
-        "noizylab: error: the node exited at start: [clipboard] max_bytes must be a whole number of bytes "
+        "noizylab: error: the node exited at start: clipboard.max_bytes must be a whole number of bytes "
         "from 1024 to 1 GiB, not 'lots'"
     )
     assert 'max_bytes = "lots"' in (node.home / "config.toml").read_text()

@@ -13,9 +13,9 @@ from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.services.display import host
 from noizylab_desktop.services.display.capture import MssSource
 from noizylab_desktop.services.display.changes import X11Damage, watch_for
-from noizylab_desktop.services.display.config import DisplayConfig
 from noizylab_desktop.services.display.decoder import Decoder
 from noizylab_desktop.services.display.host import HostStream
+from noizylab_desktop.services.display.settings import DisplaySettings
 from tests.conftest import wait_for
 from tests.xvfb import Xvfb
 
@@ -89,7 +89,7 @@ def test_the_host_grabs_a_change_of_a_settled_screen(screen: Xvfb, monkeypatch: 
     painter.fill(0, 0, 8, 0x404040)  # not all black, so the black-capture check lets frames through
 
     async def scenario() -> None:
-        stream = HostStream(DisplayConfig(encoders=("libx264",), settle_frames=1), 1, asyncio.get_running_loop())
+        stream = HostStream(DisplaySettings(encoders=("libx264",), settle_frames=1), 1, asyncio.get_running_loop())
         decoder = Decoder()
         stream.start()
         try:

@@ -253,8 +253,8 @@ def test_a_busy_http_port_is_a_one_line_error(make_node: Callable[[str], NodePro
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"interval_s": "fast"}, "[metrics] interval_s must be a number above 0, not 'fast'"),
-        ({"colour": "blue"}, "[metrics] has no setting 'colour'"),
+        ({"interval_s": "fast"}, "metrics.interval_s must be a number of seconds, 0.1 or more, not 'fast'"),
+        ({"colour": "blue"}, "unknown setting metrics.colour"),
     ],
 )
 def test_bad_metrics_settings_are_one_line_errors(

@@ -68,7 +68,7 @@ def test_bad_settings_are_refused_in_one_line_and_nothing_is_saved(tmp_path: Pat
     bad = advisor(home, "on", "--model", "ollama_chat/llama3.2", "--api-base", "localhost:11434")
     assert (bad.returncode, bad.stderr) == (
         1,
-        "noizylab: error: [tasks] advisor_api_base must be an http:// or https:// address, not 'localhost:11434'\n",
+        "noizylab: error: tasks.advisor_api_base must be an http:// or https:// address, not 'localhost:11434'\n",
     )
     assert tasks_table(home) == {}
     slow = advisor(home, "on", "--model", "ollama_chat/llama3.2", "--timeout", "0")

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from noizylab_desktop.core.errors import ClipboardError, ConfigError
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.clipboard.content import Clip, clip_hash, to_png, with_plain_text
 from noizylab_desktop.services.clipboard.markers import is_secret, native_name, secret_in
-from noizylab_desktop.services.clipboard.settings import ClipboardSettings, parse
+from noizylab_desktop.services.clipboard.settings import ClipboardSettings
 
 
 def png(image: Image.Image, **options: int) -> bytes:
@@ -79,18 +80,20 @@ def test_only_marker_formats_are_read() -> None:
 
 
 def test_clipboard_settings_defaults_and_one_line_errors() -> None:
-    assert parse({}) == ClipboardSettings(max_bytes=10 * 1024 * 1024, paused=False, backend="auto", poll_s=0.25)
-    assert parse({"max_bytes": 2048, "paused": True}).paused is True
+    assert parse_section(ClipboardSettings, {}) == ClipboardSettings(
+        max_bytes=10 * 1024 * 1024, paused=False, backend="auto", poll_s=0.25
+    )
+    assert parse_section(ClipboardSettings, {"max_bytes": 2048, "paused": True}).paused is True
     for table, fragment in [
         ({"max_bytes": "big"}, "max_bytes must be a whole number of bytes"),
         ({"max_bytes": 10}, "max_bytes must be a whole number of bytes"),
         ({"paused": "yes"}, "paused must be true or false"),
         ({"backend": "wayland"}, "backend must be one of auto, x11, pyperclip"),
-        ({"poll_s": 0}, "poll_s must be between"),
-        ({"maxbytes": 1}, "unknown setting 'maxbytes' in [clipboard]"),
+        ({"poll_s": 0}, "poll_s must be a number of seconds from 0.05 to 10"),
+        ({"maxbytes": 1}, "unknown setting clipboard.maxbytes"),
     ]:
         with pytest.raises(ConfigError, match=fragment.replace("[", r"\[").replace("]", r"\]")) as caught:
-            parse(table)
+            parse_section(ClipboardSettings, table)
         assert "\n" not in caught.value.message
 
 

@@ -98,5 +98,5 @@ def test_feature_tables_survive_a_save_and_other_unknown_keys_are_refused(tmp_pa
     assert again.section("tasks")["advisor_model"] == "ollama/llama3"
     assert again.section("clipboard") == {"max_bytes": 1000}
     paths.config_file.write_text('name = "studio"\ncolour = "red"\n')
-    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+    with pytest.raises(ConfigError, match="unknown setting colour: use one of advertise"):
         load_settings(paths)

@@ -9,9 +9,9 @@ import numpy as np
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.services.display.capture import Grab, MonitorInfo
-from noizylab_desktop.services.display.config import DisplayConfig
 from noizylab_desktop.services.display.decoder import Decoder
 from noizylab_desktop.services.display.host import HostStream
+from noizylab_desktop.services.display.settings import DisplaySettings
 
 COLOURS = {1: (0, 0, 200), 2: (0, 200, 0)}  # BGR: monitor 1 red, monitor 2 green
 
@@ -48,7 +48,7 @@ async def next_of(stream: HostStream, kind: str) -> dpb.HostMessage:
 
 def test_switching_monitors_sends_new_info_and_that_monitor_s_pictures() -> None:
     async def scenario() -> None:
-        config = DisplayConfig(encoders=("libx264",), fps=30)
+        config = DisplaySettings(encoders=("libx264",), fps=30)
         stream = HostStream(config, 1, asyncio.get_running_loop(), source_factory=TwoMonitors)
         stream.start()
         try:
@@ -72,7 +72,7 @@ def test_switching_monitors_sends_new_info_and_that_monitor_s_pictures() -> None
 def test_a_monitor_switch_to_one_that_does_not_exist_ends_the_stream_with_the_reason() -> None:
     async def scenario() -> BaseException:
         stream = HostStream(
-            DisplayConfig(encoders=("libx264",)), 1, asyncio.get_running_loop(), source_factory=TwoMonitors
+            DisplaySettings(encoders=("libx264",)), 1, asyncio.get_running_loop(), source_factory=TwoMonitors
         )
         stream.start()
         try:

@@ -10,30 +10,34 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.core.errors import ConfigError, DisplayError
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.display.adapt import Adapter, Limits
 from noizylab_desktop.services.display.capture import MonitorInfo, is_black, pick
 from noizylab_desktop.services.display.client import Clock
-from noizylab_desktop.services.display.config import DEFAULT_ENCODERS, parse
 from noizylab_desktop.services.display.decoder import Decoder
 from noizylab_desktop.services.display.encoder import Encoder, probe
 from noizylab_desktop.services.display.inject import map_point
 from noizylab_desktop.services.display.recorder import Recorder
+from noizylab_desktop.services.display.settings import DEFAULT_ENCODERS, DisplaySettings
 
 
 def test_config_defaults_and_one_line_errors() -> None:
-    config = parse({})
+    config = parse_section(DisplaySettings, {})
     assert config.encoders == DEFAULT_ENCODERS and config.fps == 60
-    assert parse({"fps": 30, "encoders": ["libx264"]}).encoders == ("libx264",)
-    with pytest.raises(ConfigError, match=r"\[display\] fps must be a whole number from 1 to 240, not 0"):
-        parse({"fps": 0})
-    with pytest.raises(ConfigError, match="unknown keys colour"):
-        parse({"colour": "red"})
+    assert parse_section(DisplaySettings, {"fps": 30, "encoders": ["libx264"]}).encoders == ("libx264",)
+    with pytest.raises(ConfigError, match=r"display\.fps must be a whole number from 1 to 240, not 0"):
+        parse_section(DisplaySettings, {"fps": 0})
+    with pytest.raises(ConfigError, match="unknown setting display.colour"):
+        parse_section(DisplaySettings, {"colour": "red"})
     with pytest.raises(ConfigError, match="encoders must be a non-empty list"):
-        parse({"encoders": []})
+        parse_section(DisplaySettings, {"encoders": []})
 
 
 def test_the_environment_can_force_the_probe_order() -> None:
-    assert parse({}, env={"NOIZYLAB_DISPLAY_ENCODERS": "h264_bogus, libx264"}).encoders == ("h264_bogus", "libx264")
+    assert parse_section(DisplaySettings, {}, env={"NOIZYLAB_DISPLAY_ENCODERS": "h264_bogus, libx264"}).encoders == (
+        "h264_bogus",
+        "libx264",
+    )
 
 
 def test_probe_skips_encoders_that_do_not_open_and_falls_back_to_libx264() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop.core.errors import ConfigError
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.metrics import system
 from noizylab_desktop.services.metrics.cluster import WATCHING, sent_watching
 from noizylab_desktop.services.metrics.demand import Demand
@@ -32,10 +33,10 @@ def test_a_look_counts_for_its_window_and_says_when_it_starts_one() -> None:
 
 
 def test_the_idle_pace_settings_have_defaults_and_one_line_errors() -> None:
-    settings = MetricsSettings.parse({})
+    settings = parse_section(MetricsSettings, {})
     assert (settings.peer_interval_s, settings.watch_s) == (15.0, 30.0)
-    with pytest.raises(ConfigError, match=r"^\[metrics\] watch_s must be a number above 0, not 0$"):
-        MetricsSettings.parse({"watch_s": 0})
+    with pytest.raises(ConfigError, match=r"^metrics\.watch_s must be a number of seconds above 0, not 0$"):
+        parse_section(MetricsSettings, {"watch_s": 0})
 
 
 def test_pulls_say_when_someone_looks_at_the_asking_node() -> None:

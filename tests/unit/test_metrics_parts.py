@@ -8,6 +8,7 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop.core.errors import ConfigError, TokenError
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.metrics.history import History
 from noizylab_desktop.services.metrics.rpc import BUCKETS, RpcMetrics
 from noizylab_desktop.services.metrics.settings import MetricsSettings
@@ -31,17 +32,17 @@ def node(name: str, online: bool = True, disk_used: float = 0.5, gpu_c: float | 
 
 
 def test_settings_defaults_and_one_line_errors() -> None:
-    assert MetricsSettings.parse({}) == MetricsSettings()
-    assert MetricsSettings.parse({"interval_s": 2, "top_processes": 3}).interval_s == 2.0
+    assert parse_section(MetricsSettings, {}) == MetricsSettings()
+    assert parse_section(MetricsSettings, {"interval_s": 2, "top_processes": 3}).interval_s == 2.0
     for raw, message in (
-        ({"interval_s": 0}, "[metrics] interval_s must be a number above 0, not 0"),
-        ({"interval_s": 0.01}, "[metrics] interval_s must be at least 0.1, not 0.01"),
-        ({"public_metrics": "yes"}, "[metrics] public_metrics must be true or false, not 'yes'"),
-        ({"max_series": -1}, "[metrics] max_series must be a whole number of at least 0, not -1"),
-        ({"disk_warn_ratio": 1.5}, "[metrics] disk_warn_ratio must be above 0 and at most 1, not 1.5"),
+        ({"interval_s": 0}, "metrics.interval_s must be a number of seconds, 0.1 or more, not 0"),
+        ({"interval_s": 0.01}, "metrics.interval_s must be a number of seconds, 0.1 or more, not 0.01"),
+        ({"public_metrics": "yes"}, "metrics.public_metrics must be true or false, not 'yes'"),
+        ({"max_series": -1}, "metrics.max_series must be a whole number, 0 or more, not -1"),
+        ({"disk_warn_ratio": 1.5}, "metrics.disk_warn_ratio must be a number above 0 and at most 1, not 1.5"),
     ):
         with pytest.raises(ConfigError) as raised:
-            MetricsSettings.parse(raw)
+            parse_section(MetricsSettings, raw)
         assert raised.value.message == message
 
 

@@ -10,27 +10,28 @@ import pytest
 from noizylab_desktop.core.config import Settings
 from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.core.secrets import KeyringStore
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.routing import (
     API_KEY_NAME,
     AdvisorSettings,
     load_advisor_settings,
-    parse_advisor_settings,
 )
 
 
 def test_defaults_leave_the_advisor_off_with_a_one_and_a_half_second_budget() -> None:
-    assert parse_advisor_settings({}) == AdvisorSettings(enabled=False, model="", api_base="", timeout_s=1.5)
+    assert parse_section(AdvisorSettings, {}) == AdvisorSettings(enabled=False, model="", api_base="", timeout_s=1.5)
 
 
 def test_a_local_ollama_advisor_is_read_from_the_table() -> None:
-    parsed = parse_advisor_settings(
+    parsed = parse_section(
+        AdvisorSettings,
         {
             "advisor_enabled": True,
             "advisor_model": " ollama_chat/llama3.2 ",
             "advisor_api_base": "http://127.0.0.1:11434/",
             "advisor_timeout_s": 1,
             "other_tasks_key": "ignored here",
-        }
+        },
     )
     assert parsed == AdvisorSettings(True, "ollama_chat/llama3.2", "http://127.0.0.1:11434", 1.0)
 
@@ -38,20 +39,20 @@ def test_a_local_ollama_advisor_is_read_from_the_table() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"advisor_enabled": "yes"}, "[tasks] advisor_enabled must be true or false, not 'yes'"),
-        ({"advisor_model": 3}, "[tasks] advisor_model must be a LiteLLM model name"),
-        ({"advisor_api_base": "localhost:11434"}, "[tasks] advisor_api_base must be an http:// or https:// address"),
-        ({"advisor_timeout_s": 0}, "[tasks] advisor_timeout_s must be a number of seconds above 0 and at most 60"),
-        ({"advisor_timeout_s": True}, "[tasks] advisor_timeout_s must be a number of seconds"),
-        ({"advisor_timeout_s": 600}, "[tasks] advisor_timeout_s must be a number of seconds"),
-        ({"advisor_enabled": True}, "[tasks] advisor_enabled is true but advisor_model is empty"),
-        ({"advisor_mock_response": {"node": "a"}}, "[tasks] advisor_mock_response must be a string"),
-        ({"advisor_api_key": "sk-123"}, "[tasks] advisor_api_key must not be in the config file"),
+        ({"advisor_enabled": "yes"}, "tasks.advisor_enabled must be true or false, not 'yes'"),
+        ({"advisor_model": 3}, "tasks.advisor_model must be a LiteLLM model name"),
+        ({"advisor_api_base": "localhost:11434"}, "tasks.advisor_api_base must be an http:// or https:// address"),
+        ({"advisor_timeout_s": 0}, "tasks.advisor_timeout_s must be a number of seconds above 0 and at most 60"),
+        ({"advisor_timeout_s": True}, "tasks.advisor_timeout_s must be a number of seconds"),
+        ({"advisor_timeout_s": 600}, "tasks.advisor_timeout_s must be a number of seconds"),
+        ({"advisor_enabled": True}, "tasks.advisor_enabled is true but tasks.advisor_model is empty"),
+        ({"advisor_mock_response": {"node": "a"}}, "tasks.advisor_mock_response must be a string"),
+        ({"advisor_api_key": "sk-123"}, "tasks.advisor_api_key must not be in the config file"),
     ],
 )
 def test_bad_values_get_one_line_config_errors(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_advisor_settings(table)
+        parse_section(AdvisorSettings, table)
     assert caught.value.message.startswith(message)
     assert "\n" not in caught.value.message
 

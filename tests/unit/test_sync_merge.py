@@ -128,10 +128,11 @@ def test_binary_files_and_files_without_a_stored_ancestor_still_get_a_conflict_c
 
 def test_the_merge_cap_is_a_setting_with_a_one_line_error() -> None:
     from noizylab_desktop.core.errors import ConfigError
+    from noizylab_desktop.core.settings_schema import parse_section
     from noizylab_desktop.services.sync.settings import SyncSettings
 
-    assert SyncSettings.parse({}).merge_max_bytes == 1024 * 1024
-    assert SyncSettings.parse({"merge_max_bytes": 0}).merge_max_bytes == 0
+    assert parse_section(SyncSettings, {}).merge_max_bytes == 1024 * 1024
+    assert parse_section(SyncSettings, {"merge_max_bytes": 0}).merge_max_bytes == 0
     for bad in ("1 MiB", -1, True, 2**40):
-        with pytest.raises(ConfigError, match=r"^\[sync\] merge_max_bytes must be a whole number of bytes from 0"):
-            SyncSettings.parse({"merge_max_bytes": bad})
+        with pytest.raises(ConfigError, match=r"^sync\.merge_max_bytes must be a whole number of bytes from 0"):
+            parse_section(SyncSettings, {"merge_max_bytes": bad})

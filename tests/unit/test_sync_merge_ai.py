@@ -145,7 +145,7 @@ def test_advisor_failures_and_a_switched_off_advisor_are_one_line(setup: Setup) 
     with pytest.raises(MergeError, match=r"it did not answer within 0.5 s; nothing was changed"):
         s.run(s.resolver.propose(cid, ai=True))
     s.advisor["advisor_timeout_s"] = "soon"
-    with pytest.raises(MergeError, match=r"^the AI advisor cannot be used: \[tasks\] advisor_timeout_s must be"):
+    with pytest.raises(MergeError, match=r"^the AI advisor cannot be used: tasks\.advisor_timeout_s must be"):
         s.run(s.resolver.propose(cid, ai=True))
     s.advisor["advisor_timeout_s"], s.advisor["advisor_enabled"] = 10.0, False
     with pytest.raises(MergeError, match=r"^the AI advisor is off: turn it on with `noizylab advisor on"):

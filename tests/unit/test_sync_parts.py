@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from noizylab_desktop.core.errors import ConfigError, SyncError
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, changed_blocks, hash_bytes, hash_file
 from noizylab_desktop.services.sync.conflicts import conflict_name, is_conflict_copy, version_name
 from noizylab_desktop.services.sync.ignore import Ignore
@@ -145,15 +146,15 @@ def test_rescans_hash_only_files_that_changed(tmp_path: Path) -> None:
 
 
 def test_sync_settings_are_validated_with_one_line_errors(tmp_path: Path) -> None:
-    assert SyncSettings.parse({"folder": str(tmp_path), "quiet_ms": 100}).quiet_ms == 100
+    assert parse_section(SyncSettings, {"folder": str(tmp_path), "quiet_ms": 100}).quiet_ms == 100
     for bad, fragment in (
-        ({"quiet_ms": 900}, "between 0 and 300"),
-        ({"rescan_s": "soon"}, "needs numbers"),
+        ({"quiet_ms": 900}, "from 0 to 300"),
+        ({"rescan_s": "soon"}, "rescan_s must be a number of seconds"),
         ({"poll_s": 0}, "above 0"),
-        ({"colour": 1}, "unknown keys colour"),
+        ({"colour": 1}, "unknown setting sync.colour"),
     ):
         with pytest.raises(ConfigError, match=fragment):
-            SyncSettings.parse(bad)
+            parse_section(SyncSettings, bad)
 
 
 def test_out_of_inotify_watches_falls_back_to_polling_and_names_the_limit(

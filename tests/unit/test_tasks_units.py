@@ -11,11 +11,12 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import ConfigError, TaskError
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.tasks import gpu_job
-from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.handlers import handler_for, parse_data
 from noizylab_desktop.services.tasks.process import QUEUE_CHUNKS, ProcessTree
 from noizylab_desktop.services.tasks.runner import Runner
+from noizylab_desktop.services.tasks.settings import TasksSettings
 from noizylab_desktop.services.tasks.store import TaskStore
 from tests.conftest import wait_for
 from tests.integration.tasks_helpers import alive
@@ -79,7 +80,7 @@ def test_kill_ends_the_whole_tree_even_a_child_that_ignores_sigterm() -> None:
 
 def test_a_runner_holds_tasks_past_its_limit_until_a_slot_frees() -> None:
     async def scenario() -> list[str]:
-        runner = Runner(TasksConfig(max_parallel=1))
+        runner = Runner(TasksSettings(max_parallel=1))
         first = runner.execute(tpb.TaskSpec(id="a", argv=["sleep", "30"]))
         second = runner.execute(tpb.TaskSpec(id="b", argv=["echo", "b"]))
         first_exit = asyncio.ensure_future(_last(first))
@@ -104,13 +105,13 @@ async def _last(chunks: object) -> tpb.TaskExit:
     ("table", "message"),
     [
         ({"max_paralel": 2}, "unknown setting tasks.max_paralel: use one of"),
-        ({"max_parallel": 0}, "tasks.max_parallel must be a whole number of at least 1, not 0"),
-        ({"grace_s": "soon"}, "tasks.grace_s must be seconds between 0 and 10, not 'soon'"),
+        ({"max_parallel": 0}, "tasks.max_parallel must be a whole number, 1 or more, not 0"),
+        ({"grace_s": "soon"}, "tasks.grace_s must be a number of seconds above 0 and at most 10, not 'soon'"),
     ],
 )
 def test_bad_settings_get_one_line_errors(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        TasksConfig.parse(table)
+        parse_section(TasksSettings, table)
     assert caught.value.message.startswith(message)
 
 

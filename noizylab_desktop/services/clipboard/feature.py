@@ -30,6 +30,7 @@ from noizylab_desktop.core.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.core.events import Event, PeerOnline
 from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.clipboard import settings as clip_settings
 from noizylab_desktop.services.clipboard.backend import ClipboardBackend
 from noizylab_desktop.services.clipboard.content import Clip, clip_hash, with_plain_text
@@ -67,7 +68,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.settings = clip_settings.parse(ctx.settings.section(clip_settings.SECTION))
+        self.settings = parse_section(clip_settings.ClipboardSettings, ctx.settings.section(clip_settings.SECTION))
         self.backend: ClipboardBackend | None = None
         self.backend_error = ""
         self.counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))

@@ -25,12 +25,13 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import DisplayError, NoizyLabError, PermissionRefusedError
 from noizylab_desktop.core.feature import Figure, abort_with, require_self
 from noizylab_desktop.core.sessions import uses_scope
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.transport import caller_fingerprint
 from noizylab_desktop.core.trust import TrustedPeer
-from noizylab_desktop.services.display.config import DisplayConfig, parse
 from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshared
 from noizylab_desktop.services.display.host import HostStream
 from noizylab_desktop.services.display.inject import InputSink
+from noizylab_desktop.services.display.settings import DisplaySettings
 from noizylab_desktop.services.display.sinks import open_sink
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class DisplayFeature:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.config: DisplayConfig = parse(ctx.settings.section("display"))
+        self.config = parse_section(DisplaySettings, ctx.settings.section("display"))
         # Set by the tray: asks the person about a peer's first session. None (headless): refuse.
         self.consent: ConsentAsker | None = None
         self.sessions: dict[int, Session] = {}

@@ -21,8 +21,8 @@ from noizylab_desktop.core.errors import DisplayError
 from noizylab_desktop.services.display.adapt import Adapter, Limits
 from noizylab_desktop.services.display.capture import Grab, MonitorInfo, MssSource, ScreenSource, is_black, pick
 from noizylab_desktop.services.display.changes import ChangeWatch, watch_for
-from noizylab_desktop.services.display.config import DisplayConfig
 from noizylab_desktop.services.display.encoder import Encoder
+from noizylab_desktop.services.display.settings import DisplaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class HostStream:
 
     def __init__(
         self,
-        config: DisplayConfig,
+        config: DisplaySettings,
         monitor: int,
         loop: asyncio.AbstractEventLoop,
         max_fps: int = 0,

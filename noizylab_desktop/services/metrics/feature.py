@@ -22,6 +22,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
 from noizylab_desktop.core.feature import Figure, require_self
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.metrics.api_routes import api_routes
 from noizylab_desktop.services.metrics.cluster import PeerPuller, sent_watching
 from noizylab_desktop.services.metrics.demand import Demand
@@ -68,7 +69,7 @@ class MetricsFeature:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.settings = MetricsSettings.parse(ctx.settings.section("metrics"))
+        self.settings = parse_section(MetricsSettings, ctx.settings.section("metrics"))
         self.rpc = RpcMetrics()
         self.history = History(int(self.settings.history_s / self.settings.interval_s))
         self.tokens = TokenStore(ctx.paths.state_dir / TOKENS_FILE)

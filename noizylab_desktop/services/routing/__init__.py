@@ -7,9 +7,7 @@ from noizylab_desktop.services.routing.scheduler import choose, rank, rejection
 from noizylab_desktop.services.routing.settings import (
     API_KEY_NAME,
     AdvisorSettings,
-    advisor_keys,
     load_advisor_settings,
-    parse_advisor_settings,
 )
 
 __all__ = [
@@ -21,12 +19,10 @@ __all__ = [
     "GpuState",
     "Needs",
     "TaskSummary",
-    "advisor_keys",
     "choose",
     "complete",
     "decide",
     "load_advisor_settings",
-    "parse_advisor_settings",
     "rank",
     "rejection",
     "warm_up",

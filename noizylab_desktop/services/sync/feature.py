@@ -16,6 +16,7 @@ from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.config import load_settings
 from noizylab_desktop.core.errors import MergeError, NoizyLabError, SyncError
 from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import read_files, write_files
@@ -286,7 +287,7 @@ class SyncFeature:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.settings = SyncSettings.parse(ctx.settings.section("sync"))
+        self.settings = parse_section(SyncSettings, ctx.settings.section("sync"))
         self.manager = ShareManager(ctx, self.settings)
         self.resolver = Resolver(self.manager.engines, ctx.settings.name, lambda: load_settings(ctx.paths))
         self.sftp = SftpServer(ctx.identity.ssh_private_pem, self.manager, ctx.sessions)

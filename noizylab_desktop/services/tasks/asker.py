@@ -27,10 +27,10 @@ from noizylab_desktop.core.events import PeerOffline
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.routing import Candidate, Decision, GpuState, Needs, TaskSummary, decide
 from noizylab_desktop.services.routing.settings import AdvisorSettings
-from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.services.tasks.handlers import describe, handler_for, parse_data
 from noizylab_desktop.services.tasks.runner import Runner, task_argv
+from noizylab_desktop.services.tasks.settings import TasksSettings
 from noizylab_desktop.services.tasks.store import TaskStore
 from noizylab_desktop.services.tasks.wire import Tail, error_from_rpc, merge, needs_from
 
@@ -61,7 +61,7 @@ async def _discard(chunk: tpb.TaskChunk) -> None:
 class Asker:
     """Tasks this node's own user asked for: routed, followed to the end, and kept in history."""
 
-    def __init__(self, ctx: NodeContext, runner: Runner, store: TaskStore, config: TasksConfig) -> None:
+    def __init__(self, ctx: NodeContext, runner: Runner, store: TaskStore, config: TasksSettings) -> None:
         self.ctx = ctx
         self.runner = runner
         self.store = store

@@ -22,14 +22,15 @@ from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from noizylab_desktop.core.errors import NoizyLabError, TaskError
 from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.transport import caller_fingerprint
 from noizylab_desktop.services.routing.advisor import warm_up
 from noizylab_desktop.services.routing.settings import load_advisor_settings
 from noizylab_desktop.services.tasks.asker import Asker
-from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.services.tasks.handlers import describe
 from noizylab_desktop.services.tasks.runner import Runner
+from noizylab_desktop.services.tasks.settings import TasksSettings
 from noizylab_desktop.services.tasks.store import TaskStore
 from noizylab_desktop.services.tasks.wire import Tail
 
@@ -51,7 +52,7 @@ class TasksFeature(tpb_grpc.TasksServicer):
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.config = TasksConfig.parse(ctx.settings.section("tasks"))
+        self.config = parse_section(TasksSettings, ctx.settings.section("tasks"))
         self.store = TaskStore(ctx.paths.state_dir / "tasks.sqlite", self.config.history_limit)
         self.runner = Runner(self.config)
         self.asker = Asker(ctx, self.runner, self.store, self.config)

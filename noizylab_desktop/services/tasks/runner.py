@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import TaskError
-from noizylab_desktop.services.tasks.config import TasksConfig
 from noizylab_desktop.services.tasks.handlers import ShellHandler, handler_for, parse_data
 from noizylab_desktop.services.tasks.process import ProcessTree
+from noizylab_desktop.services.tasks.settings import TasksSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Running:
 class Runner:
     """Tasks on this machine, at most ``max_parallel`` at once; the rest wait in order."""
 
-    def __init__(self, config: TasksConfig) -> None:
+    def __init__(self, config: TasksSettings) -> None:
         self.config = config
         self._slots = asyncio.Semaphore(config.max_parallel)
         self.tasks: dict[str, Running] = {}

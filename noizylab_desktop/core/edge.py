@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 
 from noizylab_desktop.core.edge_rules import check_message
 from noizylab_desktop.core.errors import InvalidRequestError, NoizyLabError
-from noizylab_desktop.core.feature import abort_with, one_line
+from noizylab_desktop.core.rpc_errors import abort_with, one_line
 
 logger = logging.getLogger(__name__)
 

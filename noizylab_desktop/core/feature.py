@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import grpc
 
-from noizylab_desktop.core.errors import InvalidRequestError, NoizyLabError, PairingError, PermissionRefusedError
+from noizylab_desktop.core.errors import PermissionRefusedError
+from noizylab_desktop.core.rpc_errors import MAX_DETAILS as MAX_DETAILS  # re-exported from its old home
+from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.sessions import uses_scope
 from noizylab_desktop.core.transport import caller_fingerprint
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
-
-# Characters of a status's details: a whole error message, and far below gRPC's 8 KiB for a status's metadata
-# even when every character is percent-encoded (up to 12 bytes each).
-MAX_DETAILS = 600
 
 
 @dataclass(frozen=True)
@@ -96,23 +94,3 @@ async def require_permission(ctx: NodeContext, context: grpc.aio.ServicerContext
             ),
         )
     return fp
-
-
-def one_line(text: str, limit: int = MAX_DETAILS) -> str:
-    """``text`` as one printable line of at most ``limit`` characters: a peer's value quoted in an error (a path with a
-    line break, a terminal escape) is escaped as ``\\n``, so it can neither forge a line in a log nor break one."""
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def abort_with(context: grpc.aio.ServicerContext, exc: NoizyLabError) -> NoReturn:
-    """End the call with ``exc``, in one line; the caller's client turns it back into the same exception class."""
-    if isinstance(exc, PairingError | PermissionRefusedError):
-        code = grpc.StatusCode.PERMISSION_DENIED
-    elif isinstance(exc, InvalidRequestError):
-        code = grpc.StatusCode.INVALID_ARGUMENT
-    else:
-        code = grpc.StatusCode.FAILED_PRECONDITION
-    await context.abort(code, one_line(f"{type(exc).__name__}: {exc.message}"))
-    raise AssertionError("unreachable: context.abort raises")

@@ -13,30 +13,15 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
-from noizylab_desktop.core import errors
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import IdentityError, NoizyLabError, NotRunningError, PairingError, TransportError
+from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.core.runtime import read_runtime_file
 from noizylab_desktop.core.secrets import KeyringStore, Vault
 from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S, secure_channel
 
 INVITE_WAIT_S = 600.0
-
-
-def _error_from(exc: grpc.aio.AioRpcError, where: str) -> NoizyLabError:
-    details = exc.details() or ""
-    kind, sep, message = details.partition(": ")
-    cls = getattr(errors, kind, None) if sep else None
-    if isinstance(cls, type) and issubclass(cls, NoizyLabError):
-        return cls(message)
-    if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED):
-        return PairingError(details)
-    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        return NotRunningError(f"the node for {where} does not answer: start it with `noizylab start`")
-    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return TransportError(f"the node for {where} did not answer in time: see `noizylab logs`")
-    return TransportError(f"the node for {where} failed: {details}")
 
 
 class LocalClient:
@@ -77,6 +62,17 @@ class LocalClient:
         assert self._channel is not None, "use LocalClient as `async with`"
         return self._channel
 
+    def error(self, exc: grpc.aio.AioRpcError) -> NoizyLabError:
+        """A failed call to this node as one line, with what to do about it (features' streams use it too)."""
+        node = f"the node for {self.where}"
+        return error_from_rpc(
+            exc,
+            node,
+            unavailable=NotRunningError(f"{node} does not answer: start it with `noizylab start`"),
+            deadline=TransportError(f"{node} did not answer in time: see `noizylab logs`"),
+            refused=PairingError,
+        )
+
     async def call(self, method: object, request: object, timeout: float = DEFAULT_DEADLINE_S) -> object:
         """``await method(request)`` with gRPC errors turned into our one-line errors."""
         return await self._call(method, request, timeout)
@@ -85,7 +81,7 @@ class LocalClient:
         try:
             return await method(request, timeout=timeout)  # type: ignore[operator]
         except grpc.aio.AioRpcError as exc:
-            raise _error_from(exc, self.where) from exc
+            raise self.error(exc) from exc
 
     async def status(self) -> pb.StatusReply:
         reply = await self._call(self.control.Status, pb.Empty())

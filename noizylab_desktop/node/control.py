@@ -14,8 +14,9 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core.errors import NoizyLabError
-from noizylab_desktop.core.feature import abort_with, require_self
+from noizylab_desktop.core.feature import require_self
 from noizylab_desktop.core.permissions import check_scope
+from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.trust import TrustedPeer
 
 if TYPE_CHECKING:

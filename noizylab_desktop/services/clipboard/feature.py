@@ -28,8 +28,9 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.config import save_section
 from noizylab_desktop.core.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.core.events import Event, PeerOnline
-from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.feature import Figure, require_permission, require_self
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.rpc_errors import abort_with, error_from_rpc
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.clipboard import settings as clip_settings
 from noizylab_desktop.services.clipboard.backend import ClipboardBackend
@@ -238,7 +239,7 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
 
     def _refused(self, state: PeerState, exc: grpc.aio.AioRpcError) -> None:
         self.counters["refused"] += 1
-        reason = (exc.details() or "").partition(": ")[2] or exc.details() or exc.code().name
+        reason = error_from_rpc(exc, state.peer.name, refused=ClipboardError, failed=ClipboardError).message
         self._notice("refused", f"{state.peer.name} did not take the clip: {reason}")
 
     def _notice(self, reason: str, message: str) -> None:

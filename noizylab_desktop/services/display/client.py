@@ -17,8 +17,8 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
-from noizylab_desktop.core.errors import DisplayError, NoizyLabError
-from noizylab_desktop.core.local_client import _error_from
+from noizylab_desktop.core.errors import DisplayError, NoizyLabError, PairingError, TransportError
+from noizylab_desktop.core.rpc_errors import error_from_rpc
 
 FEEDBACK_EVERY_S = 0.25
 
@@ -70,9 +70,14 @@ class ViewerSession:
         self.closed = False
 
     def _error(self, exc: grpc.aio.AioRpcError) -> NoizyLabError:
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            return DisplayError(f"{self.peer_name} does not answer: is its node running and online?")
-        return _error_from(exc, self.peer_name)
+        where = f"the node for {self.peer_name}"
+        return error_from_rpc(
+            exc,
+            where,
+            unavailable=DisplayError(f"{self.peer_name} does not answer: is its node running and online?"),
+            deadline=TransportError(f"{where} did not answer in time: see `noizylab logs`"),
+            refused=PairingError,
+        )
 
     async def __aenter__(self) -> ViewerSession:
         self._call = self._stub.Session()

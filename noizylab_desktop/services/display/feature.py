@@ -23,7 +23,8 @@ from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import DisplayError, NoizyLabError, PermissionRefusedError
-from noizylab_desktop.core.feature import Figure, abort_with, require_self
+from noizylab_desktop.core.feature import Figure, require_self
+from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.sessions import uses_scope
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.transport import caller_fingerprint

@@ -15,7 +15,8 @@ from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.config import load_settings
 from noizylab_desktop.core.errors import MergeError, NoizyLabError, SyncError
-from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.feature import Figure, require_permission, require_self
+from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine

@@ -17,6 +17,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.errors import NoizyLabError, PeerError, PermissionRefusedError, SyncError
+from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
@@ -38,13 +39,17 @@ _SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)
 
 
 def rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> SyncError:
-    """A peer's gRPC failure as one line."""
-    kind, sep, message = (exc.details() or "").partition(": ")
-    if sep and kind.endswith(("Error", "Refused")):
-        return SyncError(f"{peer}: {message}")
-    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        return SyncError(f"{peer} is offline; the share syncs when it is back")
-    return SyncError(f"{peer} failed: {exc.details()}")
+    """A peer's gRPC failure as one line, always a SyncError: the engine catches those and retries later."""
+    error = error_from_rpc(
+        exc,
+        peer,
+        unavailable=SyncError(f"{peer} is offline; the share syncs when it is back"),
+        deadline=SyncError(f"{peer} did not answer in time"),
+        failed=SyncError,
+        sent_as=SyncError,
+    )
+    assert isinstance(error, SyncError)
+    return error
 
 
 def entry_of(e: spb.FileEntry) -> Entry:

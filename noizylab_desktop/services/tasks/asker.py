@@ -32,7 +32,7 @@ from noizylab_desktop.services.tasks.handlers import describe, handler_for, pars
 from noizylab_desktop.services.tasks.runner import Runner, task_argv
 from noizylab_desktop.services.tasks.settings import TasksSettings
 from noizylab_desktop.services.tasks.store import TaskStore
-from noizylab_desktop.services.tasks.wire import Tail, error_from_rpc, merge, needs_from
+from noizylab_desktop.services.tasks.wire import Tail, merge, needs_from, rpc_error
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -292,7 +292,7 @@ class Asker:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                 logger.warning("task %s: the stream from %s broke off: %s", task_id, where, exc.details())
                 return None
-            raise error_from_rpc(exc, where) from exc
+            raise rpc_error(exc, where) from exc
         return None
 
     async def cancel(self, task_id: str) -> str:

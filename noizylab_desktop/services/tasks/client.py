@@ -9,7 +9,7 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
-from noizylab_desktop.core.local_client import LocalClient, _error_from
+from noizylab_desktop.core.local_client import LocalClient
 
 
 def record_dict(record: tpb.TaskRecord) -> dict[str, Any]:
@@ -49,7 +49,7 @@ class TasksClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 raise
-            raise _error_from(exc, self.local.where) from exc
+            raise self.local.error(exc) from exc
 
     async def submit_batch(self, requests: list[tpb.SubmitRequest]) -> list[tpb.TaskAccepted]:
         reply = await self.local.call(self.stub.SubmitBatch, tpb.TaskBatch(tasks=requests), timeout=60.0)

@@ -21,7 +21,8 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from noizylab_desktop.core.errors import NoizyLabError, TaskError
-from noizylab_desktop.core.feature import Figure, abort_with, require_permission, require_self
+from noizylab_desktop.core.feature import Figure, require_permission, require_self
+from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.transport import caller_fingerprint
 from noizylab_desktop.services.routing.advisor import warm_up

@@ -5,25 +5,20 @@ from __future__ import annotations
 import grpc
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.core import errors
 from noizylab_desktop.core.errors import NoizyLabError, TaskError, TransportError
+from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.services.routing.model import Needs
 
 
-def error_from_rpc(exc: grpc.aio.AioRpcError, where: str) -> NoizyLabError:
-    """The NoizyLabError a peer sent (``"ClassName: message"``), or one describing the failure."""
-    details = exc.details() or ""
-    kind, sep, message = details.partition(": ")
-    cls = getattr(errors, kind, None) if sep else None
-    if isinstance(cls, type) and issubclass(cls, NoizyLabError):
-        return cls(message)
-    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        return TransportError(f"{where} does not answer: see `noizylab peers`")
-    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return TransportError(f"{where} did not answer in time")
-    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-        return TransportError(f"{where} does not accept this node any more: pair them again")
-    return TaskError(f"{where} failed: {details or exc.code().name}")
+def rpc_error(exc: grpc.aio.AioRpcError, where: str) -> NoizyLabError:
+    """The NoizyLabError a peer sent, or one describing the failure."""
+    return error_from_rpc(
+        exc,
+        where,
+        unavailable=TransportError(f"{where} does not answer: see `noizylab peers`"),
+        unauthenticated=TransportError(f"{where} does not accept this node any more: pair them again"),
+        failed=TaskError,
+    )
 
 
 def needs_from(message: tpb.TaskNeeds) -> Needs:

@@ -1,9 +1,12 @@
 """An in-process sync pair for tests and the bench: the real embedded SFTP server on loopback serving a folder,
-and a real ``ShareEngine`` on another folder syncing with it (no node processes, so many examples run quickly)."""
+and a real ``ShareEngine`` on another folder syncing with it through a real ``PeerRemote`` (no node processes, so
+many examples run quickly). The peer's own calls are answered in process by ``FolderPeer``, which does what the
+peer's ``Sync`` service does with the folder, without gRPC; a test injects a fault by subclassing it."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import os
 import socket
@@ -23,7 +26,7 @@ from noizylab_desktop.services.sync.localfs import LocalFs, read_files, write_fi
 from noizylab_desktop.services.sync.names import resolve_inside
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import FileHeader, receive
-from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
+from noizylab_desktop.services.sync.remote import PeerRemote, SmallFiles, SshRemote, Target
 from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.sending import file_chunks
 from noizylab_desktop.services.sync.sftp_server import SftpServer, ShareSftp
@@ -38,8 +41,43 @@ def _key() -> tuple[bytes, str]:
     return key.export_private_key(), key.export_public_key().decode().strip()
 
 
+class FolderPeer:
+    """``PeerCalls`` answered in process from the peer's folder, as its ``Sync`` service would answer them."""
+
+    def __init__(self, root: Path, index: ShareIndex) -> None:
+        self.root = root
+        self.scans = index  # the peer's own index of the folder
+
+    async def index(self) -> AsyncIterator[list[Entry]]:
+        result = await asyncio.to_thread(scan, self.root, self.scans)
+        yield list(result.entries.values())
+
+    async def hash(self, path: str) -> tuple[bytes, bytes]:
+        hashed = await asyncio.to_thread(hash_file, resolve_inside(self.root, path))
+        return hashed.digest, hashed.blocks
+
+    async def put(self, files: SmallFiles) -> dict[str, str]:
+        return await asyncio.to_thread(write_files, self.root, files, self.scans)
+
+    async def send(self, header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
+        got = await receive(self.root, header, chunks, self.scans)
+        return got.digest, got.blocks
+
+    async def get(self, paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
+        groups = read_files(self.root, paths, 2 * 1024 * 1024)
+        while (group := await asyncio.to_thread(next, groups, None)) is not None:
+            yield group
+
+    async def stream(self, path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+        async for item in file_chunks(resolve_inside(self.root, path), offset):
+            yield item
+
+
 class SyncPair:
     """``local`` is synced by an engine; ``remote`` is served by the embedded SFTP server (the peer's side)."""
+
+    peer_remote: PeerRemote  # the peer as the engine sees it (from start()); its ``calls`` go to a ``FolderPeer``
+    remote_side: PeerRemote | SshRemote  # what the engine syncs with: ``peer_remote`` unless a test swaps it
 
     def __init__(
         self,
@@ -65,6 +103,7 @@ class SyncPair:
         self.index = ShareIndex(base / "share.sqlite")
         self.share = Share(SHARE_ID, str(self.local), "peer-id", "beta", "remote")
         self.engine: ShareEngine | None = None
+        self.port = 0
         self._fs = fs
         self.paused: str = ""
         self.pull_streams = pull_streams  # large pulls over the stream, as between nodes (else SFTP, as to resume)
@@ -81,44 +120,16 @@ class SyncPair:
         return fp == PEER_FP
 
     async def start(self) -> None:
-        port = await self.server.start("127.0.0.1", 0)
+        self.port = await self.server.start("127.0.0.1", 0)
 
-        async def peer_index() -> AsyncIterator[list[Entry]]:
-            result = await asyncio.to_thread(scan, self.remote, self.offer_index)
-            yield list(result.entries.values())
-
-        async def peer_hash(rel: str) -> tuple[bytes, bytes]:
-            hashed = await asyncio.to_thread(hash_file, resolve_inside(self.remote, rel))
-            return hashed.digest, hashed.blocks
-
-        async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
-            return await asyncio.to_thread(write_files, self.remote, files, self.offer_index)
-
-        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
-            got = await receive(self.remote, header, chunks, self.offer_index)
-            return got.digest, got.blocks
-
-        async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
-            groups = read_files(self.remote, paths, 2 * 1024 * 1024)
-            while (group := await asyncio.to_thread(next, groups, None)) is not None:
-                yield group
-
-        async def peer_stream(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
-            async for item in file_chunks(resolve_inside(self.remote, rel), offset):
-                yield item
-
-        target = Target("127.0.0.1", port, "alpha", "/" + SHARE_ID, self.host_public, "beta", self.target_os)
-        self.remote_side = Remote(
-            target,
+        self.peer_remote = PeerRemote(
+            self.target,
             self.client_key,
             self.index,
-            peer_index,
-            peer_hash,
-            peer_put,
-            peer_send,
-            peer_get,
-            peer_stream if self.pull_streams else None,
+            FolderPeer(self.remote, self.offer_index),
+            stream_pulls=self.pull_streams,
         )
+        self.remote_side = self.peer_remote
 
         def pause(share: Share, reason: str) -> Share:
             self.paused = reason
@@ -127,6 +138,18 @@ class SyncPair:
         self.engine = ShareEngine(
             self.share, self.index, lambda: self.remote_side, "alpha", self.events.append, pause, fs=self._fs
         )
+
+    @property
+    def target(self) -> Target:
+        """Where the embedded server serves the share (its port once started)."""
+        return Target("127.0.0.1", self.port, "alpha", "/" + SHARE_ID, self.host_public, "beta", self.target_os)
+
+    def ssh_side(self, probe_os: bool = False) -> SshRemote:
+        """An ``SshRemote`` to the embedded server, as to any SSH server (no Sync calls, whole files); it replaces
+        ``remote_side`` for the engine's next connection."""
+        remote = SshRemote(dataclasses.replace(self.target, probe_os=probe_os), self.client_key, self.index)
+        self.remote_side = remote
+        return remote
 
     async def sync(self) -> bool:
         """Sync passes until clean; True when both sides ended equal."""

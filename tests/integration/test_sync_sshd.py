@@ -10,7 +10,7 @@ import asyncssh
 import pytest
 
 from noizylab_desktop.services.sync.index import ShareIndex
-from noizylab_desktop.services.sync.remote import Remote, Target
+from noizylab_desktop.services.sync.remote import SshRemote, Target
 from tests.conftest import NodeProcess, wait_for
 from tests.sync_harness import Sshd, tree
 
@@ -64,7 +64,7 @@ def test_transfers_to_openssh_use_its_advertised_limits_and_whole_files(tmp_path
     (tmp_path / "nas").mkdir()
     index = ShareIndex(tmp_path / "i.sqlite")
     target = Target("127.0.0.1", sshd.port, sshd.user, str(tmp_path / "nas"), sshd.host_public, "nas")
-    remote = Remote(target, key.export_private_key(), index)
+    remote = SshRemote(target, key.export_private_key(), index)
     data = bytes(range(256)) * 8192  # 2 MiB
 
     async def go() -> tuple[int, bytes, bool]:

@@ -14,7 +14,7 @@ from noizylab_desktop.services.sync.executor import Executor
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
 from noizylab_desktop.services.sync.planner import Entry, plan
-from noizylab_desktop.services.sync.remote import Remote, RemoteUnreachable, Target
+from noizylab_desktop.services.sync.remote import RemoteUnreachable, SshRemote, Target
 from tests.sync_harness import Sshd
 
 SIZE = 24 * 1024 * 1024
@@ -92,7 +92,7 @@ def test_an_interrupted_push_to_openssh_resumes_from_its_temp_file(tmp_path: Pat
         relay = CuttingRelay(sshd.port, CUT)
         await relay.start()
         target = Target("127.0.0.1", relay.port, sshd.user, str(nas), sshd.host_public, "nas")
-        remote = Remote(target, key.export_private_key(), index)
+        remote = SshRemote(target, key.export_private_key(), index)
         executor = Executor(LocalFs(local), index, remote, "alpha")
         try:
             try:
@@ -148,7 +148,7 @@ def test_nfd_names_on_an_openssh_server_are_kept_as_spelled_there(tmp_path: Path
     (nas / nfd).write_text("on the NAS, NFD")
     index = ShareIndex(tmp_path / "i.sqlite")
     target = Target("127.0.0.1", sshd.port, sshd.user, str(nas), sshd.host_public, "nas")
-    remote = Remote(target, key.export_private_key(), index)
+    remote = SshRemote(target, key.export_private_key(), index)
     share = Share("0123456789ab", str(local), f"ssh://{sshd.user}@127.0.0.1:{sshd.port}", "nas", str(nas))
     engine = ShareEngine(share, index, lambda: remote, "alpha", lambda e: None, lambda s, r: s)
 

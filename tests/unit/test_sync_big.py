@@ -18,7 +18,7 @@ from noizylab_desktop.services.sync.localfs import temp_name
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader, receive
 from noizylab_desktop.services.sync.scanner import scan
-from tests.sync_harness import Pair, settled, tree
+from tests.sync_harness import FolderPeer, Pair, settled, tree
 
 MiB = 1024 * 1024
 
@@ -54,26 +54,25 @@ def test_a_large_file_that_changes_while_it_is_sent_is_never_visible_mixed_and_e
     old = os.urandom(DEFER_BYTES + 8 * MiB)
     new_tail = os.urandom(4 * MiB)
     settled(p.local / "video.bin", old)
-    send = p.remote_side.peer_send
-    assert send is not None
     seen_after_first_try: list[bool] = []
 
-    async def meddling(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
-        async def tapped() -> AsyncIterator[tuple[int, bytes]]:
-            async for offset, data in chunks:
-                if offset == 0 and not seen_after_first_try:
-                    with open(p.local / "video.bin", "r+b") as f:  # an editor writes while the stream is under way
-                        f.seek(len(old) - len(new_tail))
-                        f.write(new_tail)
-                yield offset, data
+    class Meddling(FolderPeer):
+        async def send(self, header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
+            async def tapped() -> AsyncIterator[tuple[int, bytes]]:
+                async for offset, data in chunks:
+                    if offset == 0 and not seen_after_first_try:
+                        with open(p.local / "video.bin", "r+b") as f:  # an editor writes while the stream is under way
+                            f.seek(len(old) - len(new_tail))
+                            f.write(new_tail)
+                    yield offset, data
 
-        try:
-            return await send(header, tapped())
-        finally:
-            if not seen_after_first_try:
-                seen_after_first_try.append((p.remote / "video.bin").exists())
+            try:
+                return await super().send(header, tapped())
+            finally:
+                if not seen_after_first_try:
+                    seen_after_first_try.append((p.remote / "video.bin").exists())
 
-    p.remote_side.peer_send = meddling
+    p.peer_remote.calls = Meddling(p.remote, p.offer_index)
     assert loop.run_until_complete(p.sync())
     assert seen_after_first_try == [False], "the first, mixed transfer was not made visible"
     final = old[: len(old) - len(new_tail)] + new_tail
@@ -136,15 +135,14 @@ def test_a_large_pull_streams_from_the_peer_verified_and_recorded_with_its_hashe
     (p.remote / "in").mkdir()
     settled(p.remote / "in" / "clip.mov", data)
     streamed: list[int] = []
-    stream = p.remote_side.peer_stream
-    assert stream is not None
 
-    async def counting(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
-        async for item in stream(rel, offset):
-            streamed.append(len(item[1]))
-            yield item
+    class Counting(FolderPeer):
+        async def stream(self, path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+            async for item in super().stream(path, offset):
+                streamed.append(len(item[1]))
+                yield item
 
-    p.remote_side.peer_stream = counting
+    p.peer_remote.calls = Counting(p.remote, p.offer_index)
     assert loop.run_until_complete(p.sync())
     assert (p.local / "in" / "clip.mov").read_bytes() == data
     assert sum(streamed) == len(data), "the whole file came over the stream"
@@ -156,18 +154,17 @@ def test_a_broken_pull_stream_leaves_nothing_visible_and_the_next_pass_fetches_o
     p, loop = pair
     data = os.urandom(8 * MiB)
     settled(p.remote / "big.bin", data)
-    stream = p.remote_side.peer_stream
-    assert stream is not None
     broke: list[bool] = []
 
-    async def breaking_once(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
-        async for item in stream(rel, offset):
-            if item[0] >= 4 * MiB and not broke:
-                broke.append((p.local / "big.bin").exists())
-                raise SyncError("lost the connection to beta")
-            yield item
+    class BreakingOnce(FolderPeer):
+        async def stream(self, path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+            async for item in super().stream(path, offset):
+                if item[0] >= 4 * MiB and not broke:
+                    broke.append((p.local / "big.bin").exists())
+                    raise SyncError("lost the connection to beta")
+                yield item
 
-    p.remote_side.peer_stream = breaking_once
+    p.peer_remote.calls = BreakingOnce(p.remote, p.offer_index)
     received = p.remote_side.bytes_received
     assert loop.run_until_complete(p.sync())  # the pass that broke, then one that resumes from the temp file
     assert broke == [False], "no partial file at the final path when the stream broke"
@@ -180,16 +177,15 @@ def test_a_pulled_file_does_not_replace_a_local_file_made_meanwhile(pair: Pair) 
     p, loop = pair
     theirs = os.urandom(3 * MiB)
     (p.remote / "doc.bin").write_bytes(theirs)
-    stream = p.remote_side.peer_stream
-    assert stream is not None
 
-    async def racing(rel: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
-        async for item in stream(rel, offset):
-            yield item
-        if not (p.local / "doc.bin").exists():
-            (p.local / "doc.bin").write_bytes(b"mine, made while the pull was under way")
+    class Racing(FolderPeer):
+        async def stream(self, path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
+            async for item in super().stream(path, offset):
+                yield item
+            if not (p.local / "doc.bin").exists():
+                (p.local / "doc.bin").write_bytes(b"mine, made while the pull was under way")
 
-    p.remote_side.peer_stream = racing
+    p.peer_remote.calls = Racing(p.remote, p.offer_index)
     assert loop.run_until_complete(p.sync())
     mine = b"mine, made while the pull was under way"
     assert sorted(tree(p.local).values()) == sorted([theirs, mine]), "both versions kept: the newer one as a copy"

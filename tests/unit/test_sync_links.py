@@ -17,7 +17,7 @@ from noizylab_desktop.services.sync import watcher as watcher_mod
 from noizylab_desktop.services.sync.blocks import hash_bytes
 from noizylab_desktop.services.sync.localfs import write_files
 from noizylab_desktop.services.sync.planner import Entry
-from tests.sync_harness import SyncPair, tree
+from tests.sync_harness import FolderPeer, SyncPair, tree
 
 
 def _outside(base: Path) -> Path:
@@ -51,10 +51,11 @@ def test_paths_from_a_peer_that_leave_the_share_are_refused(pair: tuple[SyncPair
     outside = _outside(p.base)
     os.symlink(outside, p.remote / "out")
 
-    async def hostile_index() -> AsyncIterator[list[Entry]]:
-        yield [Entry("../escape.txt", 1, 1, hash_bytes(b"x").digest)]
+    class Hostile(FolderPeer):
+        async def index(self) -> AsyncIterator[list[Entry]]:
+            yield [Entry("../escape.txt", 1, 1, hash_bytes(b"x").digest)]
 
-    p.remote_side._peer_index = hostile_index
+    p.peer_remote.calls = Hostile(p.remote, p.offer_index)
     with pytest.raises(SyncError, match="refused a path that leaves"):
         loop.run_until_complete(p.sync())
 

@@ -6,7 +6,6 @@ and the case-insensitive peer is the real SFTP server with a case-insensitive lo
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -22,7 +21,6 @@ from noizylab_desktop.services.sync.blocks import hash_bytes
 from noizylab_desktop.services.sync.events import ShareState
 from noizylab_desktop.services.sync.names import NameError_, decode_path, encode_path, encode_windows
 from noizylab_desktop.services.sync.planner import Entry, case_clashes, plan
-from noizylab_desktop.services.sync.remote import Remote
 from noizylab_desktop.services.sync.sftp_server import ShareSftp
 from tests.sync_harness import SyncPair, tree
 
@@ -197,7 +195,7 @@ def test_case_only_renames_propagate_without_losing_the_file(make_pair: MakePair
         p, run = make_pair()
     else:
         p, run = make_pair(target_os="windows", sftp_class=CaseInsensitiveSftp)
-        p.remote_side.peer_put = None  # small files through SFTP too, so every write meets the case-insensitive lookup
+        p.peer_remote.batch_puts = False  # small files through SFTP too: every write meets the case-insensitive lookup
     (p.local / "Readme.md").write_text("v1")
     (p.local / "big.bin").write_bytes(os.urandom(1536 * 1024))
     assert run(p.sync())
@@ -322,7 +320,7 @@ class WindowsOpenSshSftp(CaseInsensitiveSftp):
 def test_a_plain_ssh_server_on_windows_is_recognised_and_its_names_are_encoded(make_pair: MakePair) -> None:
     p, run = make_pair(sftp_class=WindowsOpenSshSftp)
     # A plain SSH target: no Sync calls, whole files, and the OS learned on connecting (the drive in its paths).
-    p.remote_side = Remote(dataclasses.replace(p.remote_side.target, probe_os=True), p.client_key, p.index)
+    p.ssh_side(probe_os=True)
     assert p.remote_side.target.os == "linux", "nothing is known before connecting"
     files = {"a:b.txt": b"colon", "CON.txt": b"device name", "plain.txt": b"plain"}
     for rel, data in files.items():
@@ -337,7 +335,7 @@ def test_a_plain_ssh_server_on_windows_is_recognised_and_its_names_are_encoded(m
 
 def test_a_plain_ssh_server_without_drive_letters_or_uname_is_taken_as_linux(make_pair: MakePair) -> None:
     p, run = make_pair()
-    p.remote_side = Remote(dataclasses.replace(p.remote_side.target, probe_os=True), p.client_key, p.index)
+    p.ssh_side(probe_os=True)
     (p.local / "a:b.txt").write_bytes(b"colon")
     assert run(p.sync())
     assert p.remote_side.target.os == "linux"

@@ -7,12 +7,12 @@ import asyncio
 import hashlib
 import os
 
+from noizylab_desktop.services.sync.batches import BATCH_FILE, BATCH_FILES, FIRST_BATCH_FILES
 from noizylab_desktop.services.sync.deferred import read_for_push
-from noizylab_desktop.services.sync.executor import BATCH_FILE, BATCH_FILES, FIRST_BATCH_FILES
 from noizylab_desktop.services.sync.localfs import LocalFs
 from noizylab_desktop.services.sync.planner import Action
 from noizylab_desktop.services.sync.scanner import scan
-from tests.sync_harness import Pair, settled, tree
+from tests.sync_harness import FolderPeer, Pair, settled, tree
 
 
 def test_many_small_pushes_go_in_batches_two_at_a_time_and_all_land_whole(pair: Pair) -> None:
@@ -21,23 +21,22 @@ def test_many_small_pushes_go_in_batches_two_at_a_time_and_all_land_whole(pair: 
     for rel, data in files.items():
         (p.local / rel).parent.mkdir(parents=True, exist_ok=True)
         (p.local / rel).write_bytes(data)
-    assert p.remote_side.peer_put is not None
-    put = p.remote_side.peer_put
     sizes: list[int] = []
     in_flight, most = 0, 0
 
-    async def counting_put(batch: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
-        nonlocal in_flight, most
-        sizes.append(len(batch))
-        in_flight += 1
-        most = max(most, in_flight)
-        try:
-            await asyncio.sleep(0)  # lets another batch start meanwhile, as the peer's call would
-            return await put(batch)
-        finally:
-            in_flight -= 1
+    class CountingPuts(FolderPeer):
+        async def put(self, files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
+            nonlocal in_flight, most
+            sizes.append(len(files))
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0)  # lets another batch start meanwhile, as the peer's call would
+                return await super().put(files)
+            finally:
+                in_flight -= 1
 
-    p.remote_side.peer_put = counting_put
+    p.peer_remote.calls = CountingPuts(p.remote, p.offer_index)
     assert loop.run_until_complete(p.sync())
     assert tree(p.remote) == tree(p.local) == files
     assert not list(p.remote.rglob(".nzsync-*")), "no temp file left on the peer"

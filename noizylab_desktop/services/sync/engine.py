@@ -25,7 +25,7 @@ from noizylab_desktop.services.sync.merge import DEFAULT_MAX_BYTES
 from noizylab_desktop.services.sync.merging import Merger
 from noizylab_desktop.services.sync.names import case_insensitive, this_os
 from noizylab_desktop.services.sync.planner import case_clashes, plan
-from noizylab_desktop.services.sync.remote import Remote
+from noizylab_desktop.services.sync.remote import PeerStore, RemoteStore
 from noizylab_desktop.services.sync.scanner import RootMissingError, scan
 from noizylab_desktop.services.sync.store import Share
 from noizylab_desktop.services.sync.watcher import Watcher
@@ -50,7 +50,7 @@ class ShareEngine:
         self,
         share: Share,
         index: ShareIndex,
-        remote_factory: Callable[[], asyncio.Future[Remote] | Remote],
+        remote_factory: Callable[[], asyncio.Future[RemoteStore] | RemoteStore],
         local_name: str,
         publish: Callable[[Event], None],
         on_pause: Callable[[Share, str], Share],
@@ -68,7 +68,7 @@ class ShareEngine:
         self.fs = fs or LocalFs(self.root)
         self.merger = Merger(index, merge_max_bytes)
         self._remote_factory = remote_factory
-        self.remote: Remote | None = None
+        self.remote: RemoteStore | None = None
         self.local_name = local_name
         self.publish = publish
         self.on_pause = on_pause
@@ -220,7 +220,7 @@ class ShareEngine:
     def _retry_later(self) -> None:
         asyncio.get_running_loop().call_later(2.0, self._wake.set)
 
-    async def _remote(self) -> Remote:
+    async def _remote(self) -> RemoteStore:
         if self.remote is not None and not self.remote.connected:
             await self.remote.close()  # dropped since the last pass: the next call connects afresh
         if self.remote is None:
@@ -235,9 +235,9 @@ class ShareEngine:
             self._set("syncing", "comparing")
             remote = await self._remote()
             # Large new files are hashed while they stream to a NOIZYLAB peer, not here (see deferred.py).
-            defer = DEFER_BYTES if remote.peer_send is not None else 0
+            defer = DEFER_BYTES if isinstance(remote, PeerStore) else 0
             # So are small new files that a peer's batched push reads anyway (deferred.py, read_for_push).
-            new = BATCH_FILE if remote.peer_put is not None else 0
+            new = BATCH_FILE if isinstance(remote, PeerStore) and remote.batch_puts else 0
             scanned = await asyncio.to_thread(scan, self.root, self.index, defer, new)
             there = await remote.listing()
             ancestor = self.index.ancestor()

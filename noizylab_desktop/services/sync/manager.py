@@ -21,9 +21,7 @@ from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
-from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader
-from noizylab_desktop.services.sync.remote import Remote, SmallFiles, Target
+from noizylab_desktop.services.sync.remote import GrpcPeer, PeerRemote, RemoteStore, SshRemote, Target
 from noizylab_desktop.services.sync.served import overlap, pinned, real_root
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.space import check_free, check_quota
@@ -50,10 +48,6 @@ def rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> SyncError:
     )
     assert isinstance(error, SyncError)
     return error
-
-
-def entry_of(e: spb.FileEntry) -> Entry:
-    return Entry(e.path, e.size, e.mtime_ns, e.hash, e.blocks)
 
 
 class ShareManager:
@@ -126,7 +120,7 @@ class ShareManager:
         assert isinstance(reply, spb.OfferReply)
         return reply
 
-    async def _remote_for(self, share: Share, index: ShareIndex) -> Remote:
+    async def _remote_for(self, share: Share, index: ShareIndex) -> RemoteStore:
         key = self.ctx.identity.ssh_private_pem
         if share.is_ssh:
             m = _SSH_URL.match(share.peer)
@@ -140,7 +134,7 @@ class ShareManager:
                 m["host"].strip("[]"),
                 probe_os=True,
             )
-            return Remote(target, key, index)
+            return SshRemote(target, key, index)
         state = self._peer_state(share)
         reply = await self._offer(share)
         host = state.address.rsplit(":", 1)[0].strip("[]")
@@ -153,73 +147,14 @@ class ShareManager:
             share.peer_name,
             reply.os or "linux",
         )
+        return PeerRemote(target, key, index, self._calls(share))
 
-        async def peer_index() -> AsyncIterator[list[Entry]]:
-            try:
-                async for batch in self._stub(share).Index(spb.ShareRef(share_id=share.id), timeout=600):
-                    yield [entry_of(e) for e in batch.entries]
-            except grpc.aio.AioRpcError as exc:
-                raise rpc_error(exc, share.peer_name) from exc
+    def _calls(self, share: Share) -> GrpcPeer:
+        """The peer's Sync calls for ``share``, each on the peer's current channel."""
+        return GrpcPeer(lambda: self._stub(share), share.id, lambda exc: rpc_error(exc, share.peer_name))
 
-        async def peer_hash(rel: str) -> tuple[bytes, bytes]:
-            try:
-                reply = await self._stub(share).Hash(spb.HashRequest(share_id=share.id, path=rel), timeout=600)
-            except grpc.aio.AioRpcError as exc:
-                raise rpc_error(exc, share.peer_name) from exc
-            return bytes(reply.hash), bytes(reply.blocks)
-
-        async def peer_put(files: list[tuple[str, bytes, bytes, int]]) -> dict[str, str]:
-            request = spb.PutRequest(
-                share_id=share.id,
-                files=[spb.SmallFile(path=p, data=d, hash=h, mtime_ns=m) for p, d, h, m in files],
-            )
-            try:
-                reply = await self._stub(share).PutFiles(request, timeout=120)
-            except grpc.aio.AioRpcError as exc:
-                raise rpc_error(exc, share.peer_name) from exc
-            return dict(reply.failed)
-
-        async def peer_send(header: FileHeader, chunks: AsyncIterator[tuple[int, bytes]]) -> tuple[bytes, bytes]:
-            async def messages() -> AsyncIterator[spb.FileChunk]:
-                yield spb.FileChunk(
-                    share_id=share.id,
-                    path=header.path,
-                    size=header.size,
-                    hash=header.digest,
-                    mtime_ns=header.mtime_ns,
-                    keep_version=header.keep_version,
-                )
-                async for offset, data in chunks:
-                    yield spb.FileChunk(hash=data) if offset == SENT_HASH else spb.FileChunk(offset=offset, data=data)
-
-            try:
-                reply = await self._stub(share).PutStream(messages(), timeout=3600)
-            except grpc.aio.AioRpcError as exc:
-                raise rpc_error(exc, share.peer_name) from exc
-            return bytes(reply.hash), bytes(reply.blocks)
-
-        async def peer_get(paths: list[str]) -> AsyncIterator[tuple[SmallFiles, dict[str, str]]]:
-            try:
-                async for reply in self._stub(share).GetFiles(
-                    spb.GetRequest(share_id=share.id, paths=paths), timeout=600
-                ):
-                    yield [(f.path, f.data, f.hash, f.mtime_ns) for f in reply.files], dict(reply.failed)
-            except grpc.aio.AioRpcError as exc:
-                raise rpc_error(exc, share.peer_name) from exc
-
-        async def peer_stream(path: str, offset: int) -> AsyncIterator[tuple[int, bytes]]:
-            request = spb.GetStreamRequest(share_id=share.id, path=path, offset=offset)
-            try:
-                async for chunk in self._stub(share).GetStream(request, timeout=3600):
-                    yield chunk.offset, chunk.data
-            except grpc.aio.AioRpcError as exc:
-                raise rpc_error(exc, share.peer_name) from exc
-
-        return Remote(target, key, index, peer_index, peer_hash, peer_put, peer_send, peer_get, peer_stream)
-
-    async def _notices(self, share: Share) -> AsyncIterator[object]:
-        async for notice in self._stub(share).Watch(spb.ShareRef(share_id=share.id)):
-            yield notice
+    def _notices(self, share: Share) -> AsyncIterator[object]:
+        return self._calls(share).notices()
 
     # ------------------------------------------------------------------ commands
 

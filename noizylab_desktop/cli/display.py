@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
+from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import ConfigError
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--view-only", action="store_true", help="send no keyboard or mouse input")
     parser.add_argument("--record", type=Path, metavar="FILE", help="save the stream to FILE.mp4 with no window")
     parser.add_argument("--duration", type=float, metavar="S", help="with --record: stop after S seconds")
-    parser.add_argument("--json", action="store_true", help="with --record: print a summary as JSON")
+    add_json_flag(parser, help="with --record: print a summary as JSON")
     parser.set_defaults(handler=_view)
 
 
@@ -45,7 +45,7 @@ def _view(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
     done = asyncio.run(record(paths, settings, args.peer, args.record, args.monitor, args.duration))
     if args.json:
-        print(json.dumps(dataclasses.asdict(done), indent=2))
+        print_json(dataclasses.asdict(done))
     else:
         size = f"{done.width}x{done.height}"
         print(f"recorded {done.frames} frames ({size}, {done.encoder}) from {done.peer} to {done.file}")

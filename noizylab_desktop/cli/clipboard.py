@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop.cli.output import add_json_flag, clock, print_json
 from noizylab_desktop.core.config import Paths, Settings
+
+if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -20,14 +22,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     for verb, on in (("on", True), ("off", False)):
         parser = actions.add_parser(verb, help=f"turn clipboard sync {verb} with a peer (no peer: every paired peer)")
         parser.add_argument("peer", nargs="?", default="", help="its ID, the start of its ID, or its name")
-        parser.add_argument("--json", action="store_true", help="print the status as JSON")
+        add_json_flag(parser, help="print the status as JSON")
         parser.set_defaults(handler=_set_sync, on=on)
     for verb, paused in (("pause", True), ("resume", False)):
         parser = actions.add_parser(verb, help=f"{verb} clipboard sync with every peer (remembered)")
-        parser.add_argument("--json", action="store_true", help="print the status as JSON")
+        add_json_flag(parser, help="print the status as JSON")
         parser.set_defaults(handler=_set_paused, paused=paused)
     status = actions.add_parser("status", help="switches, peers, the last clip and counters")
-    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(status)
     status.set_defaults(handler=_status)
 
 
@@ -50,7 +52,7 @@ def status_dict(status: cpb.ClipStatus) -> dict[str, Any]:
 
 def _print(status: cpb.ClipStatus, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(status_dict(status), indent=2))
+        print_json(status_dict(status))
         return
     print(f"clipboard sync: {'paused' if status.paused else 'running'} ({status.backend} clipboard)")
     if not status.peers:
@@ -60,34 +62,36 @@ def _print(status: cpb.ClipStatus, as_json: bool) -> None:
         extra = ", a clip waits for it" if peer.pending else ""
         print(f"  {peer.name}: {state} ({'online' if peer.online else 'offline'}{extra})")
     if status.last_at:
-        at = time.strftime("%H:%M", time.localtime(status.last_at))
-        print(f"last clip from {status.last_from} at {at} ({status.last_kinds})")
+        print(f"last clip from {status.last_from} at {clock(status.last_at)} ({status.last_kinds})")
     if status.last_notice:
         print(f"note: {status.last_notice}")
 
 
-async def _call(paths: Paths, settings: Settings, method: str, request: object) -> cpb.ClipStatus:
+def _call(
+    paths: Paths, settings: Settings, method: Callable[[cpb_grpc.ClipboardStub], object], request: object
+) -> cpb.ClipStatus:
+    """``method`` (of the node's clipboard service) with ``request``; the clipboard's status it answers."""
     from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
 
-    async with LocalClient(paths, settings) as node:
-        stub = cpb_grpc.ClipboardStub(node.channel)
-        reply = await node.call(getattr(stub, method), request)
+    reply = run_with_node(
+        paths, settings, lambda node: node.call(method(cpb_grpc.ClipboardStub(node.channel)), request)
+    )
     assert isinstance(reply, cpb.ClipStatus)
     return reply
 
 
 def _set_sync(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     request = cpb.ClipSyncRequest(peer=args.peer, on=args.on)
-    _print(asyncio.run(_call(paths, settings, "SetSync", request)), args.json)
+    _print(_call(paths, settings, lambda stub: stub.SetSync, request), args.json)
     return 0
 
 
 def _set_paused(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    _print(asyncio.run(_call(paths, settings, "SetPaused", cpb.ClipPauseRequest(paused=args.paused))), args.json)
+    _print(_call(paths, settings, lambda stub: stub.SetPaused, cpb.ClipPauseRequest(paused=args.paused)), args.json)
     return 0
 
 
 def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    _print(asyncio.run(_call(paths, settings, "Status", pb.Empty())), args.json)
+    _print(_call(paths, settings, lambda stub: stub.Status, pb.Empty()), args.json)
     return 0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import time
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings
-from noizylab_desktop.core.errors import ConfigError, DisplayError, IdentityError
+from noizylab_desktop.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -21,7 +20,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--view-only", action="store_true", help="send no keyboard or mouse input")
     parser.add_argument("--record", type=Path, metavar="FILE", help="save the stream to FILE.mp4 with no window")
     parser.add_argument("--duration", type=float, metavar="S", help="with --record: stop after S seconds")
-    parser.add_argument("--json", action="store_true", help="with --record: print a summary as JSON")
+    add_json_flag(parser, help="with --record: print a summary as JSON")
     parser.set_defaults(handler=_view)
 
 
@@ -34,90 +33,20 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--duration must be more than 0 seconds (and at most a day), not {args.duration}")
 
 
-async def connect(paths: Paths, settings: Settings, peer: str) -> tuple[Any, str]:
-    """A pinned mTLS channel straight to ``peer`` (its address and certificate come from our node) and its name."""
-    from noizylab_desktop._proto import noizylab_display_pb2 as dpb
-    from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
-    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-    from noizylab_desktop.core import identity as identity_mod
-    from noizylab_desktop.core.local_client import LocalClient
-    from noizylab_desktop.core.secrets import KeyringStore, Vault
-    from noizylab_desktop.core.transport import secure_channel
-
-    async with LocalClient(paths, settings) as node:
-        location = await node.call(dpb_grpc.DisplayStub(node.channel).Locate, pb.PeerRef(peer=peer))
-    assert isinstance(location, dpb.PeerLocation)
-    if not location.online or not location.address:
-        raise DisplayError(f"{location.name} is offline: start its node, then view it again")
-
-    def load() -> identity_mod.Identity:
-        key = Vault(KeyringStore(settings.keychain_id), paths.vault_dir).get(identity_mod.TLS_KEY)
-        if key is None:
-            raise IdentityError(f"the keychain holds no key for the node in {paths.home or paths.config_dir}")
-        return identity_mod.Identity(paths.cert_file.read_bytes(), key, b"", "")
-
-    identity = await asyncio.to_thread(load)
-    return secure_channel(identity, location.cert_pem, location.address), location.name
-
-
-async def record(paths: Paths, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    """Record ``args.peer``'s screen to ``args.record`` for ``args.duration`` seconds (or until interrupted)."""
-    from noizylab_desktop.services.display.client import ViewerSession
-    from noizylab_desktop.services.display.recorder import Recorder
-
-    path = Path(args.record).expanduser().resolve()
-    if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
-        raise DisplayError(f"cannot record to {path.name}: name the file .mp4 (or .mkv)")
-    channel, name = await connect(paths, settings, args.peer)
-    async with channel, ViewerSession(channel, name, monitor=args.monitor) as session:
-        recorder = Recorder(path, session.info.width, session.info.height)
-        started = time.monotonic()
-        keepalives = 0
-        try:
-
-            async def pump() -> None:
-                nonlocal keepalives
-                async for frame in session.frames():
-                    if frame.data:
-                        recorder.write(frame)
-                        session.last_seq = frame.seq
-                    else:
-                        keepalives += 1
-                raise DisplayError(f"{name} ended the session")
-
-            if args.duration is None:
-                await pump()
-            else:
-                try:
-                    await asyncio.wait_for(pump(), args.duration)
-                except TimeoutError:
-                    pass
-        finally:
-            recorder.close()
-    return {
-        "file": str(path),
-        "peer": name,
-        "encoder": session.info.encoder,
-        "width": session.info.width,
-        "height": session.info.height,
-        "frames": recorder.frames,
-        "keepalives": keepalives,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-
-
 def _view(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     _check(args)
-    if args.record is not None:
-        summary = asyncio.run(record(paths, settings, args))
-        if args.json:
-            print(json.dumps(summary, indent=2))
-        else:
-            print(
-                f"recorded {summary['frames']} frames ({summary['width']}x{summary['height']}, {summary['encoder']}) "
-                f"from {summary['peer']} to {summary['file']}"
-            )
-        return 0
-    from noizylab_desktop.ui.display_viewer import run_viewer
+    if args.record is None:
+        from noizylab_desktop.ui.display_viewer import run_viewer
 
-    return run_viewer(paths, settings, args.peer, args.monitor, control=not args.view_only)
+        return run_viewer(paths, settings, args.peer, args.monitor, control=not args.view_only)
+    import asyncio
+
+    from noizylab_desktop.services.display.recording import record
+
+    done = asyncio.run(record(paths, settings, args.peer, args.record, args.monitor, args.duration))
+    if args.json:
+        print_json(dataclasses.asdict(done))
+    else:
+        size = f"{done.width}x{done.height}"
+        print(f"recorded {done.frames} frames ({size}, {done.encoder}) from {done.peer} to {done.file}")
+    return 0

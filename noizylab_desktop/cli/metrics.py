@@ -3,36 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import time
 from contextlib import closing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from noizylab_desktop.cli.output import add_json_flag, print_json, print_listing, timestamp
 from noizylab_desktop.core.config import Paths, Settings
+
+if TYPE_CHECKING:
+    from noizylab_desktop.services.metrics.tokens import TokenInfo, TokenStore
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the metrics and token commands."""
     metrics = sub.add_parser("metrics", help="every machine's CPU, memory, disk and GPU at a glance")
-    metrics.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(metrics)
     metrics.set_defaults(handler=_metrics)
 
     token = sub.add_parser("token", help="bearer tokens for the metrics HTTP API")
     actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="make a token and print it once (only its hash is kept)")
     create.add_argument("--name", help="a name to recognise it by (default: token-ID)")
-    create.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(create)
     create.set_defaults(handler=_create)
     listing = actions.add_parser("list", help="the tokens made on this machine (never the tokens themselves)")
-    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(listing)
     listing.set_defaults(handler=_list)
     revoke = actions.add_parser("revoke", help="stop a token from working (answered 403 from then on)")
     revoke.add_argument("token", metavar="ID_OR_NAME", help="the token's ID or name, from `noizylab token list`")
     revoke.set_defaults(handler=_revoke)
 
 
-def _store(paths: Paths) -> Any:
+def _store(paths: Paths) -> TokenStore:
     from noizylab_desktop.services.metrics.feature import TOKENS_FILE
     from noizylab_desktop.services.metrics.tokens import TokenStore
 
@@ -40,14 +41,14 @@ def _store(paths: Paths) -> Any:
 
 
 def _when(at: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at)) if at else "never"
+    return timestamp(at, missing="never")
 
 
 def _create(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     with closing(_store(paths)) as store:
         info, token = store.create(args.name)
     if args.json:
-        print(json.dumps({"id": info.id, "name": info.name, "token": token}))
+        print_json({"id": info.id, "name": info.name, "token": token}, one_line=True)
     else:
         print(token)
         print(f"token {info.name} ({info.id}): shown only this once; send it as `Authorization: Bearer TOKEN`")
@@ -57,25 +58,29 @@ def _create(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 def _list(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     with closing(_store(paths)) as store:
         tokens = store.list()
-    if args.json:
-        rows = [
-            {
-                "id": t.id,
-                "name": t.name,
-                "created_at": t.created_at,
-                "revoked_at": t.revoked_at,
-                "last_used_at": t.last_used_at,
-            }
-            for t in tokens
-        ]
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not tokens:
-        print("no API tokens yet: make one with `noizylab token create`")
-    for t in tokens:
-        state = f"revoked {_when(t.revoked_at)}" if t.revoked_at else f"last used {_when(t.last_used_at)}"
-        print(f"{t.id}  {t.name}  created {_when(t.created_at)}, {state}")
+    print_listing(
+        tokens,
+        as_json=args.json,
+        row=_token_row,
+        line=_token_line,
+        empty="no API tokens yet: make one with `noizylab token create`",
+    )
     return 0
+
+
+def _token_row(t: TokenInfo) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "created_at": t.created_at,
+        "revoked_at": t.revoked_at,
+        "last_used_at": t.last_used_at,
+    }
+
+
+def _token_line(t: TokenInfo) -> str:
+    state = f"revoked {_when(t.revoked_at)}" if t.revoked_at else f"last used {_when(t.last_used_at)}"
+    return f"{t.id}  {t.name}  created {_when(t.created_at)}, {state}"
 
 
 def _revoke(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
@@ -89,22 +94,19 @@ def _metrics(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
     from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
     from noizylab_desktop._proto import noizylab_metrics_pb2_grpc as mpb_grpc
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
     from noizylab_desktop.core.settings_schema import parse_section
     from noizylab_desktop.services.metrics.settings import MetricsSettings
     from noizylab_desktop.services.metrics.view import as_json, health, summary
 
-    async def go() -> mpb.ClusterReply:
-        async with LocalClient(paths, settings) as node:
-            reply = await node.call(mpb_grpc.MetricsStub(node.channel).Cluster, pb.Empty())
-        assert isinstance(reply, mpb.ClusterReply)
-        return reply
-
-    cluster = asyncio.run(go())
+    cluster = run_with_node(
+        paths, settings, lambda node: node.call(mpb_grpc.MetricsStub(node.channel).Cluster, pb.Empty())
+    )
+    assert isinstance(cluster, mpb.ClusterReply)
     thresholds = parse_section(MetricsSettings, settings.section("metrics"))
     if args.json:
         nodes = [{**as_json(n), "health": health(n, thresholds)} for n in cluster.nodes]
-        print(json.dumps({"summary": summary(cluster), "nodes": nodes}, indent=2))
+        print_json({"summary": summary(cluster), "nodes": nodes})
     else:
         print(summary(cluster))
     return 0

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop.cli.output import add_json_flag, print_listing
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.permissions import SCOPES
+
+if TYPE_CHECKING:
+    from noizylab_desktop.core.local_client import LocalClient
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         parser.add_argument("scope", nargs="+", choices=list(SCOPES), metavar="SCOPE", help=scopes)
         parser.set_defaults(handler=_set, allowed=allowed)
     listing = sub.add_parser("permissions", help="what each paired peer may do on this machine")
-    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(listing)
     listing.set_defaults(handler=_list)
 
 
@@ -29,37 +31,33 @@ def _row(peer: pb.PeerPermissions) -> dict[str, Any]:
     return {"id": peer.peer_id, "name": peer.peer_name, "allowed": dict(sorted(peer.allowed.items()))}
 
 
-def _print(peer: pb.PeerPermissions) -> None:
+def _line(peer: pb.PeerPermissions) -> str:
     on = [scope for scope in SCOPES if peer.allowed.get(scope)]
-    print(f"{peer.peer_name}: {', '.join(on) if on else 'nothing allowed'}")
+    return f"{peer.peer_name}: {', '.join(on) if on else 'nothing allowed'}"
 
 
 def _set(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
 
-    async def go() -> int:
-        async with LocalClient(paths, settings) as node:
-            reply = pb.PeerPermissions()
-            for scope in args.scope:
-                reply = await node.set_permission(args.peer, scope, args.allowed)
-        _print(reply)
-        return 0
+    async def set_each(node: LocalClient) -> pb.PeerPermissions:
+        reply = pb.PeerPermissions()
+        for scope in args.scope:
+            reply = await node.set_permission(args.peer, scope, args.allowed)
+        return reply
 
-    return asyncio.run(go())
+    print(_line(run_with_node(paths, settings, set_each)))
+    return 0
 
 
 def _list(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
 
-    async def go() -> int:
-        async with LocalClient(paths, settings) as node:
-            reply = await node.permissions()
-        if args.json:
-            print(json.dumps([_row(p) for p in reply.peers], indent=2))
-        elif not reply.peers:
-            print("no paired peers yet: pair one with `noizylab pair invite`")
-        for peer in [] if args.json else reply.peers:
-            _print(peer)
-        return 0
-
-    return asyncio.run(go())
+    reply = run_with_node(paths, settings, lambda node: node.permissions())
+    print_listing(
+        reply.peers,
+        as_json=args.json,
+        row=_row,
+        line=_line,
+        empty="no paired peers yet: pair one with `noizylab pair invite`",
+    )
+    return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import sys
 from typing import Any
 
+from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings, save_settings
 from noizylab_desktop.core.errors import ConfigError, TaskError
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     off = actions.add_parser("off", help="route with the deterministic scheduler only")
     off.set_defaults(handler=_off)
     show = actions.add_parser("show", help="the advisor's settings and whether an API key is stored")
-    show.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(show)
     show.set_defaults(handler=_show)
     key = actions.add_parser("key", help="keep the advisor's API key in the keychain (asks for it)")
     key.add_argument("--stdin", action="store_true", help="read the key from standard input")
@@ -86,7 +86,7 @@ def _show(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         "api_key_stored": _key_stored(settings),
     }
     if args.json:
-        print(json.dumps(row, indent=2))
+        print_json(row)
     elif not advisor.enabled:
         print("the AI advisor is off: turn it on with `noizylab advisor on --model MODEL`")
     else:

@@ -4,13 +4,22 @@ command line."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from google.protobuf.message import Message
+
+from noizylab_desktop.cli.output import add_json_flag, print_json, print_listing, timestamp
 from noizylab_desktop.core.config import Paths, Settings
+
+if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+    from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
+    from noizylab_desktop.core.local_client import LocalClient
+
+M = TypeVar("M", bound=Message)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -22,10 +31,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("--peer", required=True, help="a paired peer's name or ID prefix, or ssh://user@host[:port]")
     add.add_argument("--remote", default="", help="the folder there (default: this folder's name in its sync folder)")
     add.add_argument("--host-key", default="", help="for ssh:// targets: the server's public host key line or file")
-    add.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(add)
     add.set_defaults(handler=_add)
     listing = verbs.add_parser("list", help="every share and its state")
-    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(listing)
     listing.set_defaults(handler=_status)
     for verb, helptext in (
         ("remove", "stop syncing a folder (its files stay)"),
@@ -40,13 +49,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     sync = sub.add_parser("sync", help="the state of folder sync")
     sverbs = sync.add_subparsers(dest="sync_command", required=True, metavar="COMMAND")
     status = sverbs.add_parser("status", help="every share: state, files, conflicts, progress")
-    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(status)
     status.set_defaults(handler=_status)
     wait = sverbs.add_parser("wait", help="return once every share is in sync (for scripts)")
     wait.add_argument("--timeout", type=float, default=60.0, metavar="S", help="give up after S seconds (60)")
     wait.set_defaults(handler=_wait)
     conflicts = sverbs.add_parser("conflicts", help="text conflicts left as conflict copies, not yet resolved")
-    conflicts.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(conflicts)
     conflicts.set_defaults(handler=_conflicts)
     merge = sverbs.add_parser(
         "merge", help="show a conflict, ask the AI advisor for a merge (--ai), apply it (--apply) or keep one version"
@@ -57,11 +66,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     merge.add_argument(
         "--keep", choices=["mine", "theirs"], help="resolve by keeping this node's or the peer's version"
     )
-    merge.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(merge)
     merge.set_defaults(handler=_merge)
 
 
-def _row(info: Any) -> dict[str, Any]:
+def _row(info: spb.ShareInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "local": info.local,
@@ -79,7 +88,7 @@ def _row(info: Any) -> dict[str, Any]:
     }
 
 
-def _line(info: Any) -> str:
+def _line(info: spb.ShareInfo) -> str:
     ago = f", synced {time.time() - info.last_sync:.0f} s ago" if info.last_sync else ""
     conflicts = f", {info.conflicts} conflicts" if info.conflicts else ""
     progress = ""
@@ -91,15 +100,30 @@ def _line(info: Any) -> str:
     )
 
 
-def _run(paths: Paths, settings: Settings, work: Any) -> Any:
+def _ask(
+    paths: Paths,
+    settings: Settings,
+    method: Callable[[spb_grpc.SyncStub], object],
+    request: object,
+    reply: type[M],
+    timeout: float | None = None,
+) -> M:
+    """``method`` of the node's sync service with ``request``, and its answer of type ``reply``."""
+    from noizylab_desktop.cli.client import run_with_node
+
+    answer = run_with_node(paths, settings, lambda node: _call(node, method, request, timeout))
+    assert isinstance(answer, reply)
+    return answer
+
+
+async def _call(
+    node: LocalClient, method: Callable[[spb_grpc.SyncStub], object], request: object, timeout: float | None = None
+) -> object:
     from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S
 
-    async def go() -> Any:
-        async with LocalClient(paths, settings) as node:
-            return await work(node, spb_grpc.SyncStub(node.channel))
-
-    return asyncio.run(go())
+    stub = spb_grpc.SyncStub(node.channel)
+    return await node.call(method(stub), request, DEFAULT_DEADLINE_S if timeout is None else timeout)
 
 
 def _add(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
@@ -112,8 +136,11 @@ def _add(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     request = spb.AddShareRequest(
         local=os.path.abspath(os.path.expanduser(args.dir)), peer=args.peer, remote=args.remote, host_key=host_key
     )
-    info = _run(paths, settings, lambda node, stub: node.call(stub.AddShare, request, timeout=30))
-    print(json.dumps(_row(info), indent=2) if args.json else f"sharing {_line(info)}")
+    info = _ask(paths, settings, lambda stub: stub.AddShare, request, spb.ShareInfo, timeout=30)
+    if args.json:
+        print_json(_row(info))
+    else:
+        print(f"sharing {_line(info)}")
     return 0
 
 
@@ -124,27 +151,28 @@ def _change(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     if os.path.sep in ref or os.path.isdir(ref):
         ref = os.path.abspath(os.path.expanduser(ref))
     if args.verb == "remove":
-        info = _run(paths, settings, lambda node, stub: node.call(stub.RemoveShare, spb.ShareRef(share_id=ref)))
+        info = _ask(paths, settings, lambda stub: stub.RemoveShare, spb.ShareRef(share_id=ref), spb.ShareInfo)
         print(f"stopped syncing {info.local} (its files stay)")
         return 0
     request = spb.PauseRequest(
         share=ref, paused=args.verb == "pause", allow_deletes=bool(getattr(args, "allow_deletes", False))
     )
-    info = _run(paths, settings, lambda node, stub: node.call(stub.SetPaused, request))
-    print(_line(info))
+    print(_line(_ask(paths, settings, lambda stub: stub.SetPaused, request, spb.ShareInfo)))
     return 0
 
 
 def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 
-    reply = _run(paths, settings, lambda node, stub: node.call(stub.ListShares, pb.Empty()))
-    if args.json:
-        print(json.dumps([_row(s) for s in reply.shares], indent=2))
-    elif not reply.shares:
-        print("no shares yet: add one with `noizylab share add DIR --peer PEER`")
-    for info in [] if args.json else reply.shares:
-        print(_line(info))
+    reply = _ask(paths, settings, lambda stub: stub.ListShares, pb.Empty(), spb.ShareList)
+    print_listing(
+        reply.shares,
+        as_json=args.json,
+        row=_row,
+        line=_line,
+        empty="no shares yet: add one with `noizylab share add DIR --peer PEER`",
+    )
     return 0
 
 
@@ -152,12 +180,12 @@ def _wait(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 
     request = spb.WaitRequest(timeout_s=args.timeout)
-    reply = _run(paths, settings, lambda node, stub: node.call(stub.WaitIdle, request, timeout=args.timeout + 10))
+    reply = _ask(paths, settings, lambda stub: stub.WaitIdle, request, spb.ShareList, timeout=args.timeout + 10)
     print(f"in sync: {len(reply.shares)} shares")
     return 0
 
 
-def _conflict_row(c: Any) -> dict[str, Any]:
+def _conflict_row(c: spb.ConflictInfo) -> dict[str, Any]:
     return {
         "id": c.id,
         "share": c.share_id,
@@ -172,47 +200,47 @@ def _conflict_row(c: Any) -> dict[str, Any]:
     }
 
 
-def _conflict_line(c: Any) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.at))
+def _conflict_line(c: spb.ConflictInfo) -> str:
+    when = timestamp(c.at)
     return f"{c.id}  {os.path.join(c.local, c.path)} ↔ {c.peer}  {when}  copy: {c.copy} (from {c.copy_from})"
 
 
 def _conflicts(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 
-    reply = _run(paths, settings, lambda node, stub: node.call(stub.ListConflicts, pb.Empty()))
-    if args.json:
-        print(json.dumps([_conflict_row(c) for c in reply.conflicts], indent=2))
-        return 0
-    if not reply.conflicts:
-        print("no unresolved conflicts")
-    for c in reply.conflicts:
-        print(_conflict_line(c))
+    reply = _ask(paths, settings, lambda stub: stub.ListConflicts, pb.Empty(), spb.ConflictList)
+    print_listing(
+        reply.conflicts, as_json=args.json, row=_conflict_row, line=_conflict_line, empty="no unresolved conflicts"
+    )
     return 0
 
 
 def _merge(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+    from noizylab_desktop.cli.client import run_with_node
     from noizylab_desktop.core.errors import MergeError
 
     if args.keep and (args.ai or args.apply):
         raise MergeError("--keep resolves the conflict by itself: leave out --ai and --apply")
     if args.keep or (args.apply and not args.ai):
         request = spb.ResolveRequest(conflict=args.conflict, keep=args.keep or "proposal")
-        info = _run(paths, settings, lambda node, stub: node.call(stub.ResolveConflict, request, timeout=30))
+        info = _ask(paths, settings, lambda stub: stub.ResolveConflict, request, spb.ConflictInfo, timeout=30)
         how = {"mine": "kept your version", "theirs": "kept the peer's version"}.get(args.keep, "applied the merge")
         print(f"resolved {info.path}: {how}; the conflict copy and the replaced file are in .nzversions")
         return 0
 
-    async def work(node: Any, stub: Any) -> Any:
-        proposal = await node.call(stub.ProposeMerge, spb.MergeRequest(conflict=args.conflict, ai=args.ai), timeout=120)
+    async def propose(node: LocalClient) -> tuple[spb.MergeProposal, object]:
+        asked = spb.MergeRequest(conflict=args.conflict, ai=args.ai)
+        proposal = await _call(node, lambda stub: stub.ProposeMerge, asked, timeout=120)
+        assert isinstance(proposal, spb.MergeProposal)
         applied = None
         if args.apply:
             request = spb.ResolveRequest(conflict=proposal.conflict.id, keep="proposal")
-            applied = await node.call(stub.ResolveConflict, request, timeout=30)
+            applied = await _call(node, lambda stub: stub.ResolveConflict, request, timeout=30)
         return proposal, applied
 
-    proposal, applied = _run(paths, settings, work)
+    proposal, applied = run_with_node(paths, settings, propose)
     c = proposal.conflict
     if args.json:
         row = _conflict_row(c) | {
@@ -222,7 +250,7 @@ def _merge(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
             "diff_versions": proposal.diff_versions,
             "applied": applied is not None,
         }
-        print(json.dumps(row, indent=2))
+        print_json(row)
         return 0
     print(_conflict_line(c))
     if not args.ai:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
-import json
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop.cli.output import add_json_flag, error, notice, print_json, print_listing, timestamp, write_raw
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import TaskError
+
+if TYPE_CHECKING:
+    from noizylab_desktop.core.local_client import LocalClient
 
 GIB = 2**30
 
@@ -45,13 +47,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     run.set_defaults(handler=_run)
 
     tasks = sub.add_parser("tasks", help="running and recent tasks")
-    tasks.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(tasks)
     tasks.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     tasks.set_defaults(handler=_list)
     tasks_sub = tasks.add_subparsers(dest="tasks_command", metavar="ACTION")
     show = tasks_sub.add_parser("show", help="one task: where it ran, why, how it ended, its last output")
     show.add_argument("id", help="the task's ID or its start")
-    show.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_flag(show)
     show.set_defaults(handler=_show)
 
     cancel = sub.add_parser("cancel", help="cancel a running task")
@@ -96,104 +98,96 @@ def _request(args: argparse.Namespace) -> tpb.SubmitRequest:
 
 
 def _run(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.cli.client import run_with_node
+
     request = _request(args)
-    return asyncio.run(_follow(request, paths, settings, args.verbose))
+    return run_with_node(paths, settings, lambda node: _follow(request, node, args.verbose))
 
 
-async def _follow(request: tpb.SubmitRequest, paths: Paths, settings: Settings, verbose: bool) -> int:
-    from noizylab_desktop.core.local_client import LocalClient
+async def _follow(request: tpb.SubmitRequest, node: LocalClient, verbose: bool) -> int:
+    """Submit ``request``, relay the task's output as it comes, and answer its exit code."""
     from noizylab_desktop.services.tasks.client import TasksClient
 
     loop = asyncio.get_running_loop()
-    async with LocalClient(paths, settings) as local:
-        client = TasksClient(local)
-        accepted = tpb.TaskAccepted()
-        interrupts = 0
-        cancels: set[asyncio.Future[Any]] = set()
+    client = TasksClient(node)
+    accepted = tpb.TaskAccepted()
+    interrupts = 0
+    cancels: set[asyncio.Future[Any]] = set()
 
-        def interrupted() -> None:
-            # The first Ctrl-C cancels the task where it runs and waits for its exit; a second stops waiting.
-            nonlocal interrupts
-            interrupts += 1
-            if interrupts == 1 and accepted.id:
-                print(f"noizylab: cancelling task {accepted.id} on {accepted.node_name}", file=sys.stderr, flush=True)
-                cancels.add(asyncio.ensure_future(client.cancel(accepted.id)))
-            elif client.call is not None:
-                client.call.cancel()
+    def interrupted() -> None:
+        # The first Ctrl-C cancels the task where it runs and waits for its exit; a second stops waiting.
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1 and accepted.id:
+            notice(f"cancelling task {accepted.id} on {accepted.node_name}")
+            cancels.add(asyncio.ensure_future(client.cancel(accepted.id)))
+        elif client.call is not None:
+            client.call.cancel()
 
-        with contextlib.suppress(NotImplementedError):  # Windows' loops: Ctrl-C then ends the call instead
-            loop.add_signal_handler(signal.SIGINT, interrupted)
-        end = tpb.TaskExit(exit_code=1, state="failed", error="the node ended the task without an exit status")
-        try:
-            async for chunk in client.submit(request):
-                which = chunk.WhichOneof("body")
-                if which == "output":
-                    out = sys.stdout.buffer if chunk.output.stream == 1 else sys.stderr.buffer
-                    out.write(chunk.output.data)
-                    out.flush()
-                elif which == "accepted":
-                    accepted = chunk.accepted
-                    if verbose:
-                        print(
-                            f"noizylab: task {accepted.id} runs on {accepted.node_name} "
-                            f"({accepted.decided_by}: {accepted.reason})",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                elif which == "notice":
-                    print(f"noizylab: {chunk.notice.text}", file=sys.stderr, flush=True)
-                elif which == "exit":
-                    end = chunk.exit
-        except asyncio.CancelledError:
-            return 130
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            for pending in cancels:
-                pending.cancel()
-        if end.state not in ("exited", "cancelled") and end.error:
-            print(f"noizylab: error: task {accepted.id}: {end.error}", file=sys.stderr)
-        return end.exit_code
+    with contextlib.suppress(NotImplementedError):  # Windows' loops: Ctrl-C then ends the call instead
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    end = tpb.TaskExit(exit_code=1, state="failed", error="the node ended the task without an exit status")
+    try:
+        async for chunk in client.submit(request):
+            which = chunk.WhichOneof("body")
+            if which == "output":
+                write_raw("stdout" if chunk.output.stream == 1 else "stderr", chunk.output.data)
+            elif which == "accepted":
+                accepted = chunk.accepted
+                if verbose:
+                    notice(
+                        f"task {accepted.id} runs on {accepted.node_name} ({accepted.decided_by}: {accepted.reason})"
+                    )
+            elif which == "notice":
+                notice(chunk.notice.text)
+            elif which == "exit":
+                end = chunk.exit
+    except asyncio.CancelledError:
+        return 130
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        for pending in cancels:
+            pending.cancel()
+    if end.state not in ("exited", "cancelled") and end.error:
+        error(f"task {accepted.id}: {end.error}")
+    return end.exit_code
 
 
-def _when(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds else "-"
+def _when(at: float) -> str:
+    return timestamp(at, seconds=True)
 
 
 def _list(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
     from noizylab_desktop.services.tasks.client import TasksClient, record_dict
 
-    async def go() -> list[tpb.TaskRecord]:
-        async with LocalClient(paths, settings) as local:
-            return await TasksClient(local).list(args.limit)
-
-    records = asyncio.run(go())
-    if args.json:
-        print(json.dumps([record_dict(r) for r in records], indent=2))
-    elif not records:
-        print("no tasks yet: try `noizylab run -- uname -a`")
-    else:
-        print(f"{'ID':<10} {'STATE':<10} {'EXIT':>4}  {'RAN ON':<12} {'ASKED BY':<12} {'STARTED':<19}  COMMAND")
-        for r in records:
-            code = str(r.exit_code) if r.state != "running" else ""
-            print(
-                f"{r.id[:10]:<10} {r.state:<10} {code:>4}  {r.runner[:12]:<12} {r.asker[:12]:<12} "
-                f"{_when(r.created_at):<19}  {r.command[:60]}"
-            )
+    records = run_with_node(paths, settings, lambda node: TasksClient(node).list(args.limit))
+    print_listing(
+        records,
+        as_json=args.json,
+        row=record_dict,
+        line=_line,
+        empty="no tasks yet: try `noizylab run -- uname -a`",
+        header=f"{'ID':<10} {'STATE':<10} {'EXIT':>4}  {'RAN ON':<12} {'ASKED BY':<12} {'STARTED':<19}  COMMAND",
+    )
     return 0
 
 
+def _line(r: tpb.TaskRecord) -> str:
+    code = str(r.exit_code) if r.state != "running" else ""
+    return (
+        f"{r.id[:10]:<10} {r.state:<10} {code:>4}  {r.runner[:12]:<12} {r.asker[:12]:<12} "
+        f"{_when(r.created_at):<19}  {r.command[:60]}"
+    )
+
+
 def _show(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
     from noizylab_desktop.services.tasks.client import TasksClient, record_dict
 
-    async def go() -> tpb.TaskRecord:
-        async with LocalClient(paths, settings) as local:
-            return await TasksClient(local).get(args.id)
-
-    record = asyncio.run(go())
+    record = run_with_node(paths, settings, lambda node: TasksClient(node).get(args.id))
     if args.json:
-        print(json.dumps(record_dict(record), indent=2))
+        print_json(record_dict(record))
         return 0
     took = f"{record.ended_at - record.created_at:.2f} s" if record.ended_at else "still running"
     print(f"task      {record.id}")
@@ -211,13 +205,9 @@ def _show(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 
 def _cancel(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
-    from noizylab_desktop.core.local_client import LocalClient
+    from noizylab_desktop.cli.client import run_with_node
     from noizylab_desktop.services.tasks.client import TasksClient
 
-    async def go() -> tpb.CancelReply:
-        async with LocalClient(paths, settings) as local:
-            return await TasksClient(local).cancel(args.id)
-
-    reply = asyncio.run(go())
+    reply = run_with_node(paths, settings, lambda node: TasksClient(node).cancel(args.id))
     print(f"task {reply.id}: {reply.state}")
     return 0

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from noizylab_desktop.cli.output import progress, warning, write_raw
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import ConfigError, WinRMError
+
+if TYPE_CHECKING:
+    from noizylab_desktop.core.secrets import KeyringStore
+    from noizylab_desktop.services.winrm import WinRMTarget
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -58,7 +63,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (default 30)")
 
 
-def _store(settings: Settings) -> Any:
+def _store(settings: Settings) -> KeyringStore:
     from noizylab_desktop.core.secrets import KeyringStore
 
     return KeyringStore(settings.keychain_id)
@@ -88,7 +93,7 @@ def _logout(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     return 0
 
 
-def _target(args: argparse.Namespace, settings: Settings) -> tuple[Any, str]:
+def _target(args: argparse.Namespace, settings: Settings) -> tuple[WinRMTarget, str]:
     from noizylab_desktop.services.winrm import WinRMTarget, load_login
 
     if not 0 < args.port < 65536:
@@ -99,7 +104,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> tuple[Any, str]:
         raise ConfigError("--ca-file and --insecure-skip-verify contradict each other: choose one")
     user, password = load_login(_store(settings), args.host, args.user)
     if args.insecure_skip_verify:
-        print(f"noizylab: warning: not checking the certificate of {args.host}", file=sys.stderr)
+        warning(f"not checking the certificate of {args.host}")
     target = WinRMTarget(
         host=args.host,
         user=user,
@@ -112,18 +117,12 @@ def _target(args: argparse.Namespace, settings: Settings) -> tuple[Any, str]:
     return target, password
 
 
-def _write(stream: str, data: bytes) -> None:
-    out = sys.stdout if stream == "stdout" else sys.stderr
-    out.buffer.write(data)
-    out.flush()
-
-
 def _run(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.services.winrm import run
 
     argv = _split_rest(args)
     target, password = _target(args, settings)
-    result = run(target, password, argv, on_output=_write)
+    result = run(target, password, argv, on_output=write_raw)
     return result.exit_code
 
 
@@ -152,8 +151,8 @@ def _bootstrap(args: argparse.Namespace, paths: Paths, settings: Settings) -> in
     from noizylab_desktop.services.winrm import bootstrap
 
     target, password = _target(args, settings)
-    print(f"starting NOIZYLAB on {args.host} ...", file=sys.stderr, flush=True)
-    result = bootstrap(target, password, on_output=_write)
+    progress(f"starting NOIZYLAB on {args.host} ...")
+    result = bootstrap(target, password, on_output=write_raw)
     if result.exit_code == 0:
-        print(f"NOIZYLAB runs on {args.host}: pair it with `noizylab pair invite` there", file=sys.stderr)
+        progress(f"NOIZYLAB runs on {args.host}: pair it with `noizylab pair invite` there")
     return result.exit_code

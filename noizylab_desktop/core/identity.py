@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from noizylab_desktop.core.config import Paths, atomic_write
-from noizylab_desktop.core.errors import IdentityError
+from noizylab_desktop.core.config import Paths, Settings, atomic_write
+from noizylab_desktop.core.errors import IdentityError, NotRunningError
 from noizylab_desktop.core.nodeid import fingerprint, format_id
-from noizylab_desktop.core.secrets import Vault
+from noizylab_desktop.core.secrets import KeyringStore, Vault
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,33 @@ def load_or_create(paths: Paths, vault: Vault, name: str) -> Identity:
         cert_pem, key_pem = make_certificate(name)
         vault.set(TLS_KEY, key_pem)
         atomic_write(cert_file, cert_pem, mode=0o644)
-        logger.info("created node identity %s", format_id(fingerprint(_der(cert_pem))))
+        logger.info("created node identity %s", node_id_of(cert_pem))
     if ssh_pem is None:
         ssh_pem, _ = make_ssh_key()
         vault.set(SSH_KEY, ssh_pem)
     return Identity(cert_pem=cert_pem, key_pem=key_pem, ssh_private_pem=ssh_pem, ssh_public=_ssh_public_of(ssh_pem))
+
+
+def keychain_vault(paths: Paths, settings: Settings) -> Vault:
+    """The vault that holds the private keys of the node in ``paths``, in the OS keychain."""
+    return Vault(KeyringStore(settings.keychain_id), paths.vault_dir)
+
+
+def load_for_client(paths: Paths, settings: Settings) -> Identity:
+    """The certificate and TLS key of the node in ``paths``, for a client that speaks as that node (the command
+    line to its own node, the viewer to a peer); never creates one. Blocking (keychain): call it from a thread."""
+    where = paths.home or paths.config_dir
+    if not paths.cert_file.exists():
+        raise NotRunningError(f"no node has run for {where} yet: start one with `noizylab start`")
+    key = keychain_vault(paths, settings).get(TLS_KEY)
+    if key is None:
+        raise IdentityError(f"the keychain holds no key for the node in {where}")
+    return Identity(paths.cert_file.read_bytes(), key, b"", "")
+
+
+def node_id_of(cert_pem: bytes) -> str:
+    """The node ID a certificate stands for (its public part is enough: no keychain needed)."""
+    return format_id(fingerprint(_der(cert_pem)))
 
 
 def _der(cert_pem: bytes) -> bytes:

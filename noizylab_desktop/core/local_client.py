@@ -15,10 +15,9 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.config import Paths, Settings
-from noizylab_desktop.core.errors import IdentityError, NoizyLabError, NotRunningError, PairingError, TransportError
+from noizylab_desktop.core.errors import NoizyLabError, NotRunningError, PairingError, TransportError
 from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.core.runtime import read_runtime_file
-from noizylab_desktop.core.secrets import KeyringStore, Vault
 from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S, secure_channel
 
 INVITE_WAIT_S = 600.0
@@ -33,20 +32,11 @@ class LocalClient:
         self.where = str(paths.home or paths.config_dir)
         self._channel: grpc.aio.Channel | None = None
 
-    def _load_identity(self) -> identity_mod.Identity:
-        if not self.paths.cert_file.exists():
-            raise NotRunningError(f"no node has run for {self.where} yet: start one with `noizylab start`")
-        vault = Vault(KeyringStore(self.settings.keychain_id), self.paths.vault_dir)
-        key = vault.get(identity_mod.TLS_KEY)
-        if key is None:
-            raise IdentityError(f"the keychain holds no key for the node in {self.where}")
-        return identity_mod.Identity(self.paths.cert_file.read_bytes(), key, b"", "")
-
     async def __aenter__(self) -> LocalClient:
         runtime = read_runtime_file(self.paths.runtime_file)
         if runtime is None:
             raise NotRunningError(f"no node is running for {self.where}: start one with `noizylab start`")
-        identity = await asyncio.to_thread(self._load_identity)
+        identity = await asyncio.to_thread(identity_mod.load_for_client, self.paths, self.settings)
         self._channel = secure_channel(identity, identity.cert_pem, f"127.0.0.1:{runtime['grpc_port']}")
         self.control = pb_grpc.ControlStub(self._channel)
         self.node = pb_grpc.NodeStub(self._channel)

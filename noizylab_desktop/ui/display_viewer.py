@@ -312,7 +312,7 @@ class ViewerWindow(QWidget):
 
 def run_viewer(paths: Paths, settings: Settings, peer: str, monitor: int, control: bool) -> int:
     """``noizylab view PEER``: the window in its own QApplication, until it is closed."""
-    from noizylab_desktop.cli.display import connect
+    from noizylab_desktop.services.display.connect import connect
     from noizylab_desktop.ui.app import check_display
     from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
     from noizylab_desktop.ui.qt_async import runner

@@ -10,6 +10,7 @@ from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop.core.errors import DisplayError
 
 TIME_BASE = Fraction(1, 1000)
+SUFFIXES = (".mp4", ".mov", ".mkv")  # containers that take H.264 as it is
 
 
 class Recorder:
@@ -18,7 +19,7 @@ class Recorder:
     def __init__(self, path: Path, width: int, height: int) -> None:
         import av
 
-        if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
+        if path.suffix.lower() not in SUFFIXES:
             raise DisplayError(f"cannot record to {path.name}: name the file .mp4 (or .mkv)")
         if not path.parent.is_dir():
             raise DisplayError(f"cannot record to {path}: the folder {path.parent} does not exist")

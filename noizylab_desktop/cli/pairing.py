@@ -1,0 +1,135 @@
+"""``noizylab id|pair invite|pair join|peers|unpair``: this node's ID, and the machines it trusts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from noizylab_desktop.cli.output import add_json_flag, print_json
+from noizylab_desktop.core.config import Paths, Settings
+
+if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop.core.local_client import LocalClient
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add the ID, pairing and peer commands."""
+    ident = sub.add_parser("id", help="print this node's ID")
+    add_json_flag(ident)
+    ident.set_defaults(handler=_show_id)
+
+    pair = sub.add_parser("pair", help="pair with another machine")
+    pair.set_defaults(handler=_pair)
+    pair_sub = pair.add_subparsers(dest="pair_command", metavar="ACTION", required=True)
+    invite = pair_sub.add_parser("invite", help="show a one-time code to type on the other machine")
+    add_json_flag(invite)
+    invite.add_argument("--address", action="append", default=[], help="address to put in the code (repeatable)")
+    invite.add_argument("--no-wait", action="store_true", help="print the code and return at once")
+    join = pair_sub.add_parser("join", help="pair using a code shown on the other machine")
+    join.add_argument("code")
+    add_json_flag(join)
+
+    peers = sub.add_parser("peers", help="paired machines and their health")
+    add_json_flag(peers)
+    peers.set_defaults(handler=_peers)
+    unpair = sub.add_parser("unpair", help="stop trusting a paired machine")
+    unpair.add_argument("peer", help="its ID, the start of its ID, or its name")
+    unpair.set_defaults(handler=_unpair)
+
+
+def peer_dict(peer: pb.Peer) -> dict[str, Any]:
+    """A peer as ``peers --json`` and ``status --json`` give it."""
+    caps = peer.capabilities
+    return {
+        "id": peer.id,
+        "name": peer.name,
+        "online": peer.online,
+        "address": peer.address,
+        "rtt_ms": round(peer.rtt_ms, 3),
+        "last_seen": peer.last_seen or None,
+        "paired_at": peer.paired_at,
+        "os": caps.os or None,
+        "cpus": caps.cpu_count or None,
+        "memory_bytes": caps.memory_total_bytes or None,
+        "gpus": [g.name for g in caps.gpus],
+    }
+
+
+def print_peers(peers: list[dict[str, Any]]) -> None:
+    """Peers (as ``peer_dict`` gives them) for a person: one indented line each."""
+    if not peers:
+        print("  no peers yet: pair one with `noizylab pair invite`")
+    for peer in peers:
+        state = f"online, {peer['rtt_ms']:.1f} ms" if peer["online"] else "offline"
+        dot = "●" if peer["online"] else "○"
+        print(f"  {dot} {peer['name']:<20} {peer['id'][:15]}…  {state}  {peer['address']}")
+
+
+def _show_id(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.core import identity
+
+    paths.ensure()
+    if paths.cert_file.exists():
+        # The ID is the public certificate's SHA-256: showing an existing node's ID needs no keychain.
+        node_id = identity.node_id_of(paths.cert_file.read_bytes())
+    else:
+        node_id = identity.load_or_create(paths, identity.keychain_vault(paths, settings), settings.name).node_id
+    if args.json:
+        print_json({"id": node_id, "name": settings.name}, one_line=True)
+    else:
+        print(node_id)
+    return 0
+
+
+def _peers(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.cli.client import run_with_node
+
+    listed = [peer_dict(p) for p in run_with_node(paths, settings, lambda node: node.status()).peers]
+    if args.json:
+        print_json(listed)
+    else:
+        print_peers(listed)
+    return 0
+
+
+def _unpair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.cli.client import run_with_node
+
+    reply = run_with_node(paths, settings, lambda node: node.unpair(args.peer))
+    print(f"unpaired {reply.peer_name} ({reply.peer_id}): it can no longer reach this node")
+    return 0
+
+
+def _pair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.cli.client import run_with_node
+
+    result = run_with_node(paths, settings, lambda node: _invite_or_join(args, node))
+    if result is None:
+        return 0
+    if args.json:
+        row = {"peer_id": result.peer_id, "peer_name": result.peer_name, "verification": result.verification}
+        print_json(row, one_line=True)
+    else:
+        print(f"Paired with {result.peer_name} ({result.peer_id}).")
+        print(f"Verification: {result.verification}  (the other machine shows the same)")
+    return 0
+
+
+async def _invite_or_join(args: argparse.Namespace, node: LocalClient) -> pb.PairingResult | None:
+    """The pairing's result, or None when ``invite`` only shows its code."""
+    import time
+
+    if args.pair_command == "join":
+        return await node.join(args.code)
+    invite = await node.create_invite(args.address)
+    if args.json:
+        print_json({"code": invite.code, "expires_at": invite.expires_at}, one_line=True, flush=True)
+    else:
+        minutes = max(1, round((invite.expires_at - time.time()) / 60))
+        print(f"Invite code (valid {minutes} minutes, once):\n\n    {invite.code}\n", flush=True)
+        print("On the other machine run:  noizylab pair join CODE", flush=True)
+    if args.no_wait or args.json:
+        return None
+    print("Waiting for the other machine to join… (Ctrl-C stops waiting; the code stays valid)", flush=True)
+    return await node.wait_pairing(invite.code, max(1.0, invite.expires_at - time.time()))

@@ -110,6 +110,7 @@ def test_sync_publishes_its_sftp_port_through_the_context(kernel: tuple[NodeCont
             writer.write(b"SSH-2.0-test\r\n")  # an SSH server answers a client's version with its own
             assert await within(reader.readexactly(4), 10, "the SSH server's version") == b"SSH-"
             writer.close()
+            await writer.wait_closed()
         finally:
             await stopped(ctx, feature)
 

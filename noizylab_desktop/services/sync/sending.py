@@ -89,10 +89,10 @@ async def file_chunks(path: Path, start: int = 0) -> AsyncIterator[tuple[int, by
     pending: asyncio.Future[list[bytes]] | None = None
     try:
         f.seek(start)
-        pending = asyncio.ensure_future(asyncio.to_thread(_read_ahead, f))
+        pending = asyncio.ensure_future(asyncio.to_thread(read_chunks, f))
         offset = start
         while batch := await pending:
-            pending = asyncio.ensure_future(asyncio.to_thread(_read_ahead, f))
+            pending = asyncio.ensure_future(asyncio.to_thread(read_chunks, f))
             for data in batch:
                 yield offset, data
                 offset += len(data)
@@ -112,10 +112,10 @@ def _open_file(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _read_ahead(f: BinaryIO) -> list[bytes]:
-    """Up to ``READ_AHEAD`` chunks; empty at the end of the file."""
+def read_chunks(f: BinaryIO, count: int = READ_AHEAD) -> list[bytes]:
+    """Up to ``count`` chunks of a file opened for reading; empty at its end."""
     out = []
-    for _ in range(READ_AHEAD):
+    for _ in range(count):
         data = f.read(CHUNK)
         if not data:
             break

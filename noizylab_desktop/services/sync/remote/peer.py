@@ -8,18 +8,17 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
 
 from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.blocks import Hashed
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.planner import Entry
-from noizylab_desktop.services.sync.receive import CHUNK, FileHeader
+from noizylab_desktop.services.sync.receive import FileHeader
 from noizylab_desktop.services.sync.remote.calls import PeerCalls
 from noizylab_desktop.services.sync.remote.connection import Target
 from noizylab_desktop.services.sync.remote.sftp_files import SftpFiles
 from noizylab_desktop.services.sync.remote.store import STREAM_CHUNK, ChangedWhileSent, SmallFiles
-from noizylab_desktop.services.sync.sending import Outgoing
+from noizylab_desktop.services.sync.sending import Outgoing, read_chunks
 
 
 class PeerRemote(SftpFiles):
@@ -128,7 +127,7 @@ class PeerRemote(SftpFiles):
             with open(local, "rb") as f:
                 offset = 0
                 # Several chunks per worker-thread hop: fewer hops, and reading stays ahead of the network.
-                while batch := await asyncio.to_thread(_read_chunks, f, 4):
+                while batch := await asyncio.to_thread(read_chunks, f, 4):
                     for data in batch:
                         yield offset, data
                         offset += len(data)
@@ -136,14 +135,3 @@ class PeerRemote(SftpFiles):
 
         digest, blocks = await self.calls.send(header, chunks())
         return Hashed(have.size, digest, blocks)
-
-
-def _read_chunks(f: BinaryIO, count: int) -> list[bytes]:
-    """Up to ``count`` chunks of a file opened for reading; empty at its end."""
-    out = []
-    for _ in range(count):
-        data = f.read(CHUNK)
-        if not data:
-            break
-        out.append(data)
-    return out

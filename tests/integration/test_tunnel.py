@@ -13,7 +13,7 @@ import hashlib
 import os
 import socket
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ def test_a_peer_refuses_without_the_permission_or_a_rule_in_one_line(
     grid: tuple[NodeProcess, NodeProcess], servers: Targets
 ) -> None:
     alpha, beta = grid
+    alpha.cli("forward", "--stop", "beta", str(servers.http), check=False)
     beta.cli("tunnel", "deny", "alpha", str(servers.http))
     refused = alpha.cli("forward", "beta", f"{servers.http}:0", check=False)
     assert refused.returncode == 1
@@ -129,11 +130,18 @@ def test_a_peer_refuses_without_the_permission_or_a_rule_in_one_line(
     beta.cli("tunnel", "allow", "alpha", str(servers.http))  # turns the scope back on, as the rule needs it
 
 
-def hostile_open(alpha: NodeProcess, beta: NodeProcess, *frames: tpb.TunnelFrame) -> tuple[grpc.StatusCode, str]:
-    """Alpha's own certificate, calling beta's ``Tunnel.Open`` directly with ``frames``: the status it ends with."""
+class Hostile:
+    """Alpha's own certificate, calling beta's ``Tunnel.Open`` directly, as a hostile peer would."""
 
-    async def call() -> tuple[grpc.StatusCode, str]:
-        async with secure_channel(alpha.identity(), beta.identity().cert_pem, beta.grpc_address) as channel:
+    def __init__(self, alpha: NodeProcess, beta: NodeProcess) -> None:
+        self.identity, self.cert, self.address = alpha.identity(), beta.identity().cert_pem, beta.grpc_address
+
+    def __call__(self, *frames: tpb.TunnelFrame) -> tuple[grpc.StatusCode, str]:
+        """The status a stream of ``frames`` ends with (``OK, "ready"`` when beta connected it)."""
+        return asyncio.run(self._open(frames))
+
+    async def _open(self, frames: tuple[tpb.TunnelFrame, ...]) -> tuple[grpc.StatusCode, str]:
+        async with secure_channel(self.identity, self.cert, self.address) as channel:
             stream = tpb_grpc.TunnelStub(channel).Open(iter(frames), timeout=10)
             try:
                 async for frame in stream:
@@ -142,8 +150,6 @@ def hostile_open(alpha: NodeProcess, beta: NodeProcess, *frames: tpb.TunnelFrame
             except grpc.aio.AioRpcError as exc:
                 return exc.code(), exc.details() or ""
             return grpc.StatusCode.OK, ""
-
-    return asyncio.run(call())
 
 
 def opening(port: int) -> tpb.TunnelFrame:
@@ -154,21 +160,22 @@ def test_a_hostile_peer_reaches_only_allowed_ports_and_only_on_127_0_0_1(
     grid: tuple[NodeProcess, NodeProcess], servers: Targets
 ) -> None:
     alpha, beta = grid
+    hostile_open = Hostile(alpha, beta)
     # The request can name a port and nothing else: no host, no address.
     assert {f.name for f in tpb.TunnelOpen.DESCRIPTOR.fields} == {"port", "probe"}
     for port in (22, servers.echo + 1, 50051, 65535):
-        code, details = hostile_open(alpha, beta, opening(port))
+        code, details = hostile_open(opening(port))
         assert code == grpc.StatusCode.PERMISSION_DENIED and f"its port {port}" in details and "\n" not in details
     for frames in ((tpb.TunnelFrame(data=b"GET / HTTP/1.0\r\n\r\n"),), (opening(0),), ()):
-        assert hostile_open(alpha, beta, *frames)[0] == grpc.StatusCode.INVALID_ARGUMENT
+        assert hostile_open(*frames)[0] == grpc.StatusCode.INVALID_ARGUMENT
     with targets("127.0.0.2") as elsewhere:  # loopback, but not 127.0.0.1: a tunnel never goes there
         beta.cli("tunnel", "allow", "alpha", str(elsewhere.echo))
-        code, details = hostile_open(alpha, beta, opening(elsewhere.echo))
+        code, details = hostile_open(opening(elsewhere.echo))
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "(on 127.0.0.1)" in details
         assert elsewhere.peers == []
         beta.cli("tunnel", "deny", "alpha", str(elsewhere.echo))
     beta.cli("deny", "alpha", "tunnel")
-    code, details = hostile_open(alpha, beta, opening(servers.http))  # a rule without the scope opens nothing
+    code, details = hostile_open(opening(servers.http))  # a rule without the scope opens nothing
     assert code == grpc.StatusCode.PERMISSION_DENIED and "does not allow tunnel for this peer" in details
     beta.cli("allow", "alpha", "tunnel")
 
@@ -210,6 +217,3 @@ def test_a_tunnel_resumes_when_the_peer_restarts_and_survives_its_own_restart(
     row = wait_for(lambda: next(iter(alpha.json("tunnels")), None), what="the tunnel back after alpha's restart")
     assert row["local_port"] == local
     assert exchange(local, b"three", timeout=40) == b"three"
-
-
-_: Callable[..., Any] = start_all

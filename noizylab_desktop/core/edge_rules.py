@@ -80,6 +80,11 @@ FIELDS: dict[str, Check] = {
     PACKAGE + "Key.keysym": within(0, 0x1FFFFFFF),  # X11 keysyms have 29 bits
     PACKAGE + "Feedback.decode_ms": within(0, 3.6e6),
     PACKAGE + "Feedback.paint_ms": within(0, 3.6e6),
+    PACKAGE + "TunnelOpen.port": within(1, 65535),
+    PACKAGE + "ForwardRequest.port": within(1, 65535),
+    PACKAGE + "ForwardRequest.local_port": within(0, 65535),
+    PACKAGE + "StopForwardRequest.port": within(0, 65535),
+    PACKAGE + "TunnelRuleRequest.port": within(1, 65535),
 }
 
 

@@ -17,7 +17,7 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── InvalidRequestError       a request with a value out of bounds (a size past 2**62, a NaN, a NUL in a path)
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
-    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError   (each feature subclasses its own)
+    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError, TunnelError   (each feature's own)
     │   └── MergeError (a SyncError)      a sync conflict that cannot be merged or resolved as asked
     │   └── TokenError (a MetricsError)   an API token name that cannot be used, or one to revoke that is not there
 """
@@ -105,6 +105,10 @@ class DisplayError(NoizyLabError):
 
 class ClipboardError(NoizyLabError):
     """Clipboard sync failed (filled in by the clipboard issue)."""
+
+
+class TunnelError(NoizyLabError):
+    """A tunnel that cannot be opened: its local port is taken, or nothing answers on the peer's port."""
 
 
 class MetricsError(NoizyLabError):

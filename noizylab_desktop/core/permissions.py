@@ -20,6 +20,7 @@ SCOPES: dict[str, str] = {
     "display": "view this machine's screen",
     "control": "control this machine's mouse and keyboard while viewing",
     "sync": "sync shared folders with this machine",
+    "tunnel": "open tunnels to this machine's local ports (only those `noizylab tunnel allow` names)",
 }
 
 _SCHEMA = """

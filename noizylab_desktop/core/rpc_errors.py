@@ -42,6 +42,7 @@ from noizylab_desktop.core.errors import (
     TaskError,
     TokenError,
     TransportError,
+    TunnelError,
     WinRMError,
 )
 
@@ -80,6 +81,7 @@ CODES: Final = MappingProxyType[type[NoizyLabError], grpc.StatusCode](
         ClipboardError: _FAILED,
         MetricsError: _FAILED,
         TokenError: _FAILED,
+        TunnelError: _FAILED,
     }
 )
 

@@ -74,6 +74,12 @@ FEATURES = (
         tray="ui.sync_tray:SyncTray",
     ),
     FeatureSpec(
+        "tunnel",
+        node="services.tunnel.feature:TunnelFeature",
+        cli=("cli.tunnel:register",),
+        tray="ui.tunnel_tray:TunnelTray",
+    ),
+    FeatureSpec(
         "metrics",
         node="services.metrics.feature:MetricsFeature",
         cli=("cli.metrics:register",),

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.core.feature import MAX_DETAILS
 from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.transport import CHANNEL_OPTIONS
@@ -88,6 +89,7 @@ PEER_FACING: dict[str, str | None] = {
     "Sync.GetStream": "sync",
     "Clipboard.Push": "clipboard",
     "Display.Session": "display",
+    "Tunnel.Open": "tunnel",
 }
 
 # RPCs for this node's own CLI and tray: a peer is refused whatever it sends (they are fuzzed for that too).
@@ -110,6 +112,10 @@ OWN_NODE_ONLY: dict[str, str] = {
         ["Clipboard.SetSync", "Clipboard.SetPaused", "Clipboard.Status"], "this node's own clipboard settings"
     ),
     "Display.Locate": "hands this node's viewer a peer's address and certificate",
+    **dict.fromkeys(
+        [f"Tunnel.{m}" for m in ("Forward", "StopForward", "List", "SetRule", "Rules")],
+        "this node's own tunnels and the ports it lets peers open",
+    ),
     "Metrics.Cluster": "every node's figures as this node sees them",
 }
 
@@ -165,6 +171,7 @@ HINTS = Hints(
 LEADS: dict[str, st.SearchStrategy[Any]] = {
     "Display.Session": messages(dpb.StartSession.DESCRIPTOR, HINTS).map(lambda s: dpb.ViewerMessage(start=s)),
     "Clipboard.Push": messages(cpb.ClipHeader.DESCRIPTOR, HINTS).map(lambda h: cpb.ClipPart(header=h)),
+    "Tunnel.Open": messages(tpb.TunnelOpen.DESCRIPTOR, HINTS).map(lambda o: tpb.TunnelFrame(open=o)),
 }
 
 

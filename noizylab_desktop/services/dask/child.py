@@ -50,7 +50,7 @@ def _security(config: dict[str, Any]) -> Any:
     from distributed.security import Security
 
     role = config["role"]
-    return Security(
+    return Security(  # type: ignore[no-untyped-call]
         require_encryption=True,
         tls_ca_file=config["ca_pem"],
         **{f"tls_{role}_cert": config["cert_pem"], f"tls_{role}_key": config["key_pem"]},

@@ -54,7 +54,7 @@ class DaskClient:
         request = dpb.DaskIssueRequest(role="client", csr_pem=csr_for(key))
         issued = await self.local.call(self.stub.Issue, request, timeout=15.0)
         assert isinstance(issued, dpb.DaskIssued)
-        security = Security(
+        security = Security(  # type: ignore[no-untyped-call]
             require_encryption=True,
             tls_ca_file=issued.ca_pem.decode(),
             tls_client_cert=issued.cert_pem.decode(),
@@ -68,7 +68,8 @@ class DaskClient:
         from distributed import Client
 
         try:
-            return await Client(address, security=security, asynchronous=True, **options)
+            client = Client(address, security=security, asynchronous=True, **options)  # type: ignore[no-untyped-call]
+            return await client
         except OSError as exc:
             raise DaskError(f"could not connect to the Dask scheduler at {address}: {exc}") from exc
 

@@ -278,7 +278,7 @@ class DaskFeature(dpb_grpc.DaskServicer):
         return ""
 
     async def _plan(self, request: dpb.DaskUpRequest, owner: bytes) -> tuple[dict[bytes, str], list[str]]:
-        """The members (fingerprint to name) and notes on who was left out; refuses when a named one cannot take part."""
+        """The members (fingerprint to name) and who was left out; refuses when a named one cannot take part."""
         own = self.ctx.identity.fingerprint
         strict = bool(request.workers) or request.all
         if request.workers:

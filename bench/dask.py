@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import sys
 import tempfile
@@ -22,12 +23,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+from noizylab_desktop.grid import Grid
 
-from tasks import cli, start_nodes  # noqa: E402  (bench/tasks.py: the same two paired nodes)
-
-from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb  # noqa: E402
-from noizylab_desktop.grid import Grid  # noqa: E402
+# Python puts this script's folder first on the path, where this very file would shadow the `dask` package.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+_spec = importlib.util.spec_from_file_location("bench_tasks", HERE / "tasks.py")
+assert _spec is not None and _spec.loader is not None
+bench_tasks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_tasks)  # bench/tasks.py: the same two paired nodes
+cli, start_nodes = bench_tasks.cli, bench_tasks.start_nodes
 
 
 def noop(x: int) -> int:
@@ -73,7 +79,7 @@ async def grid_run(alpha: Path, tasks: int, builtin: int, chunks: int) -> dict[s
 async def local_run(tasks: int, chunks: int) -> dict[str, float]:
     from distributed import Client, LocalCluster
 
-    threads = max(1, (os.cpu_count() or 2) // 2)
+    threads = os.cpu_count() or 1  # as each grid worker has (DaskSettings.nthreads = 0)
     cluster = LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2, threads_per_worker=threads, processes=True, asynchronous=True,
         dashboard_address="127.0.0.1:0", host="127.0.0.1",

@@ -48,7 +48,9 @@ class DaskClient:
         """The scheduler's address and a ``distributed.Security`` holding a fresh client certificate."""
         try:
             from distributed.security import Security
-        except ImportError:
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("dask", "distributed"):
+                raise
             raise DaskError(f"distributed is not installed here: {INSTALL_HINT}") from None
         key = new_key()
         request = dpb.DaskIssueRequest(role="client", csr_pem=csr_for(key))

@@ -1,4 +1,5 @@
-"""The Python API: ``async with Grid() as grid: await grid.execute_task(task_type=..., task_data=...)``.
+"""The Python API: ``async with Grid() as grid: await grid.execute_task(task_type=..., task_data=...)``, and
+``client = await grid.dask_client()`` for the grid's Dask cluster (``noizylab dask up``).
 
 It talks to this user's own running node (as the command line does), which routes the task, runs it where it fits
 and sends the output back. Errors are the same one-line ``NoizyLabError`` subclasses the command line prints.
@@ -16,6 +17,7 @@ from typing import Any
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.config import Paths, load_settings
 from noizylab_desktop.core.local_client import LocalClient
+from noizylab_desktop.services.dask.client import DaskClient
 from noizylab_desktop.services.tasks.client import TasksClient
 
 
@@ -60,6 +62,16 @@ class Grid:
     def tasks(self) -> TasksClient:
         assert self._client is not None, "use Grid as `async with Grid() as grid:`"
         return self._client
+
+    @property
+    def dask(self) -> DaskClient:
+        """Start, stop and inspect the grid's Dask cluster."""
+        return DaskClient(self._local)
+
+    async def dask_client(self, **options: Any) -> Any:
+        """A connected asynchronous ``distributed.Client`` for the grid's running cluster, with a fresh client
+        certificate from the scheduler's node (``options`` go to ``Client``, e.g. ``timeout="10s"``)."""
+        return await self.dask.connect(**options)
 
     async def execute_task(
         self,

@@ -24,6 +24,7 @@ import grpc
 from noizylab_desktop.core.errors import (
     ClipboardError,
     ConfigError,
+    DaskError,
     DisplayError,
     DisplayUnavailableError,
     IdentityError,
@@ -79,6 +80,7 @@ CODES: Final = MappingProxyType[type[NoizyLabError], grpc.StatusCode](
         TaskError: _FAILED,
         DisplayError: _FAILED,
         ClipboardError: _FAILED,
+        DaskError: _FAILED,
         MetricsError: _FAILED,
         TokenError: _FAILED,
         TunnelError: _FAILED,

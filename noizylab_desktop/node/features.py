@@ -52,6 +52,11 @@ FEATURES = (
         tray="ui.tasks_console:TasksTray",
     ),
     FeatureSpec(
+        "dask",
+        node="services.dask.feature:DaskFeature",
+        cli=("cli.dask:register",),
+    ),
+    FeatureSpec(
         "winrm",
         cli=("cli.winrm:register",),
     ),

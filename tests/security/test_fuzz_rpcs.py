@@ -90,6 +90,13 @@ PEER_FACING: dict[str, str | None] = {
     "Clipboard.Push": "clipboard",
     "Display.Session": "display",
     "Tunnel.Open": "tunnel",
+    "Dask.Up": "tasks",
+    "Dask.Down": "tasks",
+    "Dask.Join": "tasks",
+    "Dask.Status": None,  # the cluster's members and owner; others are refused or told none runs
+    "Dask.Probe": None,  # versions, and whether this node would take part for the caller
+    "Dask.Leave": None,  # acts only for the scheduler's node of the cluster this node works for
+    "Dask.Issue": None,  # the scheduler's node signs only for its members (worker) and its owner (client)
 }
 
 # RPCs for this node's own CLI and tray: a peer is refused whatever it sends (they are fuzzed for that too).

@@ -12,9 +12,9 @@ import pytest
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import ConfigError, TaskError
 from noizylab_desktop.core.settings_schema import parse_section
+from noizylab_desktop.services.process_tree import QUEUE_CHUNKS, ProcessTree
 from noizylab_desktop.services.tasks import gpu_job
 from noizylab_desktop.services.tasks.handlers import handler_for, parse_data
-from noizylab_desktop.services.tasks.process import QUEUE_CHUNKS, ProcessTree
 from noizylab_desktop.services.tasks.runner import Runner
 from noizylab_desktop.services.tasks.settings import TasksSettings
 from noizylab_desktop.services.tasks.store import TaskStore

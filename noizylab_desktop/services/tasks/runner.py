@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import TaskError
+from noizylab_desktop.services.process_tree import ProcessTree
 from noizylab_desktop.services.tasks.handlers import ShellHandler, handler_for, parse_data
-from noizylab_desktop.services.tasks.process import ProcessTree
 from noizylab_desktop.services.tasks.settings import TasksSettings
 
 logger = logging.getLogger(__name__)

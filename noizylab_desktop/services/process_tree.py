@@ -1,4 +1,5 @@
-"""One child process tree, run so that it works on any event loop, with bounded output and a sure kill.
+"""One child process tree, run so that it works on any event loop, with bounded output and a sure kill (tasks and
+Dask children share it).
 
 The child is started with ``subprocess.Popen`` (qasync on Windows has no subprocess support) in its own process
 group (POSIX) or job object (Windows). One reader thread per pipe hands chunks to the loop through a bounded

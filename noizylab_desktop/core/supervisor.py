@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Protocol
 
+from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.events import EventBus, ServiceRestarted
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,16 @@ class Supervisor:
                 if loop.time() - began > HEALTHY_AFTER_S:
                     delay = BACKOFF_START_S
                 self.restarts[service.name] += 1
-                logger.error("service %s crashed (%s); restarting in %.1f s", service.name, exc, delay, exc_info=True)
+                # One of our own errors already says in one line what went wrong: a traceback only for a real crash.
+                expected = isinstance(exc, NoizyLabError)
+                logger.error(
+                    "service %s %s (%s); restarting in %.1f s",
+                    service.name,
+                    "failed" if expected else "crashed",
+                    exc,
+                    delay,
+                    exc_info=not expected,
+                )
                 self.bus.publish(ServiceRestarted(service=service.name, error=str(exc), delay_s=delay))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)

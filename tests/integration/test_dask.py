@@ -4,6 +4,8 @@ TLS handshake, an unpaired member's worker gone, and ``dask down`` leaving no pr
 from __future__ import annotations
 
 import asyncio
+import operator
+import os
 from typing import Any
 
 import psutil
@@ -39,12 +41,6 @@ def workers(node: NodeProcess) -> dict[str, Any]:
     return {w["name"]: w for w in node.json("dask", "status")["workers"]}
 
 
-def worker_name() -> str:
-    from distributed import get_worker
-
-    return str(get_worker().name)
-
-
 async def refused(address: str, ca_pem: bytes, cert_pem: bytes, key: bytes) -> bool:
     """Whether a client showing ``cert_pem`` (trusting ``ca_pem``) fails to connect."""
     from distributed import Client
@@ -78,10 +74,13 @@ def test_a_grid_cluster_runs_maps_pins_by_resource_refuses_strangers_and_ends_cl
             async with Grid(alpha.home) as grid:
                 client = await within(grid.dask_client(), 30, "a client of the grid's cluster")
                 try:
-                    squares = client.map(lambda x: x * x, range(1000))
+                    # The workers cannot import this test module (a user's own script would not be on their path
+                    # either): the work is the standard library's, which every worker has.
+                    squares = client.map(operator.mul, range(1000), range(1000))
                     assert await within(client.gather(squares), 60, "1,000 tasks") == [x * x for x in range(1000)]
-                    pinned = client.submit(worker_name, resources={"GPU": 1}, pure=False)
-                    assert await within(pinned, 20, "the GPU task") == "beta"
+                    pinned = client.submit(os.getpid, resources={"GPU": 1}, pure=False)
+                    ran_in = await within(pinned, 20, "the GPU task")
+                    assert ran_in in {p.pid for p in dask_children(beta)}, "the GPU task ran outside beta's worker"
                     address = client.scheduler.address
                 finally:
                     await client.close()

@@ -32,8 +32,10 @@ from tests.slowness import scaled
 SHARE = "0123456789ab"  # mallory's share: the host's sync/shared
 
 # What the host itself writes while it runs: its logs, and its SQLite state and the folders holding it (an offered
-# share's index is named by the share's ID: 12 hex digits).
-NODE_WRITES = re.compile(r"host/(logs(/[^/]+)?|state(/sync)?(/[a-z]+(-[0-9a-f]{12})?\.sqlite(-journal|-wal|-shm)?)?)")
+# share's index is named by the share's ID: 12 hex digits), and the working folders of a Dask cluster it runs.
+NODE_WRITES = re.compile(
+    r"host/(logs(/[^/]+)?|state(/sync)?(/[a-z]+(-[0-9a-f]{12})?\.sqlite(-journal|-wal|-shm)?)?|state/dask(/.*)?)"
+)
 
 Snapshot = dict[str, tuple[int, int, int]]
 

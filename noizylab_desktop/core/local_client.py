@@ -37,7 +37,9 @@ class LocalClient:
         if runtime is None:
             raise NotRunningError(f"no node is running for {self.where}: start one with `noizylab start`")
         identity = await asyncio.to_thread(identity_mod.load_for_client, self.paths, self.settings)
-        self._channel = secure_channel(identity, identity.cert_pem, f"127.0.0.1:{runtime['grpc_port']}")
+        # The loopback port whose only root is this node's certificate (a node from before it had one: the gRPC port).
+        port = runtime.get("local_port") or runtime["grpc_port"]
+        self._channel = secure_channel(identity, identity.cert_pem, f"127.0.0.1:{port}")
         self.control = pb_grpc.ControlStub(self._channel)
         self.node = pb_grpc.NodeStub(self._channel)
         return self

@@ -74,6 +74,7 @@ class Node:
         self.local_port = 0  # loopback only, for this node's own command line (transport.local_credentials)
         self.started_at = 0.0
         self._stop = asyncio.Event()
+        self.stop_reason = ""  # why someone else asked the node to stop (``request_stop``); empty for Quit or a signal
         self._server: grpc.aio.Server | None = None
         self._capabilities: pb.Capabilities | None = None
         self.features: dict[str, Feature] = {}
@@ -162,8 +163,10 @@ class Node:
         self._write_runtime()
         logger.info("node %s (%s) listening on gRPC port %d", self.settings.name, self.identity.node_id, self.grpc_port)
 
-    def request_stop(self) -> None:
-        """Ask ``run_until_stopped`` to return (from a signal handler or the Control service)."""
+    def request_stop(self, reason: str = "") -> None:
+        """Ask ``run_until_stopped`` to return (from a signal handler or the Control service, which says why in
+        ``reason``: the tray tells its person)."""
+        self.stop_reason = self.stop_reason or reason
         self._stop.set()
 
     async def run_until_stopped(self) -> None:

@@ -2,7 +2,13 @@
 
 For the launcher the tray is a node like ``noizylab node``: it holds the home's instance lock, writes the pid file,
 and ``Node.start`` writes the runtime file, so ``noizylab status``, ``peers`` and ``stop`` reach the tray's node.
-A ``Control.Shutdown`` (``noizylab stop``), a signal or the Quit item all end the node, and with it the app.
+A ``Control.Shutdown`` (``noizylab stop``), a signal or the Quit item all end the node, and with it the app; when
+the stop came from outside, the tray says why in one line before it quits.
+
+A node already running for the home (``noizylab start``) is taken over: the tray asks it to stop over the local
+control channel, waits until it lets go of the home, then runs its own node there (same config, so the same
+ports) and says so. Attaching to it as a client instead would leave every tray part without the running feature it
+is built on; the node's work pauses for the moment of the hand-over, which a notification and the log record.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import DisplayUnavailableError
-from noizylab_desktop.node.launcher import holding_home, setup_logging
+from noizylab_desktop.node.launcher import holding_home, setup_logging, take_over
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
@@ -51,10 +57,15 @@ def application() -> QApplication:
 
 
 class TrayApp:
-    """A node with its bridge and tray icon, started and stopped together (``async with TrayApp(node)``)."""
+    """A node with its bridge and tray icon, started and stopped together (``async with TrayApp(node)``).
 
-    def __init__(self, node: Node) -> None:
+    ``took_over``: the pid of the node this tray stopped to run its home's node itself (``launcher.take_over``);
+    the tray says so once it shows.
+    """
+
+    def __init__(self, node: Node, took_over: int | None = None) -> None:
         self.node = node
+        self.took_over = took_over
         self.bridge: Bridge | None = None
         self.tray: Tray | None = None
 
@@ -66,9 +77,11 @@ class TrayApp:
             await self.node.stop()
             raise
         self.bridge = Bridge(self.node.bus)
-        self.tray = Tray(self.node, self.bridge, quit=self.node.request_stop)
+        self.tray = Tray(self.node, self.bridge, quit=lambda: self.node.request_stop())
         self.tray.show()
         logger.info("tray shown for node %s (%s)", self.node.settings.name, self.node.identity.node_id)
+        if self.took_over is not None:
+            self._tell(f"the node that ran in the background (pid {self.took_over}) stopped: this tray runs it now")
 
     def _close_ui(self) -> None:
         if self.tray is not None:
@@ -91,8 +104,19 @@ class TrayApp:
         try:
             await self.node.run_until_stopped()
         finally:
+            if self.node.stop_reason:
+                # Asked from outside (`noizylab stop`, another tray): the person did not pick Quit, so say why.
+                self._tell(f"quitting: {self.node.stop_reason}", to_stderr=True)
             self._close_ui()
         return 0
+
+    def _tell(self, line: str, *, to_stderr: bool = False) -> None:
+        """One line for the person: in the log, as a notification, and on stderr when started from a terminal."""
+        logger.warning("%s", line)
+        if self.tray is not None:
+            self.tray.icon.showMessage(APP_NAME, line[0].upper() + line[1:])
+        if to_stderr:
+            print(f"noizylab: {line}", file=sys.stderr, flush=True)
 
     async def __aenter__(self) -> TrayApp:
         await self.start()
@@ -109,5 +133,7 @@ def run_tray(paths: Paths, settings: Settings) -> int:
     if not QSystemTrayIcon.isSystemTrayAvailable():
         raise DisplayUnavailableError(f"this desktop shows no system tray: {HEADLESS_HINT}")
     setup_logging(paths, to_stderr=False)
+    # A node started with `noizylab start` holds the home: a double-clicked app must not just do nothing.
+    took_over = take_over(paths, settings)
     with holding_home(paths), runner(app) as loop:
-        return loop.run(TrayApp(Node(paths, settings)).run())
+        return loop.run(TrayApp(Node(paths, settings), took_over).run())

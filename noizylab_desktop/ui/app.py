@@ -38,9 +38,30 @@ HEADLESS_HINT = "run the headless node with `noizylab node` instead"
 
 
 def check_display() -> None:
-    """Refuse early where Qt could only abort: Linux with neither an X11 nor a Wayland display."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    """Refuse early where Qt could only abort: Linux with neither an X11 nor a Wayland display, or an X display
+    that does not answer (Qt aborts there with a hint about reinstalling its xcb plugin)."""
+    if not sys.platform.startswith("linux"):
+        return
+    x11, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
+    if not (x11 or wayland):
         raise DisplayUnavailableError(f"no display here (neither DISPLAY nor WAYLAND_DISPLAY is set): {HEADLESS_HINT}")
+    # Qt takes X11 when told to, or when there is no Wayland display to prefer.
+    if x11 and (os.environ.get("QT_QPA_PLATFORM", "").startswith("xcb") or not wayland):
+        _check_x11(x11)
+
+
+def _check_x11(name: str) -> None:
+    """Open and close one X connection to ``name``; a one-line error when it fails."""
+    from Xlib import display, error
+
+    try:
+        display.Display(name).close()
+    except Exception as exc:  # python-xlib raises unrelated types: its own errors, OSError, ValueError
+        reason = exc.msg if isinstance(exc, error.DisplayConnectionError) else exc
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise DisplayUnavailableError(
+            f"cannot open the display {name!r}: {' '.join(text.split()) or type(exc).__name__}: {HEADLESS_HINT}"
+        ) from exc
 
 
 def application() -> QApplication:

@@ -45,6 +45,19 @@ def test_without_a_display_noizylab_says_so_in_one_line_and_points_to_the_headle
     assert not (tmp_path / "desk" / "state" / "runtime.json").exists()
 
 
+def test_a_display_that_does_not_answer_gets_one_line_not_a_qt_abort(tmp_path: Path) -> None:
+    write_config(tmp_path / "desk", "desk")
+    unused = ":4077"  # no X server listens there (nothing in this suite starts one on a fixed number)
+    assert not Path(f"/tmp/.X11-unix/X{unused[1:]}").exists()
+
+    result = run_tray(tmp_path / "desk", environment(DISPLAY=unused, QT_QPA_PLATFORM="xcb"))
+
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"noizylab: error: cannot open the display '{unused}': ") and line.endswith(HINT), line
+    assert not (tmp_path / "desk" / "state" / "runtime.json").exists()
+
+
 @pytest.fixture
 def display_without_tray() -> Iterator[str]:
     """An X display where nothing hosts a system tray."""

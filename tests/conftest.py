@@ -152,11 +152,12 @@ class NodeProcess:
 
 @pytest.fixture
 def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    """Build nodes in temporary homes (``make("alpha", tasks={...})``); every one started is stopped afterwards."""
+    """Build nodes in temporary homes (``make("alpha", tasks={...})``; ``home=`` when two share a name); every one
+    started is stopped afterwards."""
     made: list[NodeProcess] = []
 
-    def make(name: str, **config: Any) -> NodeProcess:
-        node = NodeProcess(tmp_path / name, name, **config)
+    def make(name: str, home: str = "", **config: Any) -> NodeProcess:
+        node = NodeProcess(tmp_path / (home or name), name, **config)
         made.append(node)
         return node
 

@@ -9,7 +9,9 @@ what a command needs (gRPC, the keychain, the node) is imported when it runs, so
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 from collections.abc import Callable
 
 from noizylab_desktop import __version__
@@ -45,17 +47,29 @@ def _tray(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     return run_tray(paths, settings)
 
 
+# What a shell reports for a program that SIGPIPE ended: `git log | head -1` leaves this status, and no message.
+CLOSED_PIPE_EXIT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, and turn our errors into one line on stderr with exit code 1."""
-    args = build_parser().parse_args(argv)
-    handler: Handler = vars(args).get("handler", _tray)
     try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = vars(args).get("handler", _tray)
         paths = Paths.resolve(args.home)
         paths.ensure()
         settings = load_settings(paths)
-        return handler(args, paths, settings)
+        code = handler(args, paths, settings)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught, rather than at exit
+        return code
     except NoizyLabError as exc:
         output.error(exc.message)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped (`noizylab metrics --json | head -1`): end quietly, as git does. Python
+        # would flush stdout once more at exit and complain, so point it at nothing first.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE_EXIT

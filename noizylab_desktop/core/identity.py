@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -62,10 +63,18 @@ class Identity:
 
 
 def make_certificate(name: str) -> tuple[bytes, bytes]:
-    """A fresh P-256 key and a self-signed certificate for it, both PEM."""
+    """A fresh P-256 key and a self-signed certificate for it, both PEM.
+
+    The subject is unique (``CN=noizylab-<64 random bits>``): a TLS library looks a self-signed certificate up among
+    its trust roots by subject and takes the first it finds, so two roots with one subject (two machines with one
+    host name) leave one of them refused for ever (``transport.py`` copes with the certificates made before this).
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME), x509.NameAttribute(NameOID.ORGANIZATION_NAME, name[:64])]
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{TLS_NAME}-{os.urandom(8).hex()}"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name[:64]),
+        ]
     )
     now = dt.datetime.now(dt.UTC)
     cert = (

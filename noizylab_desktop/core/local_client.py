@@ -21,6 +21,10 @@ from noizylab_desktop.core.runtime import read_runtime_file
 from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S, secure_channel
 
 INVITE_WAIT_S = 600.0
+# Why a Shutdown was asked for, in its metadata, so that a tray can tell its person before it quits.
+STOP_REASON_KEY = "noizylab-stop-reason"
+STOP_BY_COMMAND = "command"  # `noizylab stop`
+STOP_FOR_TRAY = "tray"  # a tray started for this home takes the node over
 
 
 class LocalClient:
@@ -37,7 +41,9 @@ class LocalClient:
         if runtime is None:
             raise NotRunningError(f"no node is running for {self.where}: start one with `noizylab start`")
         identity = await asyncio.to_thread(identity_mod.load_for_client, self.paths, self.settings)
-        self._channel = secure_channel(identity, identity.cert_pem, f"127.0.0.1:{runtime['grpc_port']}")
+        # The loopback port whose only root is this node's certificate (a node from before it had one: the gRPC port).
+        port = runtime.get("local_port") or runtime["grpc_port"]
+        self._channel = secure_channel(identity, identity.cert_pem, f"127.0.0.1:{port}")
         self.control = pb_grpc.ControlStub(self._channel)
         self.node = pb_grpc.NodeStub(self._channel)
         return self
@@ -110,5 +116,9 @@ class LocalClient:
         assert isinstance(reply, pb.PermissionList)
         return reply
 
-    async def shutdown(self) -> None:
-        await self._call(self.control.Shutdown, pb.Empty())
+    async def shutdown(self, reason: str = STOP_BY_COMMAND) -> None:
+        """Ask the node to stop; ``reason`` (``STOP_BY_COMMAND`` or ``STOP_FOR_TRAY``) is what it tells its user."""
+        try:
+            await self.control.Shutdown(pb.Empty(), timeout=DEFAULT_DEADLINE_S, metadata=((STOP_REASON_KEY, reason),))
+        except grpc.aio.AioRpcError as exc:
+            raise self.error(exc) from exc

@@ -5,7 +5,9 @@ server-authenticated TLS listener that serves only ``Pairing/Join`` and closes w
 Joiner: ``join`` reads the inviter's certificate, checks it against the fingerprint in the code, then sends its own
 certificate with an HMAC of the secret over both fingerprints and a signature made with its key. More than five
 wrong codes a minute from one machine are refused, and an invite that took too many wrong guesses is closed
-(``invite_book``). Both sides derive the same six-digit verification string. A peer's name is made unique on
+(``invite_book``). A joiner that finds the pairing port closed after the code's expiry (which the code carries)
+says when the code expired, not that the machine is out of reach. Both sides derive the same six-digit
+verification string. A peer's name is made unique on
 each side (``pc`` → ``pc-2``), so naming a peer stays unambiguous.
 """
 
@@ -115,6 +117,7 @@ class PairingServer(pb_grpc.PairingServicer):
                 logger.info("pairing port %d open", self.bound_port)
         code = codes.InviteCode.new(self.identity.fingerprint, self.bound_port, hosts)
         invite = self.book.create(code.secret)
+        code = code.expiring(invite.expires_at)
         self._outcomes[code.secret] = asyncio.get_running_loop().create_future()
         text = codes.encode(code)
         self.bus.publish(InviteOpened(code=text, expires_at=invite.expires_at))
@@ -237,10 +240,22 @@ async def join(code_text: str, identity: Identity, trust: TrustStore, name: str,
         if fingerprint(der)[: codes.FP_BYTES] != code.fp_prefix:
             raise PairingError(f"the machine at {address} is not the one that made this code: pairing refused")
         return await _join_at(address, der, code, identity, trust, name, addresses)
+    # The pairing port closes a minute after the inviter's last code expired: then the code's own expiry is the reason.
+    if code.expires_at and time.time() > code.expires_at:
+        raise PairingError(
+            f"that invite code expired at {_clock(code.expires_at)}: make a new one with `noizylab pair invite`"
+        )
     raise TransportError(
         f"cannot reach the inviting machine at {', '.join(tried)}: check that it is on and on the same network, "
         f"that its firewall allows TCP port {code.port}, and that the code has not expired"
     )
+
+
+def _clock(at: float) -> str:
+    """``14:05`` in local time, with the date when it is not today."""
+    when = time.localtime(at)
+    same_day = time.strftime("%Y-%m-%d", when) == time.strftime("%Y-%m-%d")
+    return time.strftime("%H:%M" if same_day else "%H:%M on %Y-%m-%d", when)
 
 
 async def _join_at(

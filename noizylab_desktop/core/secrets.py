@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,22 @@ NO_KEYCHAIN = (
     "no OS keychain is available ({why}): start one (on Linux a Secret Service such as gnome-keyring) "
     "or use `make run`, which starts a private one"
 )
+
+
+def _no_backend() -> str:
+    """What to install or start where ``keyring`` found no keychain to talk to."""
+    if sys.platform == "darwin":
+        return "no OS keychain is available (the macOS Keychain cannot be reached): run NOIZYLAB in your login session"
+    if sys.platform == "win32":
+        return (
+            "no OS keychain is available (the Windows Credential Manager cannot be reached): "
+            "run NOIZYLAB as a signed-in user"
+        )
+    return (
+        "no OS keychain is available (no Secret Service answers on this session's D-Bus): install gnome-keyring "
+        "or KWallet and start it in this session (logging in to a desktop does), or use `make run`, which starts a "
+        "private one"
+    )
 
 
 class SecretStore(Protocol):
@@ -57,7 +74,7 @@ class KeyringStore:
         self.service = f"noizylab-desktop:{keychain_id}"
         backend = keyring.get_keyring()
         if not _usable(backend):
-            raise KeychainError(NO_KEYCHAIN.format(why=f"keyring found only {backend.__class__.__name__}"))
+            raise KeychainError(_no_backend())
         self._backend = backend
 
     def get(self, name: str) -> bytes | None:

@@ -6,6 +6,8 @@
 - ``Guard`` wraps every handler: it checks the caller's fingerprint again on each call (an HTTP/2 connection opened
   before an unpair stays up, its calls must not), counts calls, and opens a session (``sessions.py``) for each
   streaming call, so that unpairing the peer, or denying it a scope the stream relies on, ends the stream at once.
+- This node's own clients (the command line) come in on a second, loopback-only port whose only trust root is
+  this node's certificate: a peer whose certificate shares its subject (``trust.py``) cannot crowd them out.
 - Clients pin the one certificate they expect; all peers' certificates name the same host (``noizylab``).
 """
 
@@ -67,6 +69,13 @@ def server_credentials(identity: Identity, trust: TrustStore) -> grpc.ServerCred
         return config()
 
     return grpc.dynamic_ssl_server_credentials(config(), fetch, require_client_authentication=True)
+
+
+def local_credentials(identity: Identity) -> grpc.ServerCredentials:
+    """mTLS credentials for the loopback-only port of this node's own clients: only its own certificate gets in."""
+    return grpc.ssl_server_credentials(
+        [(identity.key_pem, identity.cert_pem)], root_certificates=identity.cert_pem, require_client_auth=True
+    )
 
 
 def pairing_credentials(identity: Identity) -> grpc.ServerCredentials:

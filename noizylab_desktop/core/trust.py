@@ -7,6 +7,7 @@ TLS layer asks for it on every handshake, from gRPC's own threads.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.core.errors import PeerError
 from noizylab_desktop.core.nodeid import fingerprint, format_id
+
+logger = logging.getLogger(__name__)
 
 MAX_NAME = 64
 _SCHEMA = """
@@ -54,11 +57,39 @@ class TrustedPeer:
 
 @dataclass(frozen=True)
 class TrustSnapshot:
-    """What the TLS layer needs, swapped atomically on every change."""
+    """What the TLS layer needs, swapped atomically on every change.
+
+    ``roots_pem`` holds one certificate per subject: TLS libraries look a self-signed certificate up among the roots
+    by subject and refuse it unless the first one found is that very certificate. Certificates made before subjects
+    were unique (``CN=noizylab, O=<host name>``) can share one; then the peers' certificates come first (this node's
+    own clients also have the loopback-only port, whose only root is this node's certificate), and of two peers
+    with one subject only the older one can connect (``shadowed``, logged with the way out).
+    """
 
     version: int
     fingerprints: frozenset[bytes]
     roots_pem: bytes
+    shadowed: tuple[tuple[TrustedPeer, TrustedPeer], ...] = ()
+
+
+def _subject(cert_der: bytes) -> bytes:
+    return x509.load_der_x509_certificate(cert_der).subject.public_bytes()
+
+
+def _roots(
+    own_der: bytes, own_pem: bytes, peers: list[TrustedPeer]
+) -> tuple[bytes, list[tuple[TrustedPeer, TrustedPeer]]]:
+    """The roots for the gRPC port, one per subject, and the (kept, shadowed) peer pairs that share one."""
+    kept: dict[bytes, TrustedPeer] = {}
+    shadowed: list[tuple[TrustedPeer, TrustedPeer]] = []
+    for peer in peers:
+        subject = _subject(peer.cert_der)
+        if subject in kept:
+            shadowed.append((kept[subject], peer))
+        else:
+            kept[subject] = peer
+    own = b"" if _subject(own_der) in kept else own_pem
+    return own + b"".join(p.cert_pem for p in kept.values()), shadowed
 
 
 class TrustStore:
@@ -67,9 +98,8 @@ class TrustStore:
     def __init__(self, path: Path, own_cert_pem: bytes) -> None:
         self._path = path
         self._own_pem = own_cert_pem
-        self._own_fp = fingerprint(
-            x509.load_pem_x509_certificate(own_cert_pem).public_bytes(serialization.Encoding.DER)
-        )
+        self._own_der = x509.load_pem_x509_certificate(own_cert_pem).public_bytes(serialization.Encoding.DER)
+        self._own_fp = fingerprint(self._own_der)
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -87,8 +117,21 @@ class TrustStore:
             bytes(r[0]): TrustedPeer(bytes(r[0]), r[1], bytes(r[2]), r[3], tuple(json.loads(r[4])), r[5]) for r in rows
         }
         self._peers = peers
-        roots = self._own_pem + b"".join(p.cert_pem for p in peers.values())
-        self.snapshot = TrustSnapshot(version, frozenset(peers) | {self._own_fp}, roots)
+        roots, shadowed = _roots(self._own_der, self._own_pem, list(peers.values()))
+        for kept, hidden in shadowed:
+            if (kept, hidden) not in self.snapshot.shadowed:
+                logger.warning(
+                    "peers %s (%s) and %s (%s) hold certificates with the same subject (both made before subjects "
+                    "were unique), so only %s can connect to this node: on %s, delete state/node-cert.pem to give it "
+                    "a new ID, then pair it again",
+                    kept.name,
+                    kept.node_id,
+                    hidden.name,
+                    hidden.node_id,
+                    kept.name,
+                    hidden.name,
+                )
+        self.snapshot = TrustSnapshot(version, frozenset(peers) | {self._own_fp}, roots, tuple(shadowed))
 
     def is_trusted(self, fp: bytes) -> bool:
         """True for this node itself and every paired peer."""
@@ -154,6 +197,9 @@ class TrustStore:
         matches = exact or [p for p in peers if p.node_id.replace("-", "").startswith(flat)]
         if not matches:
             raise PeerError(f"no paired peer matches {ref!r}: see `noizylab peers`")
+        if len(matches) > 1 and exact:
+            # Peers paired before names were made unique can share one.
+            raise PeerError(f"{ref!r} names {len(matches)} peers ({', '.join(p.node_id for p in matches)}): use an ID")
         if len(matches) > 1:
             raise PeerError(f"{ref!r} matches {len(matches)} peers: give more of the ID")
         return matches[0]

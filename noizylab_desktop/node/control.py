@@ -6,6 +6,7 @@ Only a caller holding this node's own certificate (whose key is in the keychain)
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,15 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.feature import require_self
+from noizylab_desktop.core.local_client import STOP_FOR_TRAY, STOP_REASON_KEY
 from noizylab_desktop.core.permissions import check_scope
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.trust import TrustedPeer
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
+
+logger = logging.getLogger(__name__)
 
 
 class ControlApi(pb_grpc.ControlServicer):
@@ -99,5 +103,10 @@ class ControlApi(pb_grpc.ControlServicer):
 
     async def Shutdown(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Empty:  # noqa: N802
         await self._only_self(context)
-        self.node.request_stop()
+        asked = dict(context.invocation_metadata() or ()).get(STOP_REASON_KEY)
+        why = (
+            "a tray started for this home takes the node over" if asked == STOP_FOR_TRAY else "`noizylab stop` was run"
+        )
+        logger.info("stopping: %s", why)
+        self.node.request_stop(why)
         return pb.Empty()

@@ -129,6 +129,37 @@ async def _serve(node: Any) -> int:
     return 0
 
 
+def take_over(paths: Paths, settings: Settings) -> int | None:
+    """Stop the node that already runs for this home (``noizylab start``, or another tray) so that the caller can
+    host it: asked over the local control channel, then waited for until it lets go of the home. Its pid, or None
+    when no node ran."""
+    if not InstanceLock(paths.lock_file).held_elsewhere():
+        return None
+    from noizylab_desktop.core.local_client import STOP_FOR_TRAY, LocalClient
+
+    where = paths.home or paths.config_dir
+    runtime = read_runtime_file(paths.runtime_file)
+    if runtime is None:  # starting, or stuck: nothing to ask
+        raise LauncherError(f"a node is already running for {where}: stop it with `noizylab stop`")
+    pid = int(runtime["pid"])
+    logger.info("a node already runs for %s (pid %d): asking it to stop so that the tray runs it", where, pid)
+
+    async def ask() -> None:
+        async with LocalClient(paths, settings) as client:
+            await client.shutdown(STOP_FOR_TRAY)
+
+    asyncio.run(ask())
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while InstanceLock(paths.lock_file).held_elsewhere():
+        if time.monotonic() >= deadline:
+            raise LauncherError(
+                f"the node running for {where} (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f} s: "
+                "stop it with `noizylab stop`, then start the tray again"
+            )
+        time.sleep(0.05)  # another process letting go of a file lock offers nothing to wait on
+    return pid
+
+
 def node_command(paths: Paths, extra: list[str]) -> list[str]:
     """The argv that runs ``noizylab node`` for ``paths``, frozen or not."""
     base = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "noizylab_desktop"]

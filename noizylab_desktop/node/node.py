@@ -35,7 +35,7 @@ from noizylab_desktop.core.registry import Registry
 from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.core.supervisor import Supervisor
-from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, server_credentials
+from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credentials, server_credentials
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore
 from noizylab_desktop.node.control import ControlApi
 from noizylab_desktop.node.features import feature_factories
@@ -71,8 +71,10 @@ class Node:
         self._unlisten: Callable[[], None] = lambda: None
         self.supervisor = Supervisor(self.bus)
         self.grpc_port = 0
+        self.local_port = 0  # loopback only, for this node's own command line (transport.local_credentials)
         self.started_at = 0.0
         self._stop = asyncio.Event()
+        self.stop_reason = ""  # why someone else asked the node to stop (``request_stop``); empty for Quit or a signal
         self._server: grpc.aio.Server | None = None
         self._capabilities: pb.Capabilities | None = None
         self.features: dict[str, Feature] = {}
@@ -147,6 +149,7 @@ class Node:
             raise ConfigError(
                 f"cannot listen on {address}: the port is in use or not allowed; choose another with --port"
             ) from exc
+        self.local_port = server.add_secure_port("127.0.0.1:0", local_credentials(self.identity))
         await server.start()
         self._server = server
         self.started_at = time.time()
@@ -160,8 +163,10 @@ class Node:
         self._write_runtime()
         logger.info("node %s (%s) listening on gRPC port %d", self.settings.name, self.identity.node_id, self.grpc_port)
 
-    def request_stop(self) -> None:
-        """Ask ``run_until_stopped`` to return (from a signal handler or the Control service)."""
+    def request_stop(self, reason: str = "") -> None:
+        """Ask ``run_until_stopped`` to return (from a signal handler or the Control service, which says why in
+        ``reason``: the tray tells its person)."""
+        self.stop_reason = self.stop_reason or reason
         self._stop.set()
 
     async def run_until_stopped(self) -> None:
@@ -189,7 +194,13 @@ class Node:
             logger.info("node stopped")
 
     def _write_runtime(self) -> None:
-        runtime = {"pid": os.getpid(), "grpc_port": self.grpc_port, "started_at": self.started_at, **self.bound_ports}
+        runtime = {
+            "pid": os.getpid(),
+            "grpc_port": self.grpc_port,
+            "local_port": self.local_port,
+            "started_at": self.started_at,
+            **self.bound_ports,
+        }
         atomic_write(self.paths.runtime_file, json.dumps(runtime).encode(), mode=0o644)
 
     # ------------------------------------------------------------------ queries

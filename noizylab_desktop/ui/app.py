@@ -2,7 +2,13 @@
 
 For the launcher the tray is a node like ``noizylab node``: it holds the home's instance lock, writes the pid file,
 and ``Node.start`` writes the runtime file, so ``noizylab status``, ``peers`` and ``stop`` reach the tray's node.
-A ``Control.Shutdown`` (``noizylab stop``), a signal or the Quit item all end the node, and with it the app.
+A ``Control.Shutdown`` (``noizylab stop``), a signal or the Quit item all end the node, and with it the app; when
+the stop came from outside, the tray says why in one line before it quits.
+
+A node already running for the home (``noizylab start``) is taken over: the tray asks it to stop over the local
+control channel, waits until it lets go of the home, then runs its own node there (same config, so the same
+ports) and says so. Attaching to it as a client instead would leave every tray part without the running feature it
+is built on; the node's work pauses for the moment of the hand-over, which a notification and the log record.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import DisplayUnavailableError
-from noizylab_desktop.node.launcher import holding_home, setup_logging
+from noizylab_desktop.node.launcher import holding_home, setup_logging, take_over
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
@@ -32,9 +38,30 @@ HEADLESS_HINT = "run the headless node with `noizylab node` instead"
 
 
 def check_display() -> None:
-    """Refuse early where Qt could only abort: Linux with neither an X11 nor a Wayland display."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    """Refuse early where Qt could only abort: Linux with neither an X11 nor a Wayland display, or an X display
+    that does not answer (Qt aborts there with a hint about reinstalling its xcb plugin)."""
+    if not sys.platform.startswith("linux"):
+        return
+    x11, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
+    if not (x11 or wayland):
         raise DisplayUnavailableError(f"no display here (neither DISPLAY nor WAYLAND_DISPLAY is set): {HEADLESS_HINT}")
+    # Qt takes X11 when told to, or when there is no Wayland display to prefer.
+    if x11 and (os.environ.get("QT_QPA_PLATFORM", "").startswith("xcb") or not wayland):
+        _check_x11(x11)
+
+
+def _check_x11(name: str) -> None:
+    """Open and close one X connection to ``name``; a one-line error when it fails."""
+    from Xlib import display, error
+
+    try:
+        display.Display(name).close()
+    except Exception as exc:  # python-xlib raises unrelated types: its own errors, OSError, ValueError
+        reason = exc.msg if isinstance(exc, error.DisplayConnectionError) else exc
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise DisplayUnavailableError(
+            f"cannot open the display {name!r}: {' '.join(text.split()) or type(exc).__name__}: {HEADLESS_HINT}"
+        ) from exc
 
 
 def application() -> QApplication:
@@ -51,10 +78,15 @@ def application() -> QApplication:
 
 
 class TrayApp:
-    """A node with its bridge and tray icon, started and stopped together (``async with TrayApp(node)``)."""
+    """A node with its bridge and tray icon, started and stopped together (``async with TrayApp(node)``).
 
-    def __init__(self, node: Node) -> None:
+    ``took_over``: the pid of the node this tray stopped to run its home's node itself (``launcher.take_over``);
+    the tray says so once it shows.
+    """
+
+    def __init__(self, node: Node, took_over: int | None = None) -> None:
         self.node = node
+        self.took_over = took_over
         self.bridge: Bridge | None = None
         self.tray: Tray | None = None
 
@@ -66,9 +98,11 @@ class TrayApp:
             await self.node.stop()
             raise
         self.bridge = Bridge(self.node.bus)
-        self.tray = Tray(self.node, self.bridge, quit=self.node.request_stop)
+        self.tray = Tray(self.node, self.bridge, quit=lambda: self.node.request_stop())
         self.tray.show()
         logger.info("tray shown for node %s (%s)", self.node.settings.name, self.node.identity.node_id)
+        if self.took_over is not None:
+            self._tell(f"the node that ran in the background (pid {self.took_over}) stopped: this tray runs it now")
 
     def _close_ui(self) -> None:
         if self.tray is not None:
@@ -91,8 +125,19 @@ class TrayApp:
         try:
             await self.node.run_until_stopped()
         finally:
+            if self.node.stop_reason:
+                # Asked from outside (`noizylab stop`, another tray): the person did not pick Quit, so say why.
+                self._tell(f"quitting: {self.node.stop_reason}", to_stderr=True)
             self._close_ui()
         return 0
+
+    def _tell(self, line: str, *, to_stderr: bool = False) -> None:
+        """One line for the person: in the log, as a notification, and on stderr when started from a terminal."""
+        logger.warning("%s", line)
+        if self.tray is not None:
+            self.tray.icon.showMessage(APP_NAME, line[0].upper() + line[1:])
+        if to_stderr:
+            print(f"noizylab: {line}", file=sys.stderr, flush=True)
 
     async def __aenter__(self) -> TrayApp:
         await self.start()
@@ -109,5 +154,7 @@ def run_tray(paths: Paths, settings: Settings) -> int:
     if not QSystemTrayIcon.isSystemTrayAvailable():
         raise DisplayUnavailableError(f"this desktop shows no system tray: {HEADLESS_HINT}")
     setup_logging(paths, to_stderr=False)
+    # A node started with `noizylab start` holds the home: a double-clicked app must not just do nothing.
+    took_over = take_over(paths, settings)
     with holding_home(paths), runner(app) as loop:
-        return loop.run(TrayApp(Node(paths, settings)).run())
+        return loop.run(TrayApp(Node(paths, settings), took_over).run())

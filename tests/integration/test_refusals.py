@@ -95,6 +95,21 @@ def test_an_expired_code_is_refused(make_node: Callable[[str], NodeProcess]) -> 
     assert "expired" in _refused(beta, invite["code"])
 
 
+def test_a_used_code_past_its_expiry_says_when_it_expired_once_the_pairing_port_has_closed(
+    make_node: Callable[[str], NodeProcess],
+) -> None:
+    alpha, beta, gamma = (make_node(n).start() for n in ("alpha", "beta", "gamma"))
+    code = alpha.invite()
+    beta.join(code)
+    alpha.stop()  # its pairing port closes as it does a minute after its last code expired
+    # The code as it reads two minutes after its expiry: the same code, but no ten-minute wait in a test.
+    expired = codes.decode(code).expiring(time.time() - 120)
+    message = _refused(gamma, codes.encode(expired))
+    clock = time.strftime("%H:%M", time.localtime(expired.expires_at))
+    assert message.startswith(f"noizylab: error: that invite code expired at {clock}"), message
+    assert message.endswith(": make a new one with `noizylab pair invite`"), message
+
+
 def test_more_than_five_wrong_codes_a_minute_are_refused(make_node: Callable[[str], NodeProcess]) -> None:
     alpha, beta = make_node("alpha").start(), make_node("beta").start()
     code = alpha.invite()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from noizylab_desktop.core.config import Paths
+from noizylab_desktop.node.launcher import pid_alive
 from tests.conftest import NOIZYLAB, NodeProcess, wait_for, write_config
 from tests.ui.conftest import start_xvfb, stop_xvfb
 
@@ -42,6 +45,19 @@ def test_without_a_display_noizylab_says_so_in_one_line_and_points_to_the_headle
     assert not (tmp_path / "desk" / "state" / "runtime.json").exists()
 
 
+def test_a_display_that_does_not_answer_gets_one_line_not_a_qt_abort(tmp_path: Path) -> None:
+    write_config(tmp_path / "desk", "desk")
+    unused = ":4077"  # no X server listens there (nothing in this suite starts one on a fixed number)
+    assert not Path(f"/tmp/.X11-unix/X{unused[1:]}").exists()
+
+    result = run_tray(tmp_path / "desk", environment(DISPLAY=unused, QT_QPA_PLATFORM="xcb"))
+
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"noizylab: error: cannot open the display '{unused}': ") and line.endswith(HINT), line
+    assert not (tmp_path / "desk" / "state" / "runtime.json").exists()
+
+
 @pytest.fixture
 def display_without_tray() -> Iterator[str]:
     """An X display where nothing hosts a system tray."""
@@ -62,10 +78,9 @@ def test_on_a_display_without_a_system_tray_noizylab_points_to_the_headless_node
     assert "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def tray_process(x_display: str, make_node: Callable[[str], NodeProcess]) -> Iterator[tuple[NodeProcess, Any]]:
+@contextlib.contextmanager
+def running_tray(desk: NodeProcess, x_display: str) -> Iterator[Any]:
     """``noizylab`` running for the home of ``desk`` on the tray display, up once its runtime file names it."""
-    desk = make_node("desk")
     tray = subprocess.Popen(
         [*NOIZYLAB, "--home", str(desk.home)],
         env=environment(DISPLAY=x_display, QT_QPA_PLATFORM="xcb"),
@@ -81,11 +96,23 @@ def tray_process(x_display: str, make_node: Callable[[str], NodeProcess]) -> Ite
 
     try:
         wait_for(up, timeout=START_TIMEOUT_S, what="the tray's node to write its runtime file")
-        yield desk, tray
+        yield tray
     finally:
         if tray.poll() is None:
             tray.kill()
         tray.communicate()
+
+
+@pytest.fixture
+def tray_process(x_display: str, make_node: Callable[[str], NodeProcess]) -> Iterator[tuple[NodeProcess, Any]]:
+    """``noizylab`` running for the home of ``desk`` on the tray display."""
+    desk = make_node("desk")
+    with running_tray(desk, x_display) as tray:
+        yield desk, tray
+
+
+def _log(desk: NodeProcess) -> str:
+    return Paths.resolve(desk.home).log_file.read_text()
 
 
 def test_the_tray_is_this_homes_node_for_status_and_stop(tray_process: tuple[NodeProcess, Any]) -> None:
@@ -104,7 +131,25 @@ def test_the_tray_is_this_homes_node_for_status_and_stop(tray_process: tuple[Nod
     assert tray.wait(15) == 0
     assert stop.communicate(timeout=30)[0].startswith("node stopped")
     assert not (state / "node.pid").exists() and not (state / "runtime.json").exists()
-    assert "Traceback" not in tray.communicate()[1]
+    said = tray.communicate()[1]
+    assert "Traceback" not in said
+    # The person did not pick Quit: the tray says why it went.
+    assert "noizylab: quitting: `noizylab stop` was run" in said.splitlines()
+    assert "quitting: `noizylab stop` was run" in _log(desk)
+
+
+def test_the_tray_takes_over_a_node_started_in_the_background(
+    x_display: str, make_node: Callable[[str], NodeProcess]
+) -> None:
+    desk = make_node("desk").start()
+    background = desk.pid
+
+    with running_tray(desk, x_display) as tray:
+        wait_for(lambda: not pid_alive(background), what="the background node to stop")
+        assert desk.status()["pid"] == tray.pid
+        log = _log(desk)
+        assert "stopping: a tray started for this home takes the node over" in log
+        assert f"the node that ran in the background (pid {background}) stopped: this tray runs it now" in log
 
 
 def test_the_tray_stops_cleanly_on_sigterm(tray_process: tuple[NodeProcess, Any]) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import time
+
 import pytest
 
 from noizylab_desktop.core import invite
@@ -21,8 +25,8 @@ def test_a_code_round_trips_ipv4_ipv6_and_host_names() -> None:
 
 
 def test_a_code_is_short_enough_to_type() -> None:
-    text = invite.encode(_code("192.168.1.20"))
-    assert len(text.replace("-", "")) <= 45
+    text = invite.encode(_code("192.168.1.20").expiring(time.time() + 600))
+    assert len(text.replace("-", "")) <= 50  # 45 before the expiry was added
     assert all(len(group) <= 5 for group in text.split("-"))
 
 
@@ -55,3 +59,16 @@ def test_the_joiners_address_is_read_from_grpcs_peer_string() -> None:
     assert peer_host("ipv4:192.168.1.20:51234") == "192.168.1.20"
     assert peer_host("ipv6:[fe80::1]:51234") == "fe80::1"
     assert peer_host("unix:/tmp/socket") is None
+
+
+def test_a_code_says_when_it_expires_to_the_minute_rounded_up() -> None:
+    code = _code("10.0.0.2").expiring(1_765_000_000.5)
+    assert code.expires_at == 1_765_000_020.0
+    assert invite.decode(invite.encode(code)) == code
+
+
+def test_a_code_from_the_version_before_the_expiry_still_decodes() -> None:
+    old = _code("10.0.0.2")
+    body = bytes([2]) + old.fp_prefix + old.secret + old.port.to_bytes(2, "big") + b"\x04" + bytes([10, 0, 0, 2])
+    text = base64.b32encode(body + hashlib.sha256(body).digest()[:2]).decode().rstrip("=")
+    assert invite.decode(text) == old and old.expires_at == 0.0

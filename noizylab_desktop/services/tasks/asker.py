@@ -22,7 +22,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tasks_pb2_grpc as tpb_grpc
 from noizylab_desktop.core import capabilities as caps
-from noizylab_desktop.core.errors import NoizyLabError, TaskError
+from noizylab_desktop.core.errors import NoizyLabError, PeerError, TaskError
 from noizylab_desktop.core.events import PeerOffline
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.services.routing import Candidate, Decision, GpuState, Needs, TaskSummary, decide
@@ -125,9 +125,17 @@ class Asker:
         return await decide(candidates, needs, summary, self.advisor, require_ai=request.require_ai_decision)
 
     def _user_choice(self, ref: str) -> Decision:
-        own = self.ctx.settings.name
-        if ref in ("self", "local", own, self.ctx.identity.node_id):
-            return Decision(self.ctx.identity.node_id, own, "user", "asked for this node", (own,))
+        own, own_id = self.ctx.settings.name, self.ctx.identity.node_id
+        # This node's name is a peer's too when they were paired before names were made unique, or after a rename:
+        # a name that means two machines runs on neither.
+        namesakes = [p.node_id for p in self.ctx.trust.peers() if p.name == ref] if ref == own else []
+        if namesakes:
+            raise PeerError(
+                f"{ref!r} names this node ({own_id}) and the peer {', '.join(namesakes)}: name one by its ID, "
+                "or this node as `self`"
+            )
+        if ref in ("self", "local", own, own_id):
+            return Decision(own_id, own, "user", "asked for this node", (own,))
         peer = self.ctx.trust.find(ref)
         state = next((s for s in self.ctx.registry.peers() if s.peer.fingerprint == peer.fingerprint), None)
         if state is None or not state.online:

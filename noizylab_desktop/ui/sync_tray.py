@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.events import Event
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.events import ShareChanged, SyncConflict
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import TrayPart
@@ -113,7 +114,7 @@ class SyncTray(TrayPart):
 
     def _add_details(self, row: QMenu, engine: ShareEngine) -> None:
         row.addSeparator()
-        row.addAction(f"{engine.files} files, {engine.conflicts} conflicts").setEnabled(False)
+        row.addAction(f"{plural(engine.files, 'file')}, {plural(engine.conflicts, 'conflict')}").setEnabled(False)
         for path, why in list(engine.failed.items())[:3]:
             row.addAction(f"not synced: {path}: {why}").setEnabled(False)
 

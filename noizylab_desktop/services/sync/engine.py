@@ -16,6 +16,7 @@ import asyncssh
 
 from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.deferred import DEFER_BYTES, hash_now, must_hash
 from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, ShareState, SyncConflict
 from noizylab_desktop.services.sync.executor import BATCH_FILE, Executor, Progress
@@ -258,7 +259,7 @@ class ShareEngine:
             self.pending = len(work)
             if decided.too_many_deletes() and not self._allow_deletes:
                 reason = (
-                    f"this sync would delete {decided.deletes} of {decided.tracked} files: check, then run "
+                    f"this sync would delete {decided.deletes} of {plural(decided.tracked, 'file')}: check, then run "
                     f"`noizylab share resume {self.share.local} --allow-deletes`"
                 )
                 self.share = self.on_pause(self.share, reason)
@@ -266,7 +267,7 @@ class ShareEngine:
                 return False
             self._allow_deletes = False
             if work:
-                self._set("syncing", f"{len(work)} changes")
+                self._set("syncing", plural(len(work), "change"))
             executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress, self.merger)
             result = await executor.run(decided)
             await asyncio.to_thread(self.merger.settled, lambda rel: self.fs.path(rel).read_bytes(), decided, result)
@@ -294,7 +295,8 @@ class ShareEngine:
             self._file_failures += 1
             delay = file_retry_delay(self._file_failures)
             first = next(iter(self.failed.items()))
-            self._set("error", f"{len(self.failed)} files not synced; {first[0]}: {first[1]}; retrying in {delay:g} s")
+            files = plural(len(self.failed), "file")
+            self._set("error", f"{files} not synced; {first[0]}: {first[1]}; retrying in {delay:g} s")
             asyncio.get_running_loop().call_later(delay, self._wake.set)
             return False
         self._file_failures = 0

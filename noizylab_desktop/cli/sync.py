@@ -86,10 +86,13 @@ def _row(info: spb.ShareInfo) -> dict[str, Any]:
         "pending": info.pending,
         "transfer": {"done": info.transfer_done, "total": info.transfer_total},
         "recent": list(info.recent),
+        "served": info.served,
     }
 
 
 def _line(info: spb.ShareInfo) -> str:
+    if info.served:
+        return f"{info.id}  {info.local} ← {info.peer}'s share, served here  {info.state} ({info.message})"
     ago = f", synced {time.time() - info.last_sync:.0f} s ago" if info.last_sync else ""
     conflicts = f", {plural(info.conflicts, 'conflict')}" if info.conflicts else ""
     progress = ""
@@ -189,7 +192,7 @@ def _wait(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 def _progress_line(shares: Sequence[spb.ShareInfo]) -> str:
     """What ``sync wait`` is still waiting for, in one line ("" when every share is in sync)."""
-    busy = [s for s in shares if s.state != "idle"]
+    busy = [s for s in shares if s.state != "idle" and not s.served]
     if not busy:
         return ""
     first = busy[0]

@@ -489,13 +489,15 @@ class ShareInfo(_message.Message):
     TRANSFER_DONE_FIELD_NUMBER: _builtins.int
     TRANSFER_TOTAL_FIELD_NUMBER: _builtins.int
     RECENT_FIELD_NUMBER: _builtins.int
+    SERVED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     local: _builtins.str
     peer: _builtins.str
     remote: _builtins.str
     state: _builtins.str
-    """"idle", "syncing", "paused", "error", "waiting" """
+    """"idle", "syncing", "paused", "error", "waiting for peer", "peer offline","""
     message: _builtins.str
+    """"not allowed", "not paired", "conflicts"; "served" (or one of the peer ones) for served"""
     files: _builtins.int
     bytes: _builtins.int
     last_sync: _builtins.float
@@ -503,6 +505,8 @@ class ShareInfo(_message.Message):
     pending: _builtins.int
     transfer_done: _builtins.int
     transfer_total: _builtins.int
+    served: _builtins.bool
+    """a peer's share that this node serves (``local`` is the folder here)"""
     @_builtins.property
     def recent(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -522,10 +526,11 @@ class ShareInfo(_message.Message):
         transfer_done: _builtins.int = ...,
         transfer_total: _builtins.int = ...,
         recent: _abc.Iterable[_builtins.str] | None = ...,
+        served: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "conflicts", b"conflicts", "files", b"files", "id", b"id", "last_sync", b"last_sync", "local", b"local", "message", b"message", "peer", b"peer", "pending", b"pending", "recent", b"recent", "remote", b"remote", "state", b"state", "transfer_done", b"transfer_done", "transfer_total", b"transfer_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "conflicts", b"conflicts", "files", b"files", "id", b"id", "last_sync", b"last_sync", "local", b"local", "message", b"message", "peer", b"peer", "pending", b"pending", "recent", b"recent", "remote", b"remote", "served", b"served", "state", b"state", "transfer_done", b"transfer_done", "transfer_total", b"transfer_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,6 +10,7 @@ from typing import Any
 from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import ConfigError
+from noizylab_desktop.core.words import plural
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -48,5 +49,5 @@ def _view(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         print_json(dataclasses.asdict(done))
     else:
         size = f"{done.width}x{done.height}"
-        print(f"recorded {done.frames} frames ({size}, {done.encoder}) from {done.peer} to {done.file}")
+        print(f"recorded {plural(done.frames, 'frame')} ({size}, {done.encoder}) from {done.peer} to {done.file}")
     return 0

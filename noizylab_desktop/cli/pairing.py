@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings
+from noizylab_desktop.core.words import plural
 
 if TYPE_CHECKING:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
@@ -127,7 +128,7 @@ async def _invite_or_join(args: argparse.Namespace, node: LocalClient) -> pb.Pai
         print_json({"code": invite.code, "expires_at": invite.expires_at}, one_line=True, flush=True)
     else:
         minutes = max(1, round((invite.expires_at - time.time()) / 60))
-        print(f"Invite code (valid {minutes} minutes, once):\n\n    {invite.code}\n", flush=True)
+        print(f"Invite code (valid {plural(minutes, 'minute')}, once):\n\n    {invite.code}\n", flush=True)
         print("On the other machine run:  noizylab pair join CODE", flush=True)
     if args.no_wait or args.json:
         return None

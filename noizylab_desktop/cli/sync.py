@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
 from noizylab_desktop.cli.output import add_json_flag, print_json, print_listing, timestamp
 from noizylab_desktop.core.config import Paths, Settings
+from noizylab_desktop.core.words import plural
 
 if TYPE_CHECKING:
     from noizylab_desktop._proto import noizylab_sync_pb2 as spb
@@ -85,18 +86,21 @@ def _row(info: spb.ShareInfo) -> dict[str, Any]:
         "pending": info.pending,
         "transfer": {"done": info.transfer_done, "total": info.transfer_total},
         "recent": list(info.recent),
+        "served": info.served,
     }
 
 
 def _line(info: spb.ShareInfo) -> str:
+    if info.served:
+        return f"{info.id}  {info.local} ← {info.peer}'s share, served here  {info.state} ({info.message})"
     ago = f", synced {time.time() - info.last_sync:.0f} s ago" if info.last_sync else ""
-    conflicts = f", {info.conflicts} conflicts" if info.conflicts else ""
+    conflicts = f", {plural(info.conflicts, 'conflict')}" if info.conflicts else ""
     progress = ""
     if info.state == "syncing" and info.transfer_total:
         progress = f" {100 * info.transfer_done // max(info.transfer_total, 1)}%"
     return (
         f"{info.id}  {info.local} ↔ {info.peer}:{info.remote}  {info.state}{progress} ({info.message}), "
-        f"{info.files} files{conflicts}{ago}"
+        f"{plural(info.files, 'file')}{conflicts}{ago}"
     )
 
 
@@ -178,11 +182,50 @@ def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 def _wait(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+    from noizylab_desktop.cli.client import run_with_node
 
     request = spb.WaitRequest(timeout_s=args.timeout)
-    reply = _ask(paths, settings, lambda stub: stub.WaitIdle, request, spb.ShareList, timeout=args.timeout + 10)
-    print(f"in sync: {len(reply.shares)} shares")
+    reply = run_with_node(paths, settings, lambda node: _wait_showing_progress(node, request, args.timeout + 10))
+    print(f"in sync: {plural(len(reply.shares), 'share')}")
     return 0
+
+
+def _progress_line(shares: Sequence[spb.ShareInfo]) -> str:
+    """What ``sync wait`` is still waiting for, in one line ("" when every share is in sync)."""
+    busy = [s for s in shares if s.state != "idle" and not s.served]
+    if not busy:
+        return ""
+    first = busy[0]
+    more = f" (and {plural(len(busy) - 1, 'other share')})" if len(busy) > 1 else ""
+    name = os.path.basename(first.local) or first.local
+    return f"waiting for {name} ↔ {first.peer}: {first.state} ({first.message}){more}"
+
+
+async def _wait_showing_progress(node: LocalClient, request: spb.WaitRequest, timeout: float) -> spb.ShareList:
+    """The node's answer to ``WaitIdle``, with a line on stderr each time what it waits for changes."""
+    import asyncio
+
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop._proto import noizylab_sync_pb2 as spb
+    from noizylab_desktop.cli.output import progress
+
+    waiting = asyncio.ensure_future(_call(node, lambda stub: stub.WaitIdle, request, timeout))
+    shown = ""
+    try:
+        while not waiting.done():
+            listed = await _call(node, lambda stub: stub.ListShares, pb.Empty())
+            assert isinstance(listed, spb.ShareList)
+            line = _progress_line(listed.shares)
+            if line and line != shown and not waiting.done():
+                progress(line)
+                shown = line
+            # A glance a second is plenty for a person; the answer itself comes as soon as the node has it.
+            await asyncio.wait({waiting}, timeout=1.0)
+    finally:
+        waiting.cancel()
+    reply = waiting.result()
+    assert isinstance(reply, spb.ShareList)
+    return reply
 
 
 def _conflict_row(c: spb.ConflictInfo) -> dict[str, Any]:

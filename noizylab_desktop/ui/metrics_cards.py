@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.metrics.history import Point, fullest_disk
 from noizylab_desktop.services.metrics.view import Health
 
@@ -51,7 +52,7 @@ def figures_text(m: mpb.NodeMetrics) -> str:
     rx = sum(n.receive_bytes_per_second for n in m.network if n.device != "lo")
     tx = sum(n.transmit_bytes_per_second for n in m.network if n.device != "lo")
     lines = [
-        f"CPU {m.cpu_ratio:.0%} of {m.cpu_count} cores · load {m.load1:.2f}",
+        f"CPU {m.cpu_ratio:.0%} of {plural(m.cpu_count, 'core')} · load {m.load1:.2f}",
         f"memory {memory:.0%} of {m.memory_total_bytes / 1e9:.1f} GB",
         f"disk {fullest_disk(m):.0%} full (fullest)",
         f"network ↓ {_rate(rx)} ↑ {_rate(tx)}",

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.pairing import Paired
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import async_slot
 
@@ -142,7 +143,7 @@ class PairingDialog(QDialog):
             return
         self.code_label.setText(code)
         minutes = max(1, round((expires_at - time.time()) / 60))
-        self.expiry_label.setText(f"Valid for {minutes} minutes, for one machine.")
+        self.expiry_label.setText(f"Valid for {plural(minutes, 'minute')}, for one machine.")
         self._set_status(self.invite_status, "Waiting for the other machine to join…")
         self.code_shown.emit(code)
         try:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.events import Event
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.events import ShareChanged, SyncConflict
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import TrayPart
@@ -67,16 +68,15 @@ class SyncTray(TrayPart):
     def add_actions(self, menu: QMenu) -> None:
         manager = self.manager
         shares = manager.store.shares()
-        if not shares:
+        served = self.feature.served()
+        if not shares and not served:
             return  # the way in is "Share a folder with PEER…" in a device's submenu
         sub = menu.addMenu("Folder sync")
+        open_conflicts = self.feature.unresolved()
         for share in shares:
             engine = manager.engines.get(share.id)
-            state, message = (
-                ("paused", share.reason or "paused")
-                if share.paused
-                else ((engine.state, engine.message) if engine else ("waiting", ""))
-            )
+            info = self.feature.info_of(share, open_conflicts)
+            state, message = (info.state, info.message) if info.state else ("waiting for peer", "")
             done, total = (engine.progress.done, engine.progress.total) if engine else (0, 0)
             row = sub.addMenu(share_label(share.local, share.peer_name, state, message, done, total))
             row.addAction("Open folder").triggered.connect(
@@ -87,7 +87,12 @@ class SyncTray(TrayPart):
                 lambda _=False, s=share.id, pause=not share.paused: self._set_paused(s, pause)
             )
             if engine is not None:
-                self._add_details(row, engine)
+                self._add_details(row, engine, info.conflicts)
+        for offer in served:
+            label = f"{Path(offer.local).name} ← {offer.peer}'s share, served here: {offer.state} ({offer.message})"
+            sub.addMenu(label).addAction("Open folder").triggered.connect(
+                lambda _=False, p=offer.local: QDesktopServices.openUrl(QUrl.fromLocalFile(p))
+            )
         if self.recent:
             sub.addSeparator()
             sub.addAction("Recent changes").setEnabled(False)
@@ -111,9 +116,9 @@ class SyncTray(TrayPart):
             sub.addSeparator()
             sub.addAction(self.last_error).setEnabled(False)
 
-    def _add_details(self, row: QMenu, engine: ShareEngine) -> None:
+    def _add_details(self, row: QMenu, engine: ShareEngine, conflicts: int) -> None:
         row.addSeparator()
-        row.addAction(f"{engine.files} files, {engine.conflicts} conflicts").setEnabled(False)
+        row.addAction(f"{plural(engine.files, 'file')}, {plural(conflicts, 'conflict')}").setEnabled(False)
         for path, why in list(engine.failed.items())[:3]:
             row.addAction(f"not synced: {path}: {why}").setEnabled(False)
 

@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.words import plural, when
+from noizylab_desktop.services.routing.model import Decision
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import TrayPart
@@ -43,9 +45,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AUTO = "Best fit (scheduler)"
-COLUMNS = ("Task", "State", "Exit", "Ran on", "Command")
+COLUMNS = ("Task", "State", "Exit", "Ran on", "Started", "Asked by", "Command")
 KEEP_CHARS = 200_000  # output kept per task in the window; history keeps its own tail
 RECENT = 50
+
+
+def why_there(decision: Decision) -> str:
+    """Why a task runs where it does, as a person says it ("least busy of 2 machines"), not the scheduler's score."""
+    if decision.decided_by == "user":
+        return "you chose it"
+    if decision.decided_by == "advisor":
+        return "the AI advisor chose it"
+    n = len(decision.eligible)
+    why = f"least busy of {plural(n, 'machine')}" if n > 1 else "the only machine that can run it"
+    if decision.advisor_problem:
+        return f"{why} (the AI advisor's answer was not used: {decision.advisor_problem})"
+    return why
 
 
 class TaskConsole(QWidget):
@@ -55,7 +70,8 @@ class TaskConsole(QWidget):
         super().__init__()
         self.feature = feature
         self.ctx = ctx
-        self.setWindowTitle("NOIZYLAB — tasks")
+        # Qt adds the application's display name ("… — NOIZYLAB") to every window title itself.
+        self.setWindowTitle("Tasks")
         self.setWindowIcon(app_icon(False))
         self.resize(900, 560)
         self.output: dict[str, str] = {}
@@ -121,7 +137,8 @@ class TaskConsole(QWidget):
 
     def _load_history(self) -> None:
         for record in reversed(self.feature.store.recent(RECENT)):
-            self._add_row(record.id, record.state, record.exit_code, record.runner, record.command)
+            r = record
+            self._add_row(r.id, r.state, r.exit_code, r.runner, r.started_at or r.created_at, r.asker, r.command)
             self.output[record.id] = record.tail.decode("utf-8", "replace")
 
     def _row_of(self, task_id: str) -> int:
@@ -131,12 +148,15 @@ class TaskConsole(QWidget):
                 return row
         return -1
 
-    def _add_row(self, task_id: str, state: str, exit_code: int, where: str, command: str) -> None:
+    def _add_row(
+        self, task_id: str, state: str, exit_code: int, where: str, started: float, asker: str, command: str
+    ) -> None:
         self.table.insertRow(0)
         first = QTableWidgetItem(task_id[:10])
         first.setData(Qt.ItemDataRole.UserRole, task_id)
         self.table.setItem(0, 0, first)
-        for column, text in enumerate((state, "" if state == "running" else str(exit_code), where, command), 1):
+        exited = "" if state == "running" else str(exit_code)
+        for column, text in enumerate((state, exited, where, when(started, seconds=True), asker, command), 1):
             self.table.setItem(0, column, QTableWidgetItem(text))
         self.states[task_id] = state
         while self.table.rowCount() > RECENT * 2:
@@ -145,7 +165,7 @@ class TaskConsole(QWidget):
     def _on_event(self, event: object) -> None:
         if isinstance(event, TaskStarted):
             if self._row_of(event.task_id) < 0:
-                self._add_row(event.task_id, "running", 0, event.where, event.command)
+                self._add_row(event.task_id, "running", 0, event.where, event.at, event.asker, event.command)
                 self.output.setdefault(event.task_id, "")
             else:  # re-routed: the same task on another node
                 self.table.item(self._row_of(event.task_id), 3).setText(event.where)  # type: ignore[union-attr]
@@ -202,7 +222,7 @@ class TaskConsole(QWidget):
             self.run_button.setEnabled(True)
         self.feature.asker.submit_in_background(request, accepted)
         spec, _, _, decision = accepted
-        self.status.setText(f"Task {spec.id[:10]} runs on {decision.name} ({decision.decided_by}: {decision.reason})")
+        self.status.setText(f"Task {spec.id[:10]} ran on {decision.name}: {why_there(decision)}")
         self.select(spec.id)
 
     @async_slot()

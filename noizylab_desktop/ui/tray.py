@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from noizylab_desktop.core.nodeid import short_id
 from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
@@ -36,8 +37,7 @@ def summary(peers: Sequence[PeerState]) -> str:
     if not peers:
         return f"{APP_NAME} — no paired devices yet"
     online = sum(1 for p in peers if p.online)
-    noun = "peer" if len(peers) == 1 else "peers"
-    return f"{APP_NAME} — {online} of {len(peers)} {noun} online"
+    return f"{APP_NAME} — {online} of {plural(len(peers), 'peer')} online"
 
 
 def peer_label(state: PeerState) -> str:

@@ -40,7 +40,8 @@ def test_edits_of_different_lines_merge_and_the_same_lines_are_resolved_from_the
     (local / "docs" / "notes.txt").write_text(mine)
     (remote / "docs" / "notes.txt").write_text(theirs)
     alpha.cli("share", "resume", str(local))
-    alpha.cli("sync", "wait", "--timeout", "30")
+    waited = alpha.cli("sync", "wait", "--timeout", "30", check=False)
+    assert waited.returncode == 1 and "has 1 conflict to resolve" in waited.stderr, "not in sync while it is open"
     [conflict] = alpha.json("sync", "conflicts")
     assert conflict["path"] == "docs/notes.txt" and conflict["peer"] == "beta" and conflict["has_ancestor"]
     assert (local / conflict["copy"]).exists() and (remote / conflict["copy"]).exists()

@@ -71,14 +71,57 @@ def test_concurrent_edits_keep_both_versions_with_the_same_conflict_name_on_both
     (local / "docs" / "a.txt").write_text("alpha's edit\n")
     (remote / "docs" / "a.txt").write_text("beta's edit, made later\n")
     os.utime(local / "docs" / "a.txt", (1_700_000_000, 1_700_000_000))
-    alpha.cli("share", "resume", str(local))
-    alpha.cli("sync", "wait", "--timeout", "30")
+    resumed = alpha.cli("share", "resume", str(local)).stdout
+    assert "paused" not in resumed and "waiting for peer (resuming)" in resumed, "resume says what it did"
+    # A conflict open is not "in sync": wait says so, in one line, and exits 1.
+    waited = alpha.cli("sync", "wait", "--timeout", "30", check=False)
+    assert waited.returncode == 1
+    assert waited.stderr.strip().splitlines()[-1] == (
+        f"noizylab: error: not in sync: {local} has 1 conflict to resolve: see `noizylab sync conflicts`"
+    )
     for side in (local, remote):
         names = sorted(p.name for p in (side / "docs").iterdir())
         assert names == ["a.sync-conflict-20231114-221320-alpha.txt", "a.txt"], side
         assert (side / "docs" / "a.txt").read_text() == "beta's edit, made later\n"
         assert (side / "docs" / names[0]).read_text() == "alpha's edit\n"
-    assert alpha.json("sync", "status")[0]["conflicts"] == 1
+    (status,) = alpha.json("sync", "status")
+    assert (status["state"], status["conflicts"]) == ("conflicts", 1)
+    assert "1 conflict to resolve" in alpha.cli("sync", "status").stdout
+
+    # Resolved, it is counted no more, and wait succeeds.
+    (conflict,) = alpha.json("sync", "conflicts")
+    alpha.cli("sync", "merge", conflict["id"], "--keep", "theirs")
+    alpha.cli("sync", "wait", "--timeout", "30")
+    (status,) = alpha.json("sync", "status")
+    assert (status["state"], status["conflicts"]) == ("idle", 0)
+
+
+def test_both_sides_list_the_share_with_its_real_state_and_wait_fails_while_the_peer_cannot_sync(
+    shared: tuple[NodeProcess, NodeProcess, Path, Path],
+) -> None:
+    alpha, beta, local, remote = shared
+    (served,) = beta.json("share", "list")
+    assert (served["served"], served["peer"], served["state"]) == (True, "alpha", "served")
+    assert served["local"] == os.path.realpath(remote)
+    assert "alpha's share, served here" in beta.cli("share", "list").stdout
+
+    beta.cli("deny", "alpha", "sync")
+    wait_for(lambda: alpha.json("sync", "status")[0]["state"] == "not allowed", what="alpha to see it is refused")
+    wait_for(lambda: beta.json("share", "list")[0]["state"] == "not allowed", what="beta to say it refuses")
+    waited = alpha.cli("sync", "wait", "--timeout", "30", check=False)
+    lines = waited.stderr.strip().splitlines()
+    assert waited.returncode == 1 and lines[-1].startswith(f"noizylab: error: not in sync: {local} ↔ beta: not allowed")
+
+    beta.cli("allow", "alpha", "sync")
+    alpha.cli("sync", "wait", "--timeout", "30")
+    beta.stop()
+    wait_for(lambda: not (alpha.peer("beta") or {}).get("online"), 30, what="alpha to see beta offline")
+    (status,) = alpha.json("sync", "status")
+    assert status["state"] == "peer offline", status
+    waited = alpha.cli("sync", "wait", "--timeout", "30", check=False)
+    lines = waited.stderr.strip().splitlines()
+    assert waited.returncode == 1
+    assert lines[-1].startswith(f"noizylab: error: not in sync: {local} ↔ beta: peer offline")
 
 
 def test_a_peer_without_the_sync_permission_is_refused_with_one_line(

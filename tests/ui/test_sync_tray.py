@@ -24,7 +24,7 @@ def test_share_rows_show_state_and_the_progress_of_large_transfers() -> None:
         share_label("/p/Video", "beta", "syncing", "3 changes", big // 4, big)
         == "Video ↔ beta: syncing 25% (3 changes)"
     )
-    assert share_label("/p/Docs", "beta", "syncing", "1 changes", 10, 100) == "Docs ↔ beta: syncing (1 changes)"
+    assert share_label("/p/Docs", "beta", "syncing", "1 change", 10, 100) == "Docs ↔ beta: syncing (1 change)"
 
 
 def test_the_folder_sync_menu_lists_shares_and_pauses_them(run: Run, tray_app: QApplication, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,14 @@ from tests.conftest import NodeProcess
 from tests.ui.conftest import node_settings
 from tests.ui.menus import open_menu
 from tests.ui.waiting import Run, eventually, expect, within
+
+
+def _shown_title(console: TaskConsole) -> str:
+    """The title the X server holds for the window (what a window manager draws), or "" before it is set."""
+    shown = subprocess.run(
+        ["xprop", "-id", str(int(console.winId())), "_NET_WM_NAME"], capture_output=True, text=True, check=False
+    ).stdout
+    return shown.split(" = ", 1)[1].strip().strip('"') if " = " in shown else ""
 
 
 def _cell(console: TaskConsole, task_id: str, column: int) -> str:
@@ -51,12 +61,20 @@ def test_run_on_a_peer_from_its_submenu_shows_live_output_and_cancel_ends_it(
             console = extension.console
             assert console is not None and console.isVisible()
             assert console.target.currentText() == "worker"
+            # What the window manager shows: Qt adds the application's name once, so the title names it once.
+            await eventually(lambda: _shown_title(console) == "Tasks — NOIZYLAB", 5, "the window's title on X")
 
             QTest.keyClicks(console.command, "echo hello from $0; exec sleep 300")
             QTest.mouseClick(console.run_button, Qt.MouseButton.LeftButton)
             task_id = await eventually(console.selected, 10, "the new task to be shown and chosen")
             await eventually(lambda: "hello from" in console.view.toPlainText(), 15, "the worker's output")
             assert _cell(console, task_id, 1) == "running" and _cell(console, task_id, 3) == "worker"
+            assert console.status.text() == f"Task {task_id[:10]} ran on worker: you chose it"
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", _cell(console, task_id, 4)), "started at"
+            assert _cell(console, task_id, 5) == "desk", "asked by"
+            assert [console.table.horizontalHeaderItem(c).text() for c in range(7)] == [
+                "Task", "State", "Exit", "Ran on", "Started", "Asked by", "Command"
+            ]  # fmt: skip
             assert console.cancel_button.isEnabled()
 
             QTest.mouseClick(console.cancel_button, Qt.MouseButton.LeftButton)
@@ -74,8 +92,14 @@ def test_run_on_a_peer_from_its_submenu_shows_live_output_and_cancel_ends_it(
             assert console.view.toPlainText() == "local 42\n" and _cell(console, local_id, 2) == "0"
             assert _cell(console, local_id, 3) == "desk"
 
-            # A bad command line gets one line in the window, and nothing is started.
+            # The scheduler's choice, said as a person would, not as its load score.
             console.target.setCurrentIndex(0)
+            console.command.setText("echo picked")
+            QTest.mouseClick(console.run_button, Qt.MouseButton.LeftButton)
+            await eventually(lambda: "least busy" in console.status.text(), 10, "where the scheduler ran it")
+            assert re.fullmatch(r"Task \w+ ran on (desk|worker): least busy of 2 machines", console.status.text())
+
+            # A bad command line gets one line in the window, and nothing is started.
             console.command.setText("")
             QTest.mouseClick(console.run_button, Qt.MouseButton.LeftButton)
             await eventually(lambda: console.status.text() == "Type a command to run first.", 5, "the hint")

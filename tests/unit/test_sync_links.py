@@ -102,7 +102,7 @@ def test_files_that_keep_failing_are_retried_less_and_less_often(
     for _ in range(7):
         assert not loop.run_until_complete(p.sync())
         assert p.engine is not None and p.engine.state == "error"
-        assert p.engine.message.startswith("1 files not synced; secret.txt: ")
+        assert p.engine.message.startswith("1 file not synced; secret.txt: ")
         waits.append(p.engine.message.rsplit("retrying in ", 1)[1])
     assert waits == ["2 s", "4 s", "8 s", "16 s", "32 s", "60 s", "60 s"]
 

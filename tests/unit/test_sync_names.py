@@ -208,7 +208,7 @@ def test_case_only_renames_propagate_without_losing_the_file(make_pair: MakePair
     assert tree(p.remote) == tree(p.local), "the peer holds the new spellings with the current contents"
     assert _names(p.remote) == {"README.md", "BIG.bin"}
     assert p.engine is not None
-    assert list(p.engine.recent).count("push README.md") == edited, "renamed first, then pushed once"
+    assert list(p.engine.recent).count("sent README.md") == edited, "renamed first, then pushed once"
     sent = p.remote_side.bytes_sent
     assert run(p.sync())
     assert p.remote_side.bytes_sent == sent, "and nothing travels again"

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from noizylab_desktop.services.sync.events import ShareChanged
 from tests.sync_harness import Pair, SyncPair, tree
 
 
@@ -127,3 +128,22 @@ def test_sftp_clients_cannot_leave_the_share_or_make_links(pair: tuple[SyncPair,
     assert len(refused) == 5, refused
     assert "leads outside the share" in refused[3]
     assert not (p.remote / "evil").exists()
+
+
+def test_recent_changes_say_what_happened_in_words_not_the_planners_verbs(pair: Pair) -> None:
+    p, loop = pair
+    (p.local / "mine.txt").write_text("from alpha")
+    (p.remote / "theirs.txt").write_text("from beta")
+    assert loop.run_until_complete(p.sync())
+    (p.local / "mine.txt").unlink()
+    (p.remote / "theirs.txt").unlink()
+    assert loop.run_until_complete(p.sync())
+    assert p.engine is not None
+    assert set(p.engine.recent) == {
+        "sent mine.txt",
+        "received theirs.txt",
+        "deleted mine.txt on beta",
+        "deleted theirs.txt here",
+    }
+    changed = [c for e in p.events if isinstance(e, ShareChanged) for c in e.changes]
+    assert sorted(changed) == sorted(p.engine.recent), "the tray's recent changes read the same"

@@ -12,6 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.metrics.history import fullest_disk
 from noizylab_desktop.services.metrics.settings import MetricsSettings
 
@@ -122,7 +123,7 @@ def summary(cluster: mpb.ClusterReply) -> str:
     """The one line for the tray tooltip and ``noizylab metrics``: how many nodes are up, and each in brief."""
     up = sum(1 for n in cluster.nodes if n.online)
     lines = [node_line(n) for n in cluster.nodes]
-    return f"{up} of {len(cluster.nodes)} nodes up · " + " · ".join(lines)
+    return f"{up} of {plural(len(cluster.nodes), 'node')} up · " + " · ".join(lines)
 
 
 def _bytes(value: float) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.deferred import read_for_push
 from noizylab_desktop.services.sync.localfs import write_files
-from noizylab_desktop.services.sync.planner import Action
+from noizylab_desktop.services.sync.planner import Action, change_line
 from noizylab_desktop.services.sync.remote import PeerStore, RemoteUnreachable, SmallFiles
 from noizylab_desktop.services.sync.transfers import ChangedMeanwhile, action_bytes
 
@@ -59,7 +59,7 @@ async def push_batched(ex: Executor, peer: PeerStore, actions: list[Action]) -> 
                 else:
                     assert action.local is not None
                     landed.append(action.local)
-                    ex.progress.changed.append(f"push {action.path}")
+                    ex.progress.changed.append(change_line("push", action.path, ex.remote.name))
             await asyncio.to_thread(ex.index.set_ancestors, landed, ex.local_name)
             ex.progress.done += sum(action_bytes(a) for a in chunk)
             ex.on_progress(ex.progress)
@@ -122,4 +122,4 @@ def _land(ex: Executor, files: SmallFiles, failed: dict[str, str], wanted: dict[
     ex.progress.failed.update(not_written)
     landed = [wanted[rel].remote for rel, *_ in ready if rel not in not_written]
     ex.index.set_ancestors([e for e in landed if e is not None], ex.remote.name)
-    ex.progress.changed.extend(f"pull {rel}" for rel, *_ in ready if rel not in not_written)
+    ex.progress.changed.extend(change_line("pull", rel, ex.remote.name) for rel, *_ in ready if rel not in not_written)

@@ -16,6 +16,7 @@ import asyncssh
 
 from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.core.events import Event
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.deferred import DEFER_BYTES, hash_now, must_hash
 from noizylab_desktop.services.sync.events import ShareChanged, ShareProgress, ShareState, SyncConflict
 from noizylab_desktop.services.sync.executor import BATCH_FILE, Executor, Progress
@@ -36,6 +37,15 @@ MAX_PASSES = 4
 UNWATCHED_RESCAN_S = 60.0  # without a watcher the rescan is the only way to see local changes: run it more often
 FILE_RETRY_FIRST_S = 2.0
 FILE_RETRY_MAX_S = 60.0
+
+
+class PeerBlockedError(SyncError):
+    """The peer cannot sync this share now, for a reason a person must see as the share's state: ``state`` is
+    "peer offline", "not allowed" or "not paired" (``message`` says the rest)."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 def file_retry_delay(failures: int) -> float:
@@ -78,6 +88,10 @@ class ShareEngine:
         self.keep_versions_s = keep_versions_s
         self.state = "waiting"
         self.message = "starting"
+        # Why the peer's side cannot be reached now ("peer offline", "not allowed", "not paired"), and the pass
+        # (its generation) that found it; "" once a pass gets through.
+        self.blocked = ""
+        self._blocked_at = -1
         self.last_sync = 0.0
         self.files = 0
         self.bytes = 0
@@ -140,6 +154,14 @@ class ShareEngine:
         async with self._clean_changed:
             await self._clean_changed.wait_for(lambda: self._clean >= generation)
 
+    async def wait_settled(self, generation: int) -> None:
+        """Return once a pass that started after ``generation`` was asked for found both sides equal, or found that
+        the peer cannot be reached (``blocked`` says why): waiting longer would not make the share sync."""
+        async with self._clean_changed:
+            await self._clean_changed.wait_for(
+                lambda: self._clean >= generation or (bool(self.blocked) and self._blocked_at >= generation)
+            )
+
     # ------------------------------------------------------------------ triggers
 
     def _local_changed(self, paths: set[str]) -> None:
@@ -165,13 +187,19 @@ class ShareEngine:
     async def _listen(self) -> None:
         assert self.notices is not None
         while True:
+            live = False
             try:
                 async for _ in self.notices():
+                    live = True
                     self.request()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of the stream means: reconnect later
                 logger.debug("change notices for %s stopped: %s", self.share.id, exc)
+            if live:
+                # The peer went away, refused us or restarted: a pass finds out which, so the share's state says so
+                # now rather than "in sync" until the next rescan.
+                self.request()
             await asyncio.sleep(2.0)  # reconnect backoff, not synchronisation
 
     # ------------------------------------------------------------------ the loop
@@ -193,6 +221,10 @@ class ShareEngine:
                 raise
             except (SyncError, asyncssh.Error, OSError) as exc:
                 message = exc.message if isinstance(exc, SyncError) else str(exc)
+                if isinstance(exc, PeerBlockedError):
+                    async with self._clean_changed:
+                        self.blocked, self._blocked_at = exc.state, generation
+                        self._clean_changed.notify_all()
                 if isinstance(exc, RootMissingError):
                     self.share = self.on_pause(self.share, message)
                     self._set("paused", message)
@@ -234,6 +266,7 @@ class ShareEngine:
         for _ in range(MAX_PASSES):
             self._set("syncing", "comparing")
             remote = await self._remote()
+            self.blocked = ""
             # Large new files are hashed while they stream to a NOIZYLAB peer, not here (see deferred.py).
             defer = DEFER_BYTES if isinstance(remote, PeerStore) else 0
             # So are small new files that a peer's batched push reads anyway (deferred.py, read_for_push).
@@ -258,7 +291,7 @@ class ShareEngine:
             self.pending = len(work)
             if decided.too_many_deletes() and not self._allow_deletes:
                 reason = (
-                    f"this sync would delete {decided.deletes} of {decided.tracked} files: check, then run "
+                    f"this sync would delete {decided.deletes} of {plural(decided.tracked, 'file')}: check, then run "
                     f"`noizylab share resume {self.share.local} --allow-deletes`"
                 )
                 self.share = self.on_pause(self.share, reason)
@@ -266,7 +299,7 @@ class ShareEngine:
                 return False
             self._allow_deletes = False
             if work:
-                self._set("syncing", f"{len(work)} changes")
+                self._set("syncing", plural(len(work), "change"))
             executor = Executor(self.fs, self.index, remote, self.local_name, self._on_progress, self.merger)
             result = await executor.run(decided)
             await asyncio.to_thread(self.merger.settled, lambda rel: self.fs.path(rel).read_bytes(), decided, result)
@@ -294,7 +327,8 @@ class ShareEngine:
             self._file_failures += 1
             delay = file_retry_delay(self._file_failures)
             first = next(iter(self.failed.items()))
-            self._set("error", f"{len(self.failed)} files not synced; {first[0]}: {first[1]}; retrying in {delay:g} s")
+            files = plural(len(self.failed), "file")
+            self._set("error", f"{files} not synced; {first[0]}: {first[1]}; retrying in {delay:g} s")
             asyncio.get_running_loop().call_later(delay, self._wake.set)
             return False
         self._file_failures = 0

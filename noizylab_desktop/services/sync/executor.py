@@ -21,7 +21,7 @@ from noizylab_desktop.core.errors import SyncError
 from noizylab_desktop.services.sync.batches import BATCH_FILE, pull_batched, push_batched
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs
-from noizylab_desktop.services.sync.planner import Action, Entry, Plan
+from noizylab_desktop.services.sync.planner import Action, Entry, Plan, change_line
 from noizylab_desktop.services.sync.remote import PARALLEL_FILES, PeerStore, RemoteStore, RemoteUnreachable
 from noizylab_desktop.services.sync.transfers import ChangedMeanwhile, Transfers, action_bytes
 
@@ -109,7 +109,8 @@ class Executor(Transfers):
             await self._apply(action)
             if action.kind not in ("record", "forget"):
                 merged = action.kind == "conflict" and action.path in self.progress.merged
-                self.progress.changed.append(f"{'merged' if merged else action.kind} {action.path}")
+                kind = "merged" if merged else action.kind
+                self.progress.changed.append(change_line(kind, action.path, self.remote.name, action.source))
         except ChangedMeanwhile as exc:
             logger.debug("%s: %s", action.path, exc.message)
         except OSError as exc:

@@ -4,6 +4,7 @@ the embedded SFTP server, and the shares' engines, under the node's lifecycle.""
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from noizylab_desktop.core.errors import MergeError, NoizyLabError, SyncError
 from noizylab_desktop.core.feature import Figure, require_permission, require_self
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.settings_schema import parse_section
+from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.blocks import hash_file
 from noizylab_desktop.services.sync.engine import ShareEngine
 from noizylab_desktop.services.sync.localfs import read_files, write_files
@@ -29,7 +31,7 @@ from noizylab_desktop.services.sync.scanner import scan
 from noizylab_desktop.services.sync.sending import file_chunks
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.sftp_server import SftpServer
-from noizylab_desktop.services.sync.store import Share
+from noizylab_desktop.services.sync.store import Offer, Share
 from noizylab_desktop.services.sync.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -39,18 +41,42 @@ BATCH = 2000
 GET_BYTES = 2 * 1024 * 1024  # per GetFiles reply (gRPC messages are capped at 4 MiB)
 
 
-def share_info(share: Share, engine: ShareEngine | None) -> spb.ShareInfo:
+def share_info(share: Share, engine: ShareEngine | None, conflicts: int = 0, peer_gone: str = "") -> spb.ShareInfo:
+    """One of this node's shares as ``share list`` and the tray show it: its real state, not only its engine's
+    last pass (``peer_gone``: "peer offline" or "not paired" when the registry knows so; ``conflicts``: open ones)."""
     info = spb.ShareInfo(id=share.id, local=share.local, peer=share.peer_name, remote=share.remote)
     if share.paused:
         info.state, info.message = "paused", share.reason or "paused"
     if engine is not None:
         if not share.paused:
-            info.state, info.message = engine.state, engine.message
+            info.state, info.message = engine_state(share, engine, conflicts, peer_gone)
         info.files, info.bytes, info.last_sync = engine.files, engine.bytes, engine.last_sync
-        info.conflicts, info.pending = engine.conflicts, engine.pending
+        info.conflicts, info.pending = conflicts, engine.pending
         info.transfer_done, info.transfer_total = engine.progress.done, engine.progress.total
         info.recent.extend(list(engine.recent)[:10])
     return info
+
+
+def engine_state(share: Share, engine: ShareEngine, conflicts: int, peer_gone: str) -> tuple[str, str]:
+    """A running share's state and message (see ``share_info``)."""
+    state, message = engine.state, engine.message
+    if state == "paused":  # resumed: the engine has not started its next pass yet
+        return "waiting for peer", "resuming"
+    if engine.blocked and state in ("error", "waiting", "syncing"):
+        return engine.blocked, message
+    if peer_gone and state in ("idle", "waiting"):
+        why = "is offline" if peer_gone == "peer offline" else "is no longer paired"
+        return peer_gone, f"{share.peer_name} {why}; the share syncs when it is back"
+    if state == "waiting":
+        return "waiting for peer", message
+    if state == "idle" and conflicts:
+        return "conflicts", f"{plural(conflicts, 'conflict')} to resolve: see `noizylab sync conflicts`"
+    return state, message
+
+
+def offer_info(offer: Offer, peer: str, state: str, message: str) -> spb.ShareInfo:
+    """A peer's share that this node serves, as ``share list`` shows it on this side."""
+    return spb.ShareInfo(id=offer.share_id, local=str(offer.root), peer=peer, state=state, message=message, served=True)
 
 
 def conflict_info(c: Conflict) -> spb.ConflictInfo:
@@ -216,7 +242,7 @@ class SyncApi(spb_grpc.SyncServicer):
             share = await self.m.add(request.local, request.peer, request.remote, request.host_key)
         except NoizyLabError as exc:
             await abort_with(context, exc)
-        return share_info(share, self.m.engines.get(share.id))
+        return self.f.info_of(share)
 
     async def RemoveShare(self, request: spb.ShareRef, context: grpc.aio.ServicerContext) -> spb.ShareInfo:  # noqa: N802
         await require_self(self.f.ctx, context)
@@ -232,7 +258,7 @@ class SyncApi(spb_grpc.SyncServicer):
             share = self.m.set_paused(request.share, request.paused, request.allow_deletes)
         except NoizyLabError as exc:
             await abort_with(context, exc)
-        return share_info(share, self.m.engines.get(share.id))
+        return self.f.info_of(share)
 
     async def ListShares(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> spb.ShareList:  # noqa: N802
         await require_self(self.f.ctx, context)
@@ -241,7 +267,7 @@ class SyncApi(spb_grpc.SyncServicer):
     async def WaitIdle(self, request: spb.WaitRequest, context: grpc.aio.ServicerContext) -> spb.ShareList:  # noqa: N802
         await require_self(self.f.ctx, context)
         try:
-            await self.m.wait_idle(request.timeout_s or 60.0)
+            await self.m.wait_idle(request.timeout_s or 60.0, self.f.unresolved)
         except NoizyLabError as exc:
             await abort_with(context, exc)
         return self.f.share_list()
@@ -312,10 +338,43 @@ class SyncFeature:
         await self.manager.stop()
         await self.sftp.stop()
 
+    def unresolved(self) -> dict[str, int]:
+        """Open conflicts by share ID."""
+        return dict(collections.Counter(c.share_id for c in self.resolver.conflicts()))
+
+    def _peer_gone(self, share: Share) -> str:
+        if share.is_ssh:
+            return ""
+        state = next((p for p in self.ctx.registry.peers() if p.peer.node_id == share.peer), None)
+        return "not paired" if state is None else ("" if state.online else "peer offline")
+
+    def info_of(self, share: Share, unresolved: dict[str, int] | None = None) -> spb.ShareInfo:
+        """One of this node's shares with its real state."""
+        conflicts = (self.unresolved() if unresolved is None else unresolved).get(share.id, 0)
+        return share_info(share, self.manager.engines.get(share.id), conflicts, self._peer_gone(share))
+
+    def served(self) -> list[spb.ShareInfo]:
+        """The peers' shares this node serves, each with whether its peer can sync it now."""
+        out = []
+        for offer in self.manager.store.offers():
+            peer = self.ctx.trust.get(offer.peer_fp)
+            state = next((p for p in self.ctx.registry.peers() if p.peer.fingerprint == offer.peer_fp), None)
+            if peer is None or state is None:
+                continue  # an unpaired peer's share is served no more: nothing to show
+            name = peer.name
+            if not self.ctx.permissions.allowed(offer.peer_fp, "sync"):
+                row = offer_info(offer, name, "not allowed", f"allow it with `noizylab allow {name} sync`")
+            elif not state.online:
+                row = offer_info(offer, name, "peer offline", f"{name}'s share syncs when {name} is back")
+            else:
+                row = offer_info(offer, name, "served", f"{name}'s share, kept in this folder")
+            out.append(row)
+        return out
+
     def share_list(self) -> spb.ShareList:
-        return spb.ShareList(
-            shares=[share_info(s, self.manager.engines.get(s.id)) for s in self.manager.store.shares()]
-        )
+        unresolved = self.unresolved()
+        own = [self.info_of(s, unresolved) for s in self.manager.store.shares()]
+        return spb.ShareList(shares=[*own, *self.served()])
 
     def figures(self) -> Iterable[Figure]:
         engines = list(self.manager.engines.values())

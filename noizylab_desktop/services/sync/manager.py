@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,9 +16,10 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
-from noizylab_desktop.core.errors import NoizyLabError, PeerError, PermissionRefusedError, SyncError
+from noizylab_desktop.core.errors import NoizyLabError, PermissionRefusedError, SyncError
 from noizylab_desktop.core.rpc_errors import error_from_rpc
-from noizylab_desktop.services.sync.engine import ShareEngine
+from noizylab_desktop.core.words import plural
+from noizylab_desktop.services.sync.engine import PeerBlockedError, ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.remote import GrpcPeer, PeerRemote, RemoteStore, SshRemote, Target
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SSH_URL = re.compile(r"^ssh://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?/?$")
+
+
+_BLOCKED = {grpc.StatusCode.UNAVAILABLE: "peer offline", grpc.StatusCode.PERMISSION_DENIED: "not allowed"}
 
 
 def rpc_error(exc: grpc.aio.AioRpcError, peer: str) -> SyncError:
@@ -107,7 +111,9 @@ class ShareManager:
         for state in self.ctx.registry.peers():
             if state.peer.node_id == share.peer:
                 return state
-        raise PeerError(f"{share.peer_name} is no longer paired: remove the share with `noizylab share remove`")
+        raise PeerBlockedError(
+            "not paired", f"{share.peer_name} is no longer paired: remove the share with `noizylab share remove`"
+        )
 
     def _stub(self, share: Share) -> spb_grpc.SyncStub:
         return spb_grpc.SyncStub(self.ctx.registry.channel(self._peer_state(share)))
@@ -116,7 +122,10 @@ class ShareManager:
         try:
             reply = await self._stub(share).Offer(spb.OfferRequest(share_id=share.id, remote=share.remote), timeout=10)
         except grpc.aio.AioRpcError as exc:
-            raise rpc_error(exc, share.peer_name) from exc
+            # The share's state says which of these holds (``share list``, the tray), and ``sync wait`` stops on it.
+            blocked = _BLOCKED.get(exc.code())
+            error = rpc_error(exc, share.peer_name)
+            raise (PeerBlockedError(blocked, error.message) if blocked else error) from exc
         assert isinstance(reply, spb.OfferReply)
         return reply
 
@@ -219,14 +228,28 @@ class ShareManager:
             engine.request()
         return share
 
-    async def wait_idle(self, timeout_s: float) -> None:
-        waits = [e.wait_clean(e.request()) for e in self.engines.values() if not e.share.paused]
+    async def wait_idle(self, timeout_s: float, unresolved: Callable[[], dict[str, int]]) -> None:
+        """Return once every running share is in sync with no conflict open; a one-line ``SyncError`` as soon as one
+        cannot get there by waiting (its peer is offline, refuses, or is no longer paired; a conflict is open), or
+        after ``timeout_s``. ``unresolved`` gives the open conflicts by share ID."""
+        waits = [e.wait_settled(e.request()) for e in self.engines.values() if not e.share.paused]
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=timeout_s)
         except TimeoutError:
             busy = [e for e in self.engines.values() if e.state != "idle" and not e.share.paused]
             detail = "; ".join(f"{e.share.local}: {e.message}" for e in busy[:3]) or "still syncing"
             raise SyncError(f"not in sync after {timeout_s:g} s ({detail})") from None
+        running = [e for e in self.engines.values() if not e.share.paused]
+        blocked = [e for e in running if e.blocked]
+        if blocked:
+            e = blocked[0]
+            raise SyncError(f"not in sync: {e.share.local} ↔ {e.share.peer_name}: {e.blocked} ({e.message})")
+        open_ = {e.share.local: n for e in running if (n := unresolved().get(e.share.id, 0))}
+        if open_:
+            local, n = next(iter(open_.items()))
+            raise SyncError(
+                f"not in sync: {local} has {plural(n, 'conflict')} to resolve: see `noizylab sync conflicts`"
+            )
 
     # ------------------------------------------------------------------ serving a peer's share
 

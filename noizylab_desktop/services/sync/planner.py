@@ -34,6 +34,22 @@ Kind = Literal[
 ]
 
 
+def change_line(kind: Kind | Literal["merged"], path: str, peer: str, source: str = "") -> str:
+    """A change done, as a person reads it in the tray's recent changes and ``sync status``: "sent a.txt",
+    "deleted a.txt on pc" (not the planner's ``push`` or ``delete_remote``)."""
+    renamed = f"{source} → {path}" if source else path
+    return {
+        "push": f"sent {path}",
+        "pull": f"received {path}",
+        "delete_local": f"deleted {path} here",
+        "delete_remote": f"deleted {path} on {peer}",
+        "rename_local": f"renamed {renamed} here",
+        "rename_remote": f"renamed {renamed} on {peer}",
+        "conflict": f"kept both versions of {path}",
+        "merged": f"merged {path}",
+    }.get(kind, f"{kind} {path}")
+
+
 @dataclass(frozen=True)
 class Action:
     """One step of a plan; ``local``/``remote`` are the entries it acts on, ``source`` the old path of a rename."""

@@ -1,0 +1,17 @@
+"""Counted words in what a person reads: ``plural(1, "file")`` is "1 file", ``plural(2, "file")`` "2 files"."""
+
+from __future__ import annotations
+
+import time
+
+
+def plural(n: int, word: str, many: str = "") -> str:
+    """``n`` and ``word``, in the plural unless ``n`` is 1 (``many`` where adding "s" is wrong: "copy", "copies")."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def when(at: float, *, seconds: bool = False) -> str:
+    """``at`` (Unix time) as local ``YYYY-MM-DD HH:MM[:SS]``, as the CLI and the tray show a moment; "-" when unset."""
+    if not at:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(at))

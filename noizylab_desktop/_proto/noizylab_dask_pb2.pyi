@@ -5,7 +5,7 @@ Dask: a `distributed` cluster across the grid. The scheduler's node holds a per-
 that node's memory) and issues short-lived TLS certificates to the cluster's workers and clients over this service.
 Up, Down and Status: the node's own user, or a peer this node allows `tasks` (a `dask up --scheduler` forwarded to
 it); Status also for the cluster's members. Probe, Join and Leave: the scheduler's node asks a member; Issue: a
-member (or this node's own user) asks the scheduler's node for a certificate.
+member (or this node's own user) asks the scheduler's node for a certificate. Here: the node's own user only.
 """
 
 from collections import abc as _abc
@@ -358,3 +358,56 @@ class DaskStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DaskStatus: _TypeAlias = DaskStatus  # noqa: Y015
+
+@_typing.final
+class DaskHere(_message.Message):
+    """What this node knows of the cluster it schedules or works for, without asking any other node (`noizylab status`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLUSTER_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULER_NODE_FIELD_NUMBER: _builtins.int
+    SCHEDULER_NODE_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULER_HERE_FIELD_NUMBER: _builtins.int
+    WORKERS_FIELD_NUMBER: _builtins.int
+    STARTING_FIELD_NUMBER: _builtins.int
+    RUNNING_TASKS_FIELD_NUMBER: _builtins.int
+    WORKER_HERE_FIELD_NUMBER: _builtins.int
+    cluster_id: _builtins.str
+    """"" when no cluster runs for this node, or one its user started on a peer"""
+    scheduler_node: _builtins.str
+    """"" when no cluster runs for this node"""
+    scheduler_node_id: _builtins.str
+    scheduler_here: _builtins.bool
+    """the scheduler runs on this node: the fields below it fills are known"""
+    running_tasks: _builtins.int
+    """tasks processing on the workers now (scheduler_here)"""
+    worker_here: _builtins.bool
+    """this node runs a worker"""
+    @_builtins.property
+    def workers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """node IDs of the members whose worker the scheduler knows (scheduler_here)"""
+
+    @_builtins.property
+    def starting(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """node IDs of members asked to run a worker that has not registered (scheduler_here)"""
+
+    def __init__(
+        self,
+        *,
+        cluster_id: _builtins.str = ...,
+        scheduler_node: _builtins.str = ...,
+        scheduler_node_id: _builtins.str = ...,
+        scheduler_here: _builtins.bool = ...,
+        workers: _abc.Iterable[_builtins.str] | None = ...,
+        starting: _abc.Iterable[_builtins.str] | None = ...,
+        running_tasks: _builtins.int = ...,
+        worker_here: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "running_tasks", b"running_tasks", "scheduler_here", b"scheduler_here", "scheduler_node", b"scheduler_node", "scheduler_node_id", b"scheduler_node_id", "starting", b"starting", "worker_here", b"worker_here", "workers", b"workers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DaskHere: _TypeAlias = DaskHere  # noqa: Y015

@@ -70,6 +70,11 @@ class DaskStub:
                 request_serializer=noizylab__dask__pb2.DaskIssueRequest.SerializeToString,
                 response_deserializer=noizylab__dask__pb2.DaskIssued.FromString,
                 _registered_method=True)
+        self.Here = channel.unary_unary(
+                '/noizylab.grid.v1.Dask/Here',
+                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+                response_deserializer=noizylab__dask__pb2.DaskHere.FromString,
+                _registered_method=True)
 
 
 class DaskServicer:
@@ -117,6 +122,12 @@ class DaskServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Here(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DaskServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +165,11 @@ def add_DaskServicer_to_server(servicer, server):
                     servicer.Issue,
                     request_deserializer=noizylab__dask__pb2.DaskIssueRequest.FromString,
                     response_serializer=noizylab__dask__pb2.DaskIssued.SerializeToString,
+            ),
+            'Here': grpc.unary_unary_rpc_method_handler(
+                    servicer.Here,
+                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
+                    response_serializer=noizylab__dask__pb2.DaskHere.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,6 +361,33 @@ class Dask:
             '/noizylab.grid.v1.Dask/Issue',
             noizylab__dask__pb2.DaskIssueRequest.SerializeToString,
             noizylab__dask__pb2.DaskIssued.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Here(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Dask/Here',
+            noizylab__grid__pb2.Empty.SerializeToString,
+            noizylab__dask__pb2.DaskHere.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,7 @@ Dask: a `distributed` cluster across the grid. The scheduler's node holds a per-
 that node's memory) and issues short-lived TLS certificates to the cluster's workers and clients over this service.
 Up, Down and Status: the node's own user, or a peer this node allows `tasks` (a `dask up --scheduler` forwarded to
 it); Status also for the cluster's members. Probe, Join and Leave: the scheduler's node asks a member; Issue: a
-member (or this node's own user) asks the scheduler's node for a certificate.
+member (or this node's own user) asks the scheduler's node for a certificate. Here: the node's own user only.
 """
 
 from collections import abc as _abc
@@ -44,6 +44,7 @@ class DaskStub:
     Join: _grpc.UnaryUnaryMultiCallable[_noizylab_dask_pb2.DaskJoin, _noizylab_grid_pb2.Empty]
     Leave: _grpc.UnaryUnaryMultiCallable[_noizylab_dask_pb2.DaskClusterRef, _noizylab_grid_pb2.Empty]
     Issue: _grpc.UnaryUnaryMultiCallable[_noizylab_dask_pb2.DaskIssueRequest, _noizylab_dask_pb2.DaskIssued]
+    Here: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_dask_pb2.DaskHere]
 
 @_typing.type_check_only
 class DaskAsyncStub(DaskStub):
@@ -55,6 +56,7 @@ class DaskAsyncStub(DaskStub):
     Join: _aio.UnaryUnaryMultiCallable[_noizylab_dask_pb2.DaskJoin, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
     Leave: _aio.UnaryUnaryMultiCallable[_noizylab_dask_pb2.DaskClusterRef, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
     Issue: _aio.UnaryUnaryMultiCallable[_noizylab_dask_pb2.DaskIssueRequest, _noizylab_dask_pb2.DaskIssued]  # type: ignore[assignment]
+    Here: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_dask_pb2.DaskHere]  # type: ignore[assignment]
 
 class DaskServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -105,5 +107,12 @@ class DaskServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_dask_pb2.DaskIssueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_noizylab_dask_pb2.DaskIssued, _abc.Awaitable[_noizylab_dask_pb2.DaskIssued]]: ...
+
+    @_abc_1.abstractmethod
+    def Here(
+        self,
+        request: _noizylab_grid_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_dask_pb2.DaskHere, _abc.Awaitable[_noizylab_dask_pb2.DaskHere]]: ...
 
 def add_DaskServicer_to_server(servicer: DaskServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,6 +13,7 @@ from noizylab_desktop.core.config import Paths, Settings, save_settings
 
 if TYPE_CHECKING:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop.core.local_client import LocalClient
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -99,8 +100,8 @@ def stop_node(paths: Paths, settings: Settings) -> int:
     return 0
 
 
-def status_dict(reply: pb.StatusReply) -> dict[str, Any]:
-    """``status --json``."""
+def status_dict(reply: pb.StatusReply, dask: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``status --json``; ``dask`` is the cluster this node schedules or works for (``here_dict``), if any."""
     info = reply.info
     return {
         "running": True,
@@ -114,7 +115,20 @@ def status_dict(reply: pb.StatusReply) -> dict[str, Any]:
         "pairing_port": reply.pairing_port or None,
         "peers": [peer_dict(p) for p in reply.peers],
         "calls": {"handled": dict(reply.handled_calls), "refused": dict(reply.refused_calls)},
+        "dask": dask,
     }
+
+
+def dask_line(dask: dict[str, Any]) -> str:
+    """``status``'s Dask line: the counts where the scheduler runs here, else where it runs."""
+    scheduler = dask["scheduler"]
+    worker = "a worker here" if dask["worker_here"] else "no worker here"
+    if not scheduler["here"]:
+        return f"dask: cluster scheduled on {scheduler['node']}, {worker} (`noizylab dask status` asks it for more)"
+    workers, running = len(dask["workers"]), dask["running_tasks"]
+    starting = f" ({len(dask['starting'])} starting)" if dask["starting"] else ""
+    return (f"dask: scheduler of cluster {dask['cluster_id']} here, {workers} worker{'s' * (workers != 1)}{starting}, "
+            f"{running} task{'s' * (running != 1)} running, {worker}")  # fmt: skip
 
 
 def print_status(data: dict[str, Any]) -> None:
@@ -123,6 +137,8 @@ def print_status(data: dict[str, Any]) -> None:
     print(f"  running, pid {data['pid']}, up {data['uptime_s']:.0f} s, gRPC port {data['ports']['grpc']}")
     if data["pairing_port"]:
         print(f"  pairing port {data['pairing_port']} open until the last invite code has expired")
+    if data.get("dask"):
+        print(f"  {dask_line(data['dask'])}")
     print_peers(data["peers"])
 
 
@@ -131,7 +147,7 @@ def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.core.errors import NotRunningError
 
     try:
-        data = status_dict(run_with_node(paths, settings, lambda node: node.status()))
+        data = run_with_node(paths, settings, _ask_status)
     except NotRunningError as exc:
         if args.json:
             print_json({"running": False, "name": settings.name, "error": exc.message}, one_line=True)
@@ -142,6 +158,14 @@ def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     else:
         print_status(data)
     return 0
+
+
+async def _ask_status(node: LocalClient) -> dict[str, Any]:
+    from noizylab_desktop.services.dask.client import DaskClient, here_dict
+
+    reply = await node.status()
+    # The node answers Here from memory; a cluster scheduled on a peer is `dask status`'s to ask about.
+    return status_dict(reply, here_dict(await DaskClient(node).here()))
 
 
 def _logs(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:

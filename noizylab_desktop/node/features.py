@@ -55,6 +55,7 @@ FEATURES = (
         "dask",
         node="services.dask.feature:DaskFeature",
         cli=("cli.dask:register",),
+        tray="ui.dask_tray:DaskTray",
     ),
     FeatureSpec(
         "winrm",

@@ -124,6 +124,7 @@ OWN_NODE_ONLY: dict[str, str] = {
         "this node's own tunnels and the ports it lets peers open",
     ),
     "Metrics.Cluster": "every node's figures as this node sees them",
+    "Dask.Here": "what this node knows of its own Dask cluster, for `noizylab status`",
 }
 
 # RPCs not served on the node's mTLS port: fuzzed by their own test here.

@@ -39,6 +39,7 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
                 Row(f"desk ({short_id(app.node.identity.node_id)})", enabled=False, dot=""),
                 Row("No paired devices yet", enabled=False, dot=""),
                 Row("Task console…", enabled=True, dot=""),
+                Row("Dask cluster: not running", enabled=False, dot=""),
                 Row("Pause clipboard sync", enabled=True, dot=""),
                 Row("Dashboard…", enabled=True, dot=""),
                 Row("Pair a device…", enabled=True, dot=""),

@@ -44,6 +44,12 @@ class DaskClient:
         assert isinstance(reply, dpb.DaskStatus)
         return reply
 
+    async def here(self) -> dpb.DaskHere:
+        """What this node knows of its cluster from memory: it asks no other node (``noizylab status``)."""
+        reply = await self.local.call(self.stub.Here, pb.Empty(), timeout=5.0)
+        assert isinstance(reply, dpb.DaskHere)
+        return reply
+
     async def security(self) -> tuple[str, Any]:
         """The scheduler's address and a ``distributed.Security`` holding a fresh client certificate."""
         try:
@@ -95,3 +101,18 @@ def status_dict(status: dpb.DaskStatus) -> dict[str, Any]:
         "pending": list(status.pending),
         "notes": list(status.notes),
     }  # fmt: skip
+
+
+def here_dict(here: dpb.DaskHere) -> dict[str, Any] | None:
+    """``status --json``'s ``dask``: None when no cluster runs on or for this node; counts where it is scheduled."""
+    if not here.scheduler_node_id:
+        return None
+    known = here.scheduler_here
+    return {
+        "cluster_id": here.cluster_id or None,
+        "scheduler": {"node": here.scheduler_node, "node_id": here.scheduler_node_id, "here": known},
+        "workers": list(here.workers) if known else None,
+        "starting": list(here.starting) if known else None,
+        "running_tasks": here.running_tasks if known else None,
+        "worker_here": here.worker_here,
+    }

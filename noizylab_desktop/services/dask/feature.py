@@ -5,6 +5,7 @@
   ``Join``; ``Down`` ends it and asks the members to ``Leave``; ``Status`` answers for the cluster wherever it runs.
 - A member allows ``Join`` only to a caller, and for an owner, that it allows ``tasks``; its worker asks the
   scheduler's node to ``Issue`` a certificate at each (re)start, so an unpaired or removed member cannot come back.
+- ``Here`` (this node's user only) and ``view`` (the tray) say what this node knows of its cluster, from memory.
 - Unpairing a member (or the owner) on the scheduler's node rotates the cluster: a new CA, a new scheduler, the
   remaining members re-certified; running work is lost. The CA is rotated the same way before it expires.
 """
@@ -23,7 +24,7 @@ from noizylab_desktop._proto import noizylab_dask_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import DaskError, NoizyLabError, PermissionRefusedError
 from noizylab_desktop.core.events import Event, PeerUnpaired
-from noizylab_desktop.core.feature import Figure, require_permission
+from noizylab_desktop.core.feature import Figure, require_permission, require_self
 from noizylab_desktop.core.nodeid import format_id, parse_id
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.settings_schema import parse_section
@@ -33,6 +34,7 @@ from noizylab_desktop.services.dask.member import Member
 from noizylab_desktop.services.dask.peers import call_peer
 from noizylab_desktop.services.dask.settings import DaskSettings
 from noizylab_desktop.services.dask.versions import check_matching, local_versions, require_installed
+from noizylab_desktop.services.dask.view import DaskView, view_of
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -94,6 +96,10 @@ class DaskFeature(dpb_grpc.DaskServicer):
     def _worker_up(self) -> bool:
         return self.member is not None and self.member.worker.pid != 0
 
+    def view(self) -> DaskView:
+        """What this node knows of the cluster it schedules or works for, without asking anyone (the tray's rows)."""
+        return view_of(self.ctx, self.cluster, self.member, self.home, self._worker_up())
+
     # ------------------------------------------------------------------ this node's user, or a forwarding peer
 
     async def Up(self, request: dpb.DaskUpRequest, context: grpc.aio.ServicerContext) -> dpb.DaskStatus:
@@ -143,6 +149,10 @@ class DaskFeature(dpb_grpc.DaskServicer):
             return reply
         except NoizyLabError as exc:
             await abort_with(context, exc)
+
+    async def Here(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> dpb.DaskHere:
+        await require_self(self.ctx, context)
+        return self.view().to_proto()
 
     # ------------------------------------------------------------------ between nodes
 

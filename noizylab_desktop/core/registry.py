@@ -126,7 +126,10 @@ class Registry:
         fresh = [
             a
             for a in addresses
-            if (a not in state.peer.addresses or (not reachable and a != state.channel_address))
+            # The address the beats already use is theirs to try; another one is tried when it is new, or when
+            # the peer cannot be reached where the beats go.
+            if a != state.address
+            and (a not in state.peer.addresses or not reachable)
             and now - state.tried.get(a, float("-inf")) >= self.interval_s
         ]
         if not fresh:
@@ -161,7 +164,9 @@ class Registry:
                 state.address_index = 0
                 old, state.channel, state.channel_address = state.channel, channel, address
                 if old is not None:
-                    await old.close()
+                    # Not now: closing a channel cancels the calls on it, and a beat may still be waiting on this one
+                    # (its cancellation would end the registry's task).
+                    asyncio.get_running_loop().call_later(3 * self.interval_s, _close_later, old)
                 state.rtt_ms = (time.perf_counter() - began) * 1000
                 logger.info("peer %s found at %s (%s; its certificate proved it)", state.peer.name, address, source)
                 self._mark_seen(state)
@@ -243,3 +248,7 @@ class Registry:
                 if state.channel is not None:
                     await state.channel.close()
                     state.channel = None
+
+
+def _close_later(channel: grpc.aio.Channel) -> None:
+    asyncio.ensure_future(channel.close())

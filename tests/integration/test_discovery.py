@@ -154,11 +154,11 @@ def test_nodes_pair_by_list_and_refind_a_peer_whose_address_changed(
     # Alpha beats beta only once a minute: within this test beta can learn alpha's new address only from discovery.
     alpha, beta = start_pair(tmp_path, net, nodes, heartbeat_s=60.0)
     code = alpha.json("pair", "invite", "--no-wait")["code"]
-    listed = wait_for(lambda: beta.json("pair", "join", "--list", "--listen", "1"), what="beta to hear alpha invite")
+    listed = wait_for(lambda: beta.json("pair", "join", "--list", "--listen", "3"), what="beta to hear alpha invite")
     assert [row["hosts"] for row in listed] == [[A_IP]]
-    refused = beta.cli("pair", "join", "--choose", "1", "--listen", "1", check=False)
+    refused = beta.cli("pair", "join", "--choose", "1", "--listen", "3", check=False)
     assert refused.returncode == 1 and "type the invite code" in refused.stderr
-    beta.json("pair", "join", "--choose", "1", "--listen", "1", code)
+    beta.json("pair", "join", "--choose", "1", "--listen", "3", code)
     wait_for(lambda: online_at(beta, "alpha", f"{A_IP}:50051"), what="beta to see alpha online")
 
     net.readdress_a(A_IP, A_NEW_IP)

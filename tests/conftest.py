@@ -80,6 +80,8 @@ def write_config(home: Path, name: str, **extra: Any) -> None:
         "grpc_host": "127.0.0.1",
         "advertise": ["127.0.0.1"],
         "ports": {"grpc": 0, "sftp": 0, "http": 0},
+        # No LAN announcements from tests' nodes unless a test asks (tests/integration/test_discovery.py does).
+        "discovery": {"enabled": False},
     }
     config.update(extra)
     (home / "config.toml").write_text(tomli_w.dumps(config))

@@ -1,9 +1,10 @@
 """The ``noizylab`` command: the grammar and the dispatch. Each command lives in its own module, which adds its
 parser with ``register(sub)`` and names the function that runs it with ``set_defaults(handler=...)``.
 
-The core commands come from ``lifecycle`` (node, start, stop, status, logs), ``pairing`` (id, pair, peers, unpair)
-and ``demo``; each feature's come from the feature table. A module's top level stays light (argparse and config):
-what a command needs (gRPC, the keychain, the node) is imported when it runs, so ``noizylab --help`` stays fast.
+The core commands come from ``lifecycle`` (node, start, stop, status, logs), ``pairing`` (id, pair, peers, unpair),
+``doctor`` and ``demo``; each feature's come from the feature table. A module's top level stays light (argparse and
+config): what a command needs (gRPC, the keychain, the node) is imported when it runs, so ``noizylab --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable
 
 from noizylab_desktop import __version__
-from noizylab_desktop.cli import demo, lifecycle, output, pairing
+from noizylab_desktop.cli import demo, doctor, lifecycle, output, pairing
 from noizylab_desktop.core.config import Paths, Settings, load_settings
 from noizylab_desktop.core.errors import NoizyLabError
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"noizylab {__version__}")
     parser.add_argument("--home", help="folder for this node's config, state and logs (or NOIZYLAB_HOME)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in (lifecycle.register, pairing.register, demo.register, *cli_registrars()):
+    for register in (lifecycle.register, pairing.register, doctor.register, demo.register, *cli_registrars()):
         register(sub)
     return parser
 

@@ -28,7 +28,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     invite.add_argument("--address", action="append", default=[], help="address to put in the code (repeatable)")
     invite.add_argument("--no-wait", action="store_true", help="print the code and return at once")
     join = pair_sub.add_parser("join", help="pair using a code shown on the other machine")
-    join.add_argument("code")
+    join.add_argument("code", nargs="?", help="the invite code (asked for after --list when left out)")
+    join.add_argument("--list", action="store_true", help="list nearby machines that are inviting")
+    join.add_argument("--choose", type=int, metavar="N", help="join the N-th machine --list shows (needs its code)")
+    join.add_argument("--listen", type=float, default=2.0, metavar="S", help="seconds to listen for inviting machines")
     add_json_flag(join)
 
     peers = sub.add_parser("peers", help="paired machines and their health")
@@ -105,6 +108,15 @@ def _unpair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 def _pair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.cli.client import run_with_node
 
+    if args.pair_command == "join" and (args.list or args.choose is not None):
+        code = _code_from_list(args)
+        if code is None:
+            return 0
+        args.code = code
+    elif args.pair_command == "join" and not args.code:
+        from noizylab_desktop.core.errors import PairingError
+
+        raise PairingError("type the invite code shown on the other machine, or list inviting machines with --list")
     result = run_with_node(paths, settings, lambda node: _invite_or_join(args, node))
     if result is None:
         return 0
@@ -115,6 +127,35 @@ def _pair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         print(f"Paired with {result.peer_name} ({result.peer_id}).")
         print(f"Verification: {result.verification}  (the other machine shows the same)")
     return 0
+
+
+def _code_from_list(args: argparse.Namespace) -> str | None:
+    """The code to join with after choosing a listed machine, or None when the list was only shown."""
+    import asyncio
+    import sys
+
+    from noizylab_desktop.core.discovery.browse import nearby
+    from noizylab_desktop.core.discovery.choose import code_for, listing
+
+    inviting = [a for a in asyncio.run(nearby(args.listen)) if a.inviting]
+    if args.json and args.choose is None:
+        print_json(listing(inviting))
+        return None
+    if not args.json:
+        if not inviting:
+            print("no machine nearby is inviting: run `noizylab pair invite` on it, on the same network")
+        for row in listing(inviting):
+            print(f"  {row['number']}  {', '.join(row['hosts']):<30} tag {row['tag']}")
+    choice = args.choose
+    interactive = sys.stdin.isatty() and not args.json
+    if choice is None and inviting and interactive:
+        choice = int(input("Which machine? (number) ") or "0")
+    if choice is None:
+        if inviting and not args.json:
+            print("Join one with:  noizylab pair join --choose N CODE  (CODE: the invite code it shows)")
+        return None
+    code = args.code or (input("Invite code shown on that machine: ").strip() if interactive else "")
+    return code_for(inviting, choice, code)
 
 
 async def _invite_or_join(args: argparse.Namespace, node: LocalClient) -> pb.PairingResult | None:
@@ -128,8 +169,11 @@ async def _invite_or_join(args: argparse.Namespace, node: LocalClient) -> pb.Pai
         print_json({"code": invite.code, "expires_at": invite.expires_at}, one_line=True, flush=True)
     else:
         minutes = max(1, round((invite.expires_at - time.time()) / 60))
+        from noizylab_desktop.core.discovery.choose import tag_of_code
+
         print(f"Invite code (valid {plural(minutes, 'minute')}, once):\n\n    {invite.code}\n", flush=True)
         print("On the other machine run:  noizylab pair join CODE", flush=True)
+        print(f"(`noizylab pair join --list` there shows this machine as tag {tag_of_code(invite.code)})", flush=True)
     if args.no_wait or args.json:
         return None
     print("Waiting for the other machine to join… (Ctrl-C stops waiting; the code stays valid)", flush=True)

@@ -4,6 +4,10 @@ Every ``heartbeat_s`` (1 s) the node calls each peer's ``Heartbeat`` with a dead
 missed beats in a row the peer is down. A beat received from a peer counts as seen too, and tells us its current
 address. Going up or down publishes ``PeerOnline``/``PeerOffline``.
 
+Discovery (``core/discovery``) only suggests where a peer may be now (``suggest``): the registry tries a suggested
+address with one heartbeat over a channel pinned to the peer's certificate, and keeps it only when that mTLS
+handshake succeeds, so a forged announcement can cost one failed handshake and nothing more.
+
 A peer whose own beat reached us within the last interval and a half is known to be up: our beat to it is skipped
 (at most ``MAX_SKIPS`` in a row, so its round-trip time stays current), which nearly halves an idle pair's calls. When
 its beats stop, ours resume within half an interval, so a peer that goes away is still noticed after 3 missed beats,
@@ -16,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -47,6 +51,8 @@ class PeerState:
     channel_address: str = ""
     heard_at: float = float("-inf")  # monotonic time of the peer's last beat to us
     skipped: int = 0
+    trying: bool = False  # a suggested address is being tried
+    tried: dict[str, float] = field(default_factory=dict)  # suggested address -> monotonic time last tried
 
     @property
     def address(self) -> str:
@@ -109,6 +115,65 @@ class Registry:
         state.heard_at = time.monotonic()
         self._mark_seen(state)
 
+    def suggest(self, fp: bytes, addresses: list[str], source: str = "discovery") -> None:
+        """Discovery heard that a paired peer announces ``addresses``: try those that could help, once a second."""
+        self._sync()
+        state = self.states.get(fp)
+        if state is None or state.trying:
+            return
+        now = time.monotonic()
+        reachable = state.online and state.misses == 0
+        fresh = [
+            a
+            for a in addresses
+            # The address the beats already use is theirs to try; another one is tried when it is new, or when
+            # the peer cannot be reached where the beats go.
+            if a != state.address
+            and (a not in state.peer.addresses or not reachable)
+            and now - state.tried.get(a, float("-inf")) >= self.interval_s
+        ]
+        if not fresh:
+            return
+        state.trying = True
+        asyncio.ensure_future(self._try_suggested(state, fresh, source))
+
+    async def _try_suggested(self, state: PeerState, addresses: list[str], source: str) -> None:
+        """One heartbeat at each suggested address; the first whose handshake proves the peer becomes its address."""
+        try:
+            for address in addresses:
+                state.tried[address] = time.monotonic()
+                channel = secure_channel(self.identity, state.peer.cert_pem, address)
+                began = time.perf_counter()
+                try:
+                    await pb_grpc.NodeStub(channel).Heartbeat(
+                        pb.HeartbeatRequest(
+                            sender_id=self.identity.node_id, grpc_port=self.grpc_port(), sent_at=time.time()
+                        ),
+                        timeout=self.interval_s,
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    logger.debug("%s suggested %s for %s: %s", source, address, state.peer.name, exc.code().name)
+                    await channel.close()
+                    continue
+                fp = state.peer.fingerprint
+                if fp not in self.states:  # unpaired meanwhile
+                    await channel.close()
+                    return
+                self.trust.set_addresses(fp, [address, *(a for a in state.peer.addresses if a != address)][:4])
+                state.peer = self.trust.get(fp) or state.peer
+                state.address_index = 0
+                old, state.channel, state.channel_address = state.channel, channel, address
+                if old is not None:
+                    # Not now: closing a channel cancels the calls on it, and a beat may still be waiting on this one
+                    # (its cancellation would end the registry's task).
+                    asyncio.get_running_loop().call_later(3 * self.interval_s, _close_later, old)
+                state.rtt_ms = (time.perf_counter() - began) * 1000
+                logger.info("peer %s found at %s (%s; its certificate proved it)", state.peer.name, address, source)
+                self._mark_seen(state)
+                return
+        finally:
+            state.trying = False
+
     def _mark_seen(self, state: PeerState) -> None:
         state.misses = 0
         state.last_seen = time.time()
@@ -149,6 +214,7 @@ class Registry:
         if not state.address:
             return
         stub = pb_grpc.NodeStub(self.channel(state))
+        address = state.address
         began = time.perf_counter()
         try:
             await stub.Heartbeat(
@@ -156,7 +222,8 @@ class Registry:
                 timeout=self.interval_s,
             )
         except grpc.aio.AioRpcError as exc:
-            self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
+            if state.address == address:  # else a suggested address was proved meanwhile: this beat is stale
+                self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
             return
         state.rtt_ms = (time.perf_counter() - began) * 1000
         was_online = state.online
@@ -181,3 +248,7 @@ class Registry:
                 if state.channel is not None:
                     await state.channel.close()
                     state.channel = None
+
+
+def _close_later(channel: grpc.aio.Channel) -> None:
+    asyncio.ensure_future(channel.close())

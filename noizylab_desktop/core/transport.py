@@ -122,6 +122,14 @@ def host_port(host: str, port: int | str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def split_host_port(address: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 in brackets) as its host and port; port 0 when it has none."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return address.strip("[]"), 0
+    return host.strip("[]"), int(port)
+
+
 Behavior = Callable[..., Any]
 
 _HANDLER_KINDS = (

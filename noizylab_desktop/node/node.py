@@ -11,10 +11,9 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
-import psutil
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from noizylab_desktop import __version__
@@ -24,6 +23,8 @@ from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.capabilities import capabilities
 from noizylab_desktop.core.config import Paths, Settings, atomic_write
 from noizylab_desktop.core.context import NodeContext
+from noizylab_desktop.core.discovery.addresses import local_hosts
+from noizylab_desktop.core.discovery.settings import DiscoverySettings
 from noizylab_desktop.core.edge import Edge
 from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.core.events import Event, EventBus, PeerPaired, PeerUnpaired, PermissionChanged
@@ -34,6 +35,7 @@ from noizylab_desktop.core.permissions import Permissions
 from noizylab_desktop.core.registry import Registry
 from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.core.sessions import Sessions
+from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.supervisor import Supervisor
 from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credentials, server_credentials
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore
@@ -41,21 +43,13 @@ from noizylab_desktop.node.control import ControlApi
 from noizylab_desktop.node.features import feature_factories
 from noizylab_desktop.node.node_api import NodeApi
 
+if TYPE_CHECKING:
+    from noizylab_desktop.core.discovery.service import Discovery
+
 logger = logging.getLogger(__name__)
 
 SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control")
 F = TypeVar("F", bound=Feature)
-
-
-def local_hosts() -> list[str]:
-    """This machine's non-loopback IPv4 addresses (up to three), else loopback."""
-    found = []
-    for name, addresses in psutil.net_if_addrs().items():
-        stats = psutil.net_if_stats().get(name)
-        if stats is not None and not stats.isup:
-            continue
-        found += [a.address for a in addresses if a.family.name == "AF_INET" and not a.address.startswith("127.")]
-    return found[:3] or ["127.0.0.1"]
 
 
 class Node:
@@ -81,12 +75,14 @@ class Node:
         self._broken: set[str] = set()
         # Ports that features bound (``sftp``, ``http``), reported by ``status``.
         self.bound_ports: dict[str, int] = {}
+        self.discovery: Discovery | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Load (or create) the identity, bind the gRPC port, start every service."""
         self.paths.ensure()
+        discovery_settings = parse_section(DiscoverySettings, self.settings.section("discovery"))
         vault = Vault(await asyncio.to_thread(self._store_factory, self.settings.keychain_id), self.paths.vault_dir)
         self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
         self.trust = TrustStore(self.paths.trust_db, self.identity.cert_pem)
@@ -155,6 +151,20 @@ class Node:
         self.started_at = time.time()
         self.supervisor.start(self.registry)
         self.supervisor.start(self.pairing)
+        # A node listening on loopback only has nothing to announce on the LAN.
+        if discovery_settings.enabled and not self.settings.grpc_host.startswith("127."):
+            # Imported here: zeroconf loads only in a node that announces itself.
+            from noizylab_desktop.core.discovery.service import Discovery
+
+            self.discovery = Discovery(
+                self.identity.fingerprint,
+                self.registry,
+                lambda: self.grpc_port,
+                self._inviting_port,
+                self.advertised_hosts,
+                discovery_settings.poll_s,
+            )
+            self.supervisor.start(self.discovery)
         for feature in self.features.values():
             await feature.start()
         feature_services = [n for f in self.features.values() for n in f.service_names()]
@@ -266,6 +276,10 @@ class Node:
         return next((f for f in self.features.values() if isinstance(f, kind)), None)
 
     # ------------------------------------------------------------------ actions
+
+    def _inviting_port(self) -> int:
+        """The pairing port while an invite code is open (announced as ``invite=1``), else 0."""
+        return self.pairing.bound_port if self.pairing.book.open_count() else 0
 
     def advertised_hosts(self) -> list[str]:
         """Hosts put into invite codes: the configured ones, else this machine's addresses."""

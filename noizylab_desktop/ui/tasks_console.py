@@ -141,6 +141,11 @@ class TaskConsole(QWidget):
             self._add_row(r.id, r.state, r.exit_code, r.runner, r.started_at or r.created_at, r.asker, r.command)
             self.output[record.id] = record.tail.decode("utf-8", "replace")
 
+    def _set_cell(self, row: int, column: int, text: str) -> None:
+        item = self.table.item(row, column)
+        if item is not None:
+            item.setText(text)
+
     def _row_of(self, task_id: str) -> int:
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
@@ -168,7 +173,7 @@ class TaskConsole(QWidget):
                 self._add_row(event.task_id, "running", 0, event.where, event.at, event.asker, event.command)
                 self.output.setdefault(event.task_id, "")
             else:  # re-routed: the same task on another node
-                self.table.item(self._row_of(event.task_id), 3).setText(event.where)  # type: ignore[union-attr]
+                self._set_cell(self._row_of(event.task_id), 3, event.where)
         elif isinstance(event, TaskOutput):
             text = self.output.get(event.task_id, "") + event.text
             self.output[event.task_id] = text[-KEEP_CHARS:]
@@ -179,8 +184,8 @@ class TaskConsole(QWidget):
             row = self._row_of(event.task_id)
             self.states[event.task_id] = event.state
             if row >= 0:
-                self.table.item(row, 1).setText(event.state)  # type: ignore[union-attr]
-                self.table.item(row, 2).setText(str(event.exit_code))  # type: ignore[union-attr]
+                self._set_cell(row, 1, event.state)
+                self._set_cell(row, 2, str(event.exit_code))
             if event.error and event.state != "cancelled":
                 self.status.setText(f"Task {event.task_id[:10]}: {event.error}")
             self._show_selected()

@@ -50,6 +50,7 @@ EXPECTED: dict[str, Audience] = {
     "TaskStarted": OWN_NODE_ONLY,
     "TaskOutput": OWN_NODE_ONLY,
     "TaskFinished": OWN_NODE_ONLY,
+    "TunnelChanged": OWN_NODE_ONLY,  # this node's own tunnels: their states and byte counts
 }
 
 

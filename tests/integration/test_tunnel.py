@@ -160,6 +160,7 @@ def test_a_hostile_peer_reaches_only_allowed_ports_and_only_on_127_0_0_1(
     grid: tuple[NodeProcess, NodeProcess], servers: Targets
 ) -> None:
     alpha, beta = grid
+    beta.cli("allow", "alpha", "tunnel")  # the scope, but no rule for the ports below
     hostile_open = Hostile(alpha, beta)
     # The request can name a port and nothing else: no host, no address.
     assert {f.name for f in tpb.TunnelOpen.DESCRIPTOR.fields} == {"port", "probe"}

@@ -408,6 +408,8 @@ class Peer(_message.Message):
     RTT_MS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     PAIRED_AT_FIELD_NUMBER: _builtins.int
+    REMOVED_AT_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     online: _builtins.bool
@@ -415,6 +417,10 @@ class Peer(_message.Message):
     last_seen: _builtins.float
     rtt_ms: _builtins.float
     paired_at: _builtins.float
+    removed_at: _builtins.float
+    """when the peer said it unpaired this node (Node.Unpaired); 0 when it has not"""
+    refusal: _builtins.str
+    """"", or how the peer refuses this node's heartbeats lately: "handshake" or "unpaired" """
     @_builtins.property
     def capabilities(self) -> Global___Capabilities: ...
     def __init__(
@@ -428,10 +434,12 @@ class Peer(_message.Message):
         rtt_ms: _builtins.float = ...,
         capabilities: Global___Capabilities | None = ...,
         paired_at: _builtins.float = ...,
+        removed_at: _builtins.float = ...,
+        refusal: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "capabilities", b"capabilities", "id", b"id", "last_seen", b"last_seen", "name", b"name", "online", b"online", "paired_at", b"paired_at", "rtt_ms", b"rtt_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "capabilities", b"capabilities", "id", b"id", "last_seen", b"last_seen", "name", b"name", "online", b"online", "paired_at", b"paired_at", "refusal", b"refusal", "removed_at", b"removed_at", "rtt_ms", b"rtt_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

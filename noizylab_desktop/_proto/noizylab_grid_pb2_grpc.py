@@ -54,6 +54,11 @@ class NodeStub:
                 request_serializer=noizylab__grid__pb2.EventFilter.SerializeToString,
                 response_deserializer=noizylab__grid__pb2.Event.FromString,
                 _registered_method=True)
+        self.Unpaired = channel.unary_unary(
+                '/noizylab.grid.v1.Node/Unpaired',
+                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -83,6 +88,14 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Unpaired(self, request, context):
+        """The caller tells this node that it has just unpaired it (taken from the caller's certificate: a peer can mark
+        only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +118,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=noizylab__grid__pb2.EventFilter.FromString,
                     response_serializer=noizylab__grid__pb2.Event.SerializeToString,
+            ),
+            'Unpaired': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unpaired,
+                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
+                    response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +233,33 @@ class Node:
             '/noizylab.grid.v1.Node/WatchEvents',
             noizylab__grid__pb2.EventFilter.SerializeToString,
             noizylab__grid__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unpaired(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Node/Unpaired',
+            noizylab__grid__pb2.Empty.SerializeToString,
+            noizylab__grid__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class NodeStub:
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.HeartbeatRequest, _noizylab_grid_pb2.HeartbeatReply]
     Health: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.HealthReply]
     WatchEvents: _grpc.UnaryStreamMultiCallable[_noizylab_grid_pb2.EventFilter, _noizylab_grid_pb2.Event]
+    Unpaired: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.Empty]
+    """The caller tells this node that it has just unpaired it (taken from the caller's certificate: a peer can mark
+    only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
+    """
 
 @_typing.type_check_only
 class NodeAsyncStub(NodeStub):
@@ -47,6 +51,10 @@ class NodeAsyncStub(NodeStub):
     Heartbeat: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.HeartbeatRequest, _noizylab_grid_pb2.HeartbeatReply]  # type: ignore[assignment]
     Health: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.HealthReply]  # type: ignore[assignment]
     WatchEvents: _aio.UnaryStreamMultiCallable[_noizylab_grid_pb2.EventFilter, _noizylab_grid_pb2.Event]  # type: ignore[assignment]
+    Unpaired: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
+    """The caller tells this node that it has just unpaired it (taken from the caller's certificate: a peer can mark
+    only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
+    """
 
 class NodeServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -76,6 +84,16 @@ class NodeServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_grid_pb2.EventFilter,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_noizylab_grid_pb2.Event], _abc.AsyncIterator[_noizylab_grid_pb2.Event]]: ...
+
+    @_abc_1.abstractmethod
+    def Unpaired(
+        self,
+        request: _noizylab_grid_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.Empty, _abc.Awaitable[_noizylab_grid_pb2.Empty]]:
+        """The caller tells this node that it has just unpaired it (taken from the caller's certificate: a peer can mark
+        only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
+        """
 
 def add_NodeServicer_to_server(servicer: NodeServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

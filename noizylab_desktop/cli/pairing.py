@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings
-from noizylab_desktop.core.words import plural
+from noizylab_desktop.core.words import plural, when
 
 if TYPE_CHECKING:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
@@ -53,6 +53,9 @@ def peer_dict(peer: pb.Peer) -> dict[str, Any]:
         "rtt_ms": round(peer.rtt_ms, 3),
         "last_seen": peer.last_seen or None,
         "paired_at": peer.paired_at,
+        # When the peer said it unpaired this node; else, how it refuses this node's beats lately, if it does.
+        "removed_at": peer.removed_at or None,
+        "refusal": peer.refusal or None,
         "os": caps.os or None,
         "cpus": caps.cpu_count or None,
         "memory_bytes": caps.memory_total_bytes or None,
@@ -65,9 +68,22 @@ def print_peers(peers: list[dict[str, Any]]) -> None:
     if not peers:
         print("  no peers yet: pair one with `noizylab pair invite`")
     for peer in peers:
-        state = f"online, {peer['rtt_ms']:.1f} ms" if peer["online"] else "offline"
         dot = "●" if peer["online"] else "○"
-        print(f"  {dot} {peer['name']:<20} {peer['id'][:15]}…  {state}  {peer['address']}")
+        print(f"  {dot} {peer['name']:<20} {peer['id'][:15]}…  {peer_state(peer)}  {peer['address']}")
+
+
+def peer_state(peer: dict[str, Any]) -> str:
+    """A peer's health in words: online, offline, or whether it removed this machine."""
+    import shlex
+
+    forget = f"`noizylab unpair {shlex.quote(peer['name'])}` forgets it here"
+    if peer.get("removed_at"):
+        return f"removed this machine on {when(peer['removed_at'])}: {forget}"
+    if peer.get("refusal") == "unpaired":
+        return f"no longer accepts this machine: {forget}"
+    if peer.get("refusal") == "handshake":
+        return f"may have removed this machine (it refuses the connection): {forget}"
+    return f"online, {peer['rtt_ms']:.1f} ms" if peer["online"] else "offline"
 
 
 def _show_id(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:

@@ -12,6 +12,16 @@ A peer whose own beat reached us within the last interval and a half is known to
 (at most ``MAX_SKIPS`` in a row, so its round-trip time stays current), which nearly halves an idle pair's calls. When
 its beats stop, ours resume within half an interval, so a peer that goes away is still noticed after 3 missed beats,
 at most half a second later than if we had never skipped.
+
+A peer that unpairs this node says so first (``Node.Unpaired``, ``tell_unpaired``): this node then remembers when
+(``removed_us``, in the trust store), stops beating it and shows it as having removed this machine. A peer that did
+so while this node was away cannot say it; this node sees its beats refused instead. gRPC reports a TLS handshake
+that the peer ended (its server refuses our certificate) only as ``UNAVAILABLE: ... Socket closed``, the same words
+as any peer that accepts the TCP connection and then closes it, so after ``REFUSALS`` such beats in a row, and once a
+plain TLS connection shows that the peer's own certificate answers there (as ``noizylab doctor`` checks), the peer
+*may* have removed this machine (``refusal == "handshake"``). A peer whose node answers ``UNAUTHENTICATED`` over a
+connection opened before it unpaired us says so for certain (``"unpaired"``). Refused connections, unreachable hosts
+and other failures reset the count; timeouts leave it as it is.
 """
 
 from __future__ import annotations
@@ -26,14 +36,19 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop.core.errors import TransportError
 from noizylab_desktop.core.events import EventBus, PeerOffline, PeerOnline
 from noizylab_desktop.core.identity import Identity
+from noizylab_desktop.core.nodeid import fingerprint
+from noizylab_desktop.core.pairing import fetch_certificate
 from noizylab_desktop.core.transport import host_port, secure_channel
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore
 
 logger = logging.getLogger(__name__)
 
 MAX_SKIPS = 4
+REFUSALS = 3  # refused beats in a row before a peer is said to refuse this node
+NOTICE_S = 2.0  # how long unpairing waits for the peer to hear that it was unpaired
 
 
 @dataclass
@@ -53,11 +68,36 @@ class PeerState:
     skipped: int = 0
     trying: bool = False  # a suggested address is being tried
     tried: dict[str, float] = field(default_factory=dict)  # suggested address -> monotonic time last tried
+    refusals: int = 0  # beats in a row that the peer refused (see the module's docstring)
+    refused_how: str = ""  # how the last of them was refused: "handshake" or "unpaired"
 
     @property
     def address(self) -> str:
         addresses = self.peer.addresses
         return addresses[self.address_index % len(addresses)] if addresses else ""
+
+    @property
+    def removed(self) -> bool:
+        """Whether the peer said it unpaired this node."""
+        return self.peer.removed_at is not None
+
+    @property
+    def refusal(self) -> str:
+        """How the peer refuses this node lately: "", "handshake" (it may have removed this machine) or "unpaired"
+        (its node says it no longer pairs with this one)."""
+        return self.refused_how if self.refusals >= REFUSALS and not self.removed else ""
+
+
+def refusal_of(exc: grpc.aio.AioRpcError) -> str:
+    """How a failed call shows that the peer refuses this node: "unpaired", "handshake", or "" when it does not."""
+    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:  # the peer's Guard: "this node is not paired with you"
+        return "unpaired"
+    details = (exc.details() or "").casefold()
+    # The TCP connection opened and the peer ended the handshake (an alert, where gRPC passes one on). Our own
+    # refusal of its certificate reads CERTIFICATE_VERIFY_FAILED instead, and an unreachable peer "Connection refused".
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and ("socket closed" in details or "_alert_" in details):
+        return "handshake"
+    return ""
 
 
 class Registry:
@@ -104,7 +144,7 @@ class Registry:
         """A peer's heartbeat reached us: it is up, and now listens at ``host:port``."""
         self._sync()
         state = self.states.get(fp)
-        if state is None:
+        if state is None or state.removed:
             return
         if host and port:
             address = host_port(host, port)
@@ -174,8 +214,37 @@ class Registry:
         finally:
             state.trying = False
 
+    def removed_us(self, fp: bytes, at: float) -> TrustedPeer | None:
+        """The peer ``fp`` says it unpaired this node: remember when, stop beating it, and show it so."""
+        peer = self.trust.mark_removed(fp, at)
+        self._sync()
+        state = self.states.get(fp)
+        if peer is None or state is None:
+            return None
+        logger.info("peer %s (%s) unpaired this node; `noizylab unpair` forgets it here too", peer.name, peer.node_id)
+        if state.online:
+            state.online = False
+            self.bus.publish(PeerOffline(peer_id=peer.node_id, name=peer.name))
+        return peer
+
+    async def tell_unpaired(self, fp: bytes, timeout: float = NOTICE_S) -> bool:
+        """Tell the peer ``fp`` that this node is unpairing it, over the channel the beats use; best effort, at most
+        ``timeout`` seconds. Whether it heard."""
+        self._sync()
+        state = self.states.get(fp)
+        if state is None or not state.address or state.removed:  # nowhere to say it, or it removed us first
+            return False
+        try:
+            await pb_grpc.NodeStub(self.channel(state)).Unpaired(pb.Empty(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            name, why = state.peer.name, exc.code().name
+            logger.info("could not tell %s it is unpaired (%s): it will find its handshakes refused", name, why)
+            return False
+        return True
+
     def _mark_seen(self, state: PeerState) -> None:
         state.misses = 0
+        state.refusals = 0
         state.last_seen = time.time()
         if not state.online:
             state.online = True
@@ -202,6 +271,8 @@ class Registry:
 
     def _due(self, state: PeerState) -> bool:
         """Whether to beat this peer now (see the module's docstring for when a beat is skipped)."""
+        if state.removed:  # it refuses our handshakes: beats would only fail
+            return False
         heard_lately = time.monotonic() - state.heard_at < 1.5 * self.interval_s
         if heard_lately and state.online and state.capabilities is not None and state.skipped < MAX_SKIPS:
             state.skipped += 1
@@ -223,6 +294,7 @@ class Registry:
             )
         except grpc.aio.AioRpcError as exc:
             if state.address == address:  # else a suggested address was proved meanwhile: this beat is stale
+                await self._note_refusal(state, exc, address)
                 self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
             return
         state.rtt_ms = (time.perf_counter() - began) * 1000
@@ -234,6 +306,32 @@ class Registry:
                 state.capabilities = info.capabilities
             except grpc.aio.AioRpcError as exc:
                 logger.debug("could not read %s's capabilities: %s", state.peer.name, exc.details())
+
+    async def _note_refusal(self, state: PeerState, exc: grpc.aio.AioRpcError, address: str) -> None:
+        """Count a beat the peer refused; see the module's docstring."""
+        how = refusal_of(exc)
+        if how == "handshake" and state.refusals + 1 == REFUSALS and not await self._answers_there(state, address):
+            how = ""  # another machine, or no TLS at all, answers at that address: not the peer refusing us
+        if not how:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                state.refusals = 0
+            return
+        state.refusals += 1
+        state.refused_how = how
+        if state.refusals == REFUSALS:
+            logger.warning("peer %s refuses this node (%s): it may have unpaired it", state.peer.name, how)
+        elif state.refusals < REFUSALS and how == "handshake" and state.channel is not None:
+            # gRPC answers calls during its reconnect backoff with the last attempt's error: a fresh channel makes
+            # each counted beat a handshake of its own.
+            old, state.channel = state.channel, None
+            asyncio.get_running_loop().call_later(3 * self.interval_s, _close_later, old)
+
+    async def _answers_there(self, state: PeerState, address: str) -> bool:
+        """Whether the peer's own certificate answers a plain TLS connection at ``address``."""
+        try:
+            return fingerprint(await fetch_certificate(address, self.interval_s)) == state.peer.fingerprint
+        except (OSError, TimeoutError, TransportError):
+            return False
 
     async def run(self) -> None:
         """Beat every peer each interval, all at once, until cancelled."""

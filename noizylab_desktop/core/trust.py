@@ -1,5 +1,8 @@
 """The trust store: the peers this node paired with, pinned by certificate fingerprint (SQLite).
 
+A peer that unpaired this node and said so (``Node.Unpaired``) stays here, with ``removed_at`` set, until this node's
+own user unpairs it too: it is shown as having removed this machine rather than as offline forever.
+
 The set of trusted fingerprints is also kept in memory as an immutable snapshot with a version number, because the
 TLS layer asks for it on every handshake, from gRPC's own threads.
 """
@@ -30,9 +33,11 @@ CREATE TABLE IF NOT EXISTS peers (
     cert_der BLOB NOT NULL,
     ssh_key TEXT NOT NULL,
     addresses TEXT NOT NULL,
-    paired_at REAL NOT NULL
+    paired_at REAL NOT NULL,
+    removed_at REAL
 )
 """
+_COLUMNS = "fingerprint, name, cert_der, ssh_key, addresses, paired_at, removed_at"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class TrustedPeer:
     ssh_key: str
     addresses: tuple[str, ...]
     paired_at: float
+    removed_at: float | None = None  # when the peer said it unpaired this node
 
     @property
     def node_id(self) -> str:
@@ -105,16 +111,18 @@ class TrustStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(peers)")}
+        if "removed_at" not in columns:  # a store made before peers could say they removed this node
+            self._db.execute("ALTER TABLE peers ADD COLUMN removed_at REAL")
         self._peers: dict[bytes, TrustedPeer] = {}
         self.snapshot = TrustSnapshot(0, frozenset(), b"")
         self._reload(0)
 
     def _reload(self, version: int) -> None:
-        rows = self._db.execute(
-            "SELECT fingerprint, name, cert_der, ssh_key, addresses, paired_at FROM peers ORDER BY paired_at"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM peers ORDER BY paired_at").fetchall()
         peers = {
-            bytes(r[0]): TrustedPeer(bytes(r[0]), r[1], bytes(r[2]), r[3], tuple(json.loads(r[4])), r[5]) for r in rows
+            bytes(r[0]): TrustedPeer(bytes(r[0]), r[1], bytes(r[2]), r[3], tuple(json.loads(r[4])), r[5], r[6])
+            for r in rows
         }
         self._peers = peers
         roots, shadowed = _roots(self._own_der, self._own_pem, list(peers.values()))
@@ -146,12 +154,13 @@ class TrustStore:
         return self._peers.get(fp)
 
     def add(self, cert_der: bytes, name: str, ssh_key: str, addresses: list[str], reserved: str = "") -> TrustedPeer:
-        """Trust a peer (or refresh it when paired again), under a name no other peer and not ``reserved`` holds."""
+        """Trust a peer (or refresh it when paired again, which clears ``removed_at``), under a name no other peer and
+        not ``reserved`` holds."""
         fp = fingerprint(cert_der)
         with self._lock:
             unique = self._free_name(name, fp, reserved)
             self._db.execute(
-                "INSERT OR REPLACE INTO peers VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO peers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (fp, unique, cert_der, ssh_key, json.dumps(addresses), time.time()),
             )
             self._reload(self.snapshot.version + 1)
@@ -176,6 +185,18 @@ class TrustStore:
                 return
             self._db.execute("UPDATE peers SET addresses = ? WHERE fingerprint = ?", (json.dumps(addresses), fp))
             self._reload(self.snapshot.version)
+
+    def mark_removed(self, fp: bytes, at: float) -> TrustedPeer | None:
+        """Remember that the peer ``fp`` unpaired this node at ``at`` (the first time it said so); it stays trusted
+        until this node's user unpairs it. None when ``fp`` is no paired peer."""
+        with self._lock:
+            peer = self._peers.get(fp)
+            if peer is None or peer.removed_at is not None:
+                return peer
+            self._db.execute("UPDATE peers SET removed_at = ? WHERE fingerprint = ?", (at, fp))
+            # Whom this node trusts is unchanged: the TLS layer's snapshot keeps its version.
+            self._reload(self.snapshot.version)
+        return self._peers.get(fp)
 
     def remove(self, fp: bytes) -> TrustedPeer | None:
         """Stop trusting a peer; the next handshake from it fails."""

@@ -247,6 +247,8 @@ class Node:
                 rtt_ms=s.rtt_ms,
                 capabilities=s.capabilities,
                 paired_at=s.peer.paired_at,
+                removed_at=s.peer.removed_at or 0.0,
+                refusal=s.refusal,
             )
             for s in self.registry.peers()
         ]
@@ -306,12 +308,22 @@ class Node:
             logger.info("denied %s to %s; closed %d open streams and connections", event.scope, event.peer_id, closed)
 
     async def unpair(self, ref: str) -> TrustedPeer:
-        """Forget a peer: its next handshake fails, and its open streams and SSH connections close now."""
+        """Forget a peer: its next handshake fails, and its open streams and SSH connections close now.
+
+        First the peer is told (at most ``registry.NOTICE_S``), so it shows that this node removed it rather than
+        that this node went offline."""
         peer = self.trust.find(ref)
+        told = await self.registry.tell_unpaired(peer.fingerprint)
         self.trust.remove(peer.fingerprint)
         self.permissions.forget(peer.fingerprint)
         closed = self.sessions.end(peer.fingerprint)
         self.registry.peers()
-        logger.info("unpaired %s (%s); closed %d open streams and connections", peer.name, peer.node_id, closed)
+        logger.info(
+            "unpaired %s (%s)%s; closed %d open streams and connections",
+            peer.name,
+            peer.node_id,
+            ", which was told" if told else "",
+            closed,
+        )
         self.bus.publish(PeerUnpaired(peer_id=peer.node_id, name=peer.name))
         return peer

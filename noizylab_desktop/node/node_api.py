@@ -1,4 +1,5 @@
-"""The ``Node`` gRPC service peers call: info and capabilities, heartbeats, health, and the event stream."""
+"""The ``Node`` gRPC service peers call: info and capabilities, heartbeats, health, the event stream, and the notice
+that a peer has unpaired this node."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ class NodeApi(pb_grpc.NodeServicer):
 
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802
         return pb.HealthReply(serving=True, services=self.node.supervisor.running(), uptime_s=self.node.uptime_s())
+
+    async def Unpaired(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Empty:  # noqa: N802
+        # Who is taken from the caller's certificate (the Guard let in only this node and its paired peers): a peer
+        # can mark only itself, and the request names no one.
+        fp = caller_fingerprint(context)
+        if fp is not None and fp != self.node.identity.fingerprint:
+            self.node.registry.removed_us(fp, time.time())
+        return pb.Empty()
 
     def audience_of(self, context: grpc.aio.ServicerContext) -> Callable[[Event], bool] | None:
         """Which events the caller may see: all for this node's own user (None), else by each event's audience."""

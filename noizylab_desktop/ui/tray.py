@@ -42,6 +42,12 @@ def summary(peers: Sequence[PeerState]) -> str:
 
 def peer_label(state: PeerState) -> str:
     """A peer's menu row: its name and its health in words, for those who cannot tell the dots apart."""
+    if state.removed:
+        return f"{state.peer.name} — removed this machine"
+    if state.refusal == "unpaired":
+        return f"{state.peer.name} — no longer accepts this machine"
+    if state.refusal == "handshake":
+        return f"{state.peer.name} — may have removed this machine"
     if not state.online:
         return f"{state.peer.name} — offline"
     return f"{state.peer.name} — online, {state.rtt_ms:.0f} ms"

@@ -72,6 +72,7 @@ PEER_FACING: dict[str, str | None] = {
     "Node.Heartbeat": None,
     "Node.Health": None,
     "Node.WatchEvents": None,
+    "Node.Unpaired": None,  # marks only the caller (from its certificate) as having unpaired this node
     "Health.Check": None,
     "Health.Watch": None,
     "Health.List": None,

@@ -109,3 +109,27 @@ def test_quit_in_the_menu_stops_the_node_and_ends_the_app(run: Run, tmp_path: Pa
     assert run(scenario()) == 0
     assert not paths.runtime_file.exists()
     assert app.tray is not None and not app.tray.icon.isVisible()
+
+
+def test_a_peer_that_unpairs_this_machine_shows_as_having_removed_it(
+    run: Run, tmp_path: Path, make_node: Callable[[str], NodeProcess]
+) -> None:
+    paths, settings = node_settings(tmp_path / "desk", "desk")
+    peer = make_node("laptop").start()
+
+    async def scenario() -> None:
+        async with TrayApp(Node(paths, settings)) as app:
+            assert app.tray is not None and app.bridge is not None
+            code, _ = await app.node.create_invite([])
+            online = expect(app.bridge.peer_online)
+            await asyncio.to_thread(peer.join, code)
+            await within(online, PEER_TIMEOUT_S, "the tray's node to see the laptop online")
+
+            offline = expect(app.bridge.peer_offline)
+            # The laptop tells this node over the wire, so the loop must keep serving while its command runs.
+            await asyncio.to_thread(peer.cli, "unpair", "desk")
+            await within(offline, PEER_TIMEOUT_S, "the tray's node to hear that the laptop removed it")
+
+            assert Row("laptop — removed this machine", enabled=True, dot="hollow") in rows_of(app.tray.menu.actions())
+
+    run(scenario())

@@ -11,10 +11,18 @@ trap 'rm -rf "$scratch"' EXIT
 export NOIZYLAB_IN_TEST_KEYRING=1 XDG_DATA_HOME="$scratch/data" XDG_CONFIG_HOME="$scratch/config" XDG_RUNTIME_DIR="$scratch/run"
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
-# A bus that starts nothing on demand: otherwise a stray gnome-keyring (without our password) can win the race.
+# A bus that starts nothing on demand: otherwise a stray gnome-keyring (without our password) can win the race. Its
+# limits are a desktop session bus's (/usr/share/dbus-1/session.conf): dbus-daemon's built-in ones allow 256
+# connections per user, which a whole test run can reach.
 cat > "$scratch/bus.conf" <<'CONF'
 <busconfig><type>session</type><keep_umask/><listen>unix:tmpdir=/tmp</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+<limit name="max_incoming_bytes">1000000000</limit><limit name="max_outgoing_bytes">1000000000</limit>
+<limit name="max_message_size">1000000000</limit><limit name="auth_timeout">240000</limit>
+<limit name="pending_fd_timeout">150000</limit><limit name="max_completed_connections">100000</limit>
+<limit name="max_incomplete_connections">10000</limit><limit name="max_connections_per_user">100000</limit>
+<limit name="max_names_per_connection">50000</limit><limit name="max_match_rules_per_connection">50000</limit>
+<limit name="max_replies_per_connection">50000</limit>
 </busconfig>
 CONF
 dbus-run-session --config-file="$scratch/bus.conf" -- bash -c '

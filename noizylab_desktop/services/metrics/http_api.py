@@ -265,7 +265,8 @@ class _Server(ThreadingHTTPServer):
         super().server_close()
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (a name is resolved)."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: ask the resolver
@@ -286,7 +287,7 @@ class HttpApi:
                 f"cannot listen on {host}:{port} for metrics ({exc.strerror}): choose another port with --http-port"
             ) from exc
         self.port = int(self._server.server_address[1])
-        if not _loopback(host):
+        if not loopback(host):
             logger.warning("the metrics API on %s:%d is reachable from the network, over plain HTTP", host, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
         self._thread.start()

@@ -38,6 +38,18 @@ def _ports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="gRPC port (0 picks a free one); remembered in the config")
     parser.add_argument("--sftp-port", type=int, help="SFTP port (0 picks a free one); remembered in the config")
     parser.add_argument("--http-port", type=int, help="metrics/API port (0 picks a free one); remembered")
+    parser.add_argument(
+        "--totp", metavar="CODE", help="a TOTP code, when TOTP is on and http_host exposes the API beyond loopback"
+    )
+
+
+def _step_up(args: argparse.Namespace, paths: Paths, settings: Settings) -> None:
+    """Check ``--totp`` here, before the node starts: the step-up it begins lets the node expose what it asks."""
+    if args.totp:
+        from noizylab_desktop.core.secrets import KeyringStore
+        from noizylab_desktop.core.totp import Totp
+
+        Totp(KeyringStore(settings.keychain_id), paths.state_dir).verify(args.totp)
 
 
 def _remember_ports(args: argparse.Namespace, paths: Paths, settings: Settings) -> Settings:
@@ -51,6 +63,7 @@ def _node(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.node.launcher import run_foreground, setup_logging
 
     settings = _remember_ports(args, paths, settings)
+    _step_up(args, paths, settings)
     setup_logging(paths, to_stderr=True)
     return run_foreground(paths, settings)
 
@@ -58,7 +71,7 @@ def _node(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 def _start(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.node.launcher import start_background
 
-    _remember_ports(args, paths, settings)
+    _step_up(args, paths, _remember_ports(args, paths, settings))
     runtime = start_background(paths, [])
     print(f"node started (pid {runtime['pid']}, gRPC port {runtime['grpc_port']}); `noizylab status` shows it")
     return 0

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 
 from noizylab_desktop import __version__
-from noizylab_desktop.cli import demo, doctor, lifecycle, output, pairing
+from noizylab_desktop.cli import demo, doctor, lifecycle, output, pairing, totp
 from noizylab_desktop.core.config import Paths, Settings, load_settings
 from noizylab_desktop.core.errors import NoizyLabError
 
@@ -36,7 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"noizylab {__version__}")
     parser.add_argument("--home", help="folder for this node's config, state and logs (or NOIZYLAB_HOME)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in (lifecycle.register, pairing.register, doctor.register, demo.register, *cli_registrars()):
+    for register in (
+        lifecycle.register,
+        pairing.register,
+        totp.register,
+        doctor.register,
+        demo.register,
+        *cli_registrars(),
+    ):
         register(sub)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="make a token and print it once (only its hash is kept)")
     create.add_argument("--name", help="a name to recognise it by (default: token-ID)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="what it may read: metrics, tasks, sync or admin (all); repeat or comma-separate (default metrics)",
+    )
+    create.add_argument(
+        "--expires", default="30d", metavar="LIFE", help="how long it works: 30d (default), 2w, 12h; at most 365d"
+    )
     add_json_flag(create)
     create.set_defaults(handler=_create)
     listing = actions.add_parser("list", help="the tokens made on this machine (never the tokens themselves)")
@@ -45,13 +55,21 @@ def _when(at: float | None) -> str:
 
 
 def _create(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.services.metrics.tokens import DEFAULT_SCOPES, check_scopes, parse_life
+
+    life_s = parse_life(args.expires)
+    asked = [s.strip() for given in args.scope or DEFAULT_SCOPES for s in given.split(",") if s.strip()]
+    scopes = check_scopes(asked)
     with closing(_store(paths)) as store:
-        info, token = store.create(args.name)
+        info, token = store.create(args.name, scopes, life_s)
     if args.json:
-        print_json({"id": info.id, "name": info.name, "token": token}, one_line=True)
+        print_json({**_token_row(info), "token": token}, one_line=True)
     else:
         print(token)
-        print(f"token {info.name} ({info.id}): shown only this once; send it as `Authorization: Bearer TOKEN`")
+        print(
+            f"token {info.name} ({info.id}) for {', '.join(info.scopes)}, until {_when(info.expires_at)}: "
+            "shown only this once; send it as `Authorization: Bearer TOKEN`"
+        )
     return 0
 
 
@@ -75,12 +93,18 @@ def _token_row(t: TokenInfo) -> dict[str, Any]:
         "created_at": t.created_at,
         "revoked_at": t.revoked_at,
         "last_used_at": t.last_used_at,
+        "scopes": list(t.scopes),
+        "expires_at": t.expires_at,
     }
 
 
 def _token_line(t: TokenInfo) -> str:
-    state = f"revoked {_when(t.revoked_at)}" if t.revoked_at else f"last used {_when(t.last_used_at)}"
-    return f"{t.id}  {t.name}  created {_when(t.created_at)}, {state}"
+    if t.revoked_at:
+        life = f"revoked {_when(t.revoked_at)}"
+    else:
+        life = f"{'expired' if t.expires_at <= time.time() else 'expires'} {_when(t.expires_at)}"
+    scopes = ",".join(t.scopes)
+    return f"{t.id}  {t.name}  {scopes}  created {_when(t.created_at)}, {life}, last used {_when(t.last_used_at)}"
 
 
 def _revoke(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:

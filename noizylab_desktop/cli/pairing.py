@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from noizylab_desktop.cli.client import add_totp_flag
 from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.words import plural, when
@@ -27,18 +28,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_json_flag(invite)
     invite.add_argument("--address", action="append", default=[], help="address to put in the code (repeatable)")
     invite.add_argument("--no-wait", action="store_true", help="print the code and return at once")
+    add_totp_flag(invite)
     join = pair_sub.add_parser("join", help="pair using a code shown on the other machine")
     join.add_argument("code", nargs="?", help="the invite code (asked for after --list when left out)")
     join.add_argument("--list", action="store_true", help="list nearby machines that are inviting")
     join.add_argument("--choose", type=int, metavar="N", help="join the N-th machine --list shows (needs its code)")
     join.add_argument("--listen", type=float, default=2.0, metavar="S", help="seconds to listen for inviting machines")
     add_json_flag(join)
+    add_totp_flag(join)
 
     peers = sub.add_parser("peers", help="paired machines and their health")
     add_json_flag(peers)
     peers.set_defaults(handler=_peers)
     unpair = sub.add_parser("unpair", help="stop trusting a paired machine")
     unpair.add_argument("peer", help="its ID, the start of its ID, or its name")
+    add_totp_flag(unpair)
     unpair.set_defaults(handler=_unpair)
 
 
@@ -116,7 +120,7 @@ def _peers(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 def _unpair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.cli.client import run_with_node
 
-    reply = run_with_node(paths, settings, lambda node: node.unpair(args.peer))
+    reply = run_with_node(paths, settings, lambda node: node.unpair(args.peer), args.totp)
     print(f"unpaired {reply.peer_name} ({reply.peer_id}): it can no longer reach this node")
     return 0
 
@@ -133,7 +137,7 @@ def _pair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         from noizylab_desktop.core.errors import PairingError
 
         raise PairingError("type the invite code shown on the other machine, or list inviting machines with --list")
-    result = run_with_node(paths, settings, lambda node: _invite_or_join(args, node))
+    result = run_with_node(paths, settings, lambda node: _invite_or_join(args, node), args.totp)
     if result is None:
         return 0
     if args.json:

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+from noizylab_desktop.cli.client import add_totp_flag
 from noizylab_desktop.cli.output import add_json_flag, print_listing
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.permissions import SCOPES
@@ -21,7 +22,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         parser = sub.add_parser(verb, help=f"{verb} a paired peer one or more things ({scopes})")
         parser.add_argument("peer", help="its ID, the start of its ID, or its name")
         parser.add_argument("scope", nargs="+", choices=list(SCOPES), metavar="SCOPE", help=scopes)
-        parser.set_defaults(handler=_set, allowed=allowed)
+        if allowed:
+            add_totp_flag(parser)  # control, display and tasks ask for a step-up when TOTP is on
+        parser.set_defaults(handler=_set, allowed=allowed, totp=None)
     listing = sub.add_parser("permissions", help="what each paired peer may do on this machine")
     add_json_flag(listing)
     listing.set_defaults(handler=_list)
@@ -45,7 +48,7 @@ def _set(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
             reply = await node.set_permission(args.peer, scope, args.allowed)
         return reply
 
-    print(_line(run_with_node(paths, settings, set_each)))
+    print(_line(run_with_node(paths, settings, set_each, args.totp)))
     return 0
 
 

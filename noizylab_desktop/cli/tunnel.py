@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
+from noizylab_desktop.cli.client import add_totp_flag
 from noizylab_desktop.cli.output import add_json_flag, error, notice, print_json, print_listing
 from noizylab_desktop.core.config import Paths, Settings
 
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--bind", default="", metavar="ADDR", help="listen on ADDR (default 127.0.0.1; 0.0.0.0 exposes it on the LAN)"
     )
     add_json_flag(forward)
+    add_totp_flag(forward)  # --bind beyond loopback asks for a step-up when TOTP is on
     forward.set_defaults(handler=_forward)
     listing = sub.add_parser("tunnels", help="tunnels: peer, local → remote port, state, connections, bytes, uptime")
     add_json_flag(listing)
@@ -64,12 +66,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     rules.set_defaults(handler=_rules)
 
 
-def _call(paths: Paths, settings: Settings, method: Callable[[tpb_grpc.TunnelStub], object], request: object) -> Any:
+def _call(
+    paths: Paths,
+    settings: Settings,
+    method: Callable[[tpb_grpc.TunnelStub], object],
+    request: object,
+    totp: str | None = None,
+) -> Any:
     from noizylab_desktop._proto import noizylab_tunnel_pb2_grpc as tpb_grpc
     from noizylab_desktop.cli.client import run_with_node
 
     return run_with_node(
-        paths, settings, lambda node: node.call(method(tpb_grpc.TunnelStub(node.channel)), request, timeout=30.0)
+        paths,
+        settings,
+        lambda node: node.call(method(tpb_grpc.TunnelStub(node.channel)), request, timeout=30.0),
+        totp,
     )
 
 
@@ -137,7 +148,7 @@ def _forward(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         return 2
     remote, local = args.ports
     request = tpb.ForwardRequest(peer=args.peer, port=remote, local_port=local, bind=args.bind)
-    reply: tpb.TunnelList = _call(paths, settings, lambda stub: stub.Forward, request)
+    reply: tpb.TunnelList = _call(paths, settings, lambda stub: stub.Forward, request, args.totp)
     if args.json:
         print_json(tunnel_row(reply.tunnels[0]))
         return 0

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from noizylab_desktop.core.registry import Registry
     from noizylab_desktop.core.sessions import Sessions
     from noizylab_desktop.core.supervisor import Supervisor
+    from noizylab_desktop.core.totp import Totp
     from noizylab_desktop.core.trust import TrustStore
 
 
@@ -38,6 +39,8 @@ class NodeContext:
     supervisor: Supervisor
     # Every peer's open streams and connections, ended on unpair and deny: a server registers what it holds open.
     sessions: Sessions
+    # The TOTP step-up that sensitive actions ask for (``core.totp.require_step_up``): exposing a port beyond loopback.
+    totp: Totp
     # ``publish_port("http", 8080)``: a port the feature bound, shown by ``status`` and in this node's info.
     publish_port: Callable[[str, int], None]
     # Every feature's figures as they are now (one feature failing leaves the others'), for the metrics export.

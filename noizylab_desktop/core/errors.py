@@ -14,6 +14,8 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     │   └── WinRMError            a Windows host over WinRM: unreachable, TLS failed, login refused, no stored login
     ├── PeerError                 a peer name or ID that matches none (or several) of the paired peers
     ├── PermissionRefusedError    a paired peer asked for something this node does not allow it
+    ├── StepUpError               a sensitive action with a wrong, reused or rate-limited TOTP code
+    │   └── StepUpNeeded          a sensitive action with no TOTP code while TOTP is on and no step-up holds
     ├── InvalidRequestError       a request with a value out of bounds (a size past 2**62, a NaN, a NUL in a path)
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
@@ -73,6 +75,14 @@ class PeerError(NoizyLabError):
 
 class PermissionRefusedError(NoizyLabError):
     """A paired peer asked for something (tasks, clipboard, screen) this node does not allow it."""
+
+
+class StepUpError(NoizyLabError):
+    """A TOTP code that cannot be used: wrong, used already, or one try too many; or TOTP set up twice."""
+
+
+class StepUpNeeded(StepUpError):
+    """A sensitive action (a grant, a pairing, an exposure beyond loopback) asked for without a TOTP code."""
 
 
 class InvalidRequestError(NoizyLabError):

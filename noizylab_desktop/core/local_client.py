@@ -18,6 +18,7 @@ from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import NoizyLabError, NotRunningError, PairingError, TransportError
 from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.core.runtime import read_runtime_file
+from noizylab_desktop.core.totp import METADATA_KEY
 from noizylab_desktop.core.transport import DEFAULT_DEADLINE_S, secure_channel
 
 INVITE_WAIT_S = 600.0
@@ -30,9 +31,11 @@ STOP_FOR_TRAY = "tray"  # a tray started for this home takes the node over
 class LocalClient:
     """``async with LocalClient(paths, settings) as node: await node.status()``."""
 
-    def __init__(self, paths: Paths, settings: Settings) -> None:
+    def __init__(self, paths: Paths, settings: Settings, totp: str | None = None) -> None:
         self.paths = paths
         self.settings = settings
+        # A TOTP code for a sensitive action, sent with every call; the node checks it only where it asks for one.
+        self._metadata = ((METADATA_KEY, totp),) if totp else ()
         self.where = str(paths.home or paths.config_dir)
         self._channel: grpc.aio.Channel | None = None
 
@@ -75,7 +78,7 @@ class LocalClient:
 
     async def _call(self, method: object, request: object, timeout: float = DEFAULT_DEADLINE_S) -> object:
         try:
-            return await method(request, timeout=timeout)  # type: ignore[operator]
+            return await method(request, timeout=timeout, metadata=self._metadata)  # type: ignore[operator]
         except grpc.aio.AioRpcError as exc:
             raise self.error(exc) from exc
 

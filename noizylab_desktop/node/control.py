@@ -19,12 +19,16 @@ from noizylab_desktop.core.feature import require_self
 from noizylab_desktop.core.local_client import STOP_FOR_TRAY, STOP_REASON_KEY
 from noizylab_desktop.core.permissions import check_scope
 from noizylab_desktop.core.rpc_errors import abort_with
+from noizylab_desktop.core.totp import require_step_up
 from noizylab_desktop.core.trust import TrustedPeer
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
 
 logger = logging.getLogger(__name__)
+
+# Scopes that hand a peer this machine's keyboard, screen or processes: granting one asks for a TOTP step-up.
+SENSITIVE_SCOPES = ("control", "display", "tasks")
 
 
 class ControlApi(pb_grpc.ControlServicer):
@@ -47,6 +51,7 @@ class ControlApi(pb_grpc.ControlServicer):
         self, request: pb.InviteRequest, context: grpc.aio.ServicerContext
     ) -> pb.InviteReply:
         await self._only_self(context)
+        await require_step_up(self.node.totp, context, "pairing a device")
         try:
             code, expires_at = await self.node.create_invite(list(request.addresses))
         except NoizyLabError as exc:
@@ -65,6 +70,7 @@ class ControlApi(pb_grpc.ControlServicer):
 
     async def JoinInvite(self, request: pb.JoinCode, context: grpc.aio.ServicerContext) -> pb.PairingResult:  # noqa: N802
         await self._only_self(context)
+        await require_step_up(self.node.totp, context, "pairing a device")
         try:
             paired = await self.node.join(request.code)
         except NoizyLabError as exc:
@@ -73,6 +79,7 @@ class ControlApi(pb_grpc.ControlServicer):
 
     async def Unpair(self, request: pb.PeerRef, context: grpc.aio.ServicerContext) -> pb.UnpairReply:  # noqa: N802
         await self._only_self(context)
+        await require_step_up(self.node.totp, context, "removing a device")
         try:
             peer = await self.node.unpair(request.peer)
         except NoizyLabError as exc:
@@ -88,6 +95,8 @@ class ControlApi(pb_grpc.ControlServicer):
             peer = self.node.trust.find(request.peer)
         except NoizyLabError as exc:
             await self._fail(context, exc)
+        if request.allowed and request.scope in SENSITIVE_SCOPES:
+            await require_step_up(self.node.totp, context, f"granting {request.scope}")
         self.node.permissions.set(peer.fingerprint, request.scope, request.allowed, peer.node_id)
         return self._permissions(peer)
 

@@ -37,6 +37,7 @@ from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.supervisor import Supervisor
+from noizylab_desktop.core.totp import Totp
 from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credentials, server_credentials
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore
 from noizylab_desktop.node.control import ControlApi
@@ -83,7 +84,9 @@ class Node:
         """Load (or create) the identity, bind the gRPC port, start every service."""
         self.paths.ensure()
         discovery_settings = parse_section(DiscoverySettings, self.settings.section("discovery"))
-        vault = Vault(await asyncio.to_thread(self._store_factory, self.settings.keychain_id), self.paths.vault_dir)
+        store = await asyncio.to_thread(self._store_factory, self.settings.keychain_id)
+        vault = Vault(store, self.paths.vault_dir)
+        self.totp = Totp(store, self.paths.state_dir)
         self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
         self.trust = TrustStore(self.paths.trust_db, self.identity.cert_pem)
         self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
@@ -119,6 +122,7 @@ class Node:
             bus=self.bus,
             supervisor=self.supervisor,
             sessions=self.sessions,
+            totp=self.totp,
             publish_port=self.bound_ports.__setitem__,
             figures=self.figures,
             info=self.info,

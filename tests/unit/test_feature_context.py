@@ -22,6 +22,7 @@ from noizylab_desktop.core.registry import Registry
 from noizylab_desktop.core.secrets import KeyringStore, Vault
 from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.core.supervisor import Supervisor
+from noizylab_desktop.core.totp import Totp
 from noizylab_desktop.core.trust import TrustStore
 from noizylab_desktop.node.features import FEATURES, FeatureSpec, load
 from tests.conftest import within, write_config
@@ -55,6 +56,7 @@ def kernel(tmp_path: Path) -> Iterator[tuple[NodeContext, Published]]:
         bus=bus,
         supervisor=Supervisor(bus),
         sessions=Sessions(),
+        totp=Totp(KeyringStore(settings.keychain_id), paths.state_dir),
         publish_port=published.ports.__setitem__,
         figures=lambda: [Figure("noizylab_test_figure", "A figure the test's node reports.", 1.0)],
         info=lambda: pb.NodeInfo(id=identity.node_id, name=settings.name),

@@ -52,11 +52,11 @@ def test_tokens_are_checked_by_hash_and_revocation_is_final(tmp_path: Path) -> N
     other_info, other = store.create(None)
     assert token.startswith("nzl_") and len(token) > 40 and token != other
     assert other_info.name == f"token-{other_info.id}"
-    assert store.check(token) is Verdict.VALID
-    assert store.check(token + "x") is Verdict.UNKNOWN
+    assert store.check(token, "metrics") is Verdict.VALID
+    assert store.check(token + "x", "metrics") is Verdict.UNKNOWN
     store.revoke(info.id)
-    assert store.check(token) is Verdict.REVOKED
-    assert store.check(other) is Verdict.VALID
+    assert store.check(token, "metrics") is Verdict.REVOKED
+    assert store.check(other, "metrics") is Verdict.VALID
     with pytest.raises(TokenError):
         store.revoke(info.id)  # already revoked: no active token by that ID
     with pytest.raises(TokenError):

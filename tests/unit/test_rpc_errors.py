@@ -129,7 +129,13 @@ def test_each_class_crosses_the_wire_and_comes_back_as_itself(wire: Wire, cls: t
 
 
 def test_refusals_and_bad_requests_have_their_own_codes_and_the_rest_failed_precondition() -> None:
-    refused = {errors.PairingError, errors.PairingRateLimited, errors.PermissionRefusedError}
+    refused = {
+        errors.PairingError,
+        errors.PairingRateLimited,
+        errors.PermissionRefusedError,
+        errors.StepUpError,  # a sensitive action without a good TOTP code is refused, not a failed precondition
+        errors.StepUpNeeded,
+    }
     for cls, code in CODES.items():
         if cls in refused:
             assert code == grpc.StatusCode.PERMISSION_DENIED, cls

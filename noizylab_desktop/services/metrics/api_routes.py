@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
-from noizylab_desktop.services.metrics.http_api import BadRequest, JsonRoute, Query
+from noizylab_desktop.services.metrics.http_api import BadRequest, Endpoint, JsonRoute, Query
 from noizylab_desktop.services.metrics.view import as_json, health
 
 if TYPE_CHECKING:
@@ -31,8 +31,21 @@ def _pick(cluster: mpb.ClusterReply, query: Query) -> mpb.ClusterNode:
     return found[0]
 
 
-def api_routes(feature: MetricsFeature) -> dict[str, JsonRoute]:
-    """The routes, each a function of the query string."""
+# The token scope each endpoint needs (``tokens.SCOPES``; ``admin`` holds them all). A route missing here stops the
+# node at start, and tests/integration/test_token_scopes.py asks every endpoint with every scope.
+SCOPE_OF = {
+    "nodes": "metrics",
+    "metrics": "metrics",
+    "cluster": "metrics",
+    "history": "metrics",
+    "figures": "metrics",
+    "tasks": "tasks",
+    "sync": "sync",
+}
+
+
+def api_routes(feature: MetricsFeature) -> dict[str, Endpoint]:
+    """The routes, each a function of the query string behind the scope it needs."""
 
     def node_row(node: mpb.ClusterNode) -> dict[str, Any]:
         return {
@@ -104,4 +117,4 @@ def api_routes(feature: MetricsFeature) -> dict[str, JsonRoute]:
         "tasks": figures_of("noizylab_tasks_"),
         "sync": figures_of("noizylab_sync_"),
     }
-    return {path: looked(route) for path, route in routes.items()}
+    return {path: Endpoint(SCOPE_OF[path], looked(route)) for path, route in routes.items()}

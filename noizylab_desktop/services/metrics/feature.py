@@ -29,7 +29,7 @@ from noizylab_desktop.services.metrics.demand import Demand
 from noizylab_desktop.services.metrics.events import MetricsAlert, MetricsUpdated
 from noizylab_desktop.services.metrics.gpu import GpuSampler
 from noizylab_desktop.services.metrics.history import History
-from noizylab_desktop.services.metrics.http_api import HttpApi, Routes
+from noizylab_desktop.services.metrics.http_api import HttpApi, Routes, loopback
 from noizylab_desktop.services.metrics.prom import PeerHealth, Scrape, registry_for
 from noizylab_desktop.services.metrics.rpc import RpcMetrics
 from noizylab_desktop.services.metrics.settings import MetricsSettings
@@ -119,7 +119,11 @@ class MetricsFeature:
             self.tokens,
             self.settings.public_metrics,
         )
-        self._http = HttpApi(self.ctx.settings.http_host, self.ctx.settings.ports.http, routes)
+        host = self.ctx.settings.http_host
+        if not loopback(host):
+            # With TOTP on, exposing the API beyond this machine takes a code given to this start (--totp).
+            await asyncio.to_thread(self.ctx.totp.require, None, f"the HTTP API on {host}, beyond loopback,")
+        self._http = HttpApi(host, self.ctx.settings.ports.http, routes)
         self.ctx.publish_port("http", self._http.port)
         self.ctx.supervisor.start(self)
 

@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import CollectorRegistry
 
 from noizylab_desktop.core.errors import ConfigError
-from noizylab_desktop.services.metrics.tokens import TokenStore, Verdict
+from noizylab_desktop.services.metrics.tokens import ADMIN, TokenStore, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ REAP_EVERY_S = 0.25
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 Query = Mapping[str, list[str]]
 JsonRoute = Callable[[Query], Any]
+METRICS_SCOPE = "metrics"  # the scope /metrics needs
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A JSON route and the token scope it needs: every endpoint has one, so a token's scopes limit what it reads."""
+
+    scope: str
+    answer: JsonRoute
 
 
 class BadRequest(Exception):
@@ -56,7 +65,7 @@ class Routes:
     """What the server answers: the Prometheus registry and the JSON routes under ``/api/v1/``."""
 
     registry: CollectorRegistry
-    api: Mapping[str, JsonRoute]
+    api: Mapping[str, Endpoint]
     tokens: TokenStore
     public_metrics: bool
 
@@ -101,18 +110,19 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         if path == "/metrics":
-            if routes.public_metrics or self._authorised(routes.tokens):
+            if routes.public_metrics or self._authorised(routes.tokens, METRICS_SCOPE):
                 self._send(HTTPStatus.OK, generate_latest(routes.registry), PROMETHEUS_TEXT)
             return
         if path.startswith("/api/v1/"):
             route = routes.api.get(path.removeprefix("/api/v1/"))
-            if not self._authorised(routes.tokens):
+            # Who asks is checked before what is asked: an unknown path needs a token too (any scope).
+            if not self._authorised(routes.tokens, route.scope if route is not None else None):
                 return
             if route is None:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint {path}; see {sorted(routes.api)}"})
                 return
             try:
-                body = route(parse_qs(url.query))
+                body = route.answer(parse_qs(url.query))
             except BadRequest as exc:
                 self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
                 return
@@ -120,20 +130,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(HTTPStatus.NOT_FOUND, {"error": "not found: try /metrics or /api/v1/nodes"})
 
-    def _authorised(self, tokens: TokenStore) -> bool:
+    def _authorised(self, tokens: TokenStore, scope: str | None) -> bool:
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             self._json(
                 HTTPStatus.UNAUTHORIZED,
                 {"error": "a bearer token is needed: create one with `noizylab token create`"},
                 {"WWW-Authenticate": 'Bearer realm="noizylab"'},
             )
             return False
-        verdict = tokens.check(token.strip())
+        verdict = tokens.check(token, scope or ADMIN)
+        if verdict is Verdict.OUT_OF_SCOPE and scope is None:
+            verdict = Verdict.VALID  # any live token may learn that a path does not exist
         if verdict is Verdict.VALID:
             return True
         if verdict is Verdict.REVOKED:
             self._json(HTTPStatus.FORBIDDEN, {"error": "this token was revoked: create a new one"})
+        elif verdict is Verdict.EXPIRED:
+            self._json(HTTPStatus.FORBIDDEN, {"error": "this token has expired: create a new one"})
+        elif verdict is Verdict.OUT_OF_SCOPE:
+            held = ", ".join(tokens.scopes_of(token))
+            self._json(
+                HTTPStatus.FORBIDDEN,
+                {
+                    "error": f"this endpoint needs the {scope!r} scope and this token has {held}: "
+                    f"create one with `noizylab token create --scope {scope}`"
+                },
+            )
         else:
             self._json(
                 HTTPStatus.UNAUTHORIZED,
@@ -241,7 +265,8 @@ class _Server(ThreadingHTTPServer):
         super().server_close()
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (a name is resolved)."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: ask the resolver
@@ -262,7 +287,7 @@ class HttpApi:
                 f"cannot listen on {host}:{port} for metrics ({exc.strerror}): choose another port with --http-port"
             ) from exc
         self.port = int(self._server.server_address[1])
-        if not _loopback(host):
+        if not loopback(host):
             logger.warning("the metrics API on %s:%d is reachable from the network, over plain HTTP", host, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
         self._thread.start()

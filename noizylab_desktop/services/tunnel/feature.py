@@ -27,6 +27,7 @@ from noizylab_desktop.core.nodeid import format_id, parse_id
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.sessions import Ending, Session
 from noizylab_desktop.core.settings_schema import parse_section
+from noizylab_desktop.core.totp import require_step_up
 from noizylab_desktop.services.tunnel.events import TunnelChanged
 from noizylab_desktop.services.tunnel.forward import Forwarder
 from noizylab_desktop.services.tunnel.serve import SCOPE, Server
@@ -37,6 +38,15 @@ if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
 
 logger = logging.getLogger(__name__)
+
+
+def _loopback(bind: str) -> bool:
+    """Whether ``bind`` listens on this machine only (an address that is not one is refused later, by ``forward``)."""
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return True
+
 
 Key = tuple[str, int]  # (peer fingerprint hex, remote port)
 
@@ -284,6 +294,8 @@ class TunnelFeature(tpb_grpc.TunnelServicer):
         self, request: tpb.ForwardRequest, context: grpc.aio.ServicerContext
     ) -> tpb.TunnelList:
         await require_self(self.ctx, context)
+        if not _loopback(request.bind or LOOPBACK):
+            await require_step_up(self.ctx.totp, context, f"opening a tunnel on {request.bind}, beyond loopback,")
         try:
             forwarder = await self.forward(request.peer, request.port, request.local_port, request.bind)
         except NoizyLabError as exc:

@@ -35,7 +35,8 @@ class Member:
         self.cluster_id = cluster_id
         self._issue = issue
         self._unreachable = 0
-        self.worker = DaskChild("dask-worker", ctx.paths.state_dir / "dask" / "worker", self._prepare)
+        role = f"Dask worker in cluster {cluster_id}"
+        self.worker = DaskChild("dask-worker", role, ctx.paths.state_dir / "dask" / "worker", self._prepare)
 
     @property
     def home_id(self) -> str:
@@ -62,7 +63,7 @@ class Member:
             "role": "worker",
             "scheduler": issued.scheduler_address,
             "host": listen_host(self.ctx, self.config),
-            "name": self.ctx.name,
+            "name": issued.name or self.ctx.name,  # the scheduler admits this name only (admission.py)
             "nthreads": self.config.nthreads or caps.cpu_count or 1,
             "memory_limit": int(caps.memory_total_bytes * self.config.memory_fraction) or "auto",
             "resources": resources,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_dask_pb2 as dpb
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import NoizyLabError, TransportError
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.services.dask.ca import csr_for, key_pem, new_key
@@ -23,6 +24,14 @@ DEATH_TIMEOUT_S = 30  # a worker that cannot reach its scheduler this long exits
 MAX_UNREACHABLE = 8  # restarts in a row that could not reach the scheduler's node before this node gives up
 
 Issue = Callable[[bytes, dpb.DaskIssueRequest], Awaitable[dpb.DaskIssued]]
+
+
+def worker_resources(caps: pb.Capabilities, extra: Mapping[str, float]) -> dict[str, float]:
+    """What a worker advertises: ``GPU`` = the NVIDIA GPUs NVML found (none: no GPU resource), then ``[dask]
+    resources``, which may add or override any."""
+    found = {"GPU": float(len(caps.gpus))} if caps.gpus else {}
+    found.update(extra)
+    return found
 
 
 class Member:
@@ -57,8 +66,7 @@ class Member:
             raise Retired(exc.message) from exc
         self._unreachable = 0
         caps = self.ctx.info().capabilities
-        resources = {"GPU": float(len(caps.gpus))} if caps.gpus else {}
-        resources.update(self.config.extra_resources())
+        resources = worker_resources(caps, self.config.extra_resources())
         return {
             "role": "worker",
             "scheduler": issued.scheduler_address,

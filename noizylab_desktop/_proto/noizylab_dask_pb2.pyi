@@ -189,12 +189,15 @@ class DaskIssued(_message.Message):
     CA_PEM_FIELD_NUMBER: _builtins.int
     SCHEDULER_ADDRESS_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     cluster_id: _builtins.str
     cert_pem: _builtins.bytes
     ca_pem: _builtins.bytes
     scheduler_address: _builtins.str
     """tls://host:port"""
     expires_at: _builtins.float
+    name: _builtins.str
+    """a worker's: the name the scheduler admits it under (its node's, as the"""
     def __init__(
         self,
         *,
@@ -203,10 +206,11 @@ class DaskIssued(_message.Message):
         ca_pem: _builtins.bytes = ...,
         scheduler_address: _builtins.str = ...,
         expires_at: _builtins.float = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_pem", b"ca_pem", "cert_pem", b"cert_pem", "cluster_id", b"cluster_id", "expires_at", b"expires_at", "scheduler_address", b"scheduler_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_pem", b"ca_pem", "cert_pem", b"cert_pem", "cluster_id", b"cluster_id", "expires_at", b"expires_at", "name", b"name", "scheduler_address", b"scheduler_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

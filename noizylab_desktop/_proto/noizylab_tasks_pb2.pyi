@@ -514,20 +514,73 @@ class TaskListRequest(_message.Message):
 Global___TaskListRequest: _TypeAlias = TaskListRequest  # noqa: Y015
 
 @_typing.final
+class SupervisedChild(_message.Message):
+    """A process a service of the node runs and restarts (a Dask scheduler or worker), listed beside the tasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UPTIME_S_FIELD_NUMBER: _builtins.int
+    RESTARTS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """the service, e.g. "dask-worker" """
+    role: _builtins.str
+    """e.g. "Dask worker in cluster 0123abcd" """
+    pid: _builtins.int
+    """0 while none runs"""
+    state: _builtins.str
+    """"starting", "running" or "restarting" """
+    started_at: _builtins.float
+    uptime_s: _builtins.float
+    restarts: _builtins.int
+    detail: _builtins.str
+    """e.g. the address it listens on"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        role: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        state: _builtins.str = ...,
+        started_at: _builtins.float = ...,
+        uptime_s: _builtins.float = ...,
+        restarts: _builtins.int = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "name", b"name", "pid", b"pid", "restarts", b"restarts", "role", b"role", "started_at", b"started_at", "state", b"state", "uptime_s", b"uptime_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupervisedChild: _TypeAlias = SupervisedChild  # noqa: Y015
+
+@_typing.final
 class TaskList(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TASKS_FIELD_NUMBER: _builtins.int
+    CHILDREN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskRecord]: ...
+    @_builtins.property
+    def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___SupervisedChild]:
+        """this node's supervised child processes, now"""
+
     def __init__(
         self,
         *,
         tasks: _abc.Iterable[Global___TaskRecord] | None = ...,
+        children: _abc.Iterable[Global___SupervisedChild] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["children", b"children", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

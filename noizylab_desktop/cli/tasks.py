@@ -13,6 +13,7 @@ from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.cli.output import add_json_flag, error, notice, print_json, print_listing, timestamp, write_raw
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import TaskError
+from noizylab_desktop.core.words import duration
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.local_client import LocalClient
@@ -46,7 +47,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("task_argv", metavar="CMD", nargs=argparse.REMAINDER, help="the command, after --")
     run.set_defaults(handler=_run)
 
-    tasks = sub.add_parser("tasks", help="running and recent tasks")
+    tasks = sub.add_parser(
+        "tasks", help="running and recent tasks, and the processes this node supervises (a Dask scheduler or worker)"
+    )
     add_json_flag(tasks)
     tasks.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     tasks.set_defaults(handler=_list)
@@ -159,18 +162,32 @@ def _when(at: float) -> str:
 
 def _list(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.cli.client import run_with_node
-    from noizylab_desktop.services.tasks.client import TasksClient, record_dict
+    from noizylab_desktop.services.tasks.client import TasksClient, child_dict, record_dict
 
-    records = run_with_node(paths, settings, lambda node: TasksClient(node).list(args.limit))
+    listing = run_with_node(paths, settings, lambda node: TasksClient(node).listing(args.limit))
+    if args.json:
+        print_json([*map(record_dict, listing.tasks), *map(child_dict, listing.children)])
+        return 0
     print_listing(
-        records,
-        as_json=args.json,
+        list(listing.tasks),
+        as_json=False,
         row=record_dict,
         line=_line,
         empty="no tasks yet: try `noizylab run -- uname -a`",
         header=f"{'ID':<10} {'STATE':<10} {'EXIT':>4}  {'RAN ON':<12} {'ASKED BY':<12} {'STARTED':<19}  COMMAND",
     )
+    if listing.children:
+        print(f"\nsupervised by this node:\n{'NAME':<16} {'PID':>7}  {'STATE':<10} {'UPTIME':>7} {'RESTARTS':>8}  ROLE")
+        for child in listing.children:
+            print(_child_line(child))
     return 0
+
+
+def _child_line(c: tpb.SupervisedChild) -> str:
+    pid = str(c.pid) if c.pid else "-"
+    uptime = duration(c.uptime_s) if c.pid else "-"
+    where = f" at {c.detail}" if c.detail else ""
+    return f"{c.name[:16]:<16} {pid:>7}  {c.state:<10} {uptime:>7} {c.restarts:>8}  {c.role}{where}"
 
 
 def _line(r: tpb.TaskRecord) -> str:

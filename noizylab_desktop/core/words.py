@@ -1,4 +1,5 @@
-"""Counted words in what a person reads: ``plural(1, "file")`` is "1 file", ``plural(2, "file")`` "2 files"."""
+"""Counted words in what a person reads: ``plural(1, "file")`` is "1 file", ``plural(2, "file")`` "2 files"; moments
+and durations."""
 
 from __future__ import annotations
 
@@ -15,3 +16,13 @@ def when(at: float, *, seconds: bool = False) -> str:
     if not at:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def duration(seconds: float) -> str:
+    """How long something has run, as the CLI and the tray show it: ``42s``, ``7m``, ``3h05m``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,4 +1,6 @@
 """The task console: running and recent tasks, the chosen task's live output, cancel, and a bar to run a command.
+Below the tasks, the processes the node supervises for its features (a Dask scheduler or worker): name, role, pid,
+state and uptime, read from the node's supervisor once a second while the window shows.
 
 It follows the node's task events through the bridge (``TaskStarted``/``TaskOutput``/``TaskFinished``) and starts
 tasks through the tasks feature on the same loop. The tray adds ``Task console…`` and, per peer, ``Run on PEER…``.
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -30,7 +32,7 @@ from PySide6.QtWidgets import (
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.registry import PeerState
-from noizylab_desktop.core.words import plural, when
+from noizylab_desktop.core.words import duration, plural, when
 from noizylab_desktop.services.routing.model import Decision
 from noizylab_desktop.services.tasks.events import TaskFinished, TaskOutput, TaskStarted
 from noizylab_desktop.ui.bridge import Bridge
@@ -48,6 +50,8 @@ AUTO = "Best fit (scheduler)"
 COLUMNS = ("Task", "State", "Exit", "Ran on", "Started", "Asked by", "Command")
 KEEP_CHARS = 200_000  # output kept per task in the window; history keeps its own tail
 RECENT = 50
+CHILD_COLUMNS = ("Process", "Role", "PID", "State", "Uptime", "Restarts")
+CHILDREN_EVERY_MS = 1000
 
 
 def why_there(decision: Decision) -> str:
@@ -103,8 +107,23 @@ class TaskConsole(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
+        self.children_label = QLabel("Supervised by this node")
+        self.child_table = QTableWidget(0, len(CHILD_COLUMNS))
+        self.child_table.setHorizontalHeaderLabels(CHILD_COLUMNS)
+        self.child_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.child_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.child_table.horizontalHeader().setStretchLastSection(True)
+        self.child_table.verticalHeader().setVisible(False)
+        supervised = QWidget()
+        below = QVBoxLayout(supervised)
+        below.setContentsMargins(0, 0, 0, 0)
+        below.addWidget(self.children_label)
+        below.addWidget(self.child_table)
+        self.supervised = supervised
+
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
+        splitter.addWidget(supervised)
         splitter.addWidget(self.view)
         footer = QHBoxLayout()
         footer.addWidget(self.status, 1)
@@ -121,6 +140,11 @@ class TaskConsole(QWidget):
         bridge.any_event.connect(self._on_event)
         self.refresh_targets()
         self._load_history()
+        self.refresh_children()
+        self._children_timer = QTimer(self)
+        self._children_timer.setInterval(CHILDREN_EVERY_MS)
+        self._children_timer.timeout.connect(self._tick)
+        self._children_timer.start()
 
     # ------------------------------------------------------------------ filling in
 
@@ -134,6 +158,21 @@ class TaskConsole(QWidget):
                 self.target.addItem(state.peer.name, state.peer.node_id)
         if chosen:
             self.target.setCurrentIndex(max(0, self.target.findData(chosen)))
+
+    def _tick(self) -> None:
+        if self.isVisible():  # a hidden window catches up in ``show_for``
+            self.refresh_children()
+
+    def refresh_children(self) -> None:
+        """The supervised processes as they are now (from memory: no call); the section hides when there are none."""
+        found = self.ctx.supervisor.children()
+        self.child_table.setRowCount(len(found))
+        for row, child in enumerate(found):
+            pid, up = (str(child.pid), duration(child.uptime_s)) if child.pid else ("-", "-")
+            role = f"{child.role} at {child.detail}" if child.detail else child.role
+            for column, text in enumerate((child.name, role, pid, child.state, up, str(child.restarts))):
+                self.child_table.setItem(row, column, QTableWidgetItem(text))
+        self.supervised.setVisible(bool(found))
 
     def _load_history(self) -> None:
         for record in reversed(self.feature.store.recent(RECENT)):
@@ -253,6 +292,7 @@ class TaskConsole(QWidget):
     def show_for(self, peer_id: str = "") -> None:
         """Bring the window up, with ``peer_id`` (if given) chosen in the Run bar."""
         self.refresh_targets(peer_id)
+        self.refresh_children()
         self.show()
         self.raise_()
         self.activateWindow()

@@ -14,48 +14,10 @@ import pytest
 from noizylab_desktop.grid import Grid
 from noizylab_desktop.services.dask.ca import ClusterCA, csr_for, key_pem, new_key
 from tests.conftest import NodeProcess, start_all, wait_for, within
+from tests.integration.dask_support import dask_children, refused, workers
 from tests.integration.tasks_helpers import pair
 
 pytest.importorskip("distributed")
-
-CHILD = "noizylab_desktop.services.dask.child"
-
-
-def dask_children(node: NodeProcess) -> list[psutil.Process]:
-    """The Dask processes the node runs now (a zombie counts as gone)."""
-    try:
-        found = psutil.Process(node.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    alive = []
-    for child in found:
-        try:
-            if CHILD in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(child)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
-def workers(node: NodeProcess) -> dict[str, Any]:
-    return {w["name"]: w for w in node.json("dask", "status")["workers"]}
-
-
-async def refused(address: str, ca_pem: bytes, cert_pem: bytes, key: bytes) -> bool:
-    """Whether a client showing ``cert_pem`` (trusting ``ca_pem``) fails to connect."""
-    from distributed import Client
-    from distributed.security import Security
-
-    security = Security(  # type: ignore[no-untyped-call]
-        require_encryption=True, tls_ca_file=ca_pem.decode(), tls_client_cert=cert_pem.decode(),
-        tls_client_key=key.decode(),
-    )  # fmt: skip
-    try:
-        client = await Client(address, security=security, asynchronous=True, timeout="3s")  # type: ignore[no-untyped-call]
-    except (OSError, TimeoutError):
-        return True
-    await client.close()
-    return False
 
 
 def test_a_grid_cluster_runs_maps_pins_by_resource_refuses_strangers_and_ends_cleanly(tmp_path: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from noizylab_desktop import __version__
+from noizylab_desktop.services.dask.versions import NOT_IN_THIS_BUILD
 from tests.conftest import wait_for, write_config
 from tests.slowness import scaled
 
@@ -192,6 +193,16 @@ def test_the_frozen_start_runs_the_frozen_node_in_the_background(frozen: Path, n
     stopped = noizylab(frozen, "--home", str(node_home), "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert running_with_grpc_port(frozen, node_home) is None
+
+
+def test_the_frozen_app_says_in_one_line_that_dask_is_not_in_this_build(frozen: Path, node_home: Path) -> None:
+    started = noizylab(frozen, "--home", str(node_home), "start")
+    assert started.returncode == 0, started.stderr + started.stdout
+
+    refused = noizylab(frozen, "--home", str(node_home), "dask", "up")
+
+    assert (refused.returncode, refused.stderr) == (1, f"noizylab: error: {NOT_IN_THIS_BUILD}\n"), refused.stderr
+    assert running_with_grpc_port(frozen, node_home) is not None  # the node is fine
 
 
 def test_the_frozen_app_with_no_command_is_the_tray_hosting_the_node(

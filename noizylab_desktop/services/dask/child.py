@@ -5,7 +5,8 @@ this process's own certificate and key. The child reads it and deletes it at onc
 only (``distributed.Security`` takes PEM text). It speaks to the node on stdout, one line each:
 
 - ``noizylab-dask ready {"address": ..., "dashboard_port": ...}`` once it listens (and a worker has registered);
-- ``noizylab-dask status {...}`` (a scheduler) whenever its workers or tasks change.
+- ``noizylab-dask status {...}`` (a scheduler) whenever its workers or tasks change;
+- ``noizylab-dask refused {...}`` (a scheduler) when it turned a worker away (``admission.py``).
 
 Its HTTP server listens on 127.0.0.1 only, with no routes unless the dashboard is asked for. It exits when the node
 that started it is gone, so a killed node leaves no cluster behind.
@@ -93,14 +94,18 @@ async def _parent_gone(parent: int) -> None:
 async def run_scheduler(config: dict[str, Any]) -> None:
     from distributed import Scheduler
 
-    async with Scheduler(
+    from noizylab_desktop.services.dask.admission import guard_registrations
+
+    scheduler: Any = Scheduler(
         host=config["host"],
         port=config["port"],
         protocol="tls",
         security=_security(config),
         dashboard=config["dashboard"],
         dashboard_address="127.0.0.1:0",
-    ) as scheduler:
+    )
+    guard_registrations(scheduler, config["members"], lambda refused: say("refused", refused))
+    async with scheduler:
         say("ready", {"address": scheduler.address, "dashboard_port": scheduler.http_server.port})
         report = asyncio.ensure_future(_report(scheduler))
         parent = asyncio.ensure_future(_parent_gone(config["parent"]))

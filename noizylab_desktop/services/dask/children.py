@@ -3,7 +3,8 @@
 ``run`` asks ``prepare`` for the child's configuration (a fresh certificate each time: a restart re-asks the
 scheduler's node, which may refuse), starts ``child.py`` as a ``ProcessTree`` (``subprocess.Popen`` with reader
 threads: it works on any loop, qasync on Windows included), and waits. A child that exits unasked raises, so the
-supervisor restarts it with backoff; ``Retired`` from ``prepare`` ends it for good; ``stop`` ends it now.
+supervisor restarts it with backoff; ``Retired`` from ``prepare`` ends it for good; ``stop`` ends it now. ``child``
+says what runs now, for ``noizylab tasks`` and the tray's task console (through the supervisor).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from noizylab_desktop.core.config import atomic_write
 from noizylab_desktop.core.errors import DaskError
+from noizylab_desktop.core.supervisor import ChildProcess
 from noizylab_desktop.services.process_tree import STDOUT, ProcessTree
 
 logger = logging.getLogger(__name__)
@@ -41,8 +44,11 @@ OnMessage = Callable[[str, dict[str, Any]], None]  # ("ready" or "status", its d
 class DaskChild:
     """A service for ``Supervisor.start``: one Dask process, restarted when it dies, until stopped or retired."""
 
-    def __init__(self, name: str, folder: Path, prepare: Prepare, on_message: OnMessage | None = None) -> None:
+    def __init__(
+        self, name: str, role: str, folder: Path, prepare: Prepare, on_message: OnMessage | None = None
+    ) -> None:
         self.name = name
+        self.role = role  # "Dask scheduler of cluster 0123abcd", as the task list shows it
         self.folder = folder
         self._prepare = prepare
         self._on_message = on_message
@@ -52,6 +58,8 @@ class DaskChild:
         self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pid = 0
         self.retired = False
+        self.address = ""  # where the running process listens, once it said so
+        self._began = (0.0, 0.0)  # (wall clock, monotonic) when the running process started
 
     async def run(self) -> None:
         if self._stopping.is_set() or self.retired:
@@ -84,6 +92,7 @@ class DaskChild:
         atomic_write(path, json.dumps({**config, "parent": os.getpid()}).encode(), mode=0o600)
         tree = ProcessTree([sys.executable, "-m", CHILD, str(path)], cwd=str(self.folder))
         self.pid = tree.pid
+        self._began = (time.time(), time.monotonic())
         reading = asyncio.ensure_future(self._read(tree))
         exited = asyncio.ensure_future(tree.wait())
         stop = asyncio.ensure_future(self._stopping.wait())
@@ -102,6 +111,7 @@ class DaskChild:
             reading.cancel()
             path.unlink(missing_ok=True)
             self.pid = 0
+            self.address = ""
 
     async def _read(self, tree: ProcessTree) -> None:
         pending = {1: b"", 2: b""}
@@ -125,9 +135,25 @@ class DaskChild:
             if self.ready.done():
                 self.ready = asyncio.get_running_loop().create_future()
             self.ready.set_result(data)
+            self.address = str(data.get("address") or "")
             logger.info("%s ready at %s", self.name, data.get("address"))
         if self._on_message is not None:
             self._on_message(kind, data)
+
+    def child(self) -> ChildProcess:
+        """What runs now: "starting" until the process says it listens (a worker: has registered), then "running"."""
+        if not self.pid:
+            return ChildProcess(self.name, self.role, 0, "starting")
+        wall, began = self._began
+        return ChildProcess(
+            self.name,
+            self.role,
+            self.pid,
+            "running" if self.address else "starting",
+            started_at=wall,
+            uptime_s=time.monotonic() - began,
+            detail=self.address,
+        )
 
     async def stop(self) -> None:
         """End the child now and keep it from starting again; waits until it is gone."""

@@ -13,7 +13,7 @@ from noizylab_desktop._proto import noizylab_dask_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import DaskError
 from noizylab_desktop.services.dask.ca import csr_for, key_pem, new_key
-from noizylab_desktop.services.dask.versions import INSTALL_HINT
+from noizylab_desktop.services.dask.versions import missing_here
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.local_client import LocalClient
@@ -55,9 +55,9 @@ class DaskClient:
         try:
             from distributed.security import Security
         except ModuleNotFoundError as exc:
-            if exc.name not in ("dask", "distributed"):
+            if (exc.name or "").partition(".")[0] not in ("dask", "distributed"):
                 raise
-            raise DaskError(f"distributed is not installed here: {INSTALL_HINT}") from None
+            raise DaskError(missing_here("distributed")) from None
         key = new_key()
         request = dpb.DaskIssueRequest(role="client", csr_pem=csr_for(key))
         issued = await self.local.call(self.stub.Issue, request, timeout=15.0)

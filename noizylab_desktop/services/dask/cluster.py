@@ -4,6 +4,7 @@ its members, and what the scheduler last reported."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from noizylab_desktop.services.dask.peers import listen_host
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
     from noizylab_desktop.services.dask.settings import DaskSettings
+
+logger = logging.getLogger(__name__)
 
 
 class Cluster:
@@ -36,7 +39,8 @@ class Cluster:
         self.updated = asyncio.Event()
         self.renewal: asyncio.Task[None] | None = None
         folder = ctx.paths.state_dir / "dask" / "scheduler"
-        self.scheduler = DaskChild("dask-scheduler", folder, self._prepare, self._heard)
+        role = f"Dask scheduler of cluster {self.ca.cluster_id}"
+        self.scheduler = DaskChild("dask-scheduler", role, folder, self._prepare, self._heard)
 
     @property
     def id(self) -> str:
@@ -52,6 +56,8 @@ class Cluster:
             "ca_pem": self.ca.cert_pem.decode(),
             "cert_pem": issued.cert_pem.decode(),
             "key_pem": key.decode(),
+            # Who may register which worker (admission.py): the node ID the certificates name, and its worker's name.
+            "members": {format_id(fp): name for fp, name in self.members.items()},
         }
 
     def _heard(self, kind: str, data: dict[str, Any]) -> None:
@@ -60,6 +66,9 @@ class Cluster:
             self.dashboard_port = int(data.get("dashboard_port") or 0) if self.config.dashboard else 0
         elif kind == "status":
             self.report = data
+        elif kind == "refused":
+            logger.warning("Dask cluster %s refused a worker registering as %r: %s", self.id, data.get("name"),
+                           data.get("why"))  # fmt: skip
         self.updated.set()
 
     def registered(self) -> set[str]:
@@ -97,6 +106,7 @@ class Cluster:
         issued = self.ca.issue(request.csr_pem, format_id(caller), request.role)
         return dpb.DaskIssued(
             cluster_id=self.id,
+            name=self.members.get(caller, "") if request.role == "worker" else "",
             cert_pem=issued.cert_pem,
             ca_pem=self.ca.cert_pem,
             scheduler_address=self.address,

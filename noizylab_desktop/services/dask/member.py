@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop._proto import noizylab_dask_pb2 as dpb
+from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import NoizyLabError, TransportError
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.services.dask.ca import csr_for, key_pem, new_key
@@ -25,6 +26,14 @@ MAX_UNREACHABLE = 8  # restarts in a row that could not reach the scheduler's no
 Issue = Callable[[bytes, dpb.DaskIssueRequest], Awaitable[dpb.DaskIssued]]
 
 
+def worker_resources(caps: pb.Capabilities, extra: Mapping[str, float]) -> dict[str, float]:
+    """What a worker advertises: ``GPU`` = the NVIDIA GPUs NVML found (none: no GPU resource), then ``[dask]
+    resources``, which may add or override any."""
+    found = {"GPU": float(len(caps.gpus))} if caps.gpus else {}
+    found.update(extra)
+    return found
+
+
 class Member:
     """This node's worker in the cluster whose scheduler runs on ``home`` (this node's own fingerprint included)."""
 
@@ -35,7 +44,8 @@ class Member:
         self.cluster_id = cluster_id
         self._issue = issue
         self._unreachable = 0
-        self.worker = DaskChild("dask-worker", ctx.paths.state_dir / "dask" / "worker", self._prepare)
+        role = f"Dask worker in cluster {cluster_id}"
+        self.worker = DaskChild("dask-worker", role, ctx.paths.state_dir / "dask" / "worker", self._prepare)
 
     @property
     def home_id(self) -> str:
@@ -56,13 +66,12 @@ class Member:
             raise Retired(exc.message) from exc
         self._unreachable = 0
         caps = self.ctx.info().capabilities
-        resources = {"GPU": float(len(caps.gpus))} if caps.gpus else {}
-        resources.update(self.config.extra_resources())
+        resources = worker_resources(caps, self.config.extra_resources())
         return {
             "role": "worker",
             "scheduler": issued.scheduler_address,
             "host": listen_host(self.ctx, self.config),
-            "name": self.ctx.name,
+            "name": issued.name or self.ctx.name,  # the scheduler admits this name only (admission.py)
             "nthreads": self.config.nthreads or caps.cpu_count or 1,
             "memory_limit": int(caps.memory_total_bytes * self.config.memory_fraction) or "auto",
             "resources": resources,

@@ -1,5 +1,9 @@
 """What this node would run a Dask worker with, read from package metadata (nothing is imported), and the check
-that a cluster's members match."""
+that a cluster's members match.
+
+The frozen app (the installers' PyInstaller build) leaves Dask out: its scheduler and workers run as ``python -m``
+children, which a frozen app cannot start. There every Dask command, and a peer's probe, gets one line saying so.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,28 @@ from noizylab_desktop._proto import noizylab_dask_pb2 as dpb
 from noizylab_desktop.core.errors import DaskError
 
 INSTALL_HINT = "install it with `pip install 'noizylab-desktop[dask]'`"
+NOT_IN_THIS_BUILD = (
+    "Dask is not available in this build of NOIZYLAB (the installer's app): "
+    "install NOIZYLAB with pip and the dask extra, `pip install 'noizylab-desktop[dask]'`, to use it"
+)
+
+
+def frozen() -> bool:
+    """Whether this is the frozen app (PyInstaller sets ``sys.frozen``)."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def missing_here(package: str) -> str:
+    """The one line for a ``package`` that cannot be imported here."""
+    return NOT_IN_THIS_BUILD if frozen() else f"{package} is not installed here: {INSTALL_HINT}"
 
 
 def local_versions() -> dpb.DaskVersions:
     """This machine's dask, distributed and Python versions; ``missing`` says what is not installed."""
     found = dpb.DaskVersions(python=f"{sys.version_info.major}.{sys.version_info.minor}")
+    if frozen():
+        found.missing = NOT_IN_THIS_BUILD
+        return found
     lacking = []
     for package in ("dask", "distributed"):
         try:

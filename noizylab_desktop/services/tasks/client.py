@@ -32,6 +32,22 @@ def record_dict(record: tpb.TaskRecord) -> dict[str, Any]:
     }
 
 
+def child_dict(child: tpb.SupervisedChild) -> dict[str, Any]:
+    """A supervised child process for ``tasks --json``: a row with ``role`` "supervised" after the task rows."""
+    return {
+        "id": child.name,
+        "role": "supervised",
+        "name": child.name,
+        "description": child.role,
+        "pid": child.pid,
+        "state": child.state,
+        "started_at": child.started_at,
+        "uptime_s": round(child.uptime_s, 1),
+        "restarts": child.restarts,
+        "detail": child.detail,
+    }
+
+
 class TasksClient:
     """``TasksClient(local)``: submit, follow, list and cancel tasks through this user's own node."""
 
@@ -62,9 +78,13 @@ class TasksClient:
         return reply
 
     async def list(self, limit: int = 50) -> list[tpb.TaskRecord]:
+        return list((await self.listing(limit)).tasks)
+
+    async def listing(self, limit: int = 50) -> tpb.TaskList:
+        """The ``limit`` most recent tasks and the node's supervised child processes (a Dask scheduler or worker)."""
         reply = await self.local.call(self.stub.List, tpb.TaskListRequest(limit=limit))
         assert isinstance(reply, tpb.TaskList)
-        return list(reply.tasks)
+        return reply
 
     async def get(self, ref: str) -> tpb.TaskRecord:
         reply = await self.local.call(self.stub.Get, tpb.TaskRef(id=ref))

@@ -1,7 +1,8 @@
 """The tasks feature: the ``Tasks`` gRPC service, its lifecycle and figures.
 
 Peers call ``Execute`` (needs the ``tasks`` permission), ``Cancel`` (only for tasks they asked) and ``Offer``; the
-node's own user calls ``Submit``, ``SubmitBatch``, ``List``, ``Get`` and ``Cancel``.
+node's own user calls ``Submit``, ``SubmitBatch``, ``List``, ``Get`` and ``Cancel``. ``List`` also answers the
+processes the node's supervisor keeps running for other features (a Dask scheduler or worker), read from memory.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from noizylab_desktop.services.tasks.handlers import describe
 from noizylab_desktop.services.tasks.runner import Runner
 from noizylab_desktop.services.tasks.settings import TasksSettings
 from noizylab_desktop.services.tasks.store import TaskStore
-from noizylab_desktop.services.tasks.wire import Tail
+from noizylab_desktop.services.tasks.wire import Tail, child_proto
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -145,7 +146,8 @@ class TasksFeature(tpb_grpc.TasksServicer):
 
     async def List(self, request: tpb.TaskListRequest, context: grpc.aio.ServicerContext) -> tpb.TaskList:
         await require_self(self.ctx, context)
-        return tpb.TaskList(tasks=self.store.recent(request.limit or 50))
+        children = [child_proto(c) for c in self.ctx.supervisor.children()]
+        return tpb.TaskList(tasks=self.store.recent(request.limit or 50), children=children)
 
     async def Get(self, request: tpb.TaskRef, context: grpc.aio.ServicerContext) -> tpb.TaskRecord:
         await require_self(self.ctx, context)

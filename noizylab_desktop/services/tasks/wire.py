@@ -1,4 +1,4 @@
-"""Small wire helpers: task records, needs, and turning a peer's gRPC errors into our one-line errors."""
+"""Small wire helpers: task records, supervised children, needs, and a peer's gRPC errors as our one-line errors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.core.errors import NoizyLabError, TaskError, TransportError
 from noizylab_desktop.core.rpc_errors import error_from_rpc
+from noizylab_desktop.core.supervisor import ChildProcess
 from noizylab_desktop.services.routing.model import Needs
 
 
@@ -19,6 +20,13 @@ def rpc_error(exc: grpc.aio.AioRpcError, where: str) -> NoizyLabError:
         unauthenticated=TransportError(f"{where} does not accept this node any more: pair them again"),
         failed=TaskError,
     )
+
+
+def child_proto(child: ChildProcess) -> tpb.SupervisedChild:
+    return tpb.SupervisedChild(
+        name=child.name, role=child.role, pid=child.pid, state=child.state, started_at=child.started_at,
+        uptime_s=child.uptime_s, restarts=child.restarts, detail=child.detail,
+    )  # fmt: skip
 
 
 def needs_from(message: tpb.TaskNeeds) -> Needs:

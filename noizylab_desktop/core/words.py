@@ -15,3 +15,12 @@ def when(at: float, *, seconds: bool = False) -> str:
     if not at:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def size(count: float) -> str:
+    """A number of bytes as a person reads it: ``512 B``, ``1.5 MB``, ``3.2 GB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")

@@ -42,7 +42,7 @@ async def _send_showing_progress(node: LocalClient, request: fpb.SendFileRequest
     try:
         async for step in call:
             last = step
-            if not step.saved_as and not quiet:
+            if not quiet:  # the last answer too: the line ends at 100% before the result
                 if step.resumed_from and step.sent == step.resumed_from:
                     progress(f"resuming {step.name}: {step.peer_name} holds {size(step.resumed_from)} of it already")
                 progress(_line(step))

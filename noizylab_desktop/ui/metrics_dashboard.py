@@ -20,6 +20,7 @@ from noizylab_desktop.services.metrics.view import alerts, health, node_line, su
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import TrayPart
 from noizylab_desktop.ui.icons import app_icon
+from noizylab_desktop.ui.notify import Notifier
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -86,6 +87,7 @@ class MetricsTray(TrayPart):
         self.feature = feature
         self.dashboard: Dashboard | None = None
         self.icon: QSystemTrayIcon | None = None
+        self.notifier = Notifier()
         self._retooltip: Callable[[], None] = lambda: None
         self._last_line = ""
         self._primed = False
@@ -109,6 +111,7 @@ class MetricsTray(TrayPart):
     def attach(self, icon: QSystemTrayIcon, retooltip: Callable[[], None]) -> None:
         """The tray's icon (for notifications) and its way to rebuild the tooltip."""
         self.icon = icon
+        self.notifier.icon = icon
         self._retooltip = retooltip
 
     def tooltip_line(self) -> str:
@@ -154,5 +157,4 @@ class MetricsTray(TrayPart):
         if self.dashboard is None:
             self.dashboard = Dashboard(self.feature)  # keeps the alert list even before it is first opened
         self.dashboard.add_alert(message)
-        if self.icon is not None and self.icon.isVisible():
-            self.icon.showMessage("NOIZYLAB", message, QSystemTrayIcon.MessageIcon.Warning, 10_000)
+        self.notifier.notify("NOIZYLAB", message, warning=True)

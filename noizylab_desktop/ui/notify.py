@@ -65,12 +65,20 @@ class Notifier(QObject):
         self.shown: list[tuple[str, str, str]] = []  # (how: "desktop" or "tray", title, body)
         self._fell_back.connect(self._balloon)
 
-    def notify(self, title: str, body: str, *, warning: bool = False) -> None:
-        """Show ``title`` and ``body``: the desktop's service where there is one, else the tray's balloon."""
+    def notify(self, title: str, body: str, *, warning: bool = False, wait: bool = False) -> None:
+        """Show ``title`` and ``body``: the desktop's service where there is one, else the tray's balloon.
+
+        ``wait``: call the service on this thread (at most a few seconds), for a message the app shows as it quits.
+        """
         if not self.native:
             self._balloon(title, body, warning)
-            return
-        threading.Thread(target=self._desktop, args=(title, body, warning), daemon=True, name="notify").start()
+        elif wait:
+            if freedesktop_notify(title, body, warning):
+                self.shown.append(("desktop", title, body))
+            else:
+                self._balloon(title, body, warning)
+        else:
+            threading.Thread(target=self._desktop, args=(title, body, warning), daemon=True, name="notify").start()
 
     def _desktop(self, title: str, body: str, warning: bool) -> None:
         if freedesktop_notify(title, body, warning):

@@ -24,6 +24,7 @@ from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
+from noizylab_desktop.ui.notify import Notifier
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(app_icon(False))
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
+        self.notifier = Notifier(self.icon)
         self.pairing = PairingDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
@@ -148,7 +150,7 @@ class Tray(QObject):
         self.refresh()
         if not self.pairing.isVisible():
             # A code stays valid after its dialog is closed; the person still needs the string to compare.
-            self.icon.showMessage(APP_NAME, f"Paired with {name}. Verification: {verification}")
+            self.notifier.notify(f"Paired with {name}", f"Verification: {verification}")
 
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         # macOS opens the menu on any click; elsewhere a left click would otherwise do nothing.

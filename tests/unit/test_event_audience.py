@@ -51,6 +51,8 @@ EXPECTED: dict[str, Audience] = {
     "TaskOutput": OWN_NODE_ONLY,
     "TaskFinished": OWN_NODE_ONLY,
     "TunnelChanged": OWN_NODE_ONLY,  # this node's own tunnels: their states and byte counts
+    "FileArrived": OWN_NODE_ONLY,  # where on this machine a peer's file was saved
+    "FileSent": OWN_NODE_ONLY,  # what this node's user sent, and the name it got there
 }
 
 

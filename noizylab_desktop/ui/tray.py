@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QCursor
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QInputDialog, QMenu, QSystemTrayIcon
 
+from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.nodeid import short_id
 from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
@@ -67,6 +68,8 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         self.notifier = Notifier(self.icon)
+        # Asks for this machine's new name (None: cancelled); a test answers in its place.
+        self.ask_name: Callable[[str], str | None] = self._ask_name
         self.pairing = PairingDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
@@ -102,6 +105,7 @@ class Tray(QObject):
         self.menu.addSeparator()
         for extension in self.extensions:
             extension.add_actions(self.menu)
+        self.menu.addAction("Rename this machine…").triggered.connect(self.rename)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
@@ -138,6 +142,23 @@ class Tray(QObject):
         submenu.addSeparator()
         for extension in self.extensions:
             extension.add_peer_actions(submenu, state)
+
+    @staticmethod
+    def _ask_name(current: str) -> str | None:
+        text, ok = QInputDialog.getText(None, f"Rename {current}", "This machine's name, as its peers will see it:",
+                                        text=current)  # fmt: skip
+        return text if ok else None
+
+    def rename(self) -> None:
+        """Ask for a new name and take it: saved, and paired machines learn it with the next heartbeat."""
+        wanted = self.ask_name(self._node.settings.name)
+        if wanted is None:
+            return
+        try:
+            self._node.rename(wanted)
+        except NoizyLabError as exc:
+            self.notifier.notify("Not renamed", exc.message, warning=True)
+        self.refresh()
 
     def open_pairing(self) -> None:
         """Show ``Pair a device…`` with a fresh code."""

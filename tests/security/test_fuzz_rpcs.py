@@ -106,8 +106,8 @@ PEER_FACING: dict[str, str | None] = {
 OWN_NODE_ONLY: dict[str, str] = {
     **dict.fromkeys(
         [f"Control.{m}" for m in ("Status", "CreateInvite", "WaitPairing", "JoinInvite", "Unpair", "Shutdown")]
-        + ["Control.SetPermission", "Control.ListPermissions"],
-        "the node's control surface: status, invites, unpairing, permissions, shutdown",
+        + ["Control.SetPermission", "Control.ListPermissions", "Control.Rename"],
+        "the node's control surface: status, invites, unpairing, permissions, renaming, shutdown",
     ),
     **dict.fromkeys(
         ["Tasks.Submit", "Tasks.SubmitBatch", "Tasks.List", "Tasks.Get"],

@@ -42,6 +42,7 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
                 Row("Dask cluster: not running", enabled=False, dot=""),
                 Row("Pause clipboard sync", enabled=True, dot=""),
                 Row("Dashboard…", enabled=True, dot=""),
+                Row("Rename this machine…", enabled=True, dot=""),
                 Row("Pair a device…", enabled=True, dot=""),
                 Row("Quit NOIZYLAB", enabled=True, dot=""),
             ]

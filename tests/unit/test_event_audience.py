@@ -34,10 +34,12 @@ EXPECTED: dict[str, Audience] = {
     "PeerPaired": ABOUT_THE_PEER,
     "PeerUnpaired": ABOUT_THE_PEER,
     "PermissionChanged": ABOUT_THE_PEER,
+    "PeerRenamed": ABOUT_THE_PEER,  # what this node calls the peer now, after the peer renamed itself
     "ClipArrived": ABOUT_THE_PEER,
     "ScreenShared": ABOUT_THE_PEER,
     "ScreenUnshared": ABOUT_THE_PEER,
     "InviteOpened": OWN_NODE_ONLY,
+    "NodeRenamed": OWN_NODE_ONLY,
     "ServiceRestarted": OWN_NODE_ONLY,
     "ClipNotice": OWN_NODE_ONLY,
     "ClipPaused": OWN_NODE_ONLY,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QListWidget, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
 
 from noizylab_desktop.core.events import Event
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 COLUMNS = 3
 MAX_ALERTS = 50
+NO_ALERTS = "No alerts yet"
 
 
 class Dashboard(QWidget):
@@ -45,10 +47,14 @@ class Dashboard(QWidget):
         self.headline.setWordWrap(True)
         layout.addWidget(self.headline)
         self.grid = QGridLayout()
+        for column in range(COLUMNS):
+            self.grid.setColumnStretch(column, 1)  # cards of one width, so their charts' time axes line up
         layout.addLayout(self.grid)
         layout.addWidget(QLabel("Recent alerts"))
         self.alerts = QListWidget()
         self.alerts.setMaximumHeight(110)
+        self.alerts.addItem(NO_ALERTS)
+        self.alerts.item(0).setFlags(Qt.ItemFlag.NoItemFlags)  # greyed: a placeholder, not an alert
         layout.addWidget(self.alerts)
         self.cards: dict[str, NodeCard] = {}
 
@@ -71,6 +77,8 @@ class Dashboard(QWidget):
             card.show_node(node, health(node, self.feature.settings), self.feature.history.since(node.id, since))
 
     def add_alert(self, message: str) -> None:
+        if self.alerts.count() == 1 and self.alerts.item(0).text() == NO_ALERTS:
+            self.alerts.takeItem(0)
         self.alerts.insertItem(0, f"{time.strftime('%H:%M:%S')}  {message}")
         while self.alerts.count() > MAX_ALERTS:
             self.alerts.takeItem(self.alerts.count() - 1)

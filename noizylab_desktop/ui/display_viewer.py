@@ -219,6 +219,7 @@ class ViewerWindow(QWidget):
     session ends for good."""
 
     finished = Signal(str)  # why it ended ("" when closed by the person)
+    state_changed = Signal(str)  # "connected" again, or RECONNECTING
 
     def __init__(self, session: ViewerSession, reconnect: Reconnect | None = None, reconnect_s: float = 60.0) -> None:
         super().__init__()
@@ -369,6 +370,7 @@ class ViewerWindow(QWidget):
     def _set_state(self, state: str, why: str = "") -> None:
         self.state = state
         self.lost_because = why
+        self.state_changed.emit(state)
         if state == RECONNECTING:
             self.status.setText(self.state_text())
             self.status.setToolTip(why)
@@ -500,6 +502,14 @@ def run_viewer(paths: Paths, settings: Settings, peer: str, monitor: int, contro
         try:
             first = await session()
             window = ViewerWindow(first, session, display.reconnect_s)
+            # What the window says, on the terminal too: a person who started it there sees it wait and come back.
+            window.state_changed.connect(
+                lambda state: print(
+                    f"{first.peer_name}: {RECONNECTING if state == RECONNECTING else 'connected again'}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            )
             window.show()
             why = await window.run()
             await window.session.close()

@@ -15,6 +15,8 @@ def keep(widget: QWidget, name: str) -> Path:
     """Save what ``widget`` shows now as ``NAME.png`` (``name`` made file-safe); the path it was saved to."""
     FOLDER.mkdir(parents=True, exist_ok=True)
     path = FOLDER / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    if not widget.isVisible():
+        widget.adjustSize()  # a menu not popped up yet has no size of its own: take the one it would show at
     if not widget.grab().save(str(path)):
         raise AssertionError(f"could not save a screenshot to {path}")
     return path

@@ -9,13 +9,14 @@ so it never shows stale health; the tooltip and the icon follow the same changes
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QCursor
-from PySide6.QtWidgets import QInputDialog, QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QSystemTrayIcon
 
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.nodeid import short_id
@@ -68,8 +69,10 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         self.notifier = Notifier(self.icon)
-        # Asks for this machine's new name (None: cancelled); a test answers in its place.
+        # Asks for this machine's new name (None: cancelled), and whether to unpair a peer; a test answers instead.
         self.ask_name: Callable[[str], str | None] = self._ask_name
+        self.confirm: Callable[[str], bool] = self._confirm
+        self._tasks: set[asyncio.Task[None]] = set()
         self.pairing = PairingDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
@@ -86,6 +89,8 @@ class Tray(QObject):
     def hide(self) -> None:
         """Take the icon out of the tray and close the dialog."""
         self.pairing.reject()
+        for task in self._tasks:
+            task.cancel()
         for extension in self.extensions:
             extension.close()
         self.icon.hide()
@@ -142,6 +147,9 @@ class Tray(QObject):
         submenu.addSeparator()
         for extension in self.extensions:
             extension.add_peer_actions(submenu, state)
+        submenu.addSeparator()
+        name, peer_id = state.peer.name, state.peer.node_id
+        submenu.addAction(f"Unpair {name}…").triggered.connect(lambda _=False: self.unpair(peer_id, name))
 
     @staticmethod
     def _ask_name(current: str) -> str | None:
@@ -158,6 +166,25 @@ class Tray(QObject):
             self._node.rename(wanted)
         except NoizyLabError as exc:
             self.notifier.notify("Not renamed", exc.message, warning=True)
+        self.refresh()
+
+    @staticmethod
+    def _confirm(question: str) -> bool:
+        answer = QMessageBox.question(None, APP_NAME, question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def unpair(self, peer_id: str, name: str) -> None:
+        """Ask, then forget the peer (it is told, and shows that this machine removed it)."""
+        if self.confirm(f"Unpair {name}? It will no longer reach this machine, and {name} will say so."):
+            task = asyncio.ensure_future(self._unpair(peer_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _unpair(self, peer_id: str) -> None:
+        try:
+            await self._node.unpair(peer_id)
+        except NoizyLabError as exc:
+            self.notifier.notify("Not unpaired", exc.message, warning=True)
         self.refresh()
 
     def open_pairing(self) -> None:

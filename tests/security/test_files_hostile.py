@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from noizylab_desktop._proto import noizylab_files_pb2 as fpb
 from noizylab_desktop._proto import noizylab_files_pb2_grpc as fpb_grpc
-from tests.conftest import NodeProcess, start_all
+from tests.conftest import NodeProcess, start_all, wait_for
 from tests.security.hostile import Hostile, hostile_peer
 from tests.slowness import scaled
 
@@ -27,7 +28,7 @@ Code = grpc.StatusCode
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Hostile, Hostile]]:
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Hostile, Hostile, NodeProcess]]:
     root = tmp_path_factory.mktemp("files")
     sentinel = root / "sentinel"
     folder = sentinel / "received"
@@ -41,7 +42,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Hosti
     try:
         peers.append(hostile_peer(host, mallory, "files"))
         peers.append(hostile_peer(host, nobody))
-        yield folder, peers[0], peers[1]
+        yield folder, peers[0], peers[1], host
     finally:
         for peer in peers:
             peer.close()
@@ -79,9 +80,9 @@ def everything(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_peer_without_the_files_permission_is_refused_and_nothing_is_written(
-    grid: tuple[Path, Hostile, Hostile],
+    grid: tuple[Path, Hostile, Hostile, NodeProcess],
 ) -> None:
-    folder, _, nobody = grid
+    folder, _, nobody, _ = grid
     before = everything(folder)
     code, details, answers = send(nobody, offer("hello.txt", b"hello"))
     assert code == Code.PERMISSION_DENIED
@@ -96,9 +97,9 @@ def test_a_peer_without_the_files_permission_is_refused_and_nothing_is_written(
      "nul.txt", "a\x00b", "line\nbreak", "trailing.", "x" * 300, "c:evil"],
 )  # fmt: skip
 def test_a_name_that_is_not_a_bare_file_name_is_refused_and_nothing_leaves_the_folder(
-    grid: tuple[Path, Hostile, Hostile], name: str
+    grid: tuple[Path, Hostile, Hostile, NodeProcess], name: str
 ) -> None:
-    folder, mallory, _ = grid
+    folder, mallory, _, _ = grid
     before = everything(folder)
     code, details, _ = send(mallory, offer(name, b"payload"))
     assert code == Code.INVALID_ARGUMENT, details
@@ -106,8 +107,10 @@ def test_a_name_that_is_not_a_bare_file_name_is_refused_and_nothing_leaves_the_f
     assert everything(folder) == before
 
 
-def test_more_bytes_than_offered_are_refused_and_no_file_is_placed(grid: tuple[Path, Hostile, Hostile]) -> None:
-    folder, mallory, _ = grid
+def test_more_bytes_than_offered_are_refused_and_no_file_is_placed(
+    grid: tuple[Path, Hostile, Hostile, NodeProcess],
+) -> None:
+    folder, mallory, _, _ = grid
     before = everything(folder)
     data = b"x" * 1000
     code, details, _ = send(mallory, offer("long.bin", data, size=10, sha=hashlib.sha256(data[:10]).digest()))
@@ -116,8 +119,8 @@ def test_more_bytes_than_offered_are_refused_and_no_file_is_placed(grid: tuple[P
     assert everything(folder) == before
 
 
-def test_a_file_whose_hash_differs_is_dropped(grid: tuple[Path, Hostile, Hostile]) -> None:
-    folder, mallory, _ = grid
+def test_a_file_whose_hash_differs_is_dropped(grid: tuple[Path, Hostile, Hostile, NodeProcess]) -> None:
+    folder, mallory, _, _ = grid
     before = everything(folder)
     code, details, _ = send(mallory, offer("damaged.bin", b"abc", sha=hashlib.sha256(b"abd").digest()))
     assert code == Code.FAILED_PRECONDITION
@@ -126,10 +129,35 @@ def test_a_file_whose_hash_differs_is_dropped(grid: tuple[Path, Hostile, Hostile
     assert not any((folder / ".noizylab-partial").iterdir()), "the damaged part was kept"
 
 
-def test_a_name_already_taken_is_never_overwritten(grid: tuple[Path, Hostile, Hostile]) -> None:
-    folder, mallory, _ = grid
+def test_a_name_already_taken_is_never_overwritten(grid: tuple[Path, Hostile, Hostile, NodeProcess]) -> None:
+    folder, mallory, _, _ = grid
     code, details, answers = send(mallory, offer("taken.txt", b"theirs"))
     assert code == Code.OK, details
     assert answers[-1].saved_as == "taken (1).txt"
     assert (folder / "taken.txt").read_text() == "mine"
     assert (folder / "taken (1).txt").read_text() == "theirs"
+
+
+def test_denying_files_ends_a_stream_under_way(grid: tuple[Path, Hostile, Hostile, NodeProcess]) -> None:
+    folder, mallory, _, host = grid
+    data = b"y" * 4096
+    held = threading.Event()
+
+    def frames() -> Iterator[fpb.FilePart]:
+        yield from offer("slow.bin", data)[:1]
+        yield fpb.FilePart(data=data[:100])
+        held.wait(60)  # the rest never comes: the stream stays open until the host ends it
+
+    answers = mallory.stub(fpb_grpc.FilesStub).Receive(frames(), timeout=scaled(60))
+    try:
+        assert next(answers).have == 0
+        partial = folder / ".noizylab-partial"
+        wait_for(lambda: any(p.stat().st_size == 100 for p in partial.iterdir()), 10, "the first bytes to be held")
+        host.cli("deny", "mallory", "files")
+        with pytest.raises(grpc.RpcError) as ended:
+            next(answers)
+        assert ended.value.code() == Code.PERMISSION_DENIED
+    finally:
+        held.set()
+        host.cli("allow", "mallory", "files")
+    assert not (folder / "slow.bin").exists()

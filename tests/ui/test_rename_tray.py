@@ -1,5 +1,5 @@
 """Renaming this machine from the tray: the menu's first row shows the new name, the config keeps it, and a paired
-machine learns it with the next heartbeat."""
+machine learns it with the next heartbeat; unpairing a peer from its submenu, which that peer is told."""
 
 from __future__ import annotations
 
@@ -49,5 +49,18 @@ def test_rename_this_machine_from_the_tray(run: Run, tmp_path: Path, make_node: 
             app.tray.menu.hide()
             assert tomllib.loads(paths.config_file.read_text())["name"] == "studio"
             await within(called(laptop, "studio"), 10, "the laptop to call this machine studio")
+
+            questions: list[str] = []
+            app.tray.confirm = lambda question: questions.append(question) or True  # the person says yes
+            app.tray.menu.aboutToShow.emit()
+            row = next(a for a in app.tray.menu.actions() if a.text().startswith("laptop"))
+            assert row.menu() is not None
+            unpair = next(a for a in row.menu().actions() if a.text() == "Unpair laptop…")
+            unpair.trigger()
+            assert questions == ["Unpair laptop? It will no longer reach this machine, and laptop will say so."]
+            await eventually(lambda: not app.node.trust.peers(), 10, "the laptop to be forgotten here")
+            seen = await asyncio.to_thread(laptop.peer, "studio")
+            assert seen is not None and seen["removed_at"], "the laptop was told it was removed"
+            assert (await open_menu(app.tray))[1].text == "No paired devices yet"
 
     run(scenario())

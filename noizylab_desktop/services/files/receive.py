@@ -15,7 +15,7 @@ import logging
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import grpc
 
@@ -44,6 +44,12 @@ def sha256_of(path: Path) -> bytes:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.digest()
+
+
+def _append(out: BinaryIO, data: bytes) -> None:
+    """Write a frame's bytes through to the file, so what a cut-off transfer leaves is all there to resume from."""
+    out.write(data)
+    out.flush()
 
 
 def _prepare(folder: Path, part: Path, size: int) -> int:
@@ -115,12 +121,11 @@ class Receiver:
                     if frame.HasField("offer") or have + len(frame.data) > offer.size:
                         part.unlink(missing_ok=True)  # a peer that breaks the protocol resumes nothing
                         raise InvalidRequestError(f"{offer.name}: more bytes than the {offer.size} offered")
-                    await asyncio.to_thread(out.write, frame.data)
+                    await asyncio.to_thread(_append, out, frame.data)
                     have += len(frame.data)
                     self.bytes_in += len(frame.data)
                     if have == offer.size:
                         break
-                await asyncio.to_thread(out.flush)
         if have < offer.size:
             # Kept: the same file sent again by this peer resumes from here.
             raise FilesError(f"{offer.name} stopped at {have} of {offer.size} bytes: send it again to resume")

@@ -84,6 +84,8 @@ class FilesFeature(fpb_grpc.FilesServicer):
         state = next((s for s in self.ctx.registry.peers() if s.peer.fingerprint == peer.fingerprint), None)
         if state is None or state.removed:
             raise FilesError(f"{peer.name} no longer pairs with this machine: pair again to send it files")
+        if not state.address:
+            raise FilesError(f"no address is known for {peer.name}: send it again once it is online")
         counted = 0
 
         def step(progress: Progress) -> None:

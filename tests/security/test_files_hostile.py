@@ -60,11 +60,21 @@ def offer(name: str, data: bytes, size: int | None = None, sha: bytes | None = N
 def send(peer: Hostile, frames: list[fpb.FilePart]) -> tuple[Code, str, list[fpb.FileAnswer]]:
     """Send ``frames`` as one ``Files.Receive`` stream: how it ended, its details and the answers read."""
     answers: list[fpb.FileAnswer] = []
+    ended = threading.Event()
+
+    def requests() -> Iterator[fpb.FilePart]:
+        yield from frames
+        # Stay open for the answer, as a real sender does: half-closing can race the host's refusal, which gRPC
+        # then reports as INTERNAL in place of the status sent (grpc/grpc#36066).
+        ended.wait(scaled(30))
+
     try:
-        for answer in peer.stub(fpb_grpc.FilesStub).Receive(iter(frames), timeout=scaled(20)):
+        for answer in peer.stub(fpb_grpc.FilesStub).Receive(requests(), timeout=scaled(20)):
             answers.append(answer)
     except grpc.RpcError as exc:
         return exc.code(), exc.details() or "", answers
+    finally:
+        ended.set()
     return Code.OK, "", answers
 
 

@@ -349,6 +349,7 @@ class SessionInfo(_message.Message):
     MONITORS_FIELD_NUMBER: _builtins.int
     CONTROL_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    KEEPALIVE_S_FIELD_NUMBER: _builtins.int
     host_name: _builtins.str
     encoder: _builtins.str
     width: _builtins.int
@@ -358,6 +359,8 @@ class SessionInfo(_message.Message):
     """whether input will be injected"""
     note: _builtins.str
     """e.g. why control was not granted"""
+    keepalive_s: _builtins.float
+    """the host sends something at least this often: silence for a few of these is a lost host"""
     @_builtins.property
     def monitors(self) -> _containers.RepeatedCompositeFieldContainer[Global___Monitor]: ...
     def __init__(
@@ -371,10 +374,11 @@ class SessionInfo(_message.Message):
         monitors: _abc.Iterable[Global___Monitor] | None = ...,
         control: _builtins.bool = ...,
         note: _builtins.str = ...,
+        keepalive_s: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "encoder", b"encoder", "height", b"height", "host_name", b"host_name", "monitor", b"monitor", "monitors", b"monitors", "note", b"note", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "encoder", b"encoder", "height", b"height", "host_name", b"host_name", "keepalive_s", b"keepalive_s", "monitor", b"monitor", "monitors", b"monitors", "note", b"note", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

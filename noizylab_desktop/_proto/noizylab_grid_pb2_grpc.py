@@ -392,6 +392,11 @@ class ControlStub:
                 request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
                 response_deserializer=noizylab__grid__pb2.PermissionList.FromString,
                 _registered_method=True)
+        self.Rename = channel.unary_unary(
+                '/noizylab.grid.v1.Control/Rename',
+                request_serializer=noizylab__grid__pb2.RenameRequest.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.RenameReply.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -445,6 +450,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rename(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -487,6 +498,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListPermissions,
                     request_deserializer=noizylab__grid__pb2.Empty.FromString,
                     response_serializer=noizylab__grid__pb2.PermissionList.SerializeToString,
+            ),
+            'Rename': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rename,
+                    request_deserializer=noizylab__grid__pb2.RenameRequest.FromString,
+                    response_serializer=noizylab__grid__pb2.RenameReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -705,6 +721,33 @@ class Control:
             '/noizylab.grid.v1.Control/ListPermissions',
             noizylab__grid__pb2.Empty.SerializeToString,
             noizylab__grid__pb2.PermissionList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rename(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Control/Rename',
+            noizylab__grid__pb2.RenameRequest.SerializeToString,
+            noizylab__grid__pb2.RenameReply.FromString,
             options,
             channel_credentials,
             insecure,

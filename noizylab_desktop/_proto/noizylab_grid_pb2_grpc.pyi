@@ -132,6 +132,7 @@ class ControlStub:
     Shutdown: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.Empty]
     SetPermission: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PermissionRequest, _noizylab_grid_pb2.PeerPermissions]
     ListPermissions: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.PermissionList]
+    Rename: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.RenameRequest, _noizylab_grid_pb2.RenameReply]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -144,6 +145,7 @@ class ControlAsyncStub(ControlStub):
     Shutdown: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.Empty]  # type: ignore[assignment]
     SetPermission: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PermissionRequest, _noizylab_grid_pb2.PeerPermissions]  # type: ignore[assignment]
     ListPermissions: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.PermissionList]  # type: ignore[assignment]
+    Rename: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.RenameRequest, _noizylab_grid_pb2.RenameReply]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -201,5 +203,12 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_grid_pb2.Empty,
         context: _ServicerContext,
     ) -> _typing.Union[_noizylab_grid_pb2.PermissionList, _abc.Awaitable[_noizylab_grid_pb2.PermissionList]]: ...
+
+    @_abc_1.abstractmethod
+    def Rename(
+        self,
+        request: _noizylab_grid_pb2.RenameRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.RenameReply, _abc.Awaitable[_noizylab_grid_pb2.RenameReply]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     unpair.add_argument("peer", help="its ID, the start of its ID, or its name")
     add_totp_flag(unpair)
     unpair.set_defaults(handler=_unpair)
+    rename = sub.add_parser("rename", help="change this machine's name (paired machines learn it at once)")
+    rename.add_argument("name", help="the new name")
+    rename.set_defaults(handler=_rename)
 
 
 def peer_dict(peer: pb.Peer) -> dict[str, Any]:
@@ -122,6 +125,30 @@ def _unpair(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
     reply = run_with_node(paths, settings, lambda node: node.unpair(args.peer), args.totp)
     print(f"unpaired {reply.peer_name} ({reply.peer_id}): it can no longer reach this node")
+    return 0
+
+
+def _rename(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+    from noizylab_desktop.cli.client import run_with_node
+    from noizylab_desktop.core.config import load_settings, save_settings
+    from noizylab_desktop.core.errors import NotRunningError
+    from noizylab_desktop.core.trust import machine_name
+
+    try:
+        reply = run_with_node(
+            paths, settings, lambda node: node.call(node.control.Rename, pb.RenameRequest(name=args.name))
+        )
+    except NotRunningError:
+        # No node to tell: the config says it, and peers learn it from the node's first heartbeat.
+        name = machine_name(args.name)
+        save_settings(paths, replace(load_settings(paths), name=name))
+        print(f"this machine is called {name} now; paired machines learn it when its node next starts")
+        return 0
+    assert isinstance(reply, pb.RenameReply)
+    print(f"this machine is called {reply.name} now; paired machines that are online learn it at once")
     return 0
 
 

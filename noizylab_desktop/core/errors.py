@@ -19,7 +19,8 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── InvalidRequestError       a request with a value out of bounds (a size past 2**62, a NaN, a NUL in a path)
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
-    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError, TunnelError, DaskError   (each feature's own)
+    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError, TunnelError, DaskError, FilesError   (each
+    │                             feature's own)
     │   └── MergeError (a SyncError)      a sync conflict that cannot be merged or resolved as asked
     │   └── TokenError (a MetricsError)   an API token name that cannot be used, or one to revoke that is not there
 """
@@ -131,3 +132,7 @@ class TokenError(MetricsError):
 
 class DaskError(NoizyLabError):
     """The grid's Dask cluster could not start, stop, admit a member or issue a certificate."""
+
+
+class FilesError(NoizyLabError):
+    """A file to send that cannot be read, or one a peer could not take (no room, gone away mid-way)."""

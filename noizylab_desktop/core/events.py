@@ -112,6 +112,26 @@ class PeerUnpaired(Event):
 
 
 @dataclass(frozen=True)
+class PeerRenamed(Event):
+    """A peer renamed itself: this node calls it ``name`` now (``was`` before)."""
+
+    kind: ClassVar[str] = "peer.renamed"
+    audience: ClassVar[Audience] = AboutPeer("peer_id")
+    peer_id: str
+    name: str
+    was: str
+
+
+@dataclass(frozen=True)
+class NodeRenamed(Event):
+    """This node's own user renamed it."""
+
+    kind: ClassVar[str] = "node.renamed"
+    name: str
+    was: str
+
+
+@dataclass(frozen=True)
 class InviteOpened(Event):
     """The owner's new invite code, one-time secret included: never leaves this node."""
 

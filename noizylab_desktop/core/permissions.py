@@ -21,6 +21,7 @@ SCOPES: dict[str, str] = {
     "control": "control this machine's mouse and keyboard while viewing",
     "sync": "sync shared folders with this machine",
     "tunnel": "open tunnels to this machine's local ports (only those `noizylab tunnel allow` names)",
+    "files": "send files into this machine's received-files folder (Downloads/NOIZYLAB)",
 }
 
 _SCHEMA = """

@@ -37,7 +37,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core.errors import TransportError
-from noizylab_desktop.core.events import EventBus, PeerOffline, PeerOnline
+from noizylab_desktop.core.events import EventBus, PeerOffline, PeerOnline, PeerRenamed
 from noizylab_desktop.core.identity import Identity
 from noizylab_desktop.core.nodeid import fingerprint
 from noizylab_desktop.core.pairing import fetch_certificate
@@ -113,7 +113,9 @@ class Registry:
         grpc_port: Callable[[], int],
         interval_s: float = 1.0,
         misses: int = 3,
+        own_name: Callable[[], str] = lambda: "",
     ) -> None:
+        self.own_name = own_name  # this node's name now: each beat carries it, so peers learn a rename within a beat
         self.identity = identity
         self.trust = trust
         self.bus = bus
@@ -154,6 +156,18 @@ class Registry:
                 state.address_index = 0
         state.heard_at = time.monotonic()
         self._mark_seen(state)
+
+    def named(self, fp: bytes, name: str) -> None:
+        """A peer's beat says what it calls itself now: follow a rename (unique among our peers and this node)."""
+        state = self.states.get(fp)
+        if state is None or state.removed or not name.strip() or not name.isprintable():
+            return  # a name with a control character (a terminal escape) is not taken: the old one stays
+        was = state.peer.name
+        renamed = self.trust.rename(fp, name, reserved=self.own_name())
+        if renamed is not None:
+            state.peer = renamed
+            logger.info("peer %s is called %s now", was, renamed.name)
+            self.bus.publish(PeerRenamed(peer_id=renamed.node_id, name=renamed.name, was=was))
 
     def suggest(self, fp: bytes, addresses: list[str], source: str = "discovery") -> None:
         """Discovery heard that a paired peer announces ``addresses``: try those that could help, once a second."""
@@ -289,7 +303,12 @@ class Registry:
         began = time.perf_counter()
         try:
             await stub.Heartbeat(
-                pb.HeartbeatRequest(sender_id=self.identity.node_id, grpc_port=self.grpc_port(), sent_at=time.time()),
+                pb.HeartbeatRequest(
+                    sender_id=self.identity.node_id,
+                    grpc_port=self.grpc_port(),
+                    sent_at=time.time(),
+                    sender_name=self.own_name(),
+                ),
                 timeout=self.interval_s,
             )
         except grpc.aio.AioRpcError as exc:

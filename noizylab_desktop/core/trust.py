@@ -20,12 +20,22 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from noizylab_desktop.core.errors import PeerError
+from noizylab_desktop.core.errors import ConfigError, PeerError
 from noizylab_desktop.core.nodeid import fingerprint, format_id
 
 logger = logging.getLogger(__name__)
 
 MAX_NAME = 64
+
+
+def machine_name(wanted: str) -> str:
+    """``wanted`` as a machine's name (runs of spaces made one), or a one-line ``ConfigError``."""
+    name = " ".join(wanted.split())
+    if not name or not name.isprintable() or len(name) > MAX_NAME:
+        raise ConfigError(f"a machine's name is 1 to {MAX_NAME} printable characters, not {wanted!r}")
+    return name
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS peers (
     fingerprint BLOB PRIMARY KEY,
@@ -177,6 +187,20 @@ class TrustStore:
             n += 1
             name = f"{base[: MAX_NAME - len(str(n)) - 1]}-{n}"
         return name
+
+    def rename(self, fp: bytes, wanted: str, reserved: str = "") -> TrustedPeer | None:
+        """Call the peer ``fp`` by the name it chose now (made unique as at pairing); the peer when its name changed,
+        None when it did not (or ``fp`` is no paired peer)."""
+        with self._lock:
+            peer = self._peers.get(fp)
+            if peer is None:
+                return None
+            unique = self._free_name(wanted, fp, reserved)
+            if unique == peer.name:
+                return None
+            self._db.execute("UPDATE peers SET name = ? WHERE fingerprint = ?", (unique, fp))
+            self._reload(self.snapshot.version)
+            return self._peers[fp]
 
     def set_addresses(self, fp: bytes, addresses: list[str]) -> None:
         """Remember where a peer is now reachable."""

@@ -110,6 +110,14 @@ class ControlApi(pb_grpc.ControlServicer):
         allowed = self.node.permissions.for_peer(peer.fingerprint)
         return pb.PeerPermissions(peer_id=peer.node_id, peer_name=peer.name, allowed=allowed)
 
+    async def Rename(self, request: pb.RenameRequest, context: grpc.aio.ServicerContext) -> pb.RenameReply:  # noqa: N802
+        await self._only_self(context)
+        try:
+            name = self.node.rename(request.name)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.RenameReply(name=name)
+
     async def Shutdown(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Empty:  # noqa: N802
         await self._only_self(context)
         asked = dict(context.invocation_metadata() or ()).get(STOP_REASON_KEY)

@@ -86,6 +86,12 @@ FEATURES = (
         tray="ui.tunnel_tray:TunnelTray",
     ),
     FeatureSpec(
+        "files",
+        node="services.files.feature:FilesFeature",
+        cli=("cli.files:register",),
+        tray="ui.files_tray:FilesTray",
+    ),
+    FeatureSpec(
         "metrics",
         node="services.metrics.feature:MetricsFeature",
         cli=("cli.metrics:register",),

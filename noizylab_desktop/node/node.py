@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
@@ -21,13 +22,13 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.capabilities import capabilities
-from noizylab_desktop.core.config import Paths, Settings, atomic_write
+from noizylab_desktop.core.config import Paths, Settings, atomic_write, load_settings, save_settings
 from noizylab_desktop.core.context import NodeContext
 from noizylab_desktop.core.discovery.addresses import local_hosts
 from noizylab_desktop.core.discovery.settings import DiscoverySettings
 from noizylab_desktop.core.edge import Edge
 from noizylab_desktop.core.errors import ConfigError
-from noizylab_desktop.core.events import Event, EventBus, PeerPaired, PeerUnpaired, PermissionChanged
+from noizylab_desktop.core.events import Event, EventBus, NodeRenamed, PeerPaired, PeerUnpaired, PermissionChanged
 from noizylab_desktop.core.feature import Feature, Figure
 from noizylab_desktop.core.nodeid import parse_id
 from noizylab_desktop.core.pairing import Paired, PairingServer, join
@@ -39,7 +40,7 @@ from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.supervisor import Supervisor
 from noizylab_desktop.core.totp import Totp
 from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credentials, server_credentials
-from noizylab_desktop.core.trust import TrustedPeer, TrustStore
+from noizylab_desktop.core.trust import TrustedPeer, TrustStore, machine_name
 from noizylab_desktop.node.control import ControlApi
 from noizylab_desktop.node.features import feature_factories
 from noizylab_desktop.node.node_api import NodeApi
@@ -101,6 +102,7 @@ class Node:
             lambda: self.grpc_port,
             self.settings.heartbeat_s,
             self.settings.heartbeat_misses,
+            lambda: self.settings.name,
         )
         self.pairing = PairingServer(
             self.identity,
@@ -310,6 +312,24 @@ class Node:
         if isinstance(event, PermissionChanged) and not event.allowed:
             closed = self.sessions.end(parse_id(event.peer_id), event.scope)
             logger.info("denied %s to %s; closed %d open streams and connections", event.scope, event.peer_id, closed)
+
+    def rename(self, wanted: str) -> str:
+        """Call this machine ``wanted`` from now on: saved in its config, shown at once, and sent to every peer with
+        the next heartbeat (each peer keeps names unique on its side, as at pairing)."""
+        name = machine_name(wanted)
+        was = self.settings.name
+        if name == was:
+            return name
+        # The config as it is on disk now (the command line may have changed other keys since this node started).
+        save_settings(self.paths, replace(load_settings(self.paths), name=name))
+        self.settings = replace(self.settings, name=name)
+        # The context is frozen for the features; its owner swaps the settings in, so ``ctx.settings.name`` (read
+        # at each use) is the new name everywhere at once.
+        object.__setattr__(self.ctx, "settings", self.settings)
+        self.pairing.name = name
+        logger.info("this machine is called %s now (was %s)", name, was)
+        self.bus.publish(NodeRenamed(name=name, was=was))
+        return name
 
     async def unpair(self, ref: str) -> TrustedPeer:
         """Forget a peer: its next handshake fails, and its open streams and SSH connections close now.

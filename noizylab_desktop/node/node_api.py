@@ -39,6 +39,7 @@ class NodeApi(pb_grpc.NodeServicer):
         fp = caller_fingerprint(context)
         if fp is not None and fp != self.node.identity.fingerprint:
             self.node.registry.heard_from(fp, peer_host(context.peer()), request.grpc_port)
+            self.node.registry.named(fp, request.sender_name)
         return pb.HeartbeatReply(id=self.node.identity.node_id, received_at=time.time(), load=self.node.load())
 
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802

@@ -135,7 +135,7 @@ class TrayApp:
         """One line for the person: in the log, as a notification, and on stderr when started from a terminal."""
         logger.warning("%s", line)
         if self.tray is not None:
-            self.tray.icon.showMessage(APP_NAME, line[0].upper() + line[1:])
+            self.tray.notifier.notify(APP_NAME, line[0].upper() + line[1:], wait=to_stderr)
         if to_stderr:
             print(f"noizylab: {line}", file=sys.stderr, flush=True)
 

@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
 from noizylab_desktop.core.context import NodeContext
-from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.errors import NoizyLabError, PeerError
 from noizylab_desktop.core.events import Event
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.trust import TrustedPeer
@@ -21,7 +21,7 @@ from noizylab_desktop.services.display.client import ViewerSession
 from noizylab_desktop.services.display.events import ScreenShared, ScreenUnshared
 from noizylab_desktop.services.display.feature import Consent, DisplayFeature
 from noizylab_desktop.ui.bridge import Bridge
-from noizylab_desktop.ui.display_viewer import ViewerWindow
+from noizylab_desktop.ui.display_viewer import ViewerWindow, open_session
 from noizylab_desktop.ui.extensions import TrayPart
 
 logger = logging.getLogger(__name__)
@@ -112,16 +112,21 @@ class DisplayTray(TrayPart):
         return asyncio.ensure_future(self._open(fingerprint))
 
     async def _open(self, fingerprint: bytes) -> ViewerWindow | None:
-        state = next((s for s in self._ctx.registry.peers() if s.peer.fingerprint == fingerprint), None)
-        if state is None:
-            return None
-        session = ViewerSession(self._ctx.registry.channel(state), state.peer.name, control=True)
+        def again() -> ViewerSession:
+            # The registry's channel at this moment: it follows the peer to the address it came back on.
+            state = next((s for s in self._ctx.registry.peers() if s.peer.fingerprint == fingerprint), None)
+            if state is None:
+                raise PeerError("that peer is no longer paired with this machine")
+            return ViewerSession(self._ctx.registry.channel(state), state.peer.name, control=True)
+
         try:
-            await session.__aenter__()
+            session = await open_session(again)
+        except PeerError:
+            return None
         except NoizyLabError as exc:
             QMessageBox.warning(None, "NOIZYLAB — remote desktop", exc.message)
             return None
-        window = ViewerWindow(session)
+        window = ViewerWindow(session, lambda: open_session(again), self._feature.config.reconnect_s)
         self.viewers.append(window)
         window.finished.connect(lambda _why, w=window: self._forget(w))
         window.show()

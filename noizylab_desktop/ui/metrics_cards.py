@@ -1,10 +1,15 @@
-"""One machine's card on the dashboard: name, health in colour and words, headline figures and live charts."""
+"""One machine's card on the dashboard: name, health in colour and words, headline figures and live charts.
+
+The charts take the window's palette (light or dark as the system's theme is), every card's x axis spans the same
+five minutes, and the legend is a line above the chart naming only the curves that machine has (no GPU, no GPU).
+"""
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
@@ -83,19 +88,41 @@ class NodeCard(QFrame):
         self.state = QLabel()
         self.figures = QLabel()
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.chart = pg.PlotWidget()
         self.chart.setMinimumHeight(120)
-        self.chart.setYRange(0, 100)
+        # The same span on every card (not each card's own data), so the cards line up in time.
+        self.chart.setXRange(-CHART_S, 0, padding=0)
+        self.chart.setYRange(0, 100, padding=0)
         self.chart.setMouseEnabled(False, False)
+        self.chart.enableAutoRange(enable=False)
         self.chart.hideButtons()
         self.chart.getPlotItem().setLabel("left", "%")
         self.chart.getPlotItem().setLabel("bottom", "seconds ago")
-        self.chart.addLegend(offset=(4, 4))
-        self.curves = {
-            key: self.chart.plot([], [], pen=pg.mkPen(colour, width=2), name=label) for label, key, colour in CURVES
-        }
-        for widget in (self.title, self.state, self.figures, self.chart):
+        self.curves = {key: self.chart.plot([], [], pen=pg.mkPen(colour, width=2)) for _, key, colour in CURVES}
+        self.follow_palette()
+        for widget in (self.title, self.state, self.figures, self.legend, self.chart):
             layout.addWidget(widget)
+
+    def follow_palette(self) -> None:
+        """Chart colours from the window's palette: its base behind the curves, its text for the axes."""
+        palette = self.palette()
+        self.chart.setBackground(palette.color(QPalette.ColorRole.Base))
+        text = palette.color(QPalette.ColorRole.Text)
+        for side in ("left", "bottom"):
+            axis = self.chart.getPlotItem().getAxis(side)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange:  # the system switched between light and dark
+            self.follow_palette()
+        super().changeEvent(event)
+
+    def _legend_for(self, has_gpu: bool) -> str:
+        shown = [(label, colour) for label, key, colour in CURVES if has_gpu or key != "gpu_utilization_ratio"]
+        return " ".join(f'<span style="color:{colour}">●</span> {label}' for label, colour in shown)
 
     def show_node(self, node: mpb.ClusterNode, health: Health, points: list[Point]) -> None:
         """Show ``node`` as it is now: down nodes lose their figures and charts, never show old numbers."""
@@ -110,6 +137,8 @@ class NodeCard(QFrame):
         self.figures.setText(figures_text(node.metrics) if has_figures else "")
         self.figures.setVisible(has_figures)
         self.chart.setVisible(has_figures)
+        self.legend.setVisible(has_figures)
+        self.legend.setText(self._legend_for(has_figures and bool(node.metrics.gpus)))
         if has_figures and points:
             now = points[-1].at_unix_seconds
             recent = [p for p in points if now - p.at_unix_seconds <= CHART_S]

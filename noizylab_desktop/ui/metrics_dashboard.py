@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QListWidget, QMenu, QSystemTrayIcon, QVBoxLayout, QWidget
 
 from noizylab_desktop.core.events import Event
@@ -20,6 +21,7 @@ from noizylab_desktop.services.metrics.view import alerts, health, node_line, su
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import TrayPart
 from noizylab_desktop.ui.icons import app_icon
+from noizylab_desktop.ui.notify import Notifier
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 COLUMNS = 3
 MAX_ALERTS = 50
+NO_ALERTS = "No alerts yet"
 
 
 class Dashboard(QWidget):
@@ -44,10 +47,14 @@ class Dashboard(QWidget):
         self.headline.setWordWrap(True)
         layout.addWidget(self.headline)
         self.grid = QGridLayout()
+        for column in range(COLUMNS):
+            self.grid.setColumnStretch(column, 1)  # cards of one width, so their charts' time axes line up
         layout.addLayout(self.grid)
         layout.addWidget(QLabel("Recent alerts"))
         self.alerts = QListWidget()
         self.alerts.setMaximumHeight(110)
+        self.alerts.addItem(NO_ALERTS)
+        self.alerts.item(0).setFlags(Qt.ItemFlag.NoItemFlags)  # greyed: a placeholder, not an alert
         layout.addWidget(self.alerts)
         self.cards: dict[str, NodeCard] = {}
 
@@ -70,6 +77,8 @@ class Dashboard(QWidget):
             card.show_node(node, health(node, self.feature.settings), self.feature.history.since(node.id, since))
 
     def add_alert(self, message: str) -> None:
+        if self.alerts.count() == 1 and self.alerts.item(0).text() == NO_ALERTS:
+            self.alerts.takeItem(0)
         self.alerts.insertItem(0, f"{time.strftime('%H:%M:%S')}  {message}")
         while self.alerts.count() > MAX_ALERTS:
             self.alerts.takeItem(self.alerts.count() - 1)
@@ -86,6 +95,7 @@ class MetricsTray(TrayPart):
         self.feature = feature
         self.dashboard: Dashboard | None = None
         self.icon: QSystemTrayIcon | None = None
+        self.notifier = Notifier()
         self._retooltip: Callable[[], None] = lambda: None
         self._last_line = ""
         self._primed = False
@@ -109,6 +119,7 @@ class MetricsTray(TrayPart):
     def attach(self, icon: QSystemTrayIcon, retooltip: Callable[[], None]) -> None:
         """The tray's icon (for notifications) and its way to rebuild the tooltip."""
         self.icon = icon
+        self.notifier.icon = icon
         self._retooltip = retooltip
 
     def tooltip_line(self) -> str:
@@ -154,5 +165,4 @@ class MetricsTray(TrayPart):
         if self.dashboard is None:
             self.dashboard = Dashboard(self.feature)  # keeps the alert list even before it is first opened
         self.dashboard.add_alert(message)
-        if self.icon is not None and self.icon.isVisible():
-            self.icon.showMessage("NOIZYLAB", message, QSystemTrayIcon.MessageIcon.Warning, 10_000)
+        self.notifier.notify("NOIZYLAB", message, warning=True)

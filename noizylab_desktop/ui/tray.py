@@ -9,14 +9,16 @@ so it never shows stale health; the tooltip and the icon follow the same changes
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QCursor
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QSystemTrayIcon
 
+from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.nodeid import short_id
 from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
@@ -24,6 +26,7 @@ from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
+from noizylab_desktop.ui.notify import Notifier
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
 
 if TYPE_CHECKING:
@@ -65,6 +68,11 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(app_icon(False))
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
+        self.notifier = Notifier(self.icon)
+        # Asks for this machine's new name (None: cancelled), and whether to unpair a peer; a test answers instead.
+        self.ask_name: Callable[[str], str | None] = self._ask_name
+        self.confirm: Callable[[str], bool] = self._confirm
+        self._tasks: set[asyncio.Task[None]] = set()
         self.pairing = PairingDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
@@ -81,6 +89,8 @@ class Tray(QObject):
     def hide(self) -> None:
         """Take the icon out of the tray and close the dialog."""
         self.pairing.reject()
+        for task in self._tasks:
+            task.cancel()
         for extension in self.extensions:
             extension.close()
         self.icon.hide()
@@ -100,6 +110,7 @@ class Tray(QObject):
         self.menu.addSeparator()
         for extension in self.extensions:
             extension.add_actions(self.menu)
+        self.menu.addAction("Rename this machine…").triggered.connect(self.rename)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
@@ -136,6 +147,45 @@ class Tray(QObject):
         submenu.addSeparator()
         for extension in self.extensions:
             extension.add_peer_actions(submenu, state)
+        submenu.addSeparator()
+        name, peer_id = state.peer.name, state.peer.node_id
+        submenu.addAction(f"Unpair {name}…").triggered.connect(lambda _=False: self.unpair(peer_id, name))
+
+    @staticmethod
+    def _ask_name(current: str) -> str | None:
+        text, ok = QInputDialog.getText(None, f"Rename {current}", "This machine's name, as its peers will see it:",
+                                        text=current)  # fmt: skip
+        return text if ok else None
+
+    def rename(self) -> None:
+        """Ask for a new name and take it: saved, and paired machines learn it with the next heartbeat."""
+        wanted = self.ask_name(self._node.settings.name)
+        if wanted is None:
+            return
+        try:
+            self._node.rename(wanted)
+        except NoizyLabError as exc:
+            self.notifier.notify("Not renamed", exc.message, warning=True)
+        self.refresh()
+
+    @staticmethod
+    def _confirm(question: str) -> bool:
+        answer = QMessageBox.question(None, APP_NAME, question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def unpair(self, peer_id: str, name: str) -> None:
+        """Ask, then forget the peer (it is told, and shows that this machine removed it)."""
+        if self.confirm(f"Unpair {name}? It will no longer reach this machine, and {name} will say so."):
+            task = asyncio.ensure_future(self._unpair(peer_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _unpair(self, peer_id: str) -> None:
+        try:
+            await self._node.unpair(peer_id)
+        except NoizyLabError as exc:
+            self.notifier.notify("Not unpaired", exc.message, warning=True)
+        self.refresh()
 
     def open_pairing(self) -> None:
         """Show ``Pair a device…`` with a fresh code."""
@@ -148,7 +198,7 @@ class Tray(QObject):
         self.refresh()
         if not self.pairing.isVisible():
             # A code stays valid after its dialog is closed; the person still needs the string to compare.
-            self.icon.showMessage(APP_NAME, f"Paired with {name}. Verification: {verification}")
+            self.notifier.notify(f"Paired with {name}", f"Verification: {verification}")
 
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         # macOS opens the menu on any click; elsewhere a left click would otherwise do nothing.

@@ -24,6 +24,7 @@ from noizylab_desktop.services.tunnel.feature import TunnelFeature
 from noizylab_desktop.services.tunnel.forward import Forwarder
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.extensions import TrayPart
+from noizylab_desktop.ui.notify import Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,11 @@ class TunnelTray(TrayPart):
         self.notice = ""
         self.opened: list[QUrl] = []  # what the tray asked the browser to open (tests read it)
         self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl
-        self._icon: QSystemTrayIcon | None = None
+        self.notifier = Notifier()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self, icon: QSystemTrayIcon, retooltip: Callable[[], None]) -> None:
-        self._icon = icon
+        self.notifier.icon = icon
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -105,8 +106,7 @@ class TunnelTray(TrayPart):
     def _tell(self, message: str) -> None:
         self.notice = message
         logger.info("tunnel: %s", message)
-        if self._icon is not None:
-            self._icon.showMessage("Tunnel", message, QSystemTrayIcon.MessageIcon.Warning)
+        self.notifier.notify("Tunnel", message, warning=True)
 
     def close(self) -> None:
         for task in self._tasks:

@@ -83,7 +83,8 @@ def grid_in(root: Path, display: str | None = None) -> Iterator[Grid]:
     (sentinel / "cwd").mkdir()
     (shared / "link").symlink_to(sentinel / "elsewhere")
     (shared / "outfile").symlink_to(sentinel / "outside.txt")
-    host = NodeProcess(root / "host", "host", sync={"folder": str(sync)})
+    # Files peers send land in the sync folder too, so the sentinel's check covers the rest of the tree.
+    host = NodeProcess(root / "host", "host", sync={"folder": str(sync)}, files={"folder": str(sync / "received")})
     host.cwd = sentinel / "cwd"  # a relative path the node wrongly used would land in the sentinel
     mallory, nobody = NodeProcess(root / "mallory", "mallory"), NodeProcess(root / "nobody", "nobody")
     if display is None:

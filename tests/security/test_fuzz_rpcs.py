@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
+from noizylab_desktop._proto import noizylab_files_pb2 as fpb
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.core.feature import MAX_DETAILS
@@ -91,6 +92,7 @@ PEER_FACING: dict[str, str | None] = {
     "Clipboard.Push": "clipboard",
     "Display.Session": "display",
     "Tunnel.Open": "tunnel",
+    "Files.Receive": "files",  # one file of a bare name into the received-files folder, never over one there
     "Dask.Up": "tasks",
     "Dask.Down": "tasks",
     "Dask.Join": "tasks",
@@ -104,8 +106,8 @@ PEER_FACING: dict[str, str | None] = {
 OWN_NODE_ONLY: dict[str, str] = {
     **dict.fromkeys(
         [f"Control.{m}" for m in ("Status", "CreateInvite", "WaitPairing", "JoinInvite", "Unpair", "Shutdown")]
-        + ["Control.SetPermission", "Control.ListPermissions"],
-        "the node's control surface: status, invites, unpairing, permissions, shutdown",
+        + ["Control.SetPermission", "Control.ListPermissions", "Control.Rename"],
+        "the node's control surface: status, invites, unpairing, permissions, renaming, shutdown",
     ),
     **dict.fromkeys(
         ["Tasks.Submit", "Tasks.SubmitBatch", "Tasks.List", "Tasks.Get"],
@@ -124,6 +126,7 @@ OWN_NODE_ONLY: dict[str, str] = {
         [f"Tunnel.{m}" for m in ("Forward", "StopForward", "List", "SetRule", "Rules")],
         "this node's own tunnels and the ports it lets peers open",
     ),
+    "Files.Send": "sends a file of this machine to a peer",
     "Metrics.Cluster": "every node's figures as this node sees them",
     "Dask.Here": "what this node knows of its own Dask cluster, for `noizylab status`",
 }
@@ -181,6 +184,7 @@ LEADS: dict[str, st.SearchStrategy[Any]] = {
     "Display.Session": messages(dpb.StartSession.DESCRIPTOR, HINTS).map(lambda s: dpb.ViewerMessage(start=s)),
     "Clipboard.Push": messages(cpb.ClipHeader.DESCRIPTOR, HINTS).map(lambda h: cpb.ClipPart(header=h)),
     "Tunnel.Open": messages(tpb.TunnelOpen.DESCRIPTOR, HINTS).map(lambda o: tpb.TunnelFrame(open=o)),
+    "Files.Receive": messages(fpb.FileOffer.DESCRIPTOR, HINTS).map(lambda o: fpb.FilePart(offer=o)),
 }
 
 

@@ -7,17 +7,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
+from PySide6.QtGui import QPalette
 
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
-from noizylab_desktop.ui.metrics_cards import NodeCard
+from noizylab_desktop.ui.metrics_cards import CHART_S, NodeCard
 from noizylab_desktop.ui.metrics_dashboard import Dashboard, MetricsTray
 from tests.conftest import NodeProcess
+from tests.screenshots import keep
 from tests.ui.conftest import node_settings
 from tests.ui.menus import action
 from tests.ui.waiting import Run, eventually, expect, within
 
 PEER_TIMEOUT_S = 20.0
+
+
+def names_a_gpu(card: NodeCard) -> bool:
+    """Whether the card's figures name a GPU (the machine has one)."""
+    return "GPU " in card.figures.text()
 
 
 def _card(dashboard: Dashboard, name: str) -> NodeCard | None:
@@ -60,6 +68,23 @@ def test_the_dashboard_shows_both_machines_live_and_a_stopped_one_as_down(
             assert dashboard.headline.text().startswith("2 of 2 nodes up · desk: CPU ")
             tooltip = app.tray.icon.toolTip().splitlines()
             assert tooltip[0] == "NOIZYLAB — 1 of 1 peer online" and tooltip[1].startswith("2 of 2 nodes up")
+
+            # One palette with the window (light here), the same five minutes on every card, a legend above the chart
+            # naming only what this machine has (no GPU here), and a placeholder where no alert came yet.
+            base = dashboard.palette().color(QPalette.ColorRole.Base)
+            assert base.lightness() > 200
+            for card in (desk, laptop):
+                assert card.chart.backgroundBrush().color() == base
+                assert card.chart.getViewBox().viewRange()[0] == pytest.approx([-CHART_S, 0])
+                assert not card.legend.geometry().intersects(card.chart.geometry())
+                assert "CPU" in card.legend.text() and "memory" in card.legend.text()
+                assert ("GPU" in card.legend.text()) == bool(names_a_gpu(card))
+            fresh = Dashboard(metrics.feature)
+            assert [fresh.alerts.item(i).text() for i in range(fresh.alerts.count())] == ["No alerts yet"]
+            fresh.add_alert("laptop is down")
+            assert fresh.alerts.count() == 1 and fresh.alerts.item(0).text().endswith("laptop is down")
+            fresh.deleteLater()
+            keep(dashboard, "dashboard")
 
             app.tray.menu.aboutToShow.emit()  # the menu is rebuilt as it opens
             row = next(a for a in app.tray.menu.actions() if a.text().startswith("laptop"))

@@ -12,6 +12,7 @@ from noizylab_desktop.services.sync.manager import ShareManager
 from noizylab_desktop.services.sync.store import Share, ShareStore
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.sync_tray import share_label
+from tests.screenshots import keep
 from tests.ui.conftest import node_settings
 from tests.ui.menus import action, rows_of
 from tests.ui.waiting import Run, eventually
@@ -65,6 +66,8 @@ def test_the_folder_sync_menu_lists_shares_and_pauses_them(run: Run, tray_app: Q
             assert share_row().title() == "Photos ↔ nas: paused (paused by you)"
             assert [a.text() for a in share_row().actions()][:2] == ["Open folder", "Resume"]
             assert rows_of(share_row().actions())[-1].text == "0 files, 0 conflicts"
+            keep(action(app.tray, "Folder sync").menu(), "tray-sync-submenu")
+            keep(share_row(), "tray-sync-share")
             manager.store.put(replace(manager.store.shares()[0], reason="this sync would delete 40 of 50 files"))
             assert share_row().title() == "Photos ↔ nas: paused (this sync would delete 40 of 50 files)"
 

@@ -15,6 +15,7 @@ from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.tasks_console import TaskConsole, TasksTray
 from tests.conftest import NodeProcess
+from tests.screenshots import keep
 from tests.ui.conftest import node_settings
 from tests.ui.menus import open_menu
 from tests.ui.waiting import Run, eventually, expect, within
@@ -91,6 +92,7 @@ def test_run_on_a_peer_from_its_submenu_shows_live_output_and_cancel_ends_it(
             await eventually(lambda: _cell(console, local_id, 1) == "exited", 10, "the local task to end")
             assert console.view.toPlainText() == "local 42\n" and _cell(console, local_id, 2) == "0"
             assert _cell(console, local_id, 3) == "desk"
+            keep(console, "task-console")
 
             # The scheduler's choice, said as a person would, not as its load score.
             console.target.setCurrentIndex(0)

@@ -12,6 +12,7 @@ from noizylab_desktop.core.nodeid import short_id
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from tests.conftest import NodeProcess
+from tests.screenshots import keep
 from tests.ui.conftest import node_settings
 from tests.ui.menus import Row, action, embedded_in_trayer, icon_window, open_menu, rows_of
 from tests.ui.waiting import Run, eventually, expect, within
@@ -42,6 +43,7 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
                 Row("Dask cluster: not running", enabled=False, dot=""),
                 Row("Pause clipboard sync", enabled=True, dot=""),
                 Row("Dashboard…", enabled=True, dot=""),
+                Row("Rename this machine…", enabled=True, dot=""),
                 Row("Pair a device…", enabled=True, dot=""),
                 Row("Quit NOIZYLAB", enabled=True, dot=""),
             ]
@@ -75,6 +77,7 @@ def test_the_menu_follows_a_paired_peer_from_online_to_offline(
             submenu = row.menu()
             assert submenu is not None
             switches = {a.text(): a for a in submenu.actions() if a.isCheckable()}
+            keep(submenu, "tray-peer-submenu")
             assert "Run commands and jobs on this machine" in switches
             assert not any(a.isChecked() for a in switches.values())
             switches["Run commands and jobs on this machine"].trigger()

@@ -34,10 +34,12 @@ EXPECTED: dict[str, Audience] = {
     "PeerPaired": ABOUT_THE_PEER,
     "PeerUnpaired": ABOUT_THE_PEER,
     "PermissionChanged": ABOUT_THE_PEER,
+    "PeerRenamed": ABOUT_THE_PEER,  # what this node calls the peer now, after the peer renamed itself
     "ClipArrived": ABOUT_THE_PEER,
     "ScreenShared": ABOUT_THE_PEER,
     "ScreenUnshared": ABOUT_THE_PEER,
     "InviteOpened": OWN_NODE_ONLY,
+    "NodeRenamed": OWN_NODE_ONLY,
     "ServiceRestarted": OWN_NODE_ONLY,
     "ClipNotice": OWN_NODE_ONLY,
     "ClipPaused": OWN_NODE_ONLY,
@@ -51,6 +53,8 @@ EXPECTED: dict[str, Audience] = {
     "TaskOutput": OWN_NODE_ONLY,
     "TaskFinished": OWN_NODE_ONLY,
     "TunnelChanged": OWN_NODE_ONLY,  # this node's own tunnels: their states and byte counts
+    "FileArrived": OWN_NODE_ONLY,  # where on this machine a peer's file was saved
+    "FileSent": OWN_NODE_ONLY,  # what this node's user sent, and the name it got there
 }
 
 

@@ -68,13 +68,15 @@ class ViewerSession:
         self.queue_depth = 0
         self._feedback_task: asyncio.Task[None] | None = None
         self.closed = False
+        self.heard_at = time.monotonic()  # when the host last sent anything (frames, keep-alives, echoes)
 
     def _error(self, exc: grpc.aio.AioRpcError) -> NoizyLabError:
         where = f"the node for {self.peer_name}"
         return error_from_rpc(
             exc,
             where,
-            unavailable=DisplayError(f"{self.peer_name} does not answer: is its node running and online?"),
+            # A TransportError, as every other way of losing the host: the viewer reconnects after it.
+            unavailable=TransportError(f"{self.peer_name} does not answer: is its node running and online?"),
             deadline=TransportError(f"{where} did not answer in time: see `noizylab logs`"),
             refused=PairingError,
         )
@@ -121,6 +123,7 @@ class ViewerSession:
                 raise self._error(exc) from exc
             if message is grpc.aio.EOF:
                 return
+            self.heard_at = time.monotonic()
             kind = message.WhichOneof("kind")
             if kind == "frame":
                 yield message.frame

@@ -22,7 +22,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_display_pb2 as dpb
 from noizylab_desktop._proto import noizylab_display_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop.core.errors import DisplayError, NoizyLabError, PermissionRefusedError
+from noizylab_desktop.core.errors import DisplayError, NoizyLabError, PermissionRefusedError, TransportError
 from noizylab_desktop.core.feature import Figure, require_self
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.sessions import uses_scope
@@ -96,7 +96,8 @@ class DisplayFeature:
         pass
 
     async def stop(self) -> None:
-        self.end_all()
+        # A TransportError: the viewer shows "disconnected — reconnecting…" and comes back with this node.
+        self.end_all(TransportError(f"{self.ctx.settings.name}'s node is stopping"))
 
     def figures(self) -> Iterable[Figure]:
         yield Figure("noizylab_display_sessions", "Viewing sessions open now", float(len(self.sessions)))
@@ -120,9 +121,11 @@ class DisplayFeature:
             max(shown, default=0.0) / 1e3,
         )
 
-    def end_all(self) -> None:
-        """Stop sharing the screen with everyone (the tray's ``Stop sharing``)."""
+    def end_all(self, why: NoizyLabError | None = None) -> None:
+        """Stop sharing the screen with everyone (the tray's ``Stop sharing``), telling each viewer ``why``."""
+        why = why or DisplayError(f"{self.ctx.settings.name} stopped sharing its screen")
         for session in list(self.sessions.values()):
+            session.stream.queue.put_nowait(why)  # the session ends with it at once, keep-alives or not
             session.stream.stop()
 
     # ------------------------------------------------------------------ consent

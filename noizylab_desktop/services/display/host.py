@@ -305,6 +305,7 @@ class HostStream:
         assert self.monitor is not None
         return dpb.SessionInfo(
             encoder=self.encoder_name,
+            keepalive_s=self.config.keepalive_s,
             width=grab.width,
             height=grab.height,
             monitor=grab.monitor or self.monitor.index,  # the grab's: the capture thread may have switched again

@@ -32,3 +32,5 @@ class DisplaySettings:
     settle_frames: int = setting(6, low=0, high=120)
     keepalive_s: float = setting(1.0, low=0.1, high=30, unit="seconds")
     black_timeout_s: float = setting(1.5, low=0.2, high=10, unit="seconds")
+    # How long a viewer whose host went away keeps trying to reconnect before it closes with the reason.
+    reconnect_s: float = setting(60.0, low=1, high=3600, unit="seconds")

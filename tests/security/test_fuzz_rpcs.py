@@ -301,6 +301,8 @@ def test_a_stranger_joining_with_random_proofs_is_refused_cleanly(grid: Grid) ->
     hints = Hints({**HINTS.fields, "joiner_cert_der": st.one_of(st.just(stranger().cert_der), st.binary())})
     codes = {Code.INVALID_ARGUMENT, Code.PERMISSION_DENIED, Code.RESOURCE_EXHAUSTED}
     before = grid.snapshot()
+    # By ID: an earlier fuzzed heartbeat may have renamed mallory (a peer names itself; see test_rename_hostile.py).
+    peers_before = sorted(p["id"] for p in grid.host.json("peers"))
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
@@ -316,4 +318,5 @@ def test_a_stranger_joining_with_random_proofs_is_refused_cleanly(grid: Grid) ->
     finally:
         chan.close()
     assert grid.written_outside(before) == []
-    assert [p["name"] for p in grid.host.json("peers")] == ["mallory", "nobody"]
+    assert sorted(p["id"] for p in grid.host.json("peers")) == peers_before  # the stranger joined nobody
+    assert len(peers_before) == 2

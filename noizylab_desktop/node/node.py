@@ -44,6 +44,7 @@ from noizylab_desktop.node.features import feature_factories
 from noizylab_desktop.node.node_api import NodeApi
 
 if TYPE_CHECKING:
+    from noizylab_desktop.core.discovery.doctor import Finding
     from noizylab_desktop.core.discovery.service import Discovery
 
 logger = logging.getLogger(__name__)
@@ -301,6 +302,14 @@ class Node:
         paired = await join(code, self.identity, self.trust, self.settings.name, own)
         self.bus.publish(PeerPaired(peer_id=paired.peer_id, name=paired.peer_name, verification=paired.verification))
         return paired
+
+    async def diagnose(self) -> list[Finding]:
+        """Why paired peers are unreachable (``noizylab doctor``'s findings), as this running node sees it."""
+        from noizylab_desktop.core.discovery import doctor
+
+        # With discovery off this node never relies on multicast, so whether it gets through is not examined.
+        heard = list(self.discovery.found.values()) if self.discovery is not None else None
+        return await doctor.examine(self.identity, self.trust.peers(), heard)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PermissionChanged) and not event.allowed:

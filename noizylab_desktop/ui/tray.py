@@ -1,4 +1,5 @@
-"""The tray icon and its menu: this node, each peer with its health, ``Pair a device…`` and ``Quit``.
+"""The tray icon and its menu: this node, each peer with its health, ``Check connections…`` (once a peer is paired),
+``Pair a device…`` and ``Quit``.
 
 Each peer's row opens a submenu: what that peer may do on this machine (permission switches, all off for a new
 peer) and whatever the features add for it (``ui/extensions.py``).
@@ -22,6 +23,7 @@ from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.doctor_dialog import DoctorDialog
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
@@ -66,6 +68,7 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         self.pairing = PairingDialog(node)
+        self.doctor = DoctorDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
             extension.attach(self.icon, self.refresh_tooltip)
@@ -81,6 +84,7 @@ class Tray(QObject):
     def hide(self) -> None:
         """Take the icon out of the tray and close the dialog."""
         self.pairing.reject()
+        self.doctor.reject()
         for extension in self.extensions:
             extension.close()
         self.icon.hide()
@@ -100,6 +104,8 @@ class Tray(QObject):
         self.menu.addSeparator()
         for extension in self.extensions:
             extension.add_actions(self.menu)
+        if peers:
+            self.menu.addAction("Check connections…").triggered.connect(self.doctor.open_fresh)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ class Lan:
         tag = f"{os.getpid() % 100000}"
         self.ns = {"a": f"nla{tag}", "b": f"nlb{tag}", "br": f"nlbr{tag}"}
         self.made: list[str] = []
+        self.etc: list[Path] = []
 
     def up(self) -> None:
         for ns in self.ns.values():
@@ -94,6 +96,15 @@ class Lan:
             ip("-n", ns, "link", "set", device, "up")
         ip("-n", ns, "route", "add", f"{route_to}/32", "dev", name)
 
+    def hosts(self, side: str, text: str) -> None:
+        """``side``'s /etc/hosts (``ip netns exec`` mounts /etc/netns/NS/hosts there; rewritten in place, running
+        processes see each change, as they see a DNS server's new answer)."""
+        folder = Path("/etc/netns") / self.ns[side]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.etc.append(folder)
+        with open(folder / "hosts", "w") as hosts:  # same file: the bind mount keeps showing it
+            hosts.write(f"127.0.0.1 localhost\n{text}")
+
     def readdress_a(self, old: str, new: str) -> None:
         """A new lease: the old address goes, the new one comes."""
         ip("-n", self.ns["a"], "addr", "del", f"{old}/24", "dev", "eth0")
@@ -102,6 +113,8 @@ class Lan:
     def down(self) -> None:
         for ns in reversed(self.made):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for folder in self.etc:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class LanNode(NodeProcess):

@@ -32,7 +32,8 @@ def test_nodes_pair_by_list_and_refind_a_peer_whose_address_changed(
     tmp_path: Path, lan: tuple[Lan, list[LanNode]]
 ) -> None:
     net, nodes = lan
-    # Alpha beats beta only once a minute: within this test beta can learn alpha's new address only from discovery.
+    # Alpha beats beta only once a minute (and later cannot reach it): beta can learn alpha's new address only from
+    # discovery.
     alpha, beta = start_pair(tmp_path, net, nodes, heartbeat_s=60.0)
     code = alpha.json("pair", "invite", "--no-wait")["code"]
     listed = wait_for(lambda: beta.json("pair", "join", "--list", "--listen", "3"), what="beta to hear alpha invite")
@@ -41,6 +42,8 @@ def test_nodes_pair_by_list_and_refind_a_peer_whose_address_changed(
     assert refused.returncode == 1 and "type the invite code" in refused.stderr
     beta.json("pair", "join", "--choose", "1", "--listen", "3", code)
     wait_for(lambda: online_at(beta, "alpha", f"{A_IP}:50051"), what="beta to see alpha online")
+    # Beta's firewall takes no calls: alpha cannot tell beta its new address with a beat, only announce it.
+    net.drop_tcp_port("b", 50051)
 
     net.readdress_a(A_IP, A_NEW_IP)
     began = time.monotonic()
@@ -70,3 +73,48 @@ def test_with_multicast_blocked_a_peer_on_a_new_port_is_found_by_unicast(
     assert time.monotonic() - began < scaled(5)
     log = (beta.home / "logs" / "noizylab.log").read_text()
     assert "found at 10.213.0.1:50061 (unicast" in log, json.dumps(beta.status())
+
+
+def test_with_multicast_dropped_by_each_firewall_a_peer_whose_address_changed_is_refound_within_5_s(
+    tmp_path: Path, lan: tuple[Lan, list[LanNode]]
+) -> None:
+    net, nodes = lan
+    net.drop_multicast("a")
+    net.drop_multicast("b")
+    # Alpha beats beta only once a minute, so its routine beats cannot be what tells beta where it went.
+    alpha, beta = start_pair(tmp_path, net, nodes, heartbeat_s=60.0)
+    beta.join(alpha.invite())
+    wait_for(lambda: online_at(beta, "alpha", f"{A_IP}:50051"), what="beta to see alpha online")
+    assert "multicast-blocked" in [f["finding"] for f in beta.json("doctor", "--listen", "1")]
+
+    net.readdress_a(A_IP, A_NEW_IP)
+    began = time.monotonic()
+    wait_for(lambda: online_at(beta, "alpha", f"{A_NEW_IP}:50051"), timeout=5, what="beta to re-find alpha")
+    assert time.monotonic() - began < scaled(5)
+    assert "found at" not in (beta.home / "logs" / "noizylab.log").read_text()  # no announcement got through
+
+
+def test_with_multicast_dropped_a_peer_known_by_host_name_is_refound_at_its_new_address_within_5_s(
+    tmp_path: Path, lan: tuple[Lan, list[LanNode]]
+) -> None:
+    net, nodes = lan
+    net.drop_multicast("a")
+    net.drop_multicast("b")
+    net.hosts("b", f"{A_IP} alpha.nltest\n")  # as a LAN router's DNS names the machines it leases to
+    alpha, beta = start_pair(tmp_path, net, nodes, heartbeat_s=60.0, advertise=["alpha.nltest"])
+    beta.join(alpha.invite())
+    wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
+    # Beta's firewall takes no calls (as a Windows network marked Public): alpha cannot tell beta where it went,
+    # so only beta's own unicast probes, and beats, of alpha's host name can find it.
+    net.drop_tcp_port("b", 50051)
+
+    net.readdress_a(A_IP, A_NEW_IP)
+    net.hosts("b", f"{A_NEW_IP} alpha.nltest\n")
+    began = time.monotonic()
+    refound = {f"{A_NEW_IP}:50051", "alpha.nltest:50051"}  # by a unicast probe of the name, or a beat to it
+    wait_for(
+        lambda: (beta.peer("alpha") or {}).get("online") and beta.peer("alpha")["address"] in refound,
+        timeout=5,
+        what="beta to re-find alpha by its host name",
+    )
+    assert time.monotonic() - began < scaled(5)

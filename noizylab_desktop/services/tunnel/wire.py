@@ -1,10 +1,10 @@
 """The ``Tunnel.Open`` stream's frames on the wire, without copying a connection's bytes more than needed.
 
 A data frame is ``TunnelFrame{data}``: on the wire the tag 0x12 (field 2, length-delimited), a varint length and the
-bytes. Built and parsed through protobuf, each 1 MiB chunk was copied five times in Python (constructing,
-serialising, parsing, and once per read of ``frame.data``), which cost more than gRPC and TLS together (measured in
-bench/tunnel.py's notes, docs/tunnels.md). So the stream's serialiser writes data frames itself (one copy: header
-plus bytes) and its deserialiser hands the bytes of a data frame on as a view of the received message (no copy);
+bytes. Built and parsed through protobuf, each chunk was copied four or five times in Python (constructing,
+serialising, parsing, and once per read of ``frame.data``): the largest cost that was ours to avoid (docs/tunnels.md,
+"Benchmark"). So the stream's serialiser writes data frames itself (one copy: header plus bytes) and its
+deserialiser hands the bytes of a data frame on as a view of the received message (no copy);
 every other frame goes through protobuf as before. The encoding is protobuf's own, so either side may be a node that
 uses protobuf throughout.
 """

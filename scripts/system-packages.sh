@@ -20,7 +20,7 @@ RUN=(
 TEST=(
   "${RUN[@]}" make git python3-pip procps
   dbus-x11 xvfb xauth trayer xdotool x11-utils xclip
-  openssh-server openssh-client rsync ffmpeg prometheus syncthing binutils
+  openssh-server openssh-client rsync ffmpeg prometheus syncthing binutils iproute2 nftables
 )
 
 case "${1:-}" in

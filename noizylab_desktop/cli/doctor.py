@@ -38,14 +38,9 @@ def _doctor(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
     async def examine() -> list[doctor.Finding]:
         heard = await nearby(args.listen)
-        found = doctor.local_findings()
         runtime = read_runtime_file(paths.runtime_file)
-        if not runtime or not psutil.pid_exists(int(runtime.get("pid", 0))):
-            text = "its node is not running: peers cannot reach it (start it with `noizylab start`)"
-            found.append(doctor.Finding("this machine", "not-running", text))
-        for report in await asyncio.gather(*(doctor.diagnose(me, p, heard) for p in peers)):
-            found += report
-        return found
+        running = bool(runtime and psutil.pid_exists(int(runtime.get("pid", 0))))
+        return await doctor.examine(me, peers, heard, running)
 
     findings = asyncio.run(examine())
     if args.json:

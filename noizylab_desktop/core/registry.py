@@ -228,6 +228,21 @@ class Registry:
         finally:
             state.trying = False
 
+    async def reconnect(self) -> None:
+        """This machine's addresses changed: beat every peer now, each over a fresh channel.
+
+        A channel's connection stays bound to the address it left from; once that address is gone its calls only
+        time out, and gRPC may not notice for minutes. A fresh beat also tells each peer where this node is now
+        (its ``heard_from``), which is how a peer finds us where multicast is blocked.
+        """
+        loop = asyncio.get_running_loop()
+        states = [s for s in self.peers() if not s.removed]
+        for state in states:
+            if state.channel is not None:
+                old, state.channel = state.channel, None
+                loop.call_later(3 * self.interval_s, _close_later, old)  # a beat may still wait on it
+        await asyncio.gather(*(self.beat(s) for s in states))
+
     def removed_us(self, fp: bytes, at: float) -> TrustedPeer | None:
         """The peer ``fp`` says it unpaired this node: remember when, stop beating it, and show it so."""
         peer = self.trust.mark_removed(fp, at)

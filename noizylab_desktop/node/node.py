@@ -46,6 +46,8 @@ from noizylab_desktop.node.features import feature_factories
 from noizylab_desktop.node.node_api import NodeApi
 
 if TYPE_CHECKING:
+    from noizylab_desktop.core.discovery.doctor import Finding
+    from noizylab_desktop.core.discovery.records import Announcement
     from noizylab_desktop.core.discovery.service import Discovery
 
 logger = logging.getLogger(__name__)
@@ -157,8 +159,9 @@ class Node:
         self.started_at = time.time()
         self.supervisor.start(self.registry)
         self.supervisor.start(self.pairing)
-        # A node listening on loopback only has nothing to announce on the LAN.
-        if discovery_settings.enabled and not self.settings.grpc_host.startswith("127."):
+        # A node listening on loopback only has nothing to announce on the LAN, unless told where to announce.
+        loopback_only = self.settings.grpc_host.startswith("127.") and not discovery_settings.interfaces
+        if discovery_settings.enabled and not loopback_only:
             # Imported here: zeroconf loads only in a node that announces itself.
             from noizylab_desktop.core.discovery.service import Discovery
 
@@ -169,6 +172,7 @@ class Node:
                 self._inviting_port,
                 self.advertised_hosts,
                 discovery_settings.poll_s,
+                discovery_settings.interfaces,
             )
             self.supervisor.start(self.discovery)
         for feature in self.features.values():
@@ -307,6 +311,18 @@ class Node:
         paired = await join(code, self.identity, self.trust, self.settings.name, own)
         self.bus.publish(PeerPaired(peer_id=paired.peer_id, name=paired.peer_name, verification=paired.verification))
         return paired
+
+    def inviting_nearby(self) -> list[Announcement]:
+        """Nearby machines whose ``pair invite`` is open, as discovery heard them (none when it is off)."""
+        return self.discovery.inviting() if self.discovery is not None else []
+
+    async def diagnose(self) -> list[Finding]:
+        """Why paired peers are unreachable (``noizylab doctor``'s findings), as this running node sees it."""
+        from noizylab_desktop.core.discovery import doctor
+
+        # With discovery off this node never relies on multicast, so whether it gets through is not examined.
+        heard = list(self.discovery.found.values()) if self.discovery is not None else None
+        return await doctor.examine(self.identity, self.trust.peers(), heard)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PermissionChanged) and not event.allowed:

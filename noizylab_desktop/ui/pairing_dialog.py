@@ -1,4 +1,9 @@
-"""``Pair a device…``: show a fresh invite code and wait for the other machine, or join with its code."""
+"""``Pair a device…``: show a fresh invite code and wait for the other machine, or join with its code.
+
+The join side also lists the machines nearby whose ``pair invite`` is open (heard by discovery, refreshed every
+second while the dialog shows). Picking one never replaces the code: it must still be typed, must come from the
+machine picked, and proves its secret as a typed code alone does (``core/discovery/choose.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -17,11 +22,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from noizylab_desktop.core.discovery.choose import code_for
+from noizylab_desktop.core.discovery.records import Announcement
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.pairing import Paired
 from noizylab_desktop.core.words import plural
@@ -33,6 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+NEARBY_REFRESH_MS = 1000
+NO_ONE_NEARBY = "No machine nearby is inviting (run Pair a device… or `noizylab pair invite` on it)"
 ERROR_STYLE = "color: #cf222e;"
 SUCCESS_STYLE = "color: #1a7f37;"
 
@@ -63,6 +74,7 @@ class PairingDialog(QDialog):
     invite_failed = Signal(str)  # one-line message
     joined = Signal(str, str)  # peer name, verification: we joined another machine's code
     join_failed = Signal(str)  # one-line message
+    nearby_changed = Signal(int)  # how many machines nearby are inviting, when the list changes
 
     def __init__(self, node: Node, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +103,14 @@ class PairingDialog(QDialog):
         self.join_status = QLabel("")
         self.join_status.setWordWrap(True)
 
+        self.nearby_list = QListWidget()
+        self.nearby_list.setMaximumHeight(96)
+        self.nearby_list.itemClicked.connect(lambda _item: self.code_field.setFocus())
+        self._nearby: list[Announcement] = []
+        self._nearby_timer = QTimer(self)
+        self._nearby_timer.setInterval(NEARBY_REFRESH_MS)
+        self._nearby_timer.timeout.connect(self.refresh_nearby)
+
         self._lay_out()
 
     def _lay_out(self) -> None:
@@ -110,6 +130,8 @@ class PairingDialog(QDialog):
 
         join_box = QGroupBox("Join another machine")
         join = QVBoxLayout(join_box)
+        join.addWidget(QLabel("Machines nearby that are inviting (pick one, then type the code it shows):"))
+        join.addWidget(self.nearby_list)
         join.addWidget(QLabel("Code shown on the other machine:"))
         join_row = QHBoxLayout()
         join_row.addWidget(self.code_field, 1)
@@ -180,6 +202,10 @@ class PairingDialog(QDialog):
         self.code_field.setEnabled(False)
         self._set_status(self.join_status, "Joining…")
         try:
+            picked = self._picked()
+            if picked >= 0:
+                # The code must come from the machine picked; its announced hosts are tried first.
+                code = code_for(self._nearby, picked + 1, code)
             paired = await self._node.join(code)
         except NoizyLabError as exc:
             self._join_error(exc.message)
@@ -198,6 +224,31 @@ class PairingDialog(QDialog):
         self._set_status(self.join_status, one_line(message), ERROR_STYLE)
         self.join_failed.emit(one_line(message))
 
+    def _picked(self) -> int:
+        """The row of the nearby machine picked, or -1."""
+        rows = [i.row() for i in self.nearby_list.selectedIndexes()]
+        return rows[0] if rows and rows[0] < len(self._nearby) else -1
+
+    def refresh_nearby(self) -> None:
+        """Show the machines nearby that are inviting now, keeping the one picked if it still is."""
+        inviting = sorted(self._node.inviting_nearby(), key=lambda a: a.hosts)
+        if inviting == self._nearby and self.nearby_list.count():
+            return
+        picked = self._nearby[self._picked()].tag if self._picked() >= 0 else ""
+        self._nearby = inviting
+        self.nearby_list.clear()
+        for announcement in inviting:
+            item = QListWidgetItem(f"{', '.join(announcement.hosts)}   (tag {announcement.tag})")
+            item.setData(Qt.ItemDataRole.UserRole, announcement.tag)
+            self.nearby_list.addItem(item)
+            if announcement.tag == picked:
+                self.nearby_list.setCurrentItem(item)
+        if not inviting:
+            empty = QListWidgetItem(NO_ONE_NEARBY)
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.nearby_list.addItem(empty)
+        self.nearby_changed.emit(len(inviting))
+
     # ------------------------------------------------------------------ lifecycle
 
     def open_fresh(self) -> None:
@@ -206,13 +257,16 @@ class PairingDialog(QDialog):
             if self.join_button.isEnabled():
                 self._set_status(self.join_status, "")
             self.new_invite()
+            self.refresh_nearby()
+            self._nearby_timer.start()
         self.show()
         self.raise_()
         self.activateWindow()
 
     def done(self, result: int) -> None:
-        """Stop waiting for the invite when the dialog closes."""
+        """Stop waiting for the invite (and listing who is nearby) when the dialog closes."""
         self._cancel_invite()
+        self._nearby_timer.stop()
         super().done(result)
 
     @staticmethod

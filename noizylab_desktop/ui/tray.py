@@ -1,4 +1,5 @@
-"""The tray icon and its menu: this node, each peer with its health, ``Pair a device…`` and ``Quit``.
+"""The tray icon and its menu: this node, each peer with its health, ``Check connections…`` (once a peer is paired),
+``Pair a device…`` and ``Quit``.
 
 Each peer's row opens a submenu: what that peer may do on this machine (permission switches, all off for a new
 peer) and whatever the features add for it (``ui/extensions.py``).
@@ -24,6 +25,7 @@ from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.doctor_dialog import DoctorDialog
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.notify import Notifier
@@ -74,6 +76,7 @@ class Tray(QObject):
         self.confirm: Callable[[str], bool] = self._confirm
         self._tasks: set[asyncio.Task[None]] = set()
         self.pairing = PairingDialog(node)
+        self.doctor = DoctorDialog(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
             extension.attach(self.icon, self.refresh_tooltip)
@@ -91,6 +94,7 @@ class Tray(QObject):
         self.pairing.reject()
         for task in self._tasks:
             task.cancel()
+        self.doctor.reject()
         for extension in self.extensions:
             extension.close()
         self.icon.hide()
@@ -111,6 +115,8 @@ class Tray(QObject):
         for extension in self.extensions:
             extension.add_actions(self.menu)
         self.menu.addAction("Rename this machine…").triggered.connect(self.rename)
+        if peers:
+            self.menu.addAction("Check connections…").triggered.connect(self.doctor.open_fresh)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)

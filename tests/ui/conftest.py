@@ -149,9 +149,9 @@ def run(tray_app: QApplication) -> Run:
     return run_scenario
 
 
-def node_settings(home: Path, name: str) -> tuple[Paths, Settings]:
+def node_settings(home: Path, name: str, **extra: Any) -> tuple[Paths, Settings]:
     """Paths and settings for a loopback-only node with free ports, as ``tests.conftest.write_config`` makes them."""
-    write_config(home, name)
+    write_config(home, name, **extra)
     paths = Paths.resolve(home)
     paths.ensure()
     return paths, load_settings(paths)

@@ -15,6 +15,7 @@ from typing import IO
 import psutil
 
 from noizylab_desktop.core import invite as codes
+from noizylab_desktop.core.discovery.choose import tag_of_code
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
@@ -115,6 +116,57 @@ def test_joining_another_machines_code_shows_the_verification_string_that_machin
 
     shown_here, shown_there = run(scenario())
     assert shown_here == f"Paired with laptop. Verification: {shown_there} (the other machine shows the same)"
+
+
+# Discovery on loopback only: announcements and queries never leave the machine.
+LOOPBACK_DISCOVERY = {"enabled": True, "interfaces": ["127.0.0.1"], "poll_s": 0.5}
+
+
+def test_the_dialog_lists_a_nearby_machine_that_is_inviting_and_joins_it_only_with_the_code_it_shows(
+    run: Run, tmp_path: Path, make_node: Callable[..., NodeProcess]
+) -> None:
+    paths, settings = node_settings(tmp_path / "desk", "desk", discovery=LOOPBACK_DISCOVERY)
+    peer = make_node("laptop", discovery=LOOPBACK_DISCOVERY).start()
+    code = peer.json("pair", "invite", "--no-wait")["code"]
+    made = codes.decode(code)
+    from_elsewhere = codes.encode(dataclasses.replace(made, fp_prefix=bytes(len(made.fp_prefix))))
+
+    async def scenario() -> None:
+        async with TrayApp(Node(paths, settings)) as app:
+            assert app.tray is not None
+            dialog: PairingDialog = app.tray.pairing
+            app.tray.open_pairing()
+
+            def listed() -> list[str]:
+                return [dialog.nearby_list.item(i).text() for i in range(dialog.nearby_list.count())]
+
+            rows = [f"127.0.0.1   (tag {tag_of_code(code)})"]
+            await eventually(lambda: listed() == rows, TIMEOUT_S, "the dialog to list the inviting laptop")
+            dialog.nearby_list.setCurrentRow(0)
+
+            async def refused(typed: str) -> str:
+                failed = expect(dialog.join_failed)
+                dialog.code_field.setText(typed)
+                dialog.join_button.click()
+                (message,) = await within(failed, TIMEOUT_S, "the dialog to refuse")
+                return str(message)
+
+            # Picking a machine is never enough: its code must be typed, and a code from another machine is refused.
+            assert await refused("") == "Type the code shown on the other machine first"
+            assert await refused(from_elsewhere) == (
+                "That code was made by another machine than the one chosen: type the code it shows"
+            )
+            assert app.node.trust.peers() == []
+
+            joined = expect(dialog.joined)
+            dialog.code_field.setText(code)
+            dialog.join_button.click()
+            (name, verification) = await within(joined, TIMEOUT_S, "the dialog to join the laptop")
+            await pairing_probe_closed(code)
+            assert name == "laptop" and dialog.join_status.text().startswith("Paired with laptop. Verification: ")
+
+    run(scenario())
+    assert peer.peer("desk") is not None
 
 
 @contextlib.contextmanager

@@ -52,7 +52,7 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
     run(scenario())
 
 
-def test_the_menu_follows_a_paired_peer_from_online_to_offline(
+def test_the_menu_follows_a_paired_peer_from_online_to_offline_and_says_why_it_is_unreachable(
     run: Run, tmp_path: Path, make_node: Callable[[str], NodeProcess]
 ) -> None:
     paths, settings = node_settings(tmp_path / "desk", "desk")
@@ -85,6 +85,7 @@ def test_the_menu_follows_a_paired_peer_from_online_to_offline(
             assert app.node.permissions.allowed(laptop_fp, "tasks")
             assert not app.node.permissions.allowed(laptop_fp, "display")
 
+            address = await asyncio.to_thread(lambda: peer.grpc_address)
             offline = expect(app.bridge.peer_offline)
             await asyncio.to_thread(peer.stop)
             await within(offline, PEER_TIMEOUT_S, "the tray's node to see the laptop go offline")
@@ -93,6 +94,17 @@ def test_the_menu_follows_a_paired_peer_from_online_to_offline(
             assert app.tray.icon.toolTip().splitlines()[0] == "NOIZYLAB — 0 of 1 peer online"
             assert Row("laptop — offline", enabled=True, dot="hollow") in rows_of(app.tray.menu.actions())
             assert Row("laptop — offline", enabled=True, dot="hollow") in await open_menu(app.tray)
+
+            # Check connections… says why, in the doctor's words: nothing listens where the laptop was.
+            checked = expect(app.tray.doctor.checked)
+            action(app.tray, "Check connections…").trigger()
+            (lines,) = await within(checked, PEER_TIMEOUT_S, "the connection check to end")
+            assert app.tray.doctor.isVisible() and app.tray.doctor.lines() == lines
+            refused = (
+                f"laptop: nothing listens at {address}: its node is not running (start it there with `noizylab start`)"
+            )
+            assert refused in lines
+            app.tray.doctor.reject()
 
     run(scenario())
 

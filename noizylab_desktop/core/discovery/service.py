@@ -2,7 +2,9 @@
 paired peers are now.
 
 Every ``poll_s`` it checks this machine's addresses: when they change (a new Wi-Fi, a DHCP lease, a cable) it
-starts a fresh responder on the current interfaces and announces again, so peers re-find it within a few seconds.
+starts a fresh responder on the current interfaces and announces again, so peers re-find it within a few seconds,
+and it has the registry beat every peer at once over fresh channels: peers learn the new address from the beat
+itself, by unicast, where multicast is blocked.
 Announcements from paired peers become suggestions to the registry, which keeps an address only once the mTLS
 handshake there proved it is that peer. Where multicast is blocked, peers the registry cannot reach are asked for
 by unicast at every host they were last known at (``probe``).
@@ -12,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from zeroconf import IPVersion, ServiceStateChange
+from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from noizylab_desktop.core.discovery import probe
@@ -49,6 +52,7 @@ class Discovery:
         pairing_port: Callable[[], int],
         hosts: Callable[[], list[str]],
         poll_s: float = 1.0,
+        interfaces: tuple[str, ...] = (),
     ) -> None:
         self.tag = tag_of(fingerprint)
         self.registry = registry
@@ -56,6 +60,7 @@ class Discovery:
         self.pairing_port = pairing_port
         self.hosts = hosts
         self.poll_s = poll_s
+        self.only = interfaces  # the configured addresses to announce and listen on, else every interface
         # What the others announce, by tag (multicast or unicast, the latest wins).
         self.found: dict[str, Announcement] = {}
         self._zc: AsyncZeroconf | None = None
@@ -66,8 +71,11 @@ class Discovery:
 
     # ------------------------------------------------------------------ announcing
 
+    def _current(self) -> tuple[str, ...]:
+        return self.only or tuple(local_hosts(limit=16))
+
     def _wanted(self) -> tuple[tuple[str, ...], int, int]:
-        interfaces = tuple(local_hosts(limit=16))
+        interfaces = self._current()
         hosts = [h for h in self.hosts() if is_ip(h) and not h.startswith("127.")] or list(interfaces)
         return tuple(hosts), self.grpc_port(), self.pairing_port()
 
@@ -83,12 +91,17 @@ class Discovery:
 
     async def refresh(self) -> None:
         """Announce again when this machine's addresses or what it announces changed."""
-        interfaces = tuple(local_hosts(limit=16))
+        interfaces = self._current()
         wanted = self._wanted()
         if self._zc is None or interfaces != self._interfaces:
+            if self._interfaces and interfaces != self._interfaces:
+                # Tell the peers by unicast too (multicast may be blocked): a beat from the new address.
+                self._spawn(self.registry.reconnect())
             # The responder's sockets are bound per interface address: on a change, start over on the new ones.
             await self._close()
-            self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
+            self._zc = AsyncZeroconf(
+                interfaces=list(self.only) if self.only else InterfaceChoice.All, ip_version=IPVersion.V4Only
+            )
             self._interfaces = interfaces
             # The instance is named after this node's tag: no other responder can rightly hold it, so the
             # name-conflict probe (nearly a second) is skipped and the announcement goes out at once.
@@ -117,7 +130,10 @@ class Discovery:
     def _on_change(self, zeroconf: object, service_type: str, name: str, state_change: ServiceStateChange) -> None:
         if state_change is ServiceStateChange.Removed:
             return  # a goodbye: the registry notices on its own if the peer is really gone
-        task = asyncio.ensure_future(self._resolve(name))
+        self._spawn(self._resolve(name))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -16,3 +16,6 @@ class DiscoverySettings:
     # How often this machine's addresses are checked (a change is announced at once) and unreachable peers are
     # asked for by unicast, the fallback where multicast is blocked.
     poll_s: float = setting(1.0, above=0, high=60, unit="seconds")
+    # Announce and listen only on these local IPv4 addresses (say the LAN's, not a VPN's or a café's); empty: on
+    # every interface that is up. Set, discovery runs even when gRPC listens on loopback only.
+    interfaces: tuple[str, ...] = setting(())

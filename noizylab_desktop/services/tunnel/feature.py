@@ -28,6 +28,7 @@ from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.sessions import Ending, Session
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.totp import require_step_up
+from noizylab_desktop.services.tunnel import wire
 from noizylab_desktop.services.tunnel.events import TunnelChanged
 from noizylab_desktop.services.tunnel.forward import Forwarder
 from noizylab_desktop.services.tunnel.serve import SCOPE, Server
@@ -69,7 +70,7 @@ class TunnelFeature(tpb_grpc.TunnelServicer):
     # ------------------------------------------------------------------ Feature
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        tpb_grpc.add_TunnelServicer_to_server(self, server)
+        wire.add_to_server(self, server)
 
     def interceptors(self) -> Sequence[grpc.aio.ServerInterceptor]:
         return ()
@@ -286,7 +287,7 @@ class TunnelFeature(tpb_grpc.TunnelServicer):
 
     # Written with ``context.write`` (the pump answers pings beside the data), not yielded: hence the override.
     async def Open(  # type: ignore[override]  # noqa: N802 (gRPC method name)
-        self, request_iterator: AsyncIterator[tpb.TunnelFrame], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[wire.Frame], context: grpc.aio.ServicerContext
     ) -> None:
         await self.server.open(request_iterator, context)
 

@@ -18,10 +18,10 @@ from typing import TypeAlias
 import grpc
 
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
-from noizylab_desktop._proto import noizylab_tunnel_pb2_grpc as tpb_grpc
 from noizylab_desktop.core.errors import NoizyLabError, PermissionRefusedError, TunnelError
 from noizylab_desktop.core.registry import PeerState, Registry
 from noizylab_desktop.core.rpc_errors import error_from_rpc
+from noizylab_desktop.services.tunnel import wire
 from noizylab_desktop.services.tunnel.pump import Link, Traffic, pump
 from noizylab_desktop.services.tunnel.settings import TunnelSettings
 from noizylab_desktop.services.tunnel.store import TunnelRecord
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 READY_S = 10.0  # the serving side connects to its port within 5 s, then answers
 RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
-Call: TypeAlias = "grpc.aio.StreamStreamCall[tpb.TunnelFrame, tpb.TunnelFrame]"
+Call: TypeAlias = "grpc.aio.StreamStreamCall[wire.Outgoing, wire.Frame]"
 
 
 def refusal(exc: grpc.aio.AioRpcError, peer: str) -> NoizyLabError:
@@ -129,7 +129,7 @@ class Forwarder:
             state = self.peer_state
             if state is None:
                 raise TunnelError("that peer is no longer paired with this node")
-            call: Call = tpb_grpc.TunnelStub(self.registry.channel(state)).Open()
+            call: Call = wire.open_stream(self.registry.channel(state))()
             try:
                 await call.write(tpb.TunnelFrame(open=tpb.TunnelOpen(port=self.record.port, probe=probe)))
                 first = await asyncio.wait_for(call.read(), READY_S)
@@ -171,7 +171,7 @@ class Forwarder:
             call = await self.open()
             self._set("open")
 
-            async def receive() -> tpb.TunnelFrame | None:
+            async def receive() -> wire.Frame | None:
                 assert call is not None
                 frame = await call.read()
                 return None if frame is grpc.aio.EOF else frame

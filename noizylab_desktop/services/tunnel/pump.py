@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.core.errors import TunnelError
+from noizylab_desktop.services.tunnel.wire import Frame, Outgoing
 
 PONG = tpb.TunnelFrame(pong=True)
 PING = tpb.TunnelFrame(ping=True)
@@ -31,10 +32,11 @@ class Traffic:
 
 @dataclass(frozen=True)
 class Link:
-    """One stream as the pump sees it: ``send`` a frame, ``receive`` the next (None when the stream ended)."""
+    """One stream as the pump sees it: ``send`` a frame (bytes: a data frame, ``wire``), ``receive`` the next (None
+    when the stream ended)."""
 
-    send: Callable[[tpb.TunnelFrame], Awaitable[None]]
-    receive: Callable[[], Awaitable[tpb.TunnelFrame | None]]
+    send: Callable[[Outgoing], Awaitable[None]]
+    receive: Callable[[], Awaitable[Frame | None]]
 
 
 async def pump(
@@ -55,7 +57,7 @@ async def pump(
     sent_eof = got_eof = False
     over = asyncio.Event()
 
-    async def send(frame: tpb.TunnelFrame) -> None:
+    async def send(frame: Outgoing) -> None:
         async with lock:
             await link.send(frame)
 
@@ -69,7 +71,7 @@ async def pump(
         while data := await reader.read(chunk):
             for traffic in traffics:
                 traffic.bytes_out += len(data)
-            await send(tpb.TunnelFrame(data=data))
+            await send(data)
         await send(EOF)
         sent_eof = True
         check_over()
@@ -78,10 +80,11 @@ async def pump(
         nonlocal heard, got_eof
         while (frame := await link.receive()) is not None:
             heard = loop.time()
-            if frame.data:
+            data = frame.data  # read once: protobuf copies a bytes field on every read
+            if data:
                 for traffic in traffics:
-                    traffic.bytes_in += len(frame.data)
-                writer.write(frame.data)
+                    traffic.bytes_in += len(data)
+                writer.write(data)
                 await writer.drain()
             if frame.eof:
                 got_eof = True

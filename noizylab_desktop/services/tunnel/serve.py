@@ -24,6 +24,7 @@ from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.services.tunnel.pump import Link, Traffic, pump
 from noizylab_desktop.services.tunnel.settings import TunnelSettings
 from noizylab_desktop.services.tunnel.store import LOOPBACK, TunnelStore
+from noizylab_desktop.services.tunnel.wire import Frame
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -62,11 +63,11 @@ class Server:
         self.refused += 1
         await abort_with(context, exc)
 
-    async def open(self, frames: AsyncIterator[tpb.TunnelFrame], context: grpc.aio.ServicerContext) -> None:
+    async def open(self, frames: AsyncIterator[Frame], context: grpc.aio.ServicerContext) -> None:
         """``Tunnel.Open``: check, connect to 127.0.0.1:port, answer ``ready``, then carry the connection."""
         fp = await require_permission(self.ctx, context, SCOPE)
         first = await anext(aiter(frames), None)
-        if first is None or not first.HasField("open") or not 0 < first.open.port < 65536:
+        if not isinstance(first, tpb.TunnelFrame) or not first.HasField("open") or not 0 < first.open.port < 65536:
             await abort_with(context, InvalidRequestError("a tunnel must start with the port to open (1 to 65535)"))
         port = first.open.port
         name = self.ctx.settings.name

@@ -9,6 +9,7 @@ neither another machine nor this one's other interfaces through a tunnel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 SCOPE = "tunnel"
 CONNECT_S = 5.0
+FIRST_FRAME_S = 10.0
 READY = tpb.TunnelFrame(ready=True)
 
 
@@ -65,8 +67,14 @@ class Server:
 
     async def open(self, frames: AsyncIterator[Frame], context: grpc.aio.ServicerContext) -> None:
         """``Tunnel.Open``: check, connect to 127.0.0.1:port, answer ``ready``, then carry the connection."""
+        # The first frame is read before any refusal: refusing first raced the peer's own first write, which grpc.aio
+        # then reports as "Internal error from Core" in place of the refusal (grpc/grpc#36066). A peer that may not
+        # open tunnels is refused before that frame is looked at, and one that sends nothing waits at most
+        # FIRST_FRAME_S.
+        first: Frame | None = None
+        with contextlib.suppress(TimeoutError):
+            first = await asyncio.wait_for(anext(aiter(frames), None), FIRST_FRAME_S)
         fp = await require_permission(self.ctx, context, SCOPE)
-        first = await anext(aiter(frames), None)
         if not isinstance(first, tpb.TunnelFrame) or not first.HasField("open") or not 0 < first.open.port < 65536:
             await abort_with(context, InvalidRequestError("a tunnel must start with the port to open (1 to 65535)"))
         port = first.open.port

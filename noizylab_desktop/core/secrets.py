@@ -23,8 +23,11 @@ from noizylab_desktop.core.errors import KeychainError
 
 logger = logging.getLogger(__name__)
 
-# Windows' credential store caps a secret at 2,560 bytes; base64 grows data by 4/3, so stay well under.
-DIRECT_LIMIT = 1800
+# Windows' Credential Manager caps a secret at 2,560 bytes (CRED_MAX_CREDENTIAL_BLOB_SIZE), and keyring stores the
+# base64 text as UTF-16: 2 bytes a character, 4 characters per 3 bytes of secret. So 960 bytes go in directly; the
+# old limit of 1,800 counted base64 alone and would have been refused there (Wine does not enforce the cap).
+WINDOWS_BLOB_CAP = 2560
+DIRECT_LIMIT = WINDOWS_BLOB_CAP // 2 // 4 * 3
 _REFUSED_BACKENDS = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
 NO_KEYCHAIN = (
     "no OS keychain is available ({why}): start one (on Linux a Secret Service such as gnome-keyring) "

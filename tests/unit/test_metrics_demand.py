@@ -85,3 +85,30 @@ def test_rpc_figures_are_made_again_only_for_methods_called_since() -> None:
     busy = after[(handling, "/a.A/Busy")]
     assert busy.count == 2.0 and busy.value == pytest.approx(0.202) and busy.buckets[-1] == (float("inf"), 2.0)
     assert after[(handled, "/a.A/Busy")].value == 2.0
+
+
+def test_readings_the_os_refuses_are_left_out_and_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the Windows tier met: Wine refuses CPU times (OSError, WinError 1); Windows with its performance counters
+    # disabled refuses swap (psutil raises RuntimeError). Neither may stop the node that samples.
+    def no_cpu_times(percpu: bool = False) -> Any:
+        raise OSError(22, "Invalid function")
+
+    def no_swap() -> Any:
+        raise RuntimeError("PdhAddEnglishCounterW failed. Performance counters may be disabled.")
+
+    monkeypatch.setattr(system.psutil, "cpu_times", no_cpu_times)
+    monkeypatch.setattr(system.psutil, "swap_memory", no_swap)
+    sampler = system.SystemSampler(top=0)
+    for _ in range(3):
+        sample = mpb.NodeMetrics()
+        sampler.sample(sample)
+        assert sample.memory_total_bytes > 0 and sample.swap_total_bytes == 0 and not sample.cpu_seconds
+        assert sample.cpu_count >= 1
+    refused = [r.getMessage() for r in caplog.records if "does not give its" in r.getMessage()]
+    assert refused == [
+        "this machine does not give its CPU times ([Errno 22] Invalid function): left out of the metrics",
+        "this machine does not give its swap (PdhAddEnglishCounterW failed. Performance counters may be disabled.): "
+        "left out of the metrics",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from noizylab_desktop.core.errors import KeychainError
-from noizylab_desktop.core.secrets import KeyringStore, Vault
+from noizylab_desktop.core.secrets import DIRECT_LIMIT, WINDOWS_BLOB_CAP, KeyringStore, Vault
 
 
 @pytest.fixture
@@ -57,3 +58,14 @@ def test_different_homes_do_not_see_each_others_secrets(tmp_path: Path) -> None:
     one, two = KeyringStore(uuid.uuid4().hex), KeyringStore(uuid.uuid4().hex)
     one.set("tls-key", b"one")
     assert two.get("tls-key") is None
+
+
+def test_what_goes_straight_into_the_keychain_fits_windows_credential_manager(vault: Vault) -> None:
+    # keyring's WinVaultKeyring stores our base64 text as UTF-16; the Credential Manager holds at most 2,560 bytes.
+    # Wine does not enforce that cap, so the Windows tier cannot show it: the arithmetic is checked here.
+    largest_direct = os.urandom(DIRECT_LIMIT)
+    assert len(base64.b64encode(largest_direct).decode().encode("utf-16-le")) <= WINDOWS_BLOB_CAP
+    vault.set("edge", largest_direct)
+    assert vault.store.get("edge") == largest_direct
+    vault.set("over", os.urandom(DIRECT_LIMIT + 1))
+    assert vault.store.get("over") is None and vault.store.get("over.wrap") is not None

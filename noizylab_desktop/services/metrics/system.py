@@ -1,7 +1,9 @@
 """Sampling this machine through psutil: CPU per core, load, memory, swap, disks, network, top processes.
 
 A ``SystemSampler`` keeps what it needs between samples (network counters for rates, the process table for CPU
-shares, the partition list); call ``sample`` from a worker thread, once per interval.
+shares, the partition list); call ``sample`` from a worker thread, once per interval. A reading the OS refuses
+(Windows with its performance counters disabled refuses swap; Wine refuses CPU times) is left out of the sample and
+logged once: a figure missing from the dashboard must not stop the node.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psutil
 
 from noizylab_desktop._proto import noizylab_metrics_pb2 as mpb
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_DISKS = 16
 MAX_INTERFACES = 16
@@ -65,11 +69,10 @@ class SystemSampler:
         # finite "long ago" would not be long enough on a machine up for less than the asked interval.
         self._top_at = -math.inf
         self._ncpu = psutil.cpu_count() or 1
+        self._refused: set[str] = set()
         # Busy shares and per-process CPU are measured against the previous reading: take one now, so the first
         # sample already shows real figures.
-        self._cpu: list[dict[str, float]] = [
-            {k: v for k, v in t._asdict().items() if not k.startswith("guest")} for t in psutil.cpu_times(percpu=True)
-        ]
+        self._cpu: list[dict[str, float]] = self._cpu_times()
         if top:
             self._processes()
 
@@ -80,11 +83,7 @@ class SystemSampler:
     def sample(self, into: mpb.NodeMetrics, process_interval_s: float | None = None) -> None:
         """Fill the system part of ``into``; the process table is walked every ``process_interval_s`` (if given)."""
         now = time.monotonic()
-        per_cpu = [
-            # Linux counts guest time inside user time already; node_exporter leaves it out of the modes too.
-            {k: v for k, v in times._asdict().items() if not k.startswith("guest")}
-            for times in psutil.cpu_times(percpu=True)
-        ]
+        per_cpu = self._cpu_times()
         for index, modes in enumerate(per_cpu):
             into.cpu_seconds.add(cpu=index, seconds_by_mode=modes)
         # Busy shares from our own previous reading: psutil.cpu_percent keeps its previous reading per thread.
@@ -99,9 +98,10 @@ class SystemSampler:
         into.memory_total_bytes = memory.total
         into.memory_available_bytes = memory.available
         into.memory_used_bytes = memory.total - memory.available
-        swap = psutil.swap_memory()
-        into.swap_total_bytes = swap.total
-        into.swap_used_bytes = swap.used
+        swap = self._reading("swap", psutil.swap_memory)
+        if swap is not None:
+            into.swap_total_bytes = swap.total
+            into.swap_used_bytes = swap.used
         self._disks(into, now)
         self._disk_io(into)
         self._network(into, now)
@@ -110,6 +110,22 @@ class SystemSampler:
             self._top_at = now
             self._top = self._processes()
         into.top_processes.extend(self._top)
+
+    def _cpu_times(self) -> list[dict[str, float]]:
+        """Seconds per mode of each CPU; none when the OS refuses them."""
+        per_cpu = self._reading("CPU times", lambda: psutil.cpu_times(percpu=True)) or []
+        # Linux counts guest time inside user time already; node_exporter leaves it out of the modes too.
+        return [{k: v for k, v in times._asdict().items() if not k.startswith("guest")} for times in per_cpu]
+
+    def _reading(self, what: str, read: Callable[[], T]) -> T | None:
+        """``read()``, or None when the OS refuses it (said once per sampler, not once per sample)."""
+        try:
+            return read()
+        except (OSError, RuntimeError) as exc:  # psutil raises RuntimeError for Windows' performance counters
+            if what not in self._refused:
+                self._refused.add(what)
+                logger.warning("this machine does not give its %s (%s): left out of the metrics", what, exc)
+            return None
 
     def _disks(self, into: mpb.NodeMetrics, now: float) -> None:
         if now - self._parts_at >= PARTITIONS_EVERY_S:

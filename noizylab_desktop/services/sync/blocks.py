@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from noizylab_desktop.services.sync import fileio
+
 BLOCK_SIZE = 128 * 1024
 DIGEST_SIZE = 32
 _READ = 4 * 1024 * 1024
@@ -44,7 +46,7 @@ def hash_bytes(data: bytes) -> Hashed:
 
 def hash_file(path: str | Path) -> Hashed:
     """Hashes of a file on disk; blocking, so call it from a thread."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | fileio.BINARY)
     try:
         head = b""
         while len(head) <= BLOCK_SIZE and (more := os.read(fd, BLOCK_SIZE + 1 - len(head))):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from noizylab_desktop.services.sync import fileio
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.ignore import TEMP_PREFIX, TEMP_SUFFIX, VERSIONS_DIR
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
@@ -64,12 +65,12 @@ class LocalFs:
 
     def open_write(self, path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | fileio.BINARY, 0o644)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> None:
         view = memoryview(data)
         while view:
-            written = os.pwrite(fd, view, offset)
+            written = fileio.pwrite(fd, view, offset)
             view, offset = view[written:], offset + written
 
     def direct(self, path: Path, chunk: int) -> DirectWrites | None:
@@ -184,9 +185,11 @@ def write_files(
                 failed[rel] = "did not verify"
                 continue
             tmp = os.path.join(os.path.dirname(final), temp_name(rel).rpartition("/")[2])  # named as LocalFs does
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | fileio.BINARY, 0o644)
             try:
                 fs.pwrite(fd, data, 0)
+                if not hasattr(os, "sync"):  # Windows: no whole-filesystem flush below, so each file is flushed
+                    os.fsync(fd)
                 if _UTIME_FD:
                     os.utime(fd, ns=(mtime_ns, mtime_ns))
                     st = os.fstat(fd)  # the mtime as this file system keeps it, and the inode the rename keeps
@@ -228,7 +231,7 @@ def read_files(root: Path, rels: list[str], max_bytes: int) -> Iterator[tuple[Sm
     for rel in rels:
         try:
             path = resolve_inside(root, rel)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | fileio.BINARY)
             try:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):
@@ -260,7 +263,10 @@ def _refuse_link(rel: str) -> bool:
 
 
 def _sync_fs(root: Path) -> None:
-    """Make every write under ``root`` durable: ``syncfs`` of its filesystem where there is one, else ``sync``."""
+    """Make every write under ``root`` durable: ``syncfs`` of its filesystem where there is one, else ``sync``;
+    Windows has neither (each file was flushed as it was written)."""
+    if not hasattr(os, "sync"):
+        return
     try:
         import ctypes
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import cast
 
 from noizylab_desktop.core.errors import SyncError
+from noizylab_desktop.services.sync import fileio
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE, Hashed, hash_file
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.localfs import LocalFs, temp_name
@@ -64,7 +65,7 @@ class Incoming:
             raise SyncError(f"{rel} is a link: links are not replaced")
         check_free(folder, header.size, rel)  # before the temp exists: a size that cannot fit is refused at once
         self.tmp = self.fs.path(temp_name(rel))
-        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT, 0o644)
+        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | fileio.BINARY, 0o644)
         self._whole = hashlib.sha256()
         self._blocks = bytearray()
         self._hashed = 0  # bytes hashed so far, in order; a chunk out of order means hashing the temp at the end

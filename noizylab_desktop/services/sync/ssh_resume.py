@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncssh
 
+from noizylab_desktop.services.sync import fileio
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
 
 CHUNK = 16 * 1024 * 1024  # per write call; asyncssh splits it into parallel requests within the server's limits
@@ -42,10 +43,10 @@ async def put_from(sftp: asyncssh.SFTPClient, path: str, local: Path, start: int
     """Write ``local`` from ``start`` on into the remote ``path`` and cut it to size; returns the bytes sent."""
     sent = 0
     async with sftp.open(path, "r+b", block_size=-1, max_requests=PARALLEL_REQUESTS) as f:
-        fd = os.open(local, os.O_RDONLY)
+        fd = os.open(local, os.O_RDONLY | fileio.BINARY)
         try:
             offset = start
-            while data := await asyncio.to_thread(os.pread, fd, CHUNK, offset):
+            while data := await asyncio.to_thread(fileio.pread, fd, CHUNK, offset):
                 await f.write(data, offset)
                 sent += len(data)
                 offset += len(data)

@@ -20,6 +20,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from noizylab_desktop.services.sync import fileio
+
 logger = logging.getLogger(__name__)
 
 RANGE_BYTES = 8 * 1024 * 1024  # queue writeback this often (Linux): small enough that the disk never sits idle
@@ -123,7 +125,7 @@ class DirectWrites:
         try:
             view = memoryview(self._buffer)[:padded]
             while view:  # a short write ends on an aligned boundary: the rest stays aligned
-                written = os.pwrite(self.fd, view, offset)
+                written = fileio.pwrite(self.fd, view, offset)
                 view, offset = view[written:], offset + written
         except OSError as exc:
             if exc.errno != errno.EINVAL:

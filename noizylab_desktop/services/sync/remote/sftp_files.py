@@ -15,6 +15,7 @@ from typing import cast
 
 import asyncssh
 
+from noizylab_desktop.services.sync import fileio
 from noizylab_desktop.services.sync.blocks import BLOCK_SIZE
 from noizylab_desktop.services.sync.conflicts import version_name
 from noizylab_desktop.services.sync.remote.connection import PARALLEL_REQUESTS, SftpConnection
@@ -73,13 +74,13 @@ class SftpFiles(SftpConnection):
             except (asyncssh.SFTPOpUnsupported, asyncssh.SFTPNoSuchFile):
                 return False
         gate = asyncio.Semaphore(PARALLEL_REQUESTS)
-        fd = os.open(local, os.O_RDONLY)
+        fd = os.open(local, os.O_RDONLY | fileio.BINARY)
         try:
             async with sftp.open(self.abs(rel), "r+b") as f:
 
                 async def one(i: int) -> None:
                     async with gate:
-                        data = os.pread(fd, BLOCK_SIZE, i * BLOCK_SIZE)
+                        data = fileio.pread(fd, BLOCK_SIZE, i * BLOCK_SIZE)
                         await f.write(data, i * BLOCK_SIZE)
                         self.bytes_sent += len(data)
 

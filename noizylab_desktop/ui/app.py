@@ -23,10 +23,12 @@ import sys
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from noizylab_desktop.core.config import Paths, Settings
-from noizylab_desktop.core.errors import DisplayUnavailableError
+from noizylab_desktop.core.errors import DisplayUnavailableError, NoizyLabError
+from noizylab_desktop.node import autostart, first_run
 from noizylab_desktop.node.launcher import holding_home, setup_logging, take_over
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.ui.bridge import Bridge
+from noizylab_desktop.ui.first_run import FirstRunWindow
 from noizylab_desktop.ui.gui_gc import collect_on_gui_thread
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import runner
@@ -81,14 +83,17 @@ class TrayApp:
     """A node with its bridge and tray icon, started and stopped together (``async with TrayApp(node)``).
 
     ``took_over``: the pid of the node this tray stopped to run its home's node itself (``launcher.take_over``);
-    the tray says so once it shows.
+    the tray says so once it shows. ``first_run``: open the first-run window when this home has no peer and has not
+    finished its first run (the app does; tests of other windows leave it closed).
     """
 
-    def __init__(self, node: Node, took_over: int | None = None) -> None:
+    def __init__(self, node: Node, took_over: int | None = None, *, first_run: bool = False) -> None:
         self.node = node
         self.took_over = took_over
+        self.offer_first_run = first_run
         self.bridge: Bridge | None = None
         self.tray: Tray | None = None
+        self.first_run: FirstRunWindow | None = None
 
     async def start(self) -> None:
         """Start the node, then show its icon."""
@@ -103,8 +108,28 @@ class TrayApp:
         logger.info("tray shown for node %s (%s)", self.node.settings.name, self.node.identity.node_id)
         if self.took_over is not None:
             self._tell(f"the node that ran in the background (pid {self.took_over}) stopped: this tray runs it now")
+        try:
+            # An entry left by an installation that moved would start nothing at the next login: point it here.
+            autostart.refresh(self.tray.autostart)
+        except NoizyLabError as exc:
+            logger.warning("start at login: %s", exc.message)
+        if self.offer_first_run and first_run.needed(self.node.paths, len(self.node.trust.peers())):
+            self.open_first_run()
+
+    def open_first_run(self) -> FirstRunWindow:
+        """Show the first-run window (raising it when it is open already)."""
+        assert self.tray is not None
+        if self.first_run is None:
+            self.first_run = FirstRunWindow(self.node, self.tray.autostart)
+            self.first_run.finished.connect(self.tray.refresh)
+        self.first_run.show()
+        self.first_run.raise_()
+        self.first_run.activateWindow()
+        return self.first_run
 
     def _close_ui(self) -> None:
+        if self.first_run is not None:
+            self.first_run.reject()
         if self.tray is not None:
             self.tray.hide()
         if self.bridge is not None:
@@ -157,4 +182,4 @@ def run_tray(paths: Paths, settings: Settings) -> int:
     # A node started with `noizylab start` holds the home: a double-clicked app must not just do nothing.
     took_over = take_over(paths, settings)
     with holding_home(paths), runner(app) as loop:
-        return loop.run(TrayApp(Node(paths, settings), took_over).run())
+        return loop.run(TrayApp(Node(paths, settings), took_over, first_run=True).run())

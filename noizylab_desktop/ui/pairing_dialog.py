@@ -3,17 +3,25 @@
 The join side also lists the machines nearby whose ``pair invite`` is open (heard by discovery, refreshed every
 second while the dialog shows). Picking one never replaces the code: it must still be typed, must come from the
 machine picked, and proves its secret as a typed code alone does (``core/discovery/choose.py``).
+
+The code is shown as text and as a QR code (segno, which the TOTP setup already uses). Where TOTP is on, making a
+code and joining one ask for an authenticator code first, as ``noizylab pair invite|join`` do (``docs/trust.md``):
+a step-up then holds for five minutes, so the next sensitive action asks for none.
+
+The first-run window (``ui/first_run.py``) embeds this dialog as its pairing step (``embedded=True``: no Close).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from typing import TYPE_CHECKING
 
+import segno
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -31,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from noizylab_desktop.core.discovery.choose import code_for
 from noizylab_desktop.core.discovery.records import Announcement
-from noizylab_desktop.core.errors import NoizyLabError
+from noizylab_desktop.core.errors import NoizyLabError, StepUpNeeded
 from noizylab_desktop.core.pairing import Paired
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.icons import app_icon
@@ -46,6 +54,8 @@ NEARBY_REFRESH_MS = 1000
 NO_ONE_NEARBY = "No machine nearby is inviting (run Pair a device… or `noizylab pair invite` on it)"
 ERROR_STYLE = "color: #cf222e;"
 SUCCESS_STYLE = "color: #1a7f37;"
+QR_SCALE = 4
+TOTP_ASK = "TOTP is on: type the code from your authenticator app below, then press Enter"
 
 
 def one_line(message: str) -> str:
@@ -57,6 +67,15 @@ def one_line(message: str) -> str:
 def paired_text(paired: Paired) -> str:
     """What both sides show once paired."""
     return f"Paired with {paired.peer_name}. Verification: {paired.verification} (the other machine shows the same)"
+
+
+def qr_pixmap(text: str, scale: int = QR_SCALE) -> QPixmap:
+    """``text`` as a QR code image (medium error correction, the standard quiet zone)."""
+    png = io.BytesIO()
+    segno.make(text, error="m").save(png, kind="png", scale=scale, border=4)
+    pixmap = QPixmap()
+    pixmap.loadFromData(png.getvalue(), "PNG")
+    return pixmap
 
 
 def _code_font() -> QFont:
@@ -75,11 +94,15 @@ class PairingDialog(QDialog):
     joined = Signal(str, str)  # peer name, verification: we joined another machine's code
     join_failed = Signal(str)  # one-line message
     nearby_changed = Signal(int)  # how many machines nearby are inviting, when the list changes
+    totp_asked = Signal(str)  # the action waits for a TOTP code: "invite" or "join"
 
-    def __init__(self, node: Node, parent: QWidget | None = None) -> None:
+    def __init__(self, node: Node, parent: QWidget | None = None, *, embedded: bool = False) -> None:
         super().__init__(parent)
         self._node = node
+        self._embedded = embedded
         self._invite_task: asyncio.Task[None] | None = None
+        self.paired: Paired | None = None  # the last pairing this dialog made, either way
+        self._waiting_for_code = ""  # "invite" or "join" while the TOTP field waits for a code
         self.setWindowTitle("Pair a device — NOIZYLAB")
         self.setWindowIcon(app_icon(False))
         self.setMinimumWidth(520)
@@ -87,6 +110,9 @@ class PairingDialog(QDialog):
         self.code_label = QLabel("…")
         self.code_label.setFont(_code_font())
         self.code_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.qr_label = QLabel()
+        self.qr_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.qr_label.setToolTip("The same invite code as a QR code")
         self.copy_button = QPushButton("Copy")
         self.copy_button.clicked.connect(self._copy_code)
         self.expiry_label = QLabel("")
@@ -102,6 +128,14 @@ class PairingDialog(QDialog):
         self.join_button.clicked.connect(self.join)
         self.join_status = QLabel("")
         self.join_status.setWordWrap(True)
+
+        self.totp_label = QLabel("Code from your authenticator app:")
+        self.totp_field = QLineEdit()
+        self.totp_field.setPlaceholderText("123456")
+        self.totp_field.setMaxLength(16)
+        self.totp_field.returnPressed.connect(self._code_given)
+        self.totp_label.hide()
+        self.totp_field.hide()
 
         self.nearby_list = QListWidget()
         self.nearby_list.setMaximumHeight(96)
@@ -121,6 +155,7 @@ class PairingDialog(QDialog):
         code_row.addWidget(self.code_label, 1)
         code_row.addWidget(self.copy_button)
         invite.addLayout(code_row)
+        invite.addWidget(self.qr_label)
         invite.addWidget(self.expiry_label)
         invite.addWidget(self.invite_status)
         again = QHBoxLayout()
@@ -139,14 +174,55 @@ class PairingDialog(QDialog):
         join.addLayout(join_row)
         join.addWidget(self.join_status)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
+        totp_row = QHBoxLayout()
+        totp_row.addWidget(self.totp_label)
+        totp_row.addWidget(self.totp_field, 1)
         layout = QVBoxLayout(self)
         # The dialog opens before the code arrives; let it grow to show the whole code once it does.
         layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        layout.addLayout(totp_row)
         layout.addWidget(invite_box)
         layout.addWidget(join_box)
-        layout.addWidget(buttons)
+        if not self._embedded:
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+            buttons.rejected.connect(self.reject)
+            layout.addWidget(buttons)
+
+    # ------------------------------------------------------------------ TOTP step-up
+
+    async def _stepped_up(self, action: str, status: QLabel) -> bool:
+        """Whether pairing may go ahead: TOTP is off, a step-up holds, or the code typed is good (which starts one).
+        Otherwise the code field shows, ``status`` says why, and ``action`` runs again once a code is typed."""
+        code = self.totp_field.text().strip() or None
+        self.totp_field.clear()
+        try:
+            await asyncio.to_thread(self._node.totp.require, code, "pairing a device")
+        except StepUpNeeded:
+            self._ask_code(action, status, TOTP_ASK)
+            return False
+        except NoizyLabError as exc:
+            self._ask_code(action, status, one_line(exc.message), ERROR_STYLE)
+            return False
+        self._waiting_for_code = ""
+        self.totp_label.hide()
+        self.totp_field.hide()
+        return True
+
+    def _ask_code(self, action: str, status: QLabel, text: str, style: str = "") -> None:
+        self._waiting_for_code = action
+        self.totp_label.show()
+        self.totp_field.show()
+        self.totp_field.setFocus()
+        self._set_status(status, text, style)
+        self.totp_asked.emit(action)
+
+    def _code_given(self) -> None:
+        """A TOTP code was typed: run again what asked for it."""
+        action, self._waiting_for_code = self._waiting_for_code, ""
+        if action == "invite":
+            self.new_invite()
+        elif action == "join":
+            self.join()
 
     # ------------------------------------------------------------------ inviting
 
@@ -156,7 +232,10 @@ class PairingDialog(QDialog):
         self._cancel_invite()
         self._invite_task = asyncio.current_task()
         self.code_label.setText("…")
+        self.qr_label.clear()
         self.expiry_label.setText("")
+        if not await self._stepped_up("invite", self.invite_status):
+            return
         self._set_status(self.invite_status, "Making a code…")
         try:
             code, expires_at = await self._node.create_invite([])
@@ -164,6 +243,7 @@ class PairingDialog(QDialog):
             self._invite_error(exc.message)
             return
         self.code_label.setText(code)
+        self.qr_label.setPixmap(qr_pixmap(code))
         minutes = max(1, round((expires_at - time.time()) / 60))
         self.expiry_label.setText(f"Valid for {plural(minutes, 'minute')}, for one machine.")
         self._set_status(self.invite_status, "Waiting for the other machine to join…")
@@ -173,6 +253,7 @@ class PairingDialog(QDialog):
         except NoizyLabError as exc:
             self._invite_error(exc.message)
             return
+        self.paired = paired
         self._set_status(self.invite_status, paired_text(paired), SUCCESS_STYLE)
         self.invite_paired.emit(paired.peer_name, paired.verification)
 
@@ -198,6 +279,8 @@ class PairingDialog(QDialog):
         if not code:
             self._join_error("type the code shown on the other machine first")
             return
+        if not await self._stepped_up("join", self.join_status):
+            return
         self.join_button.setEnabled(False)
         self.code_field.setEnabled(False)
         self._set_status(self.join_status, "Joining…")
@@ -213,6 +296,7 @@ class PairingDialog(QDialog):
             logger.exception("joining with an invite code failed")
             self._join_error(f"joining failed ({type(exc).__name__}): see `noizylab logs`")
         else:
+            self.paired = paired
             self._set_status(self.join_status, paired_text(paired), SUCCESS_STYLE)
             self.code_field.clear()
             self.joined.emit(paired.peer_name, paired.verification)
@@ -254,19 +338,27 @@ class PairingDialog(QDialog):
     def open_fresh(self) -> None:
         """Show the dialog with a new code (or raise it if it is already open)."""
         if not self.isVisible():
-            if self.join_button.isEnabled():
-                self._set_status(self.join_status, "")
-            self.new_invite()
-            self.refresh_nearby()
-            self._nearby_timer.start()
+            self.begin()
         self.show()
         self.raise_()
         self.activateWindow()
 
-    def done(self, result: int) -> None:
-        """Stop waiting for the invite (and listing who is nearby) when the dialog closes."""
+    def begin(self) -> None:
+        """Make a fresh code and start listing who is nearby (``open_fresh`` does this as it shows)."""
+        if self.join_button.isEnabled():
+            self._set_status(self.join_status, "")
+        self.new_invite()
+        self.refresh_nearby()
+        self._nearby_timer.start()
+
+    def end(self) -> None:
+        """Stop waiting for the invite and listing who is nearby."""
         self._cancel_invite()
         self._nearby_timer.stop()
+
+    def done(self, result: int) -> None:
+        """Stop waiting for the invite (and listing who is nearby) when the dialog closes."""
+        self.end()
         super().done(result)
 
     @staticmethod

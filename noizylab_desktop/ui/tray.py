@@ -1,5 +1,5 @@
 """The tray icon and its menu: this node, each peer with its health, ``Check connections…`` (once a peer is paired),
-``Pair a device…`` and ``Quit``.
+``Pair a device…``, the ``Start at login`` switch (the state the OS has, read at every rebuild) and ``Quit``.
 
 Each peer's row opens a submenu: what that peer may do on this machine (permission switches, all off for a new
 peer) and whatever the features add for it (``ui/extensions.py``).
@@ -24,6 +24,7 @@ from noizylab_desktop.core.nodeid import short_id
 from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.words import plural
+from noizylab_desktop.node.autostart import Autostart, AutostartStatus, for_platform
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.doctor_dialog import DoctorDialog
 from noizylab_desktop.ui.extensions import tray_extensions
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
 
 APP_NAME = "NOIZYLAB"
+START_AT_LOGIN = "Start at login"
+
+
+def autostart_label(status: AutostartStatus) -> str:
+    """The switch's row: ``Start at login``, with what still stands between it and starting, if anything."""
+    if status.state == "needs approval":
+        return f"{START_AT_LOGIN} (needs approval in System Settings)"
+    if status.state == "disabled":
+        return f"{START_AT_LOGIN} (switched off in Task Manager)"
+    return START_AT_LOGIN
 
 
 def summary(peers: Sequence[PeerState]) -> str:
@@ -77,6 +88,8 @@ class Tray(QObject):
         self._tasks: set[asyncio.Task[None]] = set()
         self.pairing = PairingDialog(node)
         self.doctor = DoctorDialog(node)
+        # Where this home's start at login is set (a test points it at a folder of its own).
+        self.autostart: Autostart = for_platform(node.paths)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
             extension.attach(self.icon, self.refresh_tooltip)
@@ -119,12 +132,36 @@ class Tray(QObject):
             self.menu.addAction("Check connections…").triggered.connect(self.doctor.open_fresh)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
+        self._add_autostart()
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
         self.refresh_tooltip(peers)
         any_online = any(p.online for p in peers)
         if any_online != self._any_online:  # setIcon re-sends the image to the tray host; skip when unchanged
             self._any_online = any_online
             self.icon.setIcon(app_icon(any_online))
+
+    def _add_autostart(self) -> None:
+        try:
+            status = self.autostart.status()
+        except NoizyLabError as exc:
+            self.menu.addAction(f"{START_AT_LOGIN}: {exc.message}").setEnabled(False)
+            return
+        switch = self.menu.addAction(autostart_label(status))
+        switch.setCheckable(True)
+        switch.setChecked(status.on)
+        switch.setToolTip(status.hint or status.where)
+        switch.toggled.connect(self.set_autostart)
+
+    def set_autostart(self, on: bool) -> None:
+        """Turn start at login on or off; a refusal, or macOS waiting for approval, is said in a notification."""
+        try:
+            status = self.autostart.enable() if on else self.autostart.disable()
+        except NoizyLabError as exc:
+            self.notifier.notify(f"{START_AT_LOGIN} not changed", exc.message, warning=True)
+        else:
+            if status.hint:
+                self.notifier.notify(START_AT_LOGIN, status.hint[0].upper() + status.hint[1:])
+        # The menu shows the state the OS has afresh the next time it opens (``aboutToShow``).
 
     def refresh_tooltip(self, peers: Sequence[PeerState] | None = None) -> None:
         """The tray's summary line, then any line the extensions add (``tooltip_line``)."""

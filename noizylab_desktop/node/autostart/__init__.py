@@ -1,0 +1,108 @@
+"""Start at login: one small interface, one backend per OS, no Qt.
+
+``for_platform(paths)`` picks the backend (``sys.platform`` unless told otherwise): an XDG autostart entry on Linux
+and other free desktops (``xdg.py``), the HKCU ``Run`` value on Windows (``windows.py``), ``SMAppService`` on macOS
+13+ where PyObjC's ServiceManagement is there, else a LaunchAgent plist (``macos.py``). Each says the real state as
+the OS has it (never a remembered flag), turns it on with the command that starts the tray of this home, and off.
+
+The entry is named per home (``entry_name``), so several nodes on one machine (``--home``) each have their own,
+and an entry whose command no longer matches this installation (the app moved) reads as ``stale`` and is rewritten
+by ``on``, or by the tray when it starts (``refresh``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from noizylab_desktop.core.config import Paths
+
+# on: starts at login; off: does not; stale: an entry is there but starts another command (the app moved);
+# needs approval: registered, but macOS waits for the person to allow it in System Settings → Login Items;
+# disabled: Windows' Task Manager (Startup apps) switched the entry off.
+State = Literal["on", "off", "stale", "needs approval", "disabled"]
+APP_LABEL = "NOIZYLAB"
+
+
+@dataclass(frozen=True)
+class AutostartStatus:
+    """What ``autostart status`` shows: the state, where the entry lives, and what the person may do about it."""
+
+    state: State
+    where: str
+    command: tuple[str, ...] = ()
+    hint: str = ""
+
+    @property
+    def on(self) -> bool:
+        """Whether the switch shows as ticked: the entry is there, even if it still waits for approval."""
+        return self.state in ("on", "needs approval")
+
+    def line(self) -> str:
+        """``start at login: on (~/.config/autostart/noizylab.desktop)`` and the hint, if any."""
+        text = f"start at login: {self.state} ({self.where})"
+        return f"{text}: {self.hint}" if self.hint else text
+
+
+class Autostart(Protocol):
+    """One OS's way to start the tray at login."""
+
+    def status(self) -> AutostartStatus:
+        """The state as the OS has it now."""
+        ...
+
+    def enable(self) -> AutostartStatus:
+        """Start the tray of this home at login (rewriting a stale entry); the state after."""
+        ...
+
+    def disable(self) -> AutostartStatus:
+        """Stop starting it at login; the state after (``off``, also when it was off already)."""
+        ...
+
+
+def entry_name(paths: Paths) -> str:
+    """``noizylab`` for the platform's own folders; ``noizylab-<8 hex>`` for a ``--home`` (one entry per home)."""
+    if paths.home is None:
+        return "noizylab"
+    return f"noizylab-{hashlib.sha256(str(paths.home).encode()).hexdigest()[:8]}"
+
+
+def tray_command(paths: Paths, platform: str | None = None) -> list[str]:
+    """The argv that starts the tray of this home: the frozen app itself, or this Python with the package.
+
+    On Windows an unfrozen run uses ``pythonw.exe`` beside ``python.exe`` where there is one, so no console
+    window opens at login."""
+    executable = sys.executable
+    if (platform or sys.platform) == "win32" and not getattr(sys, "frozen", False):
+        windowless = Path(executable).with_name("pythonw.exe")
+        executable = str(windowless) if windowless.exists() else executable
+    base = [executable] if getattr(sys, "frozen", False) else [executable, "-m", "noizylab_desktop"]
+    home = ["--home", str(paths.home)] if paths.home is not None else []
+    return [*base, *home]
+
+
+def for_platform(paths: Paths, platform: str | None = None) -> Autostart:
+    """The backend for ``platform`` (default: this one), for the tray of ``paths``' home."""
+    chosen = platform or sys.platform
+    command = tray_command(paths, chosen)
+    if chosen == "win32":
+        from noizylab_desktop.node.autostart.windows import RunKeyAutostart
+
+        return RunKeyAutostart(entry_name(paths), command)
+    if chosen == "darwin":
+        from noizylab_desktop.node.autostart.macos import macos_autostart
+
+        return macos_autostart(entry_name(paths), command)
+    from noizylab_desktop.node.autostart.xdg import XdgAutostart
+
+    return XdgAutostart(entry_name(paths), command)
+
+
+def refresh(autostart: Autostart) -> AutostartStatus:
+    """Rewrite an entry that starts another command than this installation's (the app moved or was upgraded to
+    another folder); leave every other state as it is. Called by the tray when it starts."""
+    status = autostart.status()
+    return autostart.enable() if status.state == "stale" else status

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from noizylab_desktop.cli.output import add_json_flag, print_json
 from noizylab_desktop.cli.pairing import peer_dict, print_peers
-from noizylab_desktop.core.config import Paths, Settings, save_settings
+from noizylab_desktop.core.config import Paths, Settings, load_settings, save_settings
 
 if TYPE_CHECKING:
     from noizylab_desktop._proto import noizylab_grid_pb2 as pb
@@ -60,12 +60,15 @@ def _remember_ports(args: argparse.Namespace, paths: Paths, settings: Settings) 
 
 
 def _node(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.cli import first_run
     from noizylab_desktop.node.launcher import run_foreground, setup_logging
 
     settings = _remember_ports(args, paths, settings)
     _step_up(args, paths, settings)
     setup_logging(paths, to_stderr=True)
-    return run_foreground(paths, settings)
+    # At a terminal, a node's first run asks its questions beside the running node (cli/first_run.py).
+    ready = (lambda: first_run.offer_beside(paths, settings)) if first_run.interactive() else None
+    return run_foreground(paths, settings, ready)
 
 
 def _start(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
@@ -74,6 +77,9 @@ def _start(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     _step_up(args, paths, _remember_ports(args, paths, settings))
     runtime = start_background(paths, [])
     print(f"node started (pid {runtime['pid']}, gRPC port {runtime['grpc_port']}); `noizylab status` shows it")
+    from noizylab_desktop.cli import first_run
+
+    first_run.offer(paths, load_settings(paths))
     return 0
 
 

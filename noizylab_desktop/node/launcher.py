@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -106,15 +106,16 @@ def holding_home(paths: Paths) -> Iterator[None]:
         lock.release()
 
 
-def run_foreground(paths: Paths, settings: Settings) -> int:
-    """``noizylab node``: run a node on a standard asyncio loop until a signal or `noizylab stop`."""
+def run_foreground(paths: Paths, settings: Settings, on_ready: Callable[[], None] | None = None) -> int:
+    """``noizylab node``: run a node on a standard asyncio loop until a signal or `noizylab stop`; ``on_ready`` is
+    called (on the loop) once the node answers, as the first run's prompts need."""
     from noizylab_desktop.node.node import Node
 
     with holding_home(paths):
-        return asyncio.run(_serve(Node(paths, settings)))
+        return asyncio.run(_serve(Node(paths, settings), on_ready))
 
 
-async def _serve(node: Any) -> int:
+async def _serve(node: Any, on_ready: Callable[[], None] | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows' loops have no signal handlers
@@ -125,6 +126,8 @@ async def _serve(node: Any) -> int:
         await node.stop()
         raise
     print(f"node {node.settings.name} ({node.identity.node_id}) is running on gRPC port {node.grpc_port}", flush=True)
+    if on_ready is not None:
+        on_ready()
     await node.run_until_stopped()
     return 0
 

@@ -15,13 +15,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QStackedWidget,
@@ -77,6 +78,8 @@ class FirstRunWindow(QDialog):
         buttons.addWidget(self.back_button)
         buttons.addWidget(self.next_button)
         layout = QVBoxLayout(self)
+        # The invite code arrives after the window shows: let the window grow to show all of it.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addWidget(self.pages, 1)
         layout.addLayout(buttons)
         self.show_page(NAME_PAGE)
@@ -106,6 +109,8 @@ class FirstRunWindow(QDialog):
         self.pairing.setWindowFlags(Qt.WindowType.Widget)
         self.pairing.invite_paired.connect(self._on_paired)
         self.pairing.joined.connect(self._on_paired)
+        # The code arrives once the page shows: grow the window to show all of it (once Qt has laid it out).
+        self.pairing.code_shown.connect(lambda _code: QTimer.singleShot(0, self._fit))
         self.verification = QLabel("")
         self.verification.setWordWrap(True)
         self.verification.setStyleSheet(SUCCESS_STYLE + " font-size: 14pt;")
@@ -126,7 +131,7 @@ class FirstRunWindow(QDialog):
         self.folder_field = QLineEdit()
         self.folder_field.setPlaceholderText("the folder to keep in sync")
         self.folder_field.textEdited.connect(lambda text: self.share_box.setChecked(bool(text)))
-        choose = QPushButton("Choose…")
+        self.choose_button = choose = QPushButton("Choose…")
         choose.clicked.connect(self._choose_folder)
         folder_row = QHBoxLayout()
         folder_row.addSpacing(24)
@@ -175,6 +180,10 @@ class FirstRunWindow(QDialog):
             self.next_button.setText("Next")
         self.page_shown.emit(index)
 
+    def _fit(self) -> None:
+        hint = self.sizeHint()
+        self.resize(max(self.width(), hint.width()), max(self.height(), hint.height()))
+
     def _prepare_steps(self) -> None:
         name = self._peer_name()
         with_peer = bool(name)
@@ -186,7 +195,7 @@ class FirstRunWindow(QDialog):
         self.tasks_box.setText(f"Let {name or 'the peer'} run tasks on this machine")
         self.share_box.setText(f"Share a folder with {name or 'the peer'}")
         self.clipboard_box.setText(f"Share the clipboard with {name or 'the peer'}")
-        for box in (self.tasks_box, self.share_box, self.clipboard_box, self.folder_field):
+        for box in (self.tasks_box, self.share_box, self.clipboard_box, self.folder_field, self.choose_button):
             box.setVisible(with_peer)
         if not with_peer:
             self.clipboard_box.setChecked(False)
@@ -203,8 +212,7 @@ class FirstRunWindow(QDialog):
 
     # ------------------------------------------------------------------ moving on
 
-    @async_slot()
-    async def next(self) -> None:
+    def next(self) -> None:
         """Name: rename and go on. Pair: go on (``Skip`` without a peer). First steps: apply them and finish."""
         page = self.pages.currentIndex()
         if page == NAME_PAGE:
@@ -220,9 +228,11 @@ class FirstRunWindow(QDialog):
         elif self._finished:
             self.accept()
         else:
-            await self._finish()
+            self.finish()
 
-    async def _finish(self) -> None:
+    @async_slot()
+    async def finish(self) -> None:
+        """Apply the first steps (``next`` on the last page), then say how each went."""
         if self.share_box.isChecked() and self.share_box.isVisible() and not self.folder_field.text().strip():
             self._fail("choose the folder to share first, or untick Share a folder")
             return
@@ -265,7 +275,8 @@ class FirstRunWindow(QDialog):
         self._finished = True
         self.totp_label.hide()
         self.totp_field.hide()
-        for box in (self.tasks_box, self.share_box, self.clipboard_box, self.autostart_box, self.folder_field):
+        done = (self.tasks_box, self.share_box, self.clipboard_box, self.autostart_box, self.folder_field)
+        for box in (*done, self.choose_button):
             box.setEnabled(False)
         self.outcomes.setText("\n".join(("✓ " if o.ok else "✗ ") + o.line for o in outcomes))
         all_ok = all(o.ok for o in outcomes)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from noizylab_desktop.core.errors import LauncherError
-from noizylab_desktop.node.autostart import Autostart, AutostartStatus, State
+from noizylab_desktop.node.autostart.base import Autostart, AutostartStatus, State
 
 # SMAppServiceStatus
 NOT_REGISTERED, ENABLED, REQUIRES_APPROVAL, NOT_FOUND = 0, 1, 2, 3

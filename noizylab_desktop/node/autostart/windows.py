@@ -15,7 +15,7 @@ import sys
 from typing import Protocol
 
 from noizylab_desktop.core.errors import LauncherError
-from noizylab_desktop.node.autostart import AutostartStatus, State
+from noizylab_desktop.node.autostart.base import AutostartStatus, State
 
 RUN = r"Software\Microsoft\Windows\CurrentVersion\Run"
 APPROVED = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from noizylab_desktop.core.config import atomic_write
 from noizylab_desktop.core.errors import LauncherError
-from noizylab_desktop.node.autostart import APP_LABEL, AutostartStatus, State
+from noizylab_desktop.node.autostart.base import APP_LABEL, AutostartStatus, State
 
 GROUP = "[Desktop Entry]"
 _RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")

@@ -45,6 +45,26 @@ def test_each_home_has_its_own_entry_that_starts_its_tray(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("frozen", "running", "beside", "starts"),
+    [
+        (True, "noizylab-cli.exe", "noizylab.exe", ["noizylab.exe"]),
+        (True, "noizylab.exe", "", ["noizylab.exe"]),
+        (False, "python.exe", "pythonw.exe", ["pythonw.exe", "-m", "noizylab_desktop"]),
+        (False, "python.exe", "", ["python.exe", "-m", "noizylab_desktop"]),
+    ],
+)
+def test_on_windows_login_starts_the_windowed_program_so_no_console_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frozen: bool, running: str, beside: str, starts: list[str]
+) -> None:
+    for name in {running, beside} - {""}:
+        (tmp_path / name).touch()
+    monkeypatch.setattr(sys, "executable", str(tmp_path / running))
+    monkeypatch.setattr(sys, "frozen", frozen, raising=False)
+    command = tray_command(Paths(tmp_path / "c", tmp_path / "s", tmp_path / "l"), "win32")
+    assert command == [str(tmp_path / starts[0]), *starts[1:]]
+
+
+@pytest.mark.parametrize(
     "home", ["/tmp/plain", "/tmp/with space", "/tmp/100% sure", '/tmp/quote"d', "/tmp/back\\slash", "/tmp/$HOME`x`"]
 )
 def test_the_exec_line_reads_back_as_the_same_command_whatever_the_folder_is_called(home: str) -> None:

@@ -41,13 +41,16 @@ def entry_name(paths: Paths) -> str:
 def tray_command(paths: Paths, platform: str | None = None) -> list[str]:
     """The argv that starts the tray of this home: the frozen app itself, or this Python with the package.
 
-    On Windows an unfrozen run uses ``pythonw.exe`` beside ``python.exe`` where there is one, so no console
-    window opens at login."""
-    executable = sys.executable
-    if (platform or sys.platform) == "win32" and not getattr(sys, "frozen", False):
-        windowless = Path(executable).with_name("pythonw.exe")
-        executable = str(windowless) if windowless.exists() else executable
-    base = [executable] if getattr(sys, "frozen", False) else [executable, "-m", "noizylab_desktop"]
+    On Windows no console window may open at login: an unfrozen run uses ``pythonw.exe`` beside ``python.exe``, and
+    the frozen console build (``noizylab-cli.exe``, what a terminal runs) names the windowed ``noizylab.exe`` beside
+    it, where each is there."""
+    executable = Path(sys.executable)
+    frozen = bool(getattr(sys, "frozen", False))
+    if (platform or sys.platform) == "win32":
+        windowed = {"python.exe": "pythonw.exe", "noizylab-cli.exe": "noizylab.exe"}.get(executable.name.lower())
+        if windowed and executable.with_name(windowed).exists():
+            executable = executable.with_name(windowed)
+    base = [str(executable)] if frozen else [str(executable), "-m", "noizylab_desktop"]
     home = ["--home", str(paths.home)] if paths.home is not None else []
     return [*base, *home]
 

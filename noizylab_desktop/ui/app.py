@@ -120,8 +120,8 @@ class TrayApp:
         """Show the first-run window (raising it when it is open already)."""
         assert self.tray is not None
         if self.first_run is None:
+            # The tray follows what the window does through the bridge (a pairing) and rebuilds its menu on showing.
             self.first_run = FirstRunWindow(self.node, self.tray.autostart)
-            self.first_run.finished.connect(self.tray.refresh)
         self.first_run.show()
         self.first_run.raise_()
         self.first_run.activateWindow()

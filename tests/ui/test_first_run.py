@@ -24,10 +24,11 @@ from noizylab_desktop.services.sync.feature import SyncFeature
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.first_run import NAME_PAGE, PAIR_PAGE, STEPS_PAGE, FirstRunWindow
 from noizylab_desktop.ui.pairing_dialog import TOTP_ASK
-from tests.conftest import NOIZYLAB, NodeProcess
+from tests.conftest import NOIZYLAB, NodeProcess, wait_for
 from tests.screenshots import keep
 from tests.ui.conftest import node_settings
 from tests.ui.test_pairing_dialog import CODE_LINE, VERIFICATION_LINE, killing, pairing_probe_closed, read_until
+from tests.ui.test_tray_process import running_tray
 from tests.ui.waiting import Run, eventually, expect, within
 
 TIMEOUT_S = 20.0
@@ -227,3 +228,17 @@ def test_skipping_pairing_finishes_the_first_run_and_it_does_not_open_again(
     run(first())
     assert first_run.is_done(paths) and not (xdg_config / "autostart").exists()
     run(again())
+
+
+def test_the_app_opens_the_first_run_window_on_a_home_without_peers(
+    x_display: str, xdg_config: Path, make_node: Callable[..., NodeProcess]
+) -> None:
+    desk = make_node("desk")
+
+    def windows_called(title: str) -> list[str]:
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title], capture_output=True, text=True)
+        return found.stdout.split()
+
+    with running_tray(desk, x_display):
+        wait_for(lambda: windows_called("Welcome to NOIZYLAB"), 15, "the first-run window to show")
+        desk.stop()

@@ -55,7 +55,7 @@ NO_ONE_NEARBY = "No machine nearby is inviting (run Pair a device… or `noizyla
 ERROR_STYLE = "color: #cf222e;"
 SUCCESS_STYLE = "color: #1a7f37;"
 QR_SCALE = 4
-TOTP_ASK = "TOTP is on: type the code from your authenticator app below, then press Enter"
+TOTP_ASK = "TOTP is on: type the code from your authenticator app in the field above, then press Enter"
 
 
 def one_line(message: str) -> str:

@@ -1,5 +1,5 @@
 """The tray icon and its menu: this node, each peer with its health, ``Check connections…`` (once a peer is paired),
-``Pair a device…`` and ``Quit``.
+``Pair a device…``, ``Settings…``, ``About NOIZYLAB`` and ``Quit``.
 
 Each peer's row opens a submenu: what that peer may do on this machine (permission switches, all off for a new
 peer) and whatever the features add for it (``ui/extensions.py``).
@@ -24,12 +24,14 @@ from noizylab_desktop.core.nodeid import short_id
 from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.words import plural
+from noizylab_desktop.ui.about_box import AboutBox
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.doctor_dialog import DoctorDialog
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.notify import Notifier
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
+from noizylab_desktop.ui.settings_window import SettingsWindow
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
@@ -77,6 +79,9 @@ class Tray(QObject):
         self._tasks: set[asyncio.Task[None]] = set()
         self.pairing = PairingDialog(node)
         self.doctor = DoctorDialog(node)
+        self.settings_window = SettingsWindow(node)
+        self.settings_window.saved.connect(lambda _line: self.refresh())  # the name may have changed
+        self.about = AboutBox(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
             extension.attach(self.icon, self.refresh_tooltip)
@@ -95,6 +100,8 @@ class Tray(QObject):
         for task in self._tasks:
             task.cancel()
         self.doctor.reject()
+        self.settings_window.reject()
+        self.about.reject()
         for extension in self.extensions:
             extension.close()
         self.icon.hide()
@@ -119,6 +126,8 @@ class Tray(QObject):
             self.menu.addAction("Check connections…").triggered.connect(self.doctor.open_fresh)
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
+        self.menu.addAction("Settings…").triggered.connect(self.settings_window.open_fresh)
+        self.menu.addAction(f"About {APP_NAME}").triggered.connect(self.about.open_fresh)
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
         self.refresh_tooltip(peers)
         any_online = any(p.online for p in peers)

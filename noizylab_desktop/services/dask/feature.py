@@ -35,10 +35,11 @@ from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.transport import caller_fingerprint
 from noizylab_desktop.services.dask.cluster import Cluster
 from noizylab_desktop.services.dask.member import Member
-from noizylab_desktop.services.dask.mutual import lacking, name_of, parse_members, plan_members, refusal
+from noizylab_desktop.services.dask.mutual import lacking, name_of, parse_members, refusal, shown
 from noizylab_desktop.services.dask.peers import call_peer
+from noizylab_desktop.services.dask.plan import plan
 from noizylab_desktop.services.dask.settings import DaskSettings
-from noizylab_desktop.services.dask.versions import check_matching, local_versions, require_installed
+from noizylab_desktop.services.dask.versions import local_versions, require_installed
 from noizylab_desktop.services.dask.view import DaskView, view_of
 
 if TYPE_CHECKING:
@@ -47,9 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE = "noizylab.grid.v1.Dask"
-PROBE_S = 5.0
 CALL_S = 10.0
-REASON_MAX = 300  # characters of a leaving member's reason kept in the cluster's notes
 RENEW_AT = 0.9  # rotate the cluster's certificates at this share of their lifetime
 
 
@@ -201,7 +200,7 @@ class DaskFeature(dpb_grpc.DaskServicer):
             and request.cluster_id == cluster.id
         ):
             # A member leaves the cluster scheduled here (it stopped allowing tasks for one of the others).
-            reason = " ".join(request.reason.split())[:REASON_MAX]
+            reason = shown(request.reason)
             left = f"{cluster.members[fp]} left" + (f" ({reason})" if reason else "")
             logger.info("Dask cluster %s: %s", cluster.id, left)
             self._spawn(self._rotate(fp, left))
@@ -341,56 +340,7 @@ class DaskFeature(dpb_grpc.DaskServicer):
         else:
             states = [s for s in self.ctx.registry.peers() if request.all or s.online]
             wanted = {own: self.ctx.name, **{s.peer.fingerprint: s.peer.name for s in states}}
-        probes = await asyncio.gather(*(self._probe(fp, name, owner, wanted) for fp, name in wanted.items()))
-        problems: dict[bytes, str] = {}
-        found: dict[bytes, dpb.DaskVersions] = {}
-        for fp, (versions, problem) in zip(wanted, probes, strict=True):
-            if problem:
-                problems[fp] = problem
-            else:
-                found[fp] = versions
-        # Among those that can take part, each must allow tasks for every other (mutual.py); so must this node,
-        # which runs the scheduler: whoever it does not allow is left out rather than it.
-        able = {fp: name for fp, name in wanted.items() if fp in found}
-        lacks = {fp: {x for x in parse_members(v.lacks) or set() if x in able} for fp, v in found.items()}
-        lacks[own] = set(lacking(self.ctx, able))
-        _, out = plan_members(able, lacks, own)
-        for fp in out:
-            problems[fp] = (
-                f"{self.ctx.name}, the scheduler's node, does not allow tasks for it: "
-                f"on {self.ctx.name}, `noizylab allow {able[fp]} tasks`, or leave it out"
-                if fp in lacks[own]
-                else found[fp].refusal or "it does not allow tasks for every other member of the cluster"
-            )
-        members: dict[bytes, str] = {}
-        notes = []
-        for fp, name in wanted.items():
-            if fp in problems:
-                if strict:
-                    raise DaskError(f"{name} cannot take part: {problems[fp]}")
-                notes.append(f"{name} left out: {problems[fp]}")
-            else:
-                members[fp] = name
-        check_matching({name: found[fp] for fp, name in members.items()})
-        return members, notes
-
-    async def _probe(
-        self, fp: bytes, name: str, owner: bytes, wanted: dict[bytes, str]
-    ) -> tuple[dpb.DaskVersions, str]:
-        if fp == self.ctx.identity.fingerprint:
-            return local_versions(), ""
-        state = next((s for s in self.ctx.registry.peers() if s.peer.fingerprint == fp), None)
-        if state is None or not state.online:
-            return dpb.DaskVersions(), "it is offline"
-        probe = dpb.DaskProbe(owner_id=format_id(owner), member_ids=[format_id(m) for m in wanted])
-        try:
-            found: dpb.DaskVersions = await call_peer(self.ctx, fp, "Probe", probe, PROBE_S)
-        except NoizyLabError as exc:
-            return dpb.DaskVersions(), exc.message
-        if not found.allows:
-            who = self.ctx.name if owner == self.ctx.identity.fingerprint else "the asking node"
-            return found, f"it does not allow tasks for {who}: allow it there with `noizylab allow PEER tasks`"
-        return found, ""
+        return await plan(self.ctx, wanted, owner, strict)
 
     async def _down(self) -> None:
         cluster, self.cluster = self.cluster, None

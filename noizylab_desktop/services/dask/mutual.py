@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
 
 
+def shown(text: str, limit: int = 300) -> str:
+    """A peer's text as one printable line of at most ``limit`` characters (it reaches the owner's terminal)."""
+    return "".join(c for c in " ".join(text.split()) if c.isprintable())[:limit]
+
+
 def parse_members(ids: Iterable[str]) -> set[bytes] | None:
     """The fingerprints of the node IDs a peer listed; None when one is malformed."""
     try:

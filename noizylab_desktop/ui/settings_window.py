@@ -17,9 +17,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -72,7 +75,7 @@ class SettingsWindow(QDialog):
             for d in page.fields():
                 editor = self._editor(d)
                 editor.setToolTip(f"{page.table + '.' if page.table else ''}{d.key}: {d.expect}")
-                form.addRow(label_for(d.key), editor)
+                form.addRow(label_for(d.key), self._with_chooser(editor) if d.kind == "path" else editor)
                 self.editors[(page.table, d.key)] = (d, editor)
             self.tabs.addTab(form_page, page.title)
         self.message = QLabel("")
@@ -91,6 +94,23 @@ class SettingsWindow(QDialog):
         layout.addWidget(self.tabs)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
+
+    def _with_chooser(self, editor: Editor) -> QWidget:
+        """A path's line of text with a ``Choose…`` button that fills it from the folder picker."""
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(editor)
+        choose = QPushButton("Choose…")
+        line.addWidget(choose)
+        if isinstance(editor, QLineEdit):
+            choose.clicked.connect(lambda _=False: self._choose_folder(editor))
+        return row
+
+    def _choose_folder(self, editor: QLineEdit) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", editor.text())
+        if chosen:
+            editor.setText(chosen)
 
     @staticmethod
     def _editor(d: Described) -> Editor:

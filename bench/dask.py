@@ -2,7 +2,7 @@
 ``distributed.LocalCluster`` (the anchor: no TLS, one machine), in the same run.
 
 Run: ``scripts/with-keyring.sh .venv/bin/python bench/dask.py`` (``--quick`` for a short run). Two nodes (alpha asks
-and schedules, beta allows alpha's tasks) start in temporary homes, pair, and ``noizylab dask up`` puts a worker on
+and schedules; each allows the other's tasks) start in temporary homes, pair, and ``noizylab dask up`` puts a worker on
 each. Measured:
 
 - no-op throughput: N tasks (10,000) that return at once, ``client.map`` then ``gather``, on the grid's cluster and
@@ -111,6 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         alpha, beta = start_nodes(Path(tmp))
         try:
+            cli(alpha, "allow", "beta", "tasks")  # alpha runs the scheduler and a worker beside beta's
             cli(alpha, "dask", "up")
             grid = asyncio.run(grid_run(alpha, tasks, builtin, chunks))
             cli(alpha, "dask", "down")

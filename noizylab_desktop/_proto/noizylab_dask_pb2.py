@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from noizylab_desktop._proto import noizylab_grid_pb2 as noizylab__grid__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13noizylab_dask.proto\x12\x10noizylab.grid.v1\x1a\x13noizylab_grid.proto\"R\n\rDaskUpRequest\x12\x11\n\tscheduler\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\x12\x10\n\x08owner_id\x18\x04 \x01(\t\"\x1d\n\tDaskProbe\x12\x10\n\x08owner_id\x18\x01 \x01(\t\"b\n\x0c\x44\x61skVersions\x12\x0c\n\x04\x64\x61sk\x18\x01 \x01(\t\x12\x13\n\x0b\x64istributed\x18\x02 \x01(\t\x12\x0e\n\x06python\x18\x03 \x01(\t\x12\x0f\n\x07missing\x18\x04 \x01(\t\x12\x0e\n\x06\x61llows\x18\x05 \x01(\x08\"0\n\x08\x44\x61skJoin\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"$\n\x0e\x44\x61skClusterRef\x12\x12\n\ncluster_id\x18\x01 \x01(\t\"E\n\x10\x44\x61skIssueRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\x0c\"\x7f\n\nDaskIssued\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x65rt_pem\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63\x61_pem\x18\x03 \x01(\x0c\x12\x19\n\x11scheduler_address\x18\x04 \x01(\t\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0c\n\x04name\x18\x06 \x01(\t\"\xfa\x01\n\nDaskWorker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x10\n\x08nthreads\x18\x04 \x01(\r\x12\x14\n\x0cmemory_limit\x18\x05 \x01(\x04\x12>\n\tresources\x18\x06 \x03(\x0b\x32+.noizylab.grid.v1.DaskWorker.ResourcesEntry\x12\x12\n\nprocessing\x18\x07 \x01(\r\x12\x0e\n\x06memory\x18\x08 \x01(\x04\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xef\x02\n\nDaskStatus\x12\x0f\n\x07running\x18\x01 \x01(\x08\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x19\n\x11scheduler_address\x18\x03 \x01(\t\x12\x16\n\x0escheduler_node\x18\x04 \x01(\t\x12\x19\n\x11scheduler_node_id\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12-\n\x07workers\x18\x07 \x03(\x0b\x32\x1c.noizylab.grid.v1.DaskWorker\x12\x36\n\x05tasks\x18\x08 \x03(\x0b\x32\'.noizylab.grid.v1.DaskStatus.TasksEntry\x12\x12\n\nexpires_at\x18\t \x01(\x01\x12\x16\n\x0e\x64\x61shboard_port\x18\n \x01(\r\x12\r\n\x05notes\x18\x0b \x03(\t\x12\x0f\n\x07pending\x18\x0c \x03(\t\x1a,\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xb8\x01\n\x08\x44\x61skHere\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x16\n\x0escheduler_node\x18\x02 \x01(\t\x12\x19\n\x11scheduler_node_id\x18\x03 \x01(\t\x12\x16\n\x0escheduler_here\x18\x04 \x01(\x08\x12\x0f\n\x07workers\x18\x05 \x03(\t\x12\x10\n\x08starting\x18\x06 \x03(\t\x12\x15\n\rrunning_tasks\x18\x07 \x01(\x04\x12\x13\n\x0bworker_here\x18\x08 \x01(\x08\x32\x9a\x04\n\x04\x44\x61sk\x12\x43\n\x02Up\x12\x1f.noizylab.grid.v1.DaskUpRequest\x1a\x1c.noizylab.grid.v1.DaskStatus\x12=\n\x04\x44own\x12\x17.noizylab.grid.v1.Empty\x1a\x1c.noizylab.grid.v1.DaskStatus\x12?\n\x06Status\x12\x17.noizylab.grid.v1.Empty\x1a\x1c.noizylab.grid.v1.DaskStatus\x12\x44\n\x05Probe\x12\x1b.noizylab.grid.v1.DaskProbe\x1a\x1e.noizylab.grid.v1.DaskVersions\x12;\n\x04Join\x12\x1a.noizylab.grid.v1.DaskJoin\x1a\x17.noizylab.grid.v1.Empty\x12\x42\n\x05Leave\x12 .noizylab.grid.v1.DaskClusterRef\x1a\x17.noizylab.grid.v1.Empty\x12I\n\x05Issue\x12\".noizylab.grid.v1.DaskIssueRequest\x1a\x1c.noizylab.grid.v1.DaskIssued\x12;\n\x04Here\x12\x17.noizylab.grid.v1.Empty\x1a\x1a.noizylab.grid.v1.DaskHereb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13noizylab_dask.proto\x12\x10noizylab.grid.v1\x1a\x13noizylab_grid.proto\"R\n\rDaskUpRequest\x12\x11\n\tscheduler\x18\x01 \x01(\t\x12\x0f\n\x07workers\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\x12\x10\n\x08owner_id\x18\x04 \x01(\t\"1\n\tDaskProbe\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x12\n\nmember_ids\x18\x02 \x03(\t\"\x82\x01\n\x0c\x44\x61skVersions\x12\x0c\n\x04\x64\x61sk\x18\x01 \x01(\t\x12\x13\n\x0b\x64istributed\x18\x02 \x01(\t\x12\x0e\n\x06python\x18\x03 \x01(\t\x12\x0f\n\x07missing\x18\x04 \x01(\t\x12\x0e\n\x06\x61llows\x18\x05 \x01(\x08\x12\r\n\x05lacks\x18\x06 \x03(\t\x12\x0f\n\x07refusal\x18\x07 \x01(\t\"D\n\x08\x44\x61skJoin\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x12\n\nmember_ids\x18\x03 \x03(\t\"4\n\x0e\x44\x61skClusterRef\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\x10\x44\x61skIssueRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\x0c\"\x7f\n\nDaskIssued\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x65rt_pem\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63\x61_pem\x18\x03 \x01(\x0c\x12\x19\n\x11scheduler_address\x18\x04 \x01(\t\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0c\n\x04name\x18\x06 \x01(\t\"\xfa\x01\n\nDaskWorker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x10\n\x08nthreads\x18\x04 \x01(\r\x12\x14\n\x0cmemory_limit\x18\x05 \x01(\x04\x12>\n\tresources\x18\x06 \x03(\x0b\x32+.noizylab.grid.v1.DaskWorker.ResourcesEntry\x12\x12\n\nprocessing\x18\x07 \x01(\r\x12\x0e\n\x06memory\x18\x08 \x01(\x04\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xef\x02\n\nDaskStatus\x12\x0f\n\x07running\x18\x01 \x01(\x08\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x19\n\x11scheduler_address\x18\x03 \x01(\t\x12\x16\n\x0escheduler_node\x18\x04 \x01(\t\x12\x19\n\x11scheduler_node_id\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12-\n\x07workers\x18\x07 \x03(\x0b\x32\x1c.noizylab.grid.v1.DaskWorker\x12\x36\n\x05tasks\x18\x08 \x03(\x0b\x32\'.noizylab.grid.v1.DaskStatus.TasksEntry\x12\x12\n\nexpires_at\x18\t \x01(\x01\x12\x16\n\x0e\x64\x61shboard_port\x18\n \x01(\r\x12\r\n\x05notes\x18\x0b \x03(\t\x12\x0f\n\x07pending\x18\x0c \x03(\t\x1a,\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xb8\x01\n\x08\x44\x61skHere\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x16\n\x0escheduler_node\x18\x02 \x01(\t\x12\x19\n\x11scheduler_node_id\x18\x03 \x01(\t\x12\x16\n\x0escheduler_here\x18\x04 \x01(\x08\x12\x0f\n\x07workers\x18\x05 \x03(\t\x12\x10\n\x08starting\x18\x06 \x03(\t\x12\x15\n\rrunning_tasks\x18\x07 \x01(\x04\x12\x13\n\x0bworker_here\x18\x08 \x01(\x08\x32\x9a\x04\n\x04\x44\x61sk\x12\x43\n\x02Up\x12\x1f.noizylab.grid.v1.DaskUpRequest\x1a\x1c.noizylab.grid.v1.DaskStatus\x12=\n\x04\x44own\x12\x17.noizylab.grid.v1.Empty\x1a\x1c.noizylab.grid.v1.DaskStatus\x12?\n\x06Status\x12\x17.noizylab.grid.v1.Empty\x1a\x1c.noizylab.grid.v1.DaskStatus\x12\x44\n\x05Probe\x12\x1b.noizylab.grid.v1.DaskProbe\x1a\x1e.noizylab.grid.v1.DaskVersions\x12;\n\x04Join\x12\x1a.noizylab.grid.v1.DaskJoin\x1a\x17.noizylab.grid.v1.Empty\x12\x42\n\x05Leave\x12 .noizylab.grid.v1.DaskClusterRef\x1a\x17.noizylab.grid.v1.Empty\x12I\n\x05Issue\x12\".noizylab.grid.v1.DaskIssueRequest\x1a\x1c.noizylab.grid.v1.DaskIssued\x12;\n\x04Here\x12\x17.noizylab.grid.v1.Empty\x1a\x1a.noizylab.grid.v1.DaskHereb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,27 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DASKUPREQUEST']._serialized_start=62
   _globals['_DASKUPREQUEST']._serialized_end=144
   _globals['_DASKPROBE']._serialized_start=146
-  _globals['_DASKPROBE']._serialized_end=175
-  _globals['_DASKVERSIONS']._serialized_start=177
-  _globals['_DASKVERSIONS']._serialized_end=275
-  _globals['_DASKJOIN']._serialized_start=277
-  _globals['_DASKJOIN']._serialized_end=325
-  _globals['_DASKCLUSTERREF']._serialized_start=327
-  _globals['_DASKCLUSTERREF']._serialized_end=363
-  _globals['_DASKISSUEREQUEST']._serialized_start=365
-  _globals['_DASKISSUEREQUEST']._serialized_end=434
-  _globals['_DASKISSUED']._serialized_start=436
-  _globals['_DASKISSUED']._serialized_end=563
-  _globals['_DASKWORKER']._serialized_start=566
-  _globals['_DASKWORKER']._serialized_end=816
-  _globals['_DASKWORKER_RESOURCESENTRY']._serialized_start=768
-  _globals['_DASKWORKER_RESOURCESENTRY']._serialized_end=816
-  _globals['_DASKSTATUS']._serialized_start=819
-  _globals['_DASKSTATUS']._serialized_end=1186
-  _globals['_DASKSTATUS_TASKSENTRY']._serialized_start=1142
-  _globals['_DASKSTATUS_TASKSENTRY']._serialized_end=1186
-  _globals['_DASKHERE']._serialized_start=1189
-  _globals['_DASKHERE']._serialized_end=1373
-  _globals['_DASK']._serialized_start=1376
-  _globals['_DASK']._serialized_end=1914
+  _globals['_DASKPROBE']._serialized_end=195
+  _globals['_DASKVERSIONS']._serialized_start=198
+  _globals['_DASKVERSIONS']._serialized_end=328
+  _globals['_DASKJOIN']._serialized_start=330
+  _globals['_DASKJOIN']._serialized_end=398
+  _globals['_DASKCLUSTERREF']._serialized_start=400
+  _globals['_DASKCLUSTERREF']._serialized_end=452
+  _globals['_DASKISSUEREQUEST']._serialized_start=454
+  _globals['_DASKISSUEREQUEST']._serialized_end=523
+  _globals['_DASKISSUED']._serialized_start=525
+  _globals['_DASKISSUED']._serialized_end=652
+  _globals['_DASKWORKER']._serialized_start=655
+  _globals['_DASKWORKER']._serialized_end=905
+  _globals['_DASKWORKER_RESOURCESENTRY']._serialized_start=857
+  _globals['_DASKWORKER_RESOURCESENTRY']._serialized_end=905
+  _globals['_DASKSTATUS']._serialized_start=908
+  _globals['_DASKSTATUS']._serialized_end=1275
+  _globals['_DASKSTATUS_TASKSENTRY']._serialized_start=1231
+  _globals['_DASKSTATUS_TASKSENTRY']._serialized_end=1275
+  _globals['_DASKHERE']._serialized_start=1278
+  _globals['_DASKHERE']._serialized_end=1462
+  _globals['_DASK']._serialized_start=1465
+  _globals['_DASK']._serialized_end=2003
 # @@protoc_insertion_point(module_scope)

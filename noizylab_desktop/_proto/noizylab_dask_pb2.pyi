@@ -4,8 +4,9 @@ isort:skip_file
 Dask: a `distributed` cluster across the grid. The scheduler's node holds a per-cluster CA (its key never leaves
 that node's memory) and issues short-lived TLS certificates to the cluster's workers and clients over this service.
 Up, Down and Status: the node's own user, or a peer this node allows `tasks` (a `dask up --scheduler` forwarded to
-it); Status also for the cluster's members. Probe, Join and Leave: the scheduler's node asks a member; Issue: a
-member (or this node's own user) asks the scheduler's node for a certificate. Here: the node's own user only.
+it); Status also for the cluster's members. Probe, Join and Leave: the scheduler's node asks a member (Leave also:
+a member tells the scheduler's node it leaves); Issue: a member (or this node's own user) asks the scheduler's node
+for a certificate. Here: the node's own user only.
 """
 
 from collections import abc as _abc
@@ -62,16 +63,22 @@ class DaskProbe(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_IDS_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.str
     """the node whose user asked for the cluster"""
+    @_builtins.property
+    def member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """every node the cluster would have (its members' node IDs)"""
+
     def __init__(
         self,
         *,
         owner_id: _builtins.str = ...,
+        member_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_id", b"owner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_ids", b"member_ids", "owner_id", b"owner_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -86,6 +93,8 @@ class DaskVersions(_message.Message):
     PYTHON_FIELD_NUMBER: _builtins.int
     MISSING_FIELD_NUMBER: _builtins.int
     ALLOWS_FIELD_NUMBER: _builtins.int
+    LACKS_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
     dask: _builtins.str
     distributed: _builtins.str
     python: _builtins.str
@@ -94,6 +103,12 @@ class DaskVersions(_message.Message):
     """why this node cannot run a worker ("" when it can)"""
     allows: _builtins.bool
     """it allows `tasks` for the caller and for the owner"""
+    refusal: _builtins.str
+    """its one line saying so ("" when it allows every one of them)"""
+    @_builtins.property
+    def lacks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """node IDs among the caller, the owner and the members it does not allow `tasks`"""
+
     def __init__(
         self,
         *,
@@ -102,10 +117,12 @@ class DaskVersions(_message.Message):
         python: _builtins.str = ...,
         missing: _builtins.str = ...,
         allows: _builtins.bool = ...,
+        lacks: _abc.Iterable[_builtins.str] | None = ...,
+        refusal: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allows", b"allows", "dask", b"dask", "distributed", b"distributed", "missing", b"missing", "python", b"python"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allows", b"allows", "dask", b"dask", "distributed", b"distributed", "lacks", b"lacks", "missing", b"missing", "python", b"python", "refusal", b"refusal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -117,17 +134,23 @@ class DaskJoin(_message.Message):
 
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_IDS_FIELD_NUMBER: _builtins.int
     cluster_id: _builtins.str
     owner_id: _builtins.str
+    @_builtins.property
+    def member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the node IDs of every member: a member runs a worker only among nodes it allows"""
+
     def __init__(
         self,
         *,
         cluster_id: _builtins.str = ...,
         owner_id: _builtins.str = ...,
+        member_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "owner_id", b"owner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "member_ids", b"member_ids", "owner_id", b"owner_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,15 +161,19 @@ class DaskClusterRef(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     cluster_id: _builtins.str
+    reason: _builtins.str
+    """from a member to the scheduler's node: why it leaves the cluster"""
     def __init__(
         self,
         *,
         cluster_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,8 +4,9 @@ isort:skip_file
 Dask: a `distributed` cluster across the grid. The scheduler's node holds a per-cluster CA (its key never leaves
 that node's memory) and issues short-lived TLS certificates to the cluster's workers and clients over this service.
 Up, Down and Status: the node's own user, or a peer this node allows `tasks` (a `dask up --scheduler` forwarded to
-it); Status also for the cluster's members. Probe, Join and Leave: the scheduler's node asks a member; Issue: a
-member (or this node's own user) asks the scheduler's node for a certificate. Here: the node's own user only.
+it); Status also for the cluster's members. Probe, Join and Leave: the scheduler's node asks a member (Leave also:
+a member tells the scheduler's node it leaves); Issue: a member (or this node's own user) asks the scheduler's node
+for a certificate. Here: the node's own user only.
 """
 
 from collections import abc as _abc

@@ -153,7 +153,8 @@ class Settings:
         )
 
 
-def _from_toml(data: dict[str, object], path: Path) -> Settings:
+def from_toml(data: dict[str, object], path: Path) -> Settings:
+    """The settings a config file's parsed TOML holds, or the one-line ``ConfigError`` the loader gives."""
     ports = data.get("ports", {})
     if not isinstance(ports, dict):
         raise ConfigError(f"[ports] in {path} must be a table")
@@ -200,7 +201,7 @@ def load_settings(paths: Paths) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}; fix or delete the file") from exc
-    settings = _from_toml(data, path)
+    settings = from_toml(data, path)
     if "keychain_id" not in data:
         # The keychain ID names this node's secrets; it must never change once chosen.
         settings = replace(settings, keychain_id=claim_keychain_id(paths))
@@ -224,6 +225,13 @@ def save_section(paths: Paths, name: str, values: Mapping[str, Any]) -> Settings
     settings = load_settings(paths).with_section(name, values)
     save_settings(paths, settings)
     return settings
+
+
+def update_section(paths: Paths, name: str, values: Mapping[str, Any]) -> Settings:
+    """Set only ``values``' keys of the ``[name]`` table in the config file as it is now, so that what the Settings
+    window or the command line wrote there since the node started stays; returns the settings saved."""
+    settings = load_settings(paths)
+    return save_section(paths, name, {**settings.section(name), **values})
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:

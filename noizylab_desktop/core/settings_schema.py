@@ -197,6 +197,33 @@ def table_keys(cls: type) -> tuple[str, ...]:
     return tuple(f.key for f in _declared(cls).fields)
 
 
+@dataclass(frozen=True)
+class Described:
+    """One key of a table as a form shows it: its kind, what it holds when the table leaves it out, its choices,
+    and what it accepts in the words of the parser's messages."""
+
+    key: str
+    kind: str  # bool, int, float, str, path or list
+    default: Any
+    choices: tuple[str, ...]
+    expect: str  # "a number of seconds from 0.05 to 10"
+
+
+def describe(cls: type) -> tuple[Described, ...]:
+    """Every key ``cls`` reads from its table, in declaration order; bounds that name another setting are shown
+    at that setting's default."""
+    declared = _declared(cls)
+    seen: dict[str, Any] = {}
+    found = []
+    for f in declared.fields:
+        default = f.default() if f.factory else f.default
+        seen[f.name] = default
+        bounds = [_bound(b, seen) for b in (f.spec.low, f.spec.above, f.spec.high)]
+        expect = _expectation(declared.name, f, *bounds)
+        found.append(Described(f.key, f.kind, default, f.spec.choices, expect))
+    return tuple(found)
+
+
 def to_table(settings: object) -> dict[str, Any]:
     """The table that parses back to ``settings`` (for settings without converters)."""
     declared = _declared(type(settings))

@@ -1,5 +1,6 @@
 """The tray icon and its menu: this node, each peer with its health, ``Check connections…`` (once a peer is paired),
-``Pair a device…``, the ``Start at login`` switch (the state the OS has, read at every rebuild) and ``Quit``.
+``Pair a device…``, the ``Start at login`` switch (the state the OS has, read at every rebuild), ``Settings…``,
+``About NOIZYLAB`` and ``Quit``.
 
 Each peer's row opens a submenu: what that peer may do on this machine (permission switches, all off for a new
 peer) and whatever the features add for it (``ui/extensions.py``).
@@ -25,12 +26,14 @@ from noizylab_desktop.core.permissions import SCOPES
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.node.autostart import Autostart, AutostartStatus, for_platform
+from noizylab_desktop.ui.about_box import AboutBox
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.doctor_dialog import DoctorDialog
 from noizylab_desktop.ui.extensions import tray_extensions
 from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.notify import Notifier
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
+from noizylab_desktop.ui.settings_window import SettingsWindow
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
@@ -90,6 +93,9 @@ class Tray(QObject):
         self.doctor = DoctorDialog(node)
         # Where this home's start at login is set (a test points it at a folder of its own).
         self.autostart: Autostart = for_platform(node.paths)
+        self.settings_window = SettingsWindow(node)
+        self.settings_window.saved.connect(lambda _line: self.refresh())  # the name may have changed
+        self.about = AboutBox(node)
         self.extensions = tray_extensions(node, bridge)
         for extension in self.extensions:
             extension.attach(self.icon, self.refresh_tooltip)
@@ -108,6 +114,8 @@ class Tray(QObject):
         for task in self._tasks:
             task.cancel()
         self.doctor.reject()
+        self.settings_window.reject()
+        self.about.reject()
         for extension in self.extensions:
             extension.close()
         self.icon.hide()
@@ -133,6 +141,8 @@ class Tray(QObject):
         self.menu.addAction("Pair a device…").triggered.connect(self.open_pairing)
         self.menu.addSeparator()
         self._add_autostart()
+        self.menu.addAction("Settings…").triggered.connect(self.settings_window.open_fresh)
+        self.menu.addAction(f"About {APP_NAME}").triggered.connect(self.about.open_fresh)
         self.menu.addAction(f"Quit {APP_NAME}").triggered.connect(self._quit)
         self.refresh_tooltip(peers)
         any_online = any(p.online for p in peers)

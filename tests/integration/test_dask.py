@@ -27,6 +27,7 @@ def test_a_grid_cluster_runs_maps_pins_by_resource_refuses_strangers_and_ends_cl
     try:
         pair(alpha, beta)
         beta.cli("allow", "alpha", "tasks")
+        alpha.cli("allow", "beta", "tasks")  # each member allows every other (alpha runs a worker too)
         up = alpha.json("dask", "up")
         assert sorted(w["name"] for w in up["workers"]) == ["alpha", "beta"], up
         assert up["scheduler"]["address"].startswith("tls://127.0.0.1:") and up["scheduler"]["dashboard_port"] == 0

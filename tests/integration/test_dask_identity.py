@@ -26,6 +26,7 @@ def test_a_member_s_certificate_registers_only_its_own_worker_and_unpairing_rota
     try:
         pair(alpha, beta)
         beta.cli("allow", "alpha", "tasks")
+        alpha.cli("allow", "beta", "tasks")  # each member allows every other (alpha runs a worker too)
         before = alpha.json("dask", "up")
         address = before["scheduler"]["address"]
         assert sorted(w["name"] for w in before["workers"]) == ["alpha", "beta"]

@@ -22,6 +22,7 @@ def test_the_scheduler_and_workers_show_in_tasks_and_a_killed_worker_is_restarte
     try:
         pair(alpha, beta)
         beta.cli("allow", "alpha", "tasks")
+        alpha.cli("allow", "beta", "tasks")  # each member allows every other (alpha runs a worker too)
         cluster = alpha.json("dask", "up")["cluster_id"]
 
         here = wait_for(lambda: (rows := supervised(alpha)) and all(r["state"] == "running" for r in rows.values())

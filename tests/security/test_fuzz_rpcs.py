@@ -98,7 +98,7 @@ PEER_FACING: dict[str, str | None] = {
     "Dask.Join": "tasks",
     "Dask.Status": None,  # the cluster's members and owner; others are refused or told none runs
     "Dask.Probe": None,  # versions, and whether this node would take part for the caller
-    "Dask.Leave": None,  # acts only for the scheduler's node of the cluster this node works for
+    "Dask.Leave": None,  # from the scheduler's node of the cluster this node works for, or a member of the one here
     "Dask.Issue": None,  # the scheduler's node signs only for its members (worker) and its owner (client)
 }
 

@@ -46,6 +46,8 @@ def test_the_icon_sits_in_the_tray_and_its_menu_names_this_node(
                 Row("Rename this machine…", enabled=True, dot=""),
                 Row("Pair a device…", enabled=True, dot=""),
                 Row("Start at login", enabled=True, dot=""),
+                Row("Settings…", enabled=True, dot=""),
+                Row("About NOIZYLAB", enabled=True, dot=""),
                 Row("Quit NOIZYLAB", enabled=True, dot=""),
             ]
             assert tray.icon.toolTip().splitlines()[0] == "NOIZYLAB — no paired devices yet"

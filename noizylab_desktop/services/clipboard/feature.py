@@ -25,7 +25,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
 from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop.core.config import save_section
+from noizylab_desktop.core.config import update_section
 from noizylab_desktop.core.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.core.events import Event, PeerOnline
 from noizylab_desktop.core.feature import Figure, require_permission, require_self
@@ -354,7 +354,8 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
     async def set_paused(self, paused: bool) -> None:
         """Pause or resume sync in both directions; remembered in the config."""
         self.settings = clip_settings.ClipboardSettings(**{**self.settings.to_table(), "paused": paused})
-        await asyncio.to_thread(save_section, self.ctx.paths, clip_settings.SECTION, self.settings.to_table())
+        # Only the switch: the rest of [clipboard] may have been edited in the file (Settings…) since the node read it.
+        await asyncio.to_thread(update_section, self.ctx.paths, clip_settings.SECTION, {"paused": paused})
         self.ctx.bus.publish(ClipPaused(paused=paused))
 
     async def Status(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> cpb.ClipStatus:  # noqa: N802

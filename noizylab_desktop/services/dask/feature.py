@@ -3,8 +3,12 @@
 - ``Up`` (this node's user, or a peer allowed ``tasks`` that forwards ``dask up --scheduler``) plans the members,
   checks their versions, makes the cluster's CA, starts the scheduler under the supervisor and asks each member to
   ``Join``; ``Down`` ends it and asks the members to ``Leave``; ``Status`` answers for the cluster wherever it runs.
-- A member allows ``Join`` only to a caller, and for an owner, that it allows ``tasks``; its worker asks the
-  scheduler's node to ``Issue`` a certificate at each (re)start, so an unpaired or removed member cannot come back.
+- A member allows ``Join`` only when it allows ``tasks`` for every node of the cluster (the caller, the owner and
+  each member the join lists: ``mutual.py``); its worker asks the scheduler's node to ``Issue`` a certificate at each
+  (re)start, so an unpaired or removed member cannot come back.
+- A member that stops allowing ``tasks`` for another node of its cluster (deny, unpair) stops its worker at once and
+  tells the scheduler's node (``Leave``), which rotates the cluster without it; the scheduler's node itself denying
+  or unpairing a member rotates the cluster without that member (the owner: stops it).
 - ``Here`` (this node's user only) and ``view`` (the tray) say what this node knows of its cluster, from memory.
 - Unpairing a member (or the owner) on the scheduler's node rotates the cluster: a new CA, a new scheduler, the
   remaining members re-certified; running work is lost. The CA is rotated the same way before it expires.
@@ -23,7 +27,7 @@ from noizylab_desktop._proto import noizylab_dask_pb2 as dpb
 from noizylab_desktop._proto import noizylab_dask_pb2_grpc as dpb_grpc
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.errors import DaskError, NoizyLabError, PermissionRefusedError
-from noizylab_desktop.core.events import Event, PeerUnpaired
+from noizylab_desktop.core.events import Event, PeerUnpaired, PermissionChanged
 from noizylab_desktop.core.feature import Figure, require_permission, require_self
 from noizylab_desktop.core.nodeid import format_id, parse_id
 from noizylab_desktop.core.rpc_errors import abort_with
@@ -31,9 +35,11 @@ from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.transport import caller_fingerprint
 from noizylab_desktop.services.dask.cluster import Cluster
 from noizylab_desktop.services.dask.member import Member
+from noizylab_desktop.services.dask.mutual import lacking, name_of, parse_members, refusal, shown
 from noizylab_desktop.services.dask.peers import call_peer
+from noizylab_desktop.services.dask.plan import plan
 from noizylab_desktop.services.dask.settings import DaskSettings
-from noizylab_desktop.services.dask.versions import check_matching, local_versions, require_installed
+from noizylab_desktop.services.dask.versions import local_versions, require_installed
 from noizylab_desktop.services.dask.view import DaskView, view_of
 
 if TYPE_CHECKING:
@@ -42,7 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE = "noizylab.grid.v1.Dask"
-PROBE_S = 5.0
 CALL_S = 10.0
 RENEW_AT = 0.9  # rotate the cluster's certificates at this share of their lifetime
 
@@ -161,24 +166,45 @@ class DaskFeature(dpb_grpc.DaskServicer):
         assert fp is not None  # the Guard let only a trusted caller through
         found = local_versions()
         found.allows = self._allows(fp, request.owner_id)
+        lacks = self._lacking(fp, request.owner_id, request.member_ids)
+        if lacks is None:
+            found.refusal = "the Dask cluster's member list names a malformed node ID"
+        else:
+            found.lacks.extend(format_id(x) for x in lacks)
+            found.refusal = refusal(self.ctx, lacks)
         return found
 
     async def Join(self, request: dpb.DaskJoin, context: grpc.aio.ServicerContext) -> pb.Empty:
         fp = await require_permission(self.ctx, context, "tasks")
         try:
-            if not self._allows(fp, request.owner_id):
-                raise PermissionRefusedError(
-                    f"{self.ctx.name} does not allow tasks for the node that asked for this Dask cluster"
-                )
+            lacks = self._lacking(fp, request.owner_id, request.member_ids)
+            if lacks is None:
+                raise PermissionRefusedError("the Dask cluster's member list names a malformed node ID")
+            if lacks:
+                raise PermissionRefusedError(refusal(self.ctx, lacks))
             require_installed()
+            peers = self._cluster_nodes(fp, request.owner_id, request.member_ids) or set()
             async with self._lock:
-                await self._join(fp, request.cluster_id)
+                await self._join(fp, request.cluster_id, frozenset(peers - {self.ctx.identity.fingerprint}))
             return pb.Empty()
         except NoizyLabError as exc:
             await abort_with(context, exc)
 
     async def Leave(self, request: dpb.DaskClusterRef, context: grpc.aio.ServicerContext) -> pb.Empty:
         fp = caller_fingerprint(context)
+        cluster = self.cluster
+        if (
+            cluster is not None
+            and fp in cluster.members
+            and fp != self.ctx.identity.fingerprint
+            and request.cluster_id == cluster.id
+        ):
+            # A member leaves the cluster scheduled here (it stopped allowing tasks for one of the others).
+            reason = shown(request.reason)
+            left = f"{cluster.members[fp]} left" + (f" ({reason})" if reason else "")
+            logger.info("Dask cluster %s: %s", cluster.id, left)
+            self._spawn(self._rotate(fp, left))
+            return pb.Empty()
         member = self.member
         if member is not None and fp in (member.home, self.ctx.identity.fingerprint):
             if not request.cluster_id or request.cluster_id == member.cluster_id:
@@ -214,6 +240,17 @@ class DaskFeature(dpb_grpc.DaskServicer):
         except (NoizyLabError, ValueError):
             return False
         return all(fp == own or self.ctx.permissions.allowed(fp, "tasks") for fp in (caller, owner))
+
+    def _cluster_nodes(self, caller: bytes, owner_id: str, member_ids: Iterable[str]) -> set[bytes] | None:
+        """Every node of a cluster ``caller`` schedules for ``owner_id``: the listed members, and the caller and the
+        owner whether listed or not (a list that leaves its sender out does not spare it the check)."""
+        members = parse_members([*member_ids, *([owner_id] if owner_id else [])])
+        return None if members is None else members | {caller}
+
+    def _lacking(self, caller: bytes, owner_id: str, member_ids: Iterable[str]) -> list[bytes] | None:
+        """The nodes of that cluster this node does not allow ``tasks``; None when the list is malformed."""
+        nodes = self._cluster_nodes(caller, owner_id, member_ids)
+        return None if nodes is None else lacking(self.ctx, nodes)
 
     def _may_see(self, fp: bytes | None) -> bool:
         cluster = self.cluster
@@ -279,9 +316,10 @@ class DaskFeature(dpb_grpc.DaskServicer):
         """Ask a member to start its worker; what went wrong, or ""."""
         try:
             if fp == self.ctx.identity.fingerprint:
-                await self._join(fp, cluster.id)
+                await self._join(fp, cluster.id, frozenset({*cluster.members, cluster.owner} - {fp}))
             else:
-                join = dpb.DaskJoin(cluster_id=cluster.id, owner_id=format_id(cluster.owner))
+                join = dpb.DaskJoin(cluster_id=cluster.id, owner_id=format_id(cluster.owner),
+                                    member_ids=[format_id(m) for m in cluster.members])  # fmt: skip
                 await call_peer(self.ctx, fp, "Join", join, CALL_S)
         except NoizyLabError as exc:
             return exc.message
@@ -302,36 +340,7 @@ class DaskFeature(dpb_grpc.DaskServicer):
         else:
             states = [s for s in self.ctx.registry.peers() if request.all or s.online]
             wanted = {own: self.ctx.name, **{s.peer.fingerprint: s.peer.name for s in states}}
-        probes = await asyncio.gather(*(self._probe(fp, name, owner) for fp, name in wanted.items()))
-        members: dict[bytes, str] = {}
-        versions: dict[str, dpb.DaskVersions] = {}
-        notes = []
-        for (fp, name), (found, problem) in zip(wanted.items(), probes, strict=True):
-            if problem:
-                if strict:
-                    raise DaskError(f"{name} cannot take part: {problem}")
-                notes.append(f"{name} left out: {problem}")
-                continue
-            members[fp] = name
-            versions[name] = found
-        check_matching(versions)
-        return members, notes
-
-    async def _probe(self, fp: bytes, name: str, owner: bytes) -> tuple[dpb.DaskVersions, str]:
-        if fp == self.ctx.identity.fingerprint:
-            return local_versions(), ""
-        state = next((s for s in self.ctx.registry.peers() if s.peer.fingerprint == fp), None)
-        if state is None or not state.online:
-            return dpb.DaskVersions(), "it is offline"
-        try:
-            found: dpb.DaskVersions = await call_peer(self.ctx, fp, "Probe", dpb.DaskProbe(owner_id=format_id(owner)),
-                                                      PROBE_S)  # fmt: skip
-        except NoizyLabError as exc:
-            return dpb.DaskVersions(), exc.message
-        if not found.allows:
-            who = self.ctx.name if owner == self.ctx.identity.fingerprint else "the asking node"
-            return found, f"it does not allow tasks for {who}: allow it there with `noizylab allow PEER tasks`"
-        return found, ""
+        return await plan(self.ctx, wanted, owner, strict)
 
     async def _down(self) -> None:
         cluster, self.cluster = self.cluster, None
@@ -353,8 +362,8 @@ class DaskFeature(dpb_grpc.DaskServicer):
         """A new CA and scheduler for the same cluster, less ``without``: old certificates open nothing any more."""
         async with self._lock:
             old = self.cluster
-            if old is None:
-                return
+            if old is None or (without is not None and without not in old.members and without != old.owner):
+                return  # ended, or already rotated without it
             await self._down()
             if without == old.owner:
                 logger.info("Dask cluster %s stopped: %s", old.id, why)
@@ -373,9 +382,9 @@ class DaskFeature(dpb_grpc.DaskServicer):
 
     # ------------------------------------------------------------------ this node as a member
 
-    async def _join(self, home: bytes, cluster_id: str) -> None:
+    async def _join(self, home: bytes, cluster_id: str, peers: frozenset[bytes]) -> None:
         await self._leave()
-        member = Member(self.ctx, self.config, home, cluster_id, self._issue)
+        member = Member(self.ctx, self.config, home, cluster_id, self._issue, peers)
         self.member = member
         self.ctx.supervisor.start(member.worker)
 
@@ -392,19 +401,38 @@ class DaskFeature(dpb_grpc.DaskServicer):
         reply: dpb.DaskIssued = await call_peer(self.ctx, home, "Issue", request, CALL_S)
         return reply
 
-    # ------------------------------------------------------------------ unpairing
+    # ------------------------------------------------------------------ unpairing, deny
 
     def _on_event(self, event: Event) -> None:
-        if not isinstance(event, PeerUnpaired):
+        if isinstance(event, PeerUnpaired):
+            fp = parse_id(event.peer_id)
+            why = f"{event.name} was unpaired"
+            if self.home == fp:
+                self.home = None
+        elif isinstance(event, PermissionChanged) and event.scope == "tasks" and not event.allowed:
+            fp = parse_id(event.peer_id)
+            why = f"{self.ctx.name} no longer allows tasks for {name_of(self.ctx, fp)}"
+        else:
             return
-        fp = parse_id(event.peer_id)
-        if self.home == fp:
-            self.home = None
-        if self.member is not None and self.member.home == fp:
-            self._spawn(self._leave())
+        own = self.ctx.identity.fingerprint
+        member = self.member
+        if member is not None and member.home != own and (fp == member.home or fp in member.peers):
+            self._spawn(self._quit(member, fp, why))
         cluster = self.cluster
-        if cluster is not None and (fp in cluster.members or fp == cluster.owner):
-            self._spawn(self._rotate(fp, f"{event.name} was unpaired"))
+        if cluster is not None and fp != own and (fp in cluster.members or fp == cluster.owner):
+            self._spawn(self._rotate(fp, why))
+
+    async def _quit(self, member: Member, fp: bytes, why: str) -> None:
+        """Stop this node's worker now (it no longer allows ``fp``, a node of its cluster) and tell the scheduler's
+        node, which rotates the cluster without it."""
+        if self.member is member:
+            await self._leave()
+        logger.info("Dask worker left cluster %s: %s", member.cluster_id, why)
+        leave = dpb.DaskClusterRef(cluster_id=member.cluster_id, reason=why)
+        try:
+            await call_peer(self.ctx, member.home, "Leave", leave, CALL_S)
+        except NoizyLabError as exc:  # e.g. it was the scheduler's node that was unpaired
+            logger.info("could not tell the Dask scheduler's node that this worker left: %s", exc.message)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

@@ -35,13 +35,23 @@ def worker_resources(caps: pb.Capabilities, extra: Mapping[str, float]) -> dict[
 
 
 class Member:
-    """This node's worker in the cluster whose scheduler runs on ``home`` (this node's own fingerprint included)."""
+    """This node's worker in the cluster whose scheduler runs on ``home`` (this node's own fingerprint included);
+    ``peers`` are the cluster's other nodes (scheduler's node, owner, members), each of which it allows ``tasks``."""
 
-    def __init__(self, ctx: NodeContext, config: DaskSettings, home: bytes, cluster_id: str, issue: Issue) -> None:
+    def __init__(
+        self,
+        ctx: NodeContext,
+        config: DaskSettings,
+        home: bytes,
+        cluster_id: str,
+        issue: Issue,
+        peers: frozenset[bytes] = frozenset(),
+    ) -> None:
         self.ctx = ctx
         self.config = config
         self.home = home
         self.cluster_id = cluster_id
+        self.peers = peers
         self._issue = issue
         self._unreachable = 0
         role = f"Dask worker in cluster {cluster_id}"

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -40,12 +41,16 @@ exit 1
 """
 
 
-def bundle(folder: Path, *, broken: bool = False) -> Path:
-    """An onedir-shaped build: a folder holding the ``noizylab`` executable."""
+def bundle(folder: Path, *, broken: bool = False, payload: int = 0) -> Path:
+    """An onedir-shaped build: a folder holding the ``noizylab`` executable (and ``payload`` bytes of data that do
+    not compress, in ``_internal/``, for a download that takes a while)."""
     folder.mkdir(parents=True)
     script = folder / "noizylab"
     script.write_text(BROKEN if broken else LAUNCHER.format(source=SOURCE, python=sys.executable))
     script.chmod(0o755)
+    if payload:
+        (folder / "_internal").mkdir()
+        (folder / "_internal" / "data.bin").write_bytes(os.urandom(payload))
     return folder
 
 
@@ -68,9 +73,9 @@ class Release:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def add(self, version: str, *, broken: bool = False) -> Path:
+    def add(self, version: str, *, broken: bool = False, payload: int = 0) -> Path:
         """Sign a build of ``version``; the archive's path in the repository."""
-        build = bundle(self.root / "builds" / version, broken=broken)
+        build = bundle(self.root / "builds" / version, broken=broken, payload=payload)
         self._run("add", "--version", version, "--bundle", str(build))
         return self.repo / "targets" / f"noizylab-{version}.tar.gz"
 
@@ -92,10 +97,12 @@ class Release:
 
 
 class Served:
-    """A folder served over HTTP on 127.0.0.1 by a thread of this process."""
+    """A folder served over HTTP on 127.0.0.1 by a thread of this process; ``rate`` (bytes a second) makes a slow
+    link of it, for a download whose progress can be seen."""
 
-    def __init__(self, folder: Path) -> None:
-        handler = partial(_QuietHandler, directory=str(folder))
+    def __init__(self, folder: Path, rate: float = 0.0) -> None:
+        base = type("PacedHandler", (_SlowHandler,), {"rate": rate}) if rate else _QuietHandler
+        handler = partial(base, directory=str(folder))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="update-repo", daemon=True)
@@ -112,9 +119,20 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         """No access log on the test's stderr."""
 
 
+class _SlowHandler(_QuietHandler):
+    rate = 0.0
+    CHUNK = 64 * 1024
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        """The file at ``rate`` bytes a second, a chunk at a time."""
+        while chunk := source.read(self.CHUNK):
+            outputfile.write(chunk)
+            time.sleep(len(chunk) / self.rate)  # the link's pace, not a wait for anything
+
+
 @contextmanager
-def served(folder: Path) -> Iterator[Served]:
-    server = Served(folder)
+def served(folder: Path, rate: float = 0.0) -> Iterator[Served]:
+    server = Served(folder, rate)
     try:
         yield server
     finally:

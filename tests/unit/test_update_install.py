@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -88,3 +90,15 @@ def test_a_folder_that_is_not_a_signed_build_says_so(tmp_path: Path) -> None:
     with pytest.raises(UpdateError) as refused:
         InstalledApp(tmp_path / "bare")
     assert refused.value.message.startswith(f"{tmp_path / 'bare'} is not a signed build: _update/build.json is missing")
+
+
+def test_the_tuf_client_loads_where_setuptools_is_left_out_as_in_the_frozen_app() -> None:
+    # packaging/noizylab.spec excludes setuptools; tufup's package imports it for its release side only.
+    script = (
+        "import sys; sys.modules['setuptools'] = None\n"
+        "from noizylab_desktop.services.update.repo import _without_setuptools\n"
+        "_without_setuptools()\n"
+        "from tufup.client import Client\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -9,8 +9,11 @@ rollback), and a download whose length or hash differs from the signed one. Each
 
 from __future__ import annotations
 
+import importlib
 import logging
 import shutil
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ class Repo:
 
     def _open(self) -> Any:
         """tufup's client, with this install's trusted metadata (seeded from the root the build shipped with)."""
+        _without_setuptools()
         from tufup.client import Client
 
         trusted_root = self.app.metadata_dir / "root.json"
@@ -114,6 +118,20 @@ class Repo:
             return Path(client.download_target(targetinfo=info))
         except Exception as exc:
             raise refusal(exc, self.url, offer.filename) from exc
+
+
+def _without_setuptools() -> None:
+    """Let ``import tufup`` work where setuptools is absent: the frozen app leaves it out (packaging/noizylab.spec).
+
+    tufup's package imports its release side, which imports ``setuptools.config.expand`` for a feature only the
+    release tool uses (reading a version attribute); the client never touches it. Empty modules stand in.
+    """
+    try:
+        importlib.import_module("setuptools.config.expand")
+    except ImportError:
+        for name in ("setuptools", "setuptools.config", "setuptools.config.expand"):
+            if sys.modules.get(name) is None:
+                sys.modules[name] = types.ModuleType(name)
 
 
 def refusal(exc: BaseException, url: str, what: str = "") -> UpdateError:

@@ -84,8 +84,15 @@ def _check(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 
 def _apply(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    import sys
+
+    from noizylab_desktop.core.errors import UpdateError
     from noizylab_desktop.services.update.restart import apply_staged
 
+    if sys.platform == "win32":
+        # The folder of a running program cannot be renamed there: the swap needs a helper that runs after the app
+        # exits (docs/update.md, "Limits").
+        raise UpdateError("applying an update is not done on Windows yet: install the new version with its installer")
     updater = _updater(settings)
     app = updater.app
     app.check_writable()

@@ -155,8 +155,15 @@ class InstalledApp:
             raise UpdateError("no update is staged: run `noizylab update apply`")
         old, new = self.version, state.staged
         _remove(self.previous_dir)
-        self.dir.rename(self.previous_dir)
-        self.new_dir.rename(self.dir)
+        try:
+            self.dir.rename(self.previous_dir)
+        except OSError as exc:  # a program still running from it (Windows), or a folder another user owns
+            raise UpdateError(f"cannot move {self.dir} aside to put {new} in place: {exc}") from exc
+        try:
+            self.new_dir.rename(self.dir)
+        except OSError as exc:
+            self.previous_dir.rename(self.dir)
+            raise UpdateError(f"cannot put {new} in place of {self.dir}: {exc}") from exc
         self.build = read_build(self.dir)
         self.save(State(trial=new, previous=old, failed=state.failed))
         return old, new

@@ -49,7 +49,9 @@ def apply_staged(
     """Swap the staged version in and prove it starts; roll back (and raise) when it does not."""
     if was_running:
         say(f"stopping the node of {app.build.app} {app.version}")
-        _run(app, cli_args, "stop")
+        stopped = _run(app, cli_args, "stop")
+        if stopped.returncode != 0:  # nothing is swapped while the old node may still hold the folder
+            raise UpdateError(f"could not stop the running node, so nothing was changed: {_last_line(stopped)}")
     old, new = app.swap_in()
     say(f"starting {app.build.app} {new}")
     why = _start_and_confirm(app, cli_args, new, relaunch, confirm_s)
@@ -77,8 +79,7 @@ def _start_and_confirm(
     else:
         result = _run(app, cli_args, "start")
         if result.returncode != 0:
-            lines = (result.stderr or result.stdout or "").strip().splitlines()
-            return lines[-1].removeprefix("noizylab: error: ") if lines else f"`start` exited {result.returncode}"
+            return _last_line(result)
     deadline = time.monotonic() + confirm_s
     while time.monotonic() < deadline:
         if app.state().trial != version:
@@ -100,6 +101,12 @@ def _launch_tray(app: InstalledApp, cli_args: list[str]) -> subprocess.Popen[byt
         kwargs["start_new_session"] = True
     tray = app.dir / ("noizylab.exe" if sys.platform == "win32" else "noizylab")
     return subprocess.Popen([str(tray), *cli_args], **kwargs)
+
+
+def _last_line(result: subprocess.CompletedProcess[str]) -> str:
+    """What a failed command said last, without our prefix."""
+    lines = (result.stderr or result.stdout or "").strip().splitlines()
+    return lines[-1].removeprefix("noizylab: error: ") if lines else f"it exited {result.returncode}"
 
 
 def _run(app: InstalledApp, cli_args: list[str], command: str) -> subprocess.CompletedProcess[str]:

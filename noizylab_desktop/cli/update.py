@@ -1,4 +1,4 @@
-"""``noizylab update check|apply|status``: self-update of an installed build from a signed TUF repository."""
+"""``noizylab update check|apply|rollback|status``: self-update of an installed build from a signed TUF repository."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     # The tray's "Restart to update": the tray quits when its node is stopped, and its new version starts as a tray.
     apply.add_argument("--relaunch", choices=("node", "tray"), default="node", help=argparse.SUPPRESS)
     apply.set_defaults(handler=_apply)
+    rollback = actions.add_parser(
+        "rollback", help="put the version kept from before the last update back in place (it is not offered again)"
+    )
+    rollback.set_defaults(handler=_rollback)
     status = actions.add_parser("status", help="the installed version, the one kept to roll back to, the repository")
     add_json_flag(status)
     status.set_defaults(handler=_status)
@@ -62,6 +66,8 @@ def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     print(f"updates from {status.url}" if status.url else "updates are off: set [update] url in config.toml")
     if status.previous:
         print(f"kept to roll back to: {status.previous}")
+    if status.trial:
+        print(f"{status.trial} was put in place but has not started yet (`noizylab update rollback` undoes it)")
     if status.staged:
         print(f"downloaded and verified: {status.staged} (`noizylab update apply` installs it)")
     if status.failed:
@@ -107,6 +113,17 @@ def _apply(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     home = ["--home", str(paths.home)] if paths.home is not None else []
     applied = apply_staged(app, home, was_running=_node_running(paths), say=progress, relaunch=args.relaunch)
     print(f"updated noizylab {applied.old} to {applied.new}; {applied.old} is kept to roll back to")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop.services.update.restart import roll_back_now
+
+    app = _updater(settings).app
+    app.check_writable()
+    home = ["--home", str(paths.home)] if paths.home is not None else []
+    done = roll_back_now(app, home, was_running=_node_running(paths), say=progress)
+    print(f"rolled back noizylab {done.old} to {done.new}; {done.old} is not offered again")
     return 0
 
 

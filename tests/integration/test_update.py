@@ -58,7 +58,9 @@ def untouched(install: Installed) -> None:
     assert "noizylab.new" not in install.siblings() and "noizylab.previous" not in install.siblings()
 
 
-def test_an_installed_build_updates_from_n_to_n_plus_1_and_keeps_n(release: Release, installed: Installed) -> None:
+def test_an_installed_build_updates_from_n_to_n_plus_1_keeps_n_and_rolls_back_to_it(
+    release: Release, installed: Installed
+) -> None:
     assert installed.cli("start").returncode == 0
     before = installed.node_pid()
     assert installed.cli("update", "check").stdout.strip() == f"noizylab {OLD} is up to date"
@@ -78,6 +80,16 @@ def test_an_installed_build_updates_from_n_to_n_plus_1_and_keeps_n(release: Rele
     assert installed.node_pid() not in (None, before)
     assert installed.cli("status", "--json").returncode == 0
     assert installed.cli("update", "check").stdout.strip() == f"noizylab {NEW} is up to date"
+
+    # The person prefers the old one after all: it comes back, and the new one is not offered again.
+    back = installed.cli("update", "rollback")
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.strip() == f"rolled back noizylab {NEW} to {OLD}; {NEW} is not offered again"
+    assert installed.version == OLD and installed.siblings() == ["noizylab", "noizylab.update"]
+    assert installed.cli("status", "--json").returncode == 0
+    assert installed.cli("update", "check").stdout.strip() == f"noizylab {OLD} is up to date"
+    again = installed.cli("update", "rollback")
+    assert again.returncode == 1 and one_error_line(again.stderr).endswith("nothing to roll back to")
 
 
 def test_a_tampered_archive_is_refused_and_the_installed_version_stays(release: Release, installed: Installed) -> None:

@@ -69,6 +69,23 @@ def apply_staged(
     raise UpdateError(f"{app.build.app} {new} failed to start here ({why}): rolled back to {old}")
 
 
+def roll_back_now(app: InstalledApp, cli_args: list[str], *, was_running: bool, say: Callable[[str], None]) -> Applied:
+    """Put the kept previous version back in place of the running one, at the person's word."""
+    if not app.previous_dir.is_dir():
+        raise UpdateError(f"no previous version is kept beside {app.dir}: nothing to roll back to")
+    if was_running:
+        say(f"stopping the node of {app.build.app} {app.version}")
+        stopped = _run(app, cli_args, "stop")
+        if stopped.returncode != 0:
+            raise UpdateError(f"could not stop the running node, so nothing was changed: {_last_line(stopped)}")
+    left, restored = app.roll_back()
+    if was_running:
+        started = _run(app, cli_args, "start")
+        if started.returncode != 0:
+            raise UpdateError(f"{app.build.app} {restored} is back in place but did not start: {_last_line(started)}")
+    return Applied(left, restored, was_running)
+
+
 def _start_and_confirm(
     app: InstalledApp, cli_args: list[str], version: str, relaunch: Relaunch, confirm_s: float
 ) -> str | None:

@@ -1,11 +1,12 @@
 """The tray's update row (when ``[update] url`` is set): "Check for updates…", then "Download VERSION…" with its
 progress, then "Restart to update to VERSION".
 
-Checking and downloading run in worker threads (``UpdateFeature.check``/``fetch``: signed TUF metadata, verified
-archive, unpacked beside the app); the menu reads the latest progress on every show. Restarting hands over to
-``noizylab update apply --relaunch tray`` in a process of its own: it waits while a task runs or a remote desktop
-is open here, stops this tray's node (the tray quits), swaps the folders and starts the new version's tray, or
-rolls back to this one if it does not start.
+The tray also checks by itself a minute after it starts and then daily, and tells the person only of a newer
+version. Checking and downloading run in worker threads (``UpdateFeature.check``/``fetch``: signed TUF metadata,
+verified archive, unpacked beside the app); the menu reads the latest progress on every show. Restarting hands
+over to ``noizylab update apply --relaunch tray`` in a process of its own: it waits while a task runs or a remote
+desktop is open here, stops this tray's node (the tray quits), swaps the folders and starts the new version's tray,
+or rolls back to this one if it does not start.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 CHECK_ROW = "Check for updates…"
 CHECKING_ROW = "Checking for updates…"
 APP_NAME = "NOIZYLAB"
+FIRST_CHECK_S = 60.0  # after the tray starts: the node and the network settle first
+CHECK_EVERY_S = 24 * 3600.0
 
 
 def download_row(offer: Offer) -> str:
@@ -61,9 +64,20 @@ class UpdateTray(TrayPart):
         self.progress: tuple[int, int] | None = None  # (bytes so far, bytes in all) while downloading
         self.ready = False  # downloaded, verified and unpacked
         self._tasks: set[asyncio.Task[None]] = set()
+        self.first_check_s = FIRST_CHECK_S
 
     def attach(self, icon: QSystemTrayIcon, retooltip: Callable[[], None]) -> None:
         self.notifier.icon = icon
+        if self.feature.settings.enabled:
+            self._spawn(self._check_now_and_then())
+
+    async def _check_now_and_then(self) -> None:
+        """A quiet check a little after the tray starts, then daily: a person hears only of a newer version."""
+        await asyncio.sleep(self.first_check_s)
+        while True:
+            if self.offer is None and not self.checking:
+                await self.check(quiet=True)
+            await asyncio.sleep(CHECK_EVERY_S)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -85,16 +99,21 @@ class UpdateTray(TrayPart):
         else:
             menu.addAction(download_row(offer)).triggered.connect(lambda _=False: self._spawn(self.download()))
 
-    async def check(self) -> None:
-        """Ask the update repository; say what it answered."""
+    async def check(self, *, quiet: bool = False) -> None:
+        """Ask the update repository; say what it answered (``quiet``: only a newer version, the rest is logged)."""
         self.checking = True
         try:
             self.offer = await self.feature.check()
         except NoizyLabError as exc:
-            self.notifier.notify("Update check failed", exc.message, warning=True)
+            if quiet:
+                logger.warning("update check: %s", exc.message)
+            else:
+                self.notifier.notify("Update check failed", exc.message, warning=True)
             return
         finally:
             self.checking = False
+        if self.offer is None and quiet:
+            return
         if self.offer is None:
             version = self.feature.updater.app.version
             self.notifier.notify(f"{APP_NAME} is up to date", f"{APP_NAME} {version} is the newest version")

@@ -16,6 +16,7 @@ import pytest
 from noizylab_desktop.core.config import Paths, load_settings
 from noizylab_desktop.node.node import Node
 from noizylab_desktop.services.update.install import APP_DIR_ENV
+from noizylab_desktop.ui import update_tray
 from noizylab_desktop.ui.app import TrayApp
 from noizylab_desktop.ui.update_tray import CHECK_ROW, UpdateTray
 from tests.conftest import wait_for
@@ -113,3 +114,26 @@ def test_restart_to_update_stops_the_tray_and_starts_the_new_versions_tray(
         if tray.poll() is None:
             tray.kill()
         tray.communicate()
+
+
+def test_the_tray_checks_by_itself_and_tells_only_of_a_newer_version(
+    run: Run, installed: tuple[Installed, Release], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install, _ = installed
+    monkeypatch.setattr(update_tray, "FIRST_CHECK_S", 0.0)  # not a minute after start: at once
+    paths = Paths.resolve(install.home)
+    paths.ensure()
+
+    async def scenario() -> None:
+        async with TrayApp(Node(paths, load_settings(paths))) as app:
+            assert app.tray is not None
+            part = next(e for e in app.tray.extensions if isinstance(e, UpdateTray))
+
+            await eventually(lambda: part.notifier.shown, 20, "the tray's own check to find the new version")
+
+            assert [shown[1:] for shown in part.notifier.shown] == [
+                ("NOIZYLAB 1.1.0 is available", "Pick it in the menu to download it")
+            ]
+            assert f"Download NOIZYLAB {NEW} (2.0 MB)…" in rows(app)
+
+    run(scenario())

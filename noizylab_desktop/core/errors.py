@@ -19,8 +19,8 @@ errors are converted once, at the edge, with ``raise ... from exc``.
     ├── InvalidRequestError       a request with a value out of bounds (a size past 2**62, a NaN, a NUL in a path)
     ├── LauncherError             start/stop problems: already running, did not come up in time
     ├── DisplayUnavailableError   the tray was asked for where there is no display or system tray
-    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError, TunnelError, DaskError, FilesError   (each
-    │                             feature's own)
+    ├── SyncError, TaskError, DisplayError, ClipboardError, MetricsError, TunnelError, DaskError, FilesError,
+    │   UpdateError               (each feature's own)
     │   └── MergeError (a SyncError)      a sync conflict that cannot be merged or resolved as asked
     │   └── TokenError (a MetricsError)   an API token name that cannot be used, or one to revoke that is not there
 """
@@ -136,3 +136,7 @@ class DaskError(NoizyLabError):
 
 class FilesError(NoizyLabError):
     """A file to send that cannot be read, or one a peer could not take (no room, gone away mid-way)."""
+
+
+class UpdateError(NoizyLabError):
+    """A self-update refused or failed: unsigned, tampered, expired or rolled-back metadata, no install to update."""

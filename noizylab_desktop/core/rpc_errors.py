@@ -47,6 +47,7 @@ from noizylab_desktop.core.errors import (
     TokenError,
     TransportError,
     TunnelError,
+    UpdateError,
     WinRMError,
 )
 
@@ -90,6 +91,7 @@ CODES: Final = MappingProxyType[type[NoizyLabError], grpc.StatusCode](
         MetricsError: _FAILED,
         TokenError: _FAILED,
         TunnelError: _FAILED,
+        UpdateError: _FAILED,
     }
 )
 

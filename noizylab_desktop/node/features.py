@@ -92,6 +92,12 @@ FEATURES = (
         tray="ui.files_tray:FilesTray",
     ),
     FeatureSpec(
+        "update",
+        node="services.update.feature:UpdateFeature",
+        cli=("cli.update:register",),
+        tray="ui.update_tray:UpdateTray",
+    ),
+    FeatureSpec(
         "metrics",
         node="services.metrics.feature:MetricsFeature",
         cli=("cli.metrics:register",),

@@ -129,6 +129,7 @@ OWN_NODE_ONLY: dict[str, str] = {
     "Files.Send": "sends a file of this machine to a peer",
     "Metrics.Cluster": "every node's figures as this node sees them",
     "Dask.Here": "what this node knows of its own Dask cluster, for `noizylab status`",
+    "Update.Busy": "tells `noizylab update apply` whether tasks or remote desktops run here, before it restarts",
 }
 
 # RPCs not served on the node's mTLS port: fuzzed by their own test here.

@@ -135,3 +135,40 @@ def test_metrics_exports_the_figures_the_context_gives_and_publishes_its_http_po
             await stopped(ctx, feature)
 
     assert "noizylab_test_figure 1.0" in asyncio.run(go())
+
+
+def test_update_holds_back_while_the_figures_the_context_gives_show_tasks_or_remote_desktops(
+    kernel: tuple[NodeContext, Published],
+) -> None:
+    from noizylab_desktop.services.update.feature import UpdateFeature
+
+    ctx, _ = kernel
+    figures: list[Figure] = []
+    update = UpdateFeature(replace(ctx, figures=lambda: list(figures)))
+    assert not update.busy()
+    figures += [
+        Figure("noizylab_tasks_running", "Tasks running on this node", 2.0),
+        Figure("noizylab_display_sessions", "Viewing sessions open now", 1.0),
+    ]
+    assert update.busy().reason == "2 tasks running, 1 remote-desktop session open"
+    figures[0] = Figure("noizylab_tasks_running", "Tasks running on this node", 0.0)
+    assert update.busy().reason == "1 remote-desktop session open"
+
+
+@pytest.mark.parametrize("name", ["tasks", "display"])
+def test_the_figures_update_waits_on_are_the_ones_tasks_and_display_export(
+    kernel: tuple[NodeContext, Published], name: str
+) -> None:
+    from noizylab_desktop.services.update.service import DISPLAY_SESSIONS, TASKS_RUNNING
+
+    ctx, _ = kernel
+    spec = next(s for s in FEATURES if s.name == name)
+
+    async def go() -> set[str]:
+        feature = await started(ctx, spec)
+        try:
+            return {f.name for f in feature.figures()}
+        finally:
+            await stopped(ctx, feature)
+
+    assert {"tasks": TASKS_RUNNING, "display": DISPLAY_SESSIONS}[name] in asyncio.run(go())

@@ -36,6 +36,7 @@ from noizylab_desktop.core.pairing import Paired
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import async_slot
+from noizylab_desktop.ui.step_up import step_up
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
@@ -158,6 +159,10 @@ class PairingDialog(QDialog):
         self.code_label.setText("…")
         self.expiry_label.setText("")
         self._set_status(self.invite_status, "Making a code…")
+        refusal = await step_up(self._node.totp, "pairing a device")
+        if refusal is not None:
+            self._invite_error(refusal)
+            return
         try:
             code, expires_at = await self._node.create_invite([])
         except NoizyLabError as exc:
@@ -202,6 +207,10 @@ class PairingDialog(QDialog):
         self.code_field.setEnabled(False)
         self._set_status(self.join_status, "Joining…")
         try:
+            refusal = await step_up(self._node.totp, "pairing a device")
+            if refusal is not None:
+                self._join_error(refusal)
+                return
             picked = self._picked()
             if picked >= 0:
                 # The code must come from the machine picked; its announced hosts are tried first.

@@ -490,11 +490,15 @@ class PeerLocation(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     CERT_PEM_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
+    PINS_KEYS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     address: _builtins.str
     cert_pem: _builtins.bytes
+    """the peer's anchor: the channel trusts only chains to it"""
     online: _builtins.bool
+    pins_keys: _builtins.bool
+    """whether the peer pins keys (else it is shown our old certificate: docs/trust.md)"""
     def __init__(
         self,
         *,
@@ -503,10 +507,11 @@ class PeerLocation(_message.Message):
         address: _builtins.str = ...,
         cert_pem: _builtins.bytes = ...,
         online: _builtins.bool = ...,
+        pins_keys: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cert_pem", b"cert_pem", "id", b"id", "name", b"name", "online", b"online"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "cert_pem", b"cert_pem", "id", b"id", "name", b"name", "online", b"online", "pins_keys", b"pins_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

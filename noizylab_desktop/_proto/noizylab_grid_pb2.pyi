@@ -178,12 +178,15 @@ class HeartbeatRequest(_message.Message):
     GRPC_PORT_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     SENDER_NAME_FIELD_NUMBER: _builtins.int
+    PINS_KEYS_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
     grpc_port: _builtins.int
     """where the sender listens, so a moved peer is found again"""
     sent_at: _builtins.float
     sender_name: _builtins.str
     """the sender's name now, so a rename reaches its peers with the next beat"""
+    pins_keys: _builtins.bool
+    """the sender names nodes by key (absent from nodes that still pin certificates)"""
     def __init__(
         self,
         *,
@@ -191,10 +194,11 @@ class HeartbeatRequest(_message.Message):
         grpc_port: _builtins.int = ...,
         sent_at: _builtins.float = ...,
         sender_name: _builtins.str = ...,
+        pins_keys: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_port", b"grpc_port", "sender_id", b"sender_id", "sender_name", b"sender_name", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_port", b"grpc_port", "pins_keys", b"pins_keys", "sender_id", b"sender_id", "sender_name", b"sender_name", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -207,20 +211,24 @@ class HeartbeatReply(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     LOAD_FIELD_NUMBER: _builtins.int
+    PINS_KEYS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     received_at: _builtins.float
     load: _builtins.float
     """1-minute load per CPU"""
+    pins_keys: _builtins.bool
+    """as in HeartbeatRequest"""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         received_at: _builtins.float = ...,
         load: _builtins.float = ...,
+        pins_keys: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "load", b"load", "received_at", b"received_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "load", b"load", "pins_keys", b"pins_keys", "received_at", b"received_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

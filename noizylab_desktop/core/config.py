@@ -128,6 +128,9 @@ class Settings:
     heartbeat_s: float = setting(1.0, above=0, unit="seconds")
     heartbeat_misses: int = setting(3, low=1)
     invite_ttl_s: float = setting(600.0, above=0, high=3600, unit="seconds")
+    # How long a TLS certificate of this node lives; a new one is issued at two thirds of that (docs/trust.md).
+    # Tests set seconds; a real grid keeps the default.
+    cert_lifetime_s: float = setting(30 * 86400.0, low=2, high=365 * 86400, unit="seconds")
     # The feature tables of the TOML file ([tasks], [sync], [clipboard], [display], [metrics], ...), kept as read;
     # each feature turns its own table into a typed, validated settings object (``section``).
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

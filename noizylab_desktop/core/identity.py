@@ -1,7 +1,16 @@
-"""A node's identity: an ECDSA P-256 TLS certificate (gRPC refuses Ed25519 for TLS) and an Ed25519 SSH key.
+"""A node's identity: an ECDSA P-256 key (gRPC refuses Ed25519 for TLS) with its certificates, and an Ed25519 SSH key.
 
-Created on first start. The certificate is public and kept in the state folder; both private keys live only in the
-keychain (through ``Vault``). The node ID is the certificate's SHA-256, so it survives restarts unchanged.
+Created on first start. Both private keys live only in the keychain (through ``Vault``). The node ID is the SHA-256
+of the TLS key's public part (``nodeid.py``), so it survives restarts and certificate renewals unchanged.
+
+Two kinds of certificate, both of that one key:
+
+- the **anchor** (``state/node-cert.pem``): self-signed, long-lived, public. Peers keep it as the trust root for
+  this node: TLS libraries verify chains to certificates, not to bare keys, and the anchor is the key in the
+  shape they take. A home made before IDs named keys keeps its old self-signed certificate as its anchor, so the
+  peers that pinned it still verify every certificate it issues (``docs/trust.md``, migration).
+- the **leaf**: what TLS shows, issued by the anchor (so signed by the same key) and short-lived
+  (``cert_lifetime_s``, 30 days), kept in memory only and renewed at two thirds of its life (``renewal.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ import hashlib
 import hmac
 import logging
 import os
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptography import x509
@@ -33,13 +44,37 @@ SSH_KEY = "ssh-key"
 
 
 @dataclass(frozen=True)
+class Leaf:
+    """One TLS certificate issued by the anchor: PEM, and when it was issued and ends (epoch seconds)."""
+
+    pem: bytes
+    issued_at: float
+    expires_at: float
+    serial: int = 0  # which leaf of this process this is: 1, 2, ... (0: none issued, the anchor stands in)
+
+    @property
+    def renew_at(self) -> float:
+        """Two thirds into its life: late enough to renew rarely, early enough that a peer's slow clock is fine."""
+        return self.issued_at + (self.expires_at - self.issued_at) * 2 / 3
+
+
+class _LeafSlot:
+    """The current leaf, swapped whole (TLS reads it from gRPC's threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.leaf: Leaf | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
-    """Everything this node proves itself with."""
+    """Everything this node proves itself with. ``cert_pem`` is the anchor (see the module's docstring)."""
 
     cert_pem: bytes
     key_pem: bytes
     ssh_private_pem: bytes
     ssh_public: str
+    _slot: _LeafSlot = field(default_factory=_LeafSlot, compare=False, repr=False)
 
     # Cached: heartbeats and every metrics sample ask for these, and parsing the certificate each time showed up in
     # an idle node's profile. The fields are frozen, so the answers cannot change.
@@ -55,6 +90,37 @@ class Identity:
     def node_id(self) -> str:
         return format_id(self.fingerprint)
 
+    @cached_property
+    def legacy(self) -> bool:
+        """Whether the anchor is a certificate made before IDs named keys (it then also serves the peers that still
+        pin certificates: ``client_chain``)."""
+        return not _is_ca(x509.load_pem_x509_certificate(self.cert_pem))
+
+    @property
+    def leaf(self) -> Leaf | None:
+        """The current TLS certificate, once one is issued."""
+        return self._slot.leaf
+
+    def renew(self, lifetime_s: float) -> Leaf:
+        """Issue a fresh leaf for ``lifetime_s`` seconds and make it current; the old one stays valid until it ends,
+        so connections made with it are left to drain."""
+        now = time.time()
+        pem = issue_leaf(self.cert_pem, self.key_pem, now, lifetime_s)
+        with self._slot.lock:
+            serial = self._slot.leaf.serial + 1 if self._slot.leaf else 1
+            self._slot.leaf = Leaf(pem, now, now + lifetime_s, serial)
+            return self._slot.leaf
+
+    def tls_chain(self) -> bytes:
+        """The chain this node shows: its current leaf and the anchor (the anchor alone before any leaf)."""
+        leaf = self._slot.leaf
+        return self.cert_pem if leaf is None else leaf.pem + self.cert_pem
+
+    def client_chain(self, peer_pins_keys: bool) -> bytes:
+        """The chain to show a peer as its client: a peer that still pins certificates (it has not upgraded) checks
+        ours by its hash, so a migrated node shows it its old certificate, which is also its anchor."""
+        return self.cert_pem if self.legacy and not peer_pins_keys else self.tls_chain()
+
     def sign(self, data: bytes) -> bytes:
         """An ECDSA signature over ``data`` with the TLS key."""
         key = serialization.load_pem_private_key(self.key_pem, password=None)
@@ -62,20 +128,29 @@ class Identity:
         return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
-def make_certificate(name: str) -> tuple[bytes, bytes]:
-    """A fresh P-256 key and a self-signed certificate for it, both PEM.
-
-    The subject is unique (``CN=noizylab-<64 random bits>``): a TLS library looks a self-signed certificate up among
-    its trust roots by subject and takes the first it finds, so two roots with one subject (two machines with one
-    host name) leave one of them refused for ever (``transport.py`` copes with the certificates made before this).
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
+def _unique_subject(name: str) -> x509.Name:
+    """``CN=noizylab-<64 random bits>``: a TLS library looks an issuer up among its trust roots by subject and
+    takes the first it finds, so two roots with one subject (two machines with one host name) would leave one of
+    them refused for ever (``trust.py`` copes with the certificates made before subjects were unique)."""
+    return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, f"{TLS_NAME}-{os.urandom(8).hex()}"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name[:64] or TLS_NAME),
         ]
     )
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def make_certificate(name: str) -> tuple[bytes, bytes]:
+    """A fresh P-256 key and its anchor, a self-signed certificate that may issue leaves for it, both PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _unique_subject(name)
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -86,6 +161,36 @@ def make_certificate(name: str) -> tuple[bytes, bytes]:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=365 * 20))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_NAME)]), critical=False)
+        # It issues only leaves of its own key (path length 0); the peers that trust it trust exactly that key.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def issue_leaf(anchor_pem: bytes, key_pem: bytes, now: float, lifetime_s: float) -> bytes:
+    """A TLS certificate of the anchor's key, issued (signed) by the anchor, valid ``lifetime_s`` from ``now``.
+
+    Its subject is unique too: leaves are never roots, but a subject equal to its issuer's would make it look
+    self-signed. It starts an hour early, so a peer whose clock is a little behind still takes it.
+    """
+    anchor = x509.load_pem_x509_certificate(anchor_pem)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    start = dt.datetime.fromtimestamp(now, dt.UTC)
+    org = anchor.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_unique_subject(str(org[0].value) if org else TLS_NAME))
+        .issuer_name(anchor.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - dt.timedelta(hours=1))
+        .not_valid_after(start + dt.timedelta(seconds=lifetime_s))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_NAME)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
@@ -93,10 +198,7 @@ def make_certificate(name: str) -> tuple[bytes, bytes]:
         )
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def make_ssh_key() -> tuple[bytes, str]:
@@ -145,19 +247,22 @@ def keychain_vault(paths: Paths, settings: Settings) -> Vault:
 
 
 def load_for_client(paths: Paths, settings: Settings) -> Identity:
-    """The certificate and TLS key of the node in ``paths``, for a client that speaks as that node (the command
-    line to its own node, the viewer to a peer); never creates one. Blocking (keychain): call it from a thread."""
+    """The certificates and TLS key of the node in ``paths``, for a client that speaks as that node (the command
+    line to its own node, the viewer to a peer), with a leaf of its own; never creates an identity. Blocking
+    (keychain): call it from a thread."""
     where = paths.home or paths.config_dir
     if not paths.cert_file.exists():
         raise NotRunningError(f"no node has run for {where} yet: start one with `noizylab start`")
     key = keychain_vault(paths, settings).get(TLS_KEY)
     if key is None:
         raise IdentityError(f"the keychain holds no key for the node in {where}")
-    return Identity(paths.cert_file.read_bytes(), key, b"", "")
+    identity = Identity(paths.cert_file.read_bytes(), key, b"", "")
+    identity.renew(settings.cert_lifetime_s)
+    return identity
 
 
 def node_id_of(cert_pem: bytes) -> str:
-    """The node ID a certificate stands for (its public part is enough: no keychain needed)."""
+    """The node ID a certificate of its key stands for (its public part is enough: no keychain needed)."""
     return format_id(fingerprint(_der(cert_pem)))
 
 
@@ -185,6 +290,25 @@ def verify_signature(cert_der: bytes, data: bytes, signature: bytes) -> bool:
         return False
     try:
         public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def is_anchor(cert_der: bytes) -> bool:
+    """Whether ``cert_der`` can stand for a node: a P-256 certificate signed by its own key (an anchor, or a
+    certificate made before anchors existed, which migrated homes keep as theirs)."""
+    try:
+        cert = x509.load_der_x509_certificate(cert_der)
+        public = cert.public_key()
+    except ValueError:
+        return False
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256R1):
+        return False
+    if cert.issuer != cert.subject or cert.signature_hash_algorithm is None:
+        return False
+    try:
+        public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
     except InvalidSignature:
         return False
     return True

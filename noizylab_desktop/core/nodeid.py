@@ -1,4 +1,9 @@
-"""Node IDs: SHA-256 of the certificate's DER, written as grouped base32 with check characters.
+"""Node IDs: SHA-256 of the node's public key (its DER SubjectPublicKeyInfo), written as grouped base32 with
+check characters.
+
+The ID names the key, not one certificate, so the node's TLS certificate can be short-lived and renewed without
+its peers noticing (``docs/trust.md``). Nodes made before this were named by their certificate's SHA-256
+(``legacy_fingerprint``); ``core/id_migration.py`` maps those IDs to key IDs once.
 
 The layout follows Syncthing's device IDs: 52 base32 characters, cut into four runs of 13, each followed by a
 Luhn mod-32 check character, then shown in groups of seven. A mistyped character is caught by the checks.
@@ -7,7 +12,11 @@ Luhn mod-32 check character, then shown in groups of seven. A mistyped character
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.core.errors import PeerError
 
@@ -15,7 +24,23 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
 def fingerprint(cert_der: bytes) -> bytes:
-    """The 32-byte SHA-256 fingerprint of a certificate."""
+    """The 32-byte SHA-256 of the public key in a certificate: the same for every certificate of one key."""
+    return _spki_fingerprint(bytes(cert_der))
+
+
+@functools.lru_cache(maxsize=256)
+def _spki_fingerprint(cert_der: bytes) -> bytes:
+    # The same few peers' certificates come back on every guarded call: parse each once.
+    try:
+        key = x509.load_der_x509_certificate(cert_der).public_key()
+    except ValueError as exc:
+        raise PeerError("a damaged certificate names no node") from exc
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).digest()
+
+
+def legacy_fingerprint(cert_der: bytes) -> bytes:
+    """The ID a node had before IDs named keys: the SHA-256 of one certificate's DER."""
     return hashlib.sha256(cert_der).digest()
 
 

@@ -30,7 +30,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import invite as codes
 from noizylab_desktop.core.errors import PairingError, PairingRateLimited, TransportError
 from noizylab_desktop.core.events import EventBus, InviteOpened, PeerPaired
-from noizylab_desktop.core.identity import Identity, verify_signature
+from noizylab_desktop.core.identity import Identity, is_anchor, verify_signature
 from noizylab_desktop.core.invite_book import (
     INVITE_TTL_S,
     InviteBook,
@@ -39,7 +39,7 @@ from noizylab_desktop.core.invite_book import (
     source_key,
     verification_string,
 )
-from noizylab_desktop.core.nodeid import fingerprint, format_id
+from noizylab_desktop.core.nodeid import fingerprint, format_id, legacy_fingerprint
 from noizylab_desktop.core.transport import (
     SERVER_OPTIONS,
     host_port,
@@ -160,12 +160,10 @@ class PairingServer(pb_grpc.PairingServicer):
 
     async def Join(self, request: pb.JoinRequest, context: grpc.aio.ServicerContext) -> pb.JoinReply:  # noqa: N802
         """Check the joiner's proof and signature, then trust it."""
+        if not is_anchor(request.joiner_cert_der):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the joining machine sent a damaged certificate")
         joiner_fp = fingerprint(request.joiner_cert_der)
         inviter_fp = self.identity.fingerprint
-        try:
-            x509.load_der_x509_certificate(request.joiner_cert_der)
-        except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the joining machine sent a damaged certificate")
         host = peer_host(context.peer())
         try:
             invite = self.book.accept(request.proof, inviter_fp, joiner_fp, source_key(host))
@@ -237,7 +235,12 @@ async def join(code_text: str, identity: Identity, trust: TrustStore, name: str,
         except (OSError, TimeoutError, ssl.SSLError, TransportError):
             tried.append(address)
             continue
-        if fingerprint(der)[: codes.FP_BYTES] != code.fp_prefix:
+        if is_anchor(der) and legacy_fingerprint(der)[: codes.FP_BYTES] == code.fp_prefix:
+            raise PairingError(
+                f"the machine at {address} runs an older NOIZYLAB that names machines by certificate: "
+                "upgrade it, then make a new invite code there"
+            )
+        if not is_anchor(der) or fingerprint(der)[: codes.FP_BYTES] != code.fp_prefix:
             raise PairingError(f"the machine at {address} is not the one that made this code: pairing refused")
         return await _join_at(address, der, code, identity, trust, name, addresses)
     # The pairing port closes a minute after the inviter's last code expired: then the code's own expiry is the reason.

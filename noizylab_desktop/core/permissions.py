@@ -33,6 +33,25 @@ CREATE TABLE IF NOT EXISTS permissions (
 )
 """
 
+# Granting these takes a TOTP step-up when TOTP is on (docs/trust.md), from the command line and the tray alike.
+SENSITIVE_SCOPES = ("control", "display", "tasks")
+
+
+def migrate_ids(path: Path, ids: dict[bytes, bytes]) -> None:
+    """Re-key the switches of peers whose old IDs (certificate hashes) are in ``ids`` by their key IDs."""
+    if not ids or not path.exists():
+        return
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "UPDATE OR REPLACE permissions SET fingerprint = ? WHERE fingerprint = ?",
+            [(new, old) for old, new in ids.items()],
+        )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
 
 def check_scope(scope: str) -> str:
     """``scope`` if it is one we know, else a one-line error listing them."""

@@ -22,6 +22,12 @@ plain TLS connection shows that the peer's own certificate answers there (as ``n
 *may* have removed this machine (``refusal == "handshake"``). A peer whose node answers ``UNAUTHENTICATED`` over a
 connection opened before it unpaired us says so for certain (``"unpaired"``). Refused connections, unreachable hosts
 and other failures reset the count; timeouts leave it as it is.
+
+Each beat and its answer say that their sender pins keys (``pins_keys``; nodes that still pin certificates leave it
+out): hearing it marks the peer in the trust store, and this node then shows it its current certificate instead of
+its old one (``Identity.client_chain``). A peer's channel is made again when what it should show changes (that, or
+a renewed certificate, ``renewal.py``); the old channel is dropped, not closed, so the calls open on it run to
+their end over their connection while new calls use the new one.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class PeerState:
     address_index: int = 0
     channel: grpc.aio.Channel | None = None
     channel_address: str = ""
+    channel_shows: tuple[int, bool] = (0, True)  # (leaf serial, pins_keys) the channel was made for
     heard_at: float = float("-inf")  # monotonic time of the peer's last beat to us
     skipped: int = 0
     trying: bool = False  # a suggested address is being tried
@@ -157,6 +164,14 @@ class Registry:
         state.heard_at = time.monotonic()
         self._mark_seen(state)
 
+    def pins_keys(self, fp: bytes) -> None:
+        """The peer ``fp`` said it pins keys: show it this node's current certificate from its next new channel."""
+        peer = self.trust.mark_pins_keys(fp)
+        state = self.states.get(fp)
+        if peer is not None and state is not None:
+            state.peer = peer
+            logger.info("peer %s pins keys now: it is shown this node's renewing certificate", peer.name)
+
     def named(self, fp: bytes, name: str) -> None:
         """A peer's beat says what it calls itself now: follow a rename (unique among our peers and this node)."""
         state = self.states.get(fp)
@@ -196,12 +211,15 @@ class Registry:
         try:
             for address in addresses:
                 state.tried[address] = time.monotonic()
-                channel = secure_channel(self.identity, state.peer.cert_pem, address)
+                channel = secure_channel(self.identity, state.peer.cert_pem, address, pins_keys=state.peer.pins_keys)
                 began = time.perf_counter()
                 try:
                     await pb_grpc.NodeStub(channel).Heartbeat(
                         pb.HeartbeatRequest(
-                            sender_id=self.identity.node_id, grpc_port=self.grpc_port(), sent_at=time.time()
+                            sender_id=self.identity.node_id,
+                            grpc_port=self.grpc_port(),
+                            sent_at=time.time(),
+                            pins_keys=True,
                         ),
                         timeout=self.interval_s,
                     )
@@ -217,6 +235,7 @@ class Registry:
                 state.peer = self.trust.get(fp) or state.peer
                 state.address_index = 0
                 old, state.channel, state.channel_address = state.channel, channel, address
+                state.channel_shows = self._shows(state)
                 if old is not None:
                     # Not now: closing a channel cancels the calls on it, and a beat may still be waiting on this one
                     # (its cancellation would end the registry's task).
@@ -289,13 +308,24 @@ class Registry:
             logger.warning("peer %s is down after %d missed heartbeats (%s)", state.peer.name, state.misses, why)
             self.bus.publish(PeerOffline(peer_id=state.peer.node_id, name=state.peer.name))
 
+    def _shows(self, state: PeerState) -> tuple[int, bool]:
+        leaf = self.identity.leaf
+        return (leaf.serial if leaf else 0), state.peer.pins_keys
+
     def channel(self, state: PeerState) -> grpc.aio.Channel:
-        """A pinned mTLS channel to the peer's current address (reused while the address holds)."""
-        if state.channel is None or state.channel_address != state.address:
-            if state.channel is not None:
+        """A pinned mTLS channel to the peer's current address (reused while the address and the certificate it
+        shows hold)."""
+        moved = state.channel_address != state.address
+        if state.channel is None or moved or state.channel_shows != self._shows(state):
+            if state.channel is not None and moved:
                 asyncio.ensure_future(state.channel.close())
-            state.channel = secure_channel(self.identity, state.peer.cert_pem, state.address)
+            # Renewed: the old channel is only dropped. Its open calls keep running (gRPC lets a channel's calls
+            # outlive it), and its connection closes with the last of them.
+            state.channel = secure_channel(
+                self.identity, state.peer.cert_pem, state.address, pins_keys=state.peer.pins_keys
+            )
             state.channel_address = state.address
+            state.channel_shows = self._shows(state)
         return state.channel
 
     def _due(self, state: PeerState) -> bool:
@@ -317,12 +347,13 @@ class Registry:
         address = state.address
         began = time.perf_counter()
         try:
-            await stub.Heartbeat(
+            reply = await stub.Heartbeat(
                 pb.HeartbeatRequest(
                     sender_id=self.identity.node_id,
                     grpc_port=self.grpc_port(),
                     sent_at=time.time(),
                     sender_name=self.own_name(),
+                    pins_keys=True,
                 ),
                 timeout=self.interval_s,
             )
@@ -332,6 +363,8 @@ class Registry:
                 self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
             return
         state.rtt_ms = (time.perf_counter() - began) * 1000
+        if reply.pins_keys and not state.peer.pins_keys:
+            self.pins_keys(state.peer.fingerprint)
         was_online = state.online
         self._mark_seen(state)
         if not was_online or state.capabilities is None:

@@ -1,14 +1,19 @@
 """gRPC over mutual TLS: server credentials that follow the trust store, pinned client channels, and the guard.
 
-- The server asks every client for a certificate and accepts only the trust store's certificates (own and paired),
-  re-read on each handshake, so pairing and unpairing apply without a restart. An unpaired client fails the
-  handshake and sees ``UNAVAILABLE``; no handler runs.
+- The server asks every client for a certificate and accepts only chains to the trust store's anchors (own and
+  paired: each the self-signed certificate of one pinned key, ``identity.py``), re-read on each handshake, so
+  pairing and unpairing apply without a restart. An unpaired client fails the handshake and sees ``UNAVAILABLE``;
+  no handler runs. TLS also checks each certificate's dates and signature: an expired leaf, or one of a pinned key
+  that its anchor did not sign, fails the handshake.
+- The server shows this node's current leaf: when it renews (``renewal.py``), the next handshake gets the new one
+  and connections already open keep theirs until they end.
 - ``Guard`` wraps every handler: it checks the caller's fingerprint again on each call (an HTTP/2 connection opened
   before an unpair stays up, its calls must not), counts calls, and opens a session (``sessions.py``) for each
   streaming call, so that unpairing the peer, or denying it a scope the stream relies on, ends the stream at once.
 - This node's own clients (the command line) come in on a second, loopback-only port whose only trust root is
   this node's certificate: a peer whose certificate shares its subject (``trust.py``) cannot crowd them out.
-- Clients pin the one certificate they expect; all peers' certificates name the same host (``noizylab``).
+- Clients pin the one anchor they expect; all peers' certificates name the same host (``noizylab``). The caller
+  of a call is named by the key of its certificate (``caller_fingerprint``), whichever certificate of it it shows.
 """
 
 from __future__ import annotations
@@ -52,50 +57,69 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def server_credentials(identity: Identity, trust: TrustStore) -> grpc.ServerCredentials:
-    """mTLS credentials whose accepted client certificates follow ``trust`` without a restart."""
-    pair = [(identity.key_pem, identity.cert_pem)]
-    seen = trust.snapshot.version
+def _dynamic(identity: Identity, roots: Callable[[], tuple[int, bytes]]) -> grpc.ServerCredentials:
+    """mTLS credentials that show ``identity``'s current leaf and accept chains to ``roots()`` (a version and the
+    PEM roots), both re-read before each handshake without a restart."""
+
+    def state() -> tuple[int, int]:
+        leaf = identity.leaf
+        return roots()[0], leaf.serial if leaf else 0
+
+    seen = state()
 
     def config() -> Any:
-        return grpc.ssl_server_certificate_configuration(pair, root_certificates=trust.snapshot.roots_pem)
+        pair = [(identity.key_pem, identity.tls_chain())]
+        return grpc.ssl_server_certificate_configuration(pair, root_certificates=roots()[1])
 
     def fetch() -> Any:
         # Called by gRPC before each handshake, from its own thread; None keeps the current configuration.
         nonlocal seen
-        if trust.snapshot.version == seen:
+        now = state()
+        if now == seen:
             return None
-        seen = trust.snapshot.version
+        seen = now
         return config()
 
     return grpc.dynamic_ssl_server_credentials(config(), fetch, require_client_authentication=True)
 
 
+def server_credentials(identity: Identity, trust: TrustStore) -> grpc.ServerCredentials:
+    """mTLS credentials whose accepted client certificates follow ``trust`` without a restart."""
+    return _dynamic(identity, lambda: (trust.snapshot.version, trust.snapshot.roots_pem))
+
+
 def local_credentials(identity: Identity) -> grpc.ServerCredentials:
-    """mTLS credentials for the loopback-only port of this node's own clients: only its own certificate gets in."""
-    return grpc.ssl_server_credentials(
-        [(identity.key_pem, identity.cert_pem)], root_certificates=identity.cert_pem, require_client_auth=True
-    )
+    """mTLS credentials for the loopback-only port of this node's own clients: only its own key gets in."""
+    return _dynamic(identity, lambda: (0, identity.cert_pem))
 
 
 def pairing_credentials(identity: Identity) -> grpc.ServerCredentials:
-    """Server-only TLS for the pairing port: the joiner pins our certificate and proves itself in the message."""
+    """Server-only TLS for the pairing port: it shows the anchor, which the joiner checks against the code and keeps
+    as this node's trust root; the joiner proves itself in the message."""
     return grpc.ssl_server_credentials([(identity.key_pem, identity.cert_pem)], require_client_auth=False)
 
 
-def secure_channel(identity: Identity | None, peer_cert_pem: bytes, address: str) -> grpc.aio.Channel:
-    """A channel that trusts only ``peer_cert_pem`` and shows our certificate (none when ``identity`` is None)."""
+def secure_channel(
+    identity: Identity | None, peer_cert_pem: bytes, address: str, *, pins_keys: bool = True
+) -> grpc.aio.Channel:
+    """A channel that trusts only chains to the anchor ``peer_cert_pem`` and shows our current certificate (none when
+    ``identity`` is None; our old one to a peer that still pins certificates, ``pins_keys=False``).
+
+    A channel keeps the certificate it was made with: after a renewal, make a new one for new calls and let the old
+    one's calls finish (``Registry.channel``)."""
     if identity is None:
         creds = grpc.ssl_channel_credentials(root_certificates=peer_cert_pem)
     else:
         creds = grpc.ssl_channel_credentials(
-            root_certificates=peer_cert_pem, private_key=identity.key_pem, certificate_chain=identity.cert_pem
+            root_certificates=peer_cert_pem,
+            private_key=identity.key_pem,
+            certificate_chain=identity.client_chain(pins_keys),
         )
     return grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
 
 
 def caller_fingerprint(context: grpc.aio.ServicerContext) -> bytes | None:
-    """The SHA-256 of the client's certificate on this call, if it showed one."""
+    """The SHA-256 of the public key of the client's certificate on this call (its node ID), if it showed one."""
     pems = context.auth_context().get("x509_pem_cert")
     if not pems:
         return None

@@ -1,4 +1,14 @@
-"""The trust store: the peers this node paired with, pinned by certificate fingerprint (SQLite).
+"""The trust store: the peers this node paired with, pinned by key (SQLite).
+
+Each row is keyed by the peer's node ID (the SHA-256 of its public key) and keeps its anchor certificate, the trust
+root that every TLS certificate of that key chains to (``identity.py``). ``pins_keys`` says whether the peer is
+known to pin keys too (it paired with this version, or said so in a heartbeat); until then a node whose anchor is
+its old certificate shows it that certificate as a client (``Identity.client_chain``).
+
+Rows written before IDs named keys are keyed by their certificate's SHA-256; ``legacy_ids`` lists them, and
+``key_rows`` re-keys them once. Both are called by ``node/id_migration.py`` before a node opens its stores: the other
+stores are re-keyed first, so a store is never left keyed by IDs the trust store no longer knows. A store opened
+before that (``noizylab doctor`` on a home not started since the upgrade) leaves the rows as they are.
 
 A peer that unpaired this node and said so (``Node.Unpaired``) stays here, with ``removed_at`` set, until this node's
 own user unpairs it too: it is shown as having removed this machine rather than as offline forever.
@@ -21,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.core.errors import ConfigError, PeerError
-from noizylab_desktop.core.nodeid import fingerprint, format_id
+from noizylab_desktop.core.nodeid import fingerprint, format_id, legacy_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +54,51 @@ CREATE TABLE IF NOT EXISTS peers (
     ssh_key TEXT NOT NULL,
     addresses TEXT NOT NULL,
     paired_at REAL NOT NULL,
-    removed_at REAL
+    removed_at REAL,
+    pins_keys INTEGER NOT NULL DEFAULT 0
 )
 """
-_COLUMNS = "fingerprint, name, cert_der, ssh_key, addresses, paired_at, removed_at"
+_COLUMNS = "fingerprint, name, cert_der, ssh_key, addresses, paired_at, removed_at, pins_keys"
+KEYED = 1  # PRAGMA user_version once rows are keyed by public key
+
+
+def legacy_ids(path: Path) -> dict[bytes, bytes]:
+    """The peers in the store at ``path`` still keyed by certificate hash: old ID to key ID (empty once migrated)."""
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(path)
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] >= KEYED:
+            return {}
+        try:
+            rows = db.execute("SELECT fingerprint, cert_der FROM peers").fetchall()
+        except sqlite3.OperationalError:  # no table yet
+            return {}
+    finally:
+        db.close()
+    return {bytes(fp): fingerprint(bytes(der)) for fp, der in rows if bytes(fp) == legacy_fingerprint(bytes(der))}
+
+
+def key_rows(path: Path) -> None:
+    """Once: re-key the rows written when IDs were certificate hashes by their keys, in one transaction."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] >= KEYED:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for fp, der in db.execute("SELECT fingerprint, cert_der FROM peers").fetchall():
+                if bytes(fp) == legacy_fingerprint(bytes(der)):
+                    new = fingerprint(bytes(der))
+                    db.execute("UPDATE peers SET fingerprint = ? WHERE fingerprint = ?", (new, fp))
+                    logger.info("peer %s is now known by its key: %s", format_id(bytes(fp)), format_id(new))
+            db.execute(f"PRAGMA user_version = {KEYED}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
 
 
 @dataclass(frozen=True)
@@ -61,6 +112,7 @@ class TrustedPeer:
     addresses: tuple[str, ...]
     paired_at: float
     removed_at: float | None = None  # when the peer said it unpaired this node
+    pins_keys: bool = True  # False while it may still pin certificates (see the module's docstring)
 
     @property
     def node_id(self) -> str:
@@ -124,6 +176,8 @@ class TrustStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(peers)")}
         if "removed_at" not in columns:  # a store made before peers could say they removed this node
             self._db.execute("ALTER TABLE peers ADD COLUMN removed_at REAL")
+        if "pins_keys" not in columns:
+            self._db.execute("ALTER TABLE peers ADD COLUMN pins_keys INTEGER NOT NULL DEFAULT 0")
         self._peers: dict[bytes, TrustedPeer] = {}
         self.snapshot = TrustSnapshot(0, frozenset(), b"")
         self._reload(0)
@@ -131,7 +185,9 @@ class TrustStore:
     def _reload(self, version: int) -> None:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM peers ORDER BY paired_at").fetchall()
         peers = {
-            bytes(r[0]): TrustedPeer(bytes(r[0]), r[1], bytes(r[2]), r[3], tuple(json.loads(r[4])), r[5], r[6])
+            bytes(r[0]): TrustedPeer(
+                bytes(r[0]), r[1], bytes(r[2]), r[3], tuple(json.loads(r[4])), r[5], r[6], bool(r[7])
+            )
             for r in rows
         }
         self._peers = peers
@@ -164,13 +220,14 @@ class TrustStore:
         return self._peers.get(fp)
 
     def add(self, cert_der: bytes, name: str, ssh_key: str, addresses: list[str], reserved: str = "") -> TrustedPeer:
-        """Trust a peer (or refresh it when paired again, which clears ``removed_at``), under a name no other peer and
-        not ``reserved`` holds."""
+        """Trust a peer by the anchor ``cert_der`` it showed at pairing (or refresh it when paired again, which clears
+        ``removed_at``), under a name no other peer and not ``reserved`` holds. Pairing needs both sides on a version
+        that pins keys, so the peer does."""
         fp = fingerprint(cert_der)
         with self._lock:
             unique = self._free_name(name, fp, reserved)
             self._db.execute(
-                f"INSERT OR REPLACE INTO peers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                f"INSERT OR REPLACE INTO peers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, 1)",
                 (fp, unique, cert_der, ssh_key, json.dumps(addresses), time.time()),
             )
             self._reload(self.snapshot.version + 1)
@@ -209,6 +266,17 @@ class TrustStore:
                 return
             self._db.execute("UPDATE peers SET addresses = ? WHERE fingerprint = ?", (json.dumps(addresses), fp))
             self._reload(self.snapshot.version)
+
+    def mark_pins_keys(self, fp: bytes) -> TrustedPeer | None:
+        """The peer ``fp`` said it pins keys (a heartbeat): from now on it is shown this node's current certificate.
+        The peer when that is news, else None."""
+        with self._lock:
+            peer = self._peers.get(fp)
+            if peer is None or peer.pins_keys:
+                return None
+            self._db.execute("UPDATE peers SET pins_keys = 1 WHERE fingerprint = ?", (fp,))
+            self._reload(self.snapshot.version)
+        return self._peers.get(fp)
 
     def mark_removed(self, fp: bytes, at: float) -> TrustedPeer | None:
         """Remember that the peer ``fp`` unpaired this node at ``at`` (the first time it said so); it stays trusted

@@ -17,7 +17,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.feature import require_self
 from noizylab_desktop.core.local_client import STOP_FOR_TRAY, STOP_REASON_KEY
-from noizylab_desktop.core.permissions import check_scope
+from noizylab_desktop.core.permissions import SENSITIVE_SCOPES, check_scope
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.totp import require_step_up
 from noizylab_desktop.core.trust import TrustedPeer
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Scopes that hand a peer this machine's keyboard, screen or processes: granting one asks for a TOTP step-up.
-SENSITIVE_SCOPES = ("control", "display", "tasks")
 
 
 class ControlApi(pb_grpc.ControlServicer):

@@ -34,6 +34,7 @@ from noizylab_desktop.core.nodeid import parse_id
 from noizylab_desktop.core.pairing import Paired, PairingServer, join
 from noizylab_desktop.core.permissions import Permissions
 from noizylab_desktop.core.registry import Registry
+from noizylab_desktop.core.renewal import Renewal
 from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.core.settings_schema import parse_section
@@ -91,6 +92,11 @@ class Node:
         vault = Vault(store, self.paths.vault_dir)
         self.totp = Totp(store, self.paths.state_dir)
         self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
+        self.identity.renew(self.settings.cert_lifetime_s)
+        # Imported here: it names feature stores, which ``noizylab --help`` must not load.
+        from noizylab_desktop.node.id_migration import migrate_home
+
+        await asyncio.to_thread(migrate_home, self.paths)
         self.trust = TrustStore(self.paths.trust_db, self.identity.cert_pem)
         self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
         self.guard = Guard(self.trust, self.sessions)
@@ -159,6 +165,8 @@ class Node:
         self.started_at = time.time()
         self.supervisor.start(self.registry)
         self.supervisor.start(self.pairing)
+        self.renewal = Renewal(self.identity, self.settings.cert_lifetime_s)
+        self.supervisor.start(self.renewal)
         # A node listening on loopback only has nothing to announce on the LAN, unless told where to announce.
         loopback_only = self.settings.grpc_host.startswith("127.") and not discovery_settings.interfaces
         if discovery_settings.enabled and not loopback_only:

@@ -40,7 +40,11 @@ class NodeApi(pb_grpc.NodeServicer):
         if fp is not None and fp != self.node.identity.fingerprint:
             self.node.registry.heard_from(fp, peer_host(context.peer()), request.grpc_port)
             self.node.registry.named(fp, request.sender_name)
-        return pb.HeartbeatReply(id=self.node.identity.node_id, received_at=time.time(), load=self.node.load())
+            if request.pins_keys:
+                self.node.registry.pins_keys(fp)
+        return pb.HeartbeatReply(
+            id=self.node.identity.node_id, received_at=time.time(), load=self.node.load(), pins_keys=True
+        )
 
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802
         return pb.HealthReply(serving=True, services=self.node.supervisor.running(), uptime_s=self.node.uptime_s())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
@@ -23,6 +24,8 @@ from noizylab_desktop.services.display.feature import Consent, DisplayFeature
 from noizylab_desktop.ui.bridge import Bridge
 from noizylab_desktop.ui.display_viewer import ViewerWindow, open_session
 from noizylab_desktop.ui.extensions import TrayPart
+from noizylab_desktop.ui.notify import Notifier
+from noizylab_desktop.ui.step_up import step_up
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +80,14 @@ class DisplayTray(TrayPart):
         self.indicator_menu.addAction("Stop sharing this screen").triggered.connect(self.stop_sharing)
         self.indicator.setContextMenu(self.indicator_menu)
         self._feature = feature
+        self.notifier = Notifier()
         feature.consent = self.ask
         bridge.any_event.connect(self._on_event)
 
     # ------------------------------------------------------------------ TrayPart
+
+    def attach(self, icon: QSystemTrayIcon, retooltip: Callable[[], None]) -> None:
+        self.notifier.icon = icon
 
     def add_actions(self, menu: QMenu) -> None:
         if self.sharing:
@@ -158,10 +165,20 @@ class DisplayTray(TrayPart):
         dialog.finished.connect(done)
         dialog.open()
         try:
-            return await answered
+            answer = await answered
         finally:
             self.dialogs.remove(dialog)
             dialog.deleteLater()
+        if not answer.view:
+            return answer
+        # Allowing is remembered as the display (and control) permission: a grant, so a step-up when TOTP is on.
+        refusal = await step_up(
+            self._ctx.totp, "granting display and control" if answer.control else "granting display"
+        )
+        if refusal is not None:
+            self.notifier.notify(f"Screen not shared with {peer.name}", refusal, warning=True)
+            return Consent(view=False)
+        return answer
 
     def stop_sharing(self) -> None:
         self._feature.end_all()

@@ -44,6 +44,7 @@ from noizylab_desktop.core.pairing import Paired
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.ui.icons import app_icon
 from noizylab_desktop.ui.qt_async import async_slot
+from noizylab_desktop.ui.step_up import step_up
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
@@ -192,7 +193,12 @@ class PairingDialog(QDialog):
 
     async def _stepped_up(self, action: str, status: QLabel) -> bool:
         """Whether pairing may go ahead: TOTP is off, a step-up holds, or the code typed is good (which starts one).
-        Otherwise the code field shows, ``status`` says why, and ``action`` runs again once a code is typed."""
+        Otherwise the code field shows, ``status`` says why, and ``action`` runs again once a code is typed.
+
+        Only when embedded (the first-run window asks in its own page); the tray's dialog asks through ``step_up``'s
+        code dialog, as every other tray action does."""
+        if not self._embedded:
+            return True
         code = self.totp_field.text().strip() or None
         self.totp_field.clear()
         try:
@@ -237,6 +243,10 @@ class PairingDialog(QDialog):
         if not await self._stepped_up("invite", self.invite_status):
             return
         self._set_status(self.invite_status, "Making a code…")
+        refusal = await step_up(self._node.totp, "pairing a device")
+        if refusal is not None:
+            self._invite_error(refusal)
+            return
         try:
             code, expires_at = await self._node.create_invite([])
         except NoizyLabError as exc:
@@ -285,6 +295,10 @@ class PairingDialog(QDialog):
         self.code_field.setEnabled(False)
         self._set_status(self.join_status, "Joining…")
         try:
+            refusal = await step_up(self._node.totp, "pairing a device")
+            if refusal is not None:
+                self._join_error(refusal)
+                return
             picked = self._picked()
             if picked >= 0:
                 # The code must come from the machine picked; its announced hosts are tried first.

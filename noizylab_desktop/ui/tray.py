@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QCursor
@@ -22,8 +22,9 @@ from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QSystemTrayIcon
 
 from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.nodeid import short_id
-from noizylab_desktop.core.permissions import SCOPES
+from noizylab_desktop.core.permissions import SCOPES, SENSITIVE_SCOPES
 from noizylab_desktop.core.registry import PeerState
+from noizylab_desktop.core.trust import TrustedPeer
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.node.autostart import Autostart, AutostartStatus, for_platform
 from noizylab_desktop.ui.about_box import AboutBox
@@ -34,6 +35,7 @@ from noizylab_desktop.ui.icons import app_icon, health_dot
 from noizylab_desktop.ui.notify import Notifier
 from noizylab_desktop.ui.pairing_dialog import PairingDialog
 from noizylab_desktop.ui.settings_window import SettingsWindow
+from noizylab_desktop.ui.step_up import step_up
 
 if TYPE_CHECKING:
     from noizylab_desktop.node.node import Node
@@ -192,11 +194,7 @@ class Tray(QObject):
             switch.setCheckable(True)
             switch.setChecked(allowed[scope])
             switch.setData(scope)
-            switch.toggled.connect(
-                lambda on, scope=scope, peer=state.peer: self._node.permissions.set(
-                    peer.fingerprint, scope, on, peer.node_id
-                )
-            )
+            switch.toggled.connect(lambda on, scope=scope, peer=state.peer: self.toggle(peer, scope, on))
         submenu.addSeparator()
         for extension in self.extensions:
             extension.add_peer_actions(submenu, state)
@@ -226,14 +224,39 @@ class Tray(QObject):
         answer = QMessageBox.question(None, APP_NAME, question)
         return answer == QMessageBox.StandardButton.Yes
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def toggle(self, peer: TrustedPeer, scope: str, on: bool) -> None:
+        """A permission switch changed: take it at once, unless it grants what asks for a TOTP code first."""
+        if on and scope in SENSITIVE_SCOPES and self._node.totp.enabled():
+            self._spawn(self.set_permission(peer, scope, on))
+        else:
+            self._node.permissions.set(peer.fingerprint, scope, on, peer.node_id)
+
+    async def set_permission(self, peer: TrustedPeer, scope: str, on: bool) -> None:
+        """Turn a peer's permission on or off; granting a sensitive one asks for a TOTP code when TOTP is on (and
+        the menu shows the switch off again when none is given)."""
+        if on and scope in SENSITIVE_SCOPES:
+            refusal = await step_up(self._node.totp, f"granting {scope}")
+            if refusal is not None:
+                self.notifier.notify(f"{peer.name} not allowed {scope}", refusal, warning=True)
+                self.refresh()
+                return
+        self._node.permissions.set(peer.fingerprint, scope, on, peer.node_id)
+
     def unpair(self, peer_id: str, name: str) -> None:
         """Ask, then forget the peer (it is told, and shows that this machine removed it)."""
         if self.confirm(f"Unpair {name}? It will no longer reach this machine, and {name} will say so."):
-            task = asyncio.ensure_future(self._unpair(peer_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._unpair(peer_id))
 
     async def _unpair(self, peer_id: str) -> None:
+        refusal = await step_up(self._node.totp, "removing a device")
+        if refusal is not None:
+            self.notifier.notify("Not unpaired", refusal, warning=True)
+            return
         try:
             await self._node.unpair(peer_id)
         except NoizyLabError as exc:

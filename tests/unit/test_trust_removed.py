@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.core.identity import make_certificate
-from noizylab_desktop.core.nodeid import fingerprint
-from noizylab_desktop.core.trust import TrustStore
+from noizylab_desktop.core.nodeid import fingerprint, legacy_fingerprint
+from noizylab_desktop.core.trust import TrustStore, key_rows
 
 
 def _peer_der() -> bytes:
@@ -58,13 +58,16 @@ def test_a_store_made_before_removed_at_gains_the_column_and_keeps_its_peers(tmp
         "CREATE TABLE peers (fingerprint BLOB PRIMARY KEY, name TEXT NOT NULL, cert_der BLOB NOT NULL,"
         " ssh_key TEXT NOT NULL, addresses TEXT NOT NULL, paired_at REAL NOT NULL)"
     )
-    old.execute("INSERT INTO peers VALUES (?, 'pc', ?, '', '[]', 5.0)", (fingerprint(der), der))
+    old.execute("INSERT INTO peers VALUES (?, 'pc', ?, '', '[]', 5.0)", (legacy_fingerprint(der), der))
     old.commit()
     old.close()
 
+    key_rows(path)  # as the node does before it opens the store (node/id_migration.py)
     store = TrustStore(path, make_certificate("here")[0])
     [peer] = store.peers()
     assert (peer.name, peer.paired_at, peer.removed_at) == ("pc", 5.0, None)
+    # Re-keyed by its key once; it may still pin certificates until it says otherwise.
+    assert (peer.fingerprint, peer.pins_keys) == (fingerprint(der), False)
     assert store.mark_removed(peer.fingerprint, 7.0) is not None
     assert store.peers()[0].removed_at == 7.0
     store.close()

@@ -195,7 +195,7 @@ async def _check_address(identity: Identity, peer: TrustedPeer, address: str) ->
 
 
 async def _check_handshake(identity: Identity, peer: TrustedPeer, address: str) -> Finding:
-    async with secure_channel(identity, peer.cert_pem, address) as channel:
+    async with secure_channel(identity, peer.cert_pem, address, pins_keys=peer.pins_keys) as channel:
         try:
             request = pb.HeartbeatRequest(sender_id=identity.node_id)
             await pb_grpc.NodeStub(channel).Heartbeat(request, timeout=CONNECT_S)

@@ -25,4 +25,5 @@ async def connect(paths: Paths, settings: Settings, peer: str) -> tuple[grpc.aio
     if not location.online or not location.address:
         raise DisplayError(f"{location.name} is offline: start its node, then view it again")
     identity = await asyncio.to_thread(identity_mod.load_for_client, paths, settings)
-    return secure_channel(identity, location.cert_pem, location.address), location.name
+    channel = secure_channel(identity, location.cert_pem, location.address, pins_keys=location.pins_keys)
+    return channel, location.name

@@ -320,4 +320,5 @@ class DisplayApi(dpb_grpc.DisplayServicer):
             address=state.address if state is not None else "",
             cert_pem=peer.cert_pem,
             online=bool(state and state.online),
+            pins_keys=peer.pins_keys,
         )

@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from noizylab_desktop.core.nodeid import format_id
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
     id TEXT PRIMARY KEY, local TEXT UNIQUE, peer TEXT, peer_name TEXT, remote TEXT, host_key TEXT,
@@ -14,6 +16,21 @@ CREATE TABLE IF NOT EXISTS shares (
 CREATE TABLE IF NOT EXISTS offers (
     share_id TEXT PRIMARY KEY, peer_fp BLOB, root TEXT);
 """
+
+
+def migrate_ids(path: Path, ids: dict[bytes, bytes]) -> None:
+    """Re-key the shares and offers of peers whose old IDs (certificate hashes) are in ``ids``."""
+    if not ids or not path.exists():
+        return
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for old, new in ids.items():
+            db.execute("UPDATE shares SET peer = ? WHERE peer = ?", (format_id(new), format_id(old)))
+            db.execute("UPDATE offers SET peer_fp = ? WHERE peer_fp = ?", (new, old))
+        db.execute("COMMIT")
+    finally:
+        db.close()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 - the fallback local port chosen for a (peer, remote port) whose own number was taken, so it stays the same;
 - the serving side's rules: which ports each peer may open here (besides its ``tunnel`` permission).
 
-Peers are kept by certificate fingerprint (hex), as the permissions are; unpairing forgets all three.
+Peers are kept by node ID (the key's SHA-256, hex), as the permissions are; unpairing forgets all three.
 """
 
 from __future__ import annotations
@@ -32,6 +32,22 @@ class TunnelRecord:
     local_port: int
     bind: str = LOOPBACK
     fixed: bool = False
+
+
+def migrate_ids(path: Path, ids: dict[bytes, bytes]) -> None:
+    """Re-key the tunnels, fallbacks and rules of peers whose old IDs (certificate hashes) are in ``ids``."""
+    if not ids or not path.exists():
+        return
+    hexes = {old.hex(): new.hex() for old, new in ids.items()}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return  # a damaged file is ignored on load anyway
+    for kind in ("tunnels", "fallbacks", "rules"):
+        for item in data.get(kind, []):
+            if isinstance(item, dict) and item.get("peer") in hexes:
+                item["peer"] = hexes[item["peer"]]
+    atomic_write(path, json.dumps(data, indent=1).encode())
 
 
 class TunnelStore:

@@ -106,10 +106,23 @@ class LocalFs:
             return kept
         raise OSError(f"too many versions of {rel} this second")
 
-    def replace(self, src: Path, dst: Path, mtime_ns: int) -> os.stat_result:
+    def drop_version(self, kept: str | None) -> None:
+        """Remove a version ``keep_version`` just made, when the change it was kept for did not happen: a file that
+        another process holds open on Windows refuses the rename on every retry, which would leave one more version
+        each time."""
+        if kept is not None:
+            self.path(kept).unlink(missing_ok=True)
+
+    def replace(self, src: Path, dst: Path, mtime_ns: int, keep: str | None = None) -> os.stat_result:
+        """Rename ``src`` over ``dst`` with ``mtime_ns``; ``keep``: the file at that path is kept as a version first."""
         os.utime(src, ns=(mtime_ns, mtime_ns))
         dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
+        kept = self.keep_version(keep) if keep is not None else None
+        try:
+            os.replace(src, dst)
+        except OSError:
+            self.drop_version(kept)
+            raise
         return os.stat(dst)
 
     def rename(self, src_rel: str, dst_rel: str) -> os.stat_result:
@@ -119,8 +132,13 @@ class LocalFs:
         return os.stat(dst)
 
     def remove_to_versions(self, rel: str) -> None:
-        if self.keep_version(rel) is not None:
-            self.path(rel).unlink(missing_ok=True)
+        kept = self.keep_version(rel)
+        if kept is not None:
+            try:
+                self.path(rel).unlink(missing_ok=True)
+            except OSError:
+                self.drop_version(kept)
+                raise
 
 
 def prune_versions(root: Path, keep_s: float) -> int:
@@ -208,9 +226,12 @@ def write_files(
     landed = []
     for rel, tmp, final, hashed, st, existed in ready:
         try:
-            if existed:
-                fs.keep_version(rel)
-            os.replace(tmp, final)
+            kept = fs.keep_version(rel) if existed else None
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                fs.drop_version(kept)
+                raise
             landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
         except OSError as exc:
             failed[rel] = _why(exc, root)

@@ -7,6 +7,7 @@ the final path is missing or half written.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -86,10 +87,16 @@ class LocalFs:
             os.close(fd)
 
     def keep_version(self, rel: str) -> str | None:
-        """Hard-link (else copy) the current ``rel`` into the versions folder; its path there, or None."""
+        """Hard-link (else copy) the current ``rel`` into the versions folder; its path there, or None.
+
+        Every caller replaces or removes ``rel`` next. A file another program holds open on Windows refuses that on
+        every retry, and a version made each time could not even be removed again (a link to a held file is held
+        too): such a file is refused here, before anything is made, with one line that says so."""
         src = self.path(rel)
         if not src.exists():
             return None
+        if fileio.held_open(src):
+            raise PermissionError(errno.EACCES, f"{rel} is open in another program that does not share it; retrying")
         now = time.time()
         for n in range(1, 1000):
             kept = version_name(rel, now, n)
@@ -111,7 +118,8 @@ class LocalFs:
         another process holds open on Windows refuses the rename on every retry, which would leave one more version
         each time."""
         if kept is not None:
-            self.path(kept).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the failure that brought us here is the one worth reporting
+                self.path(kept).unlink(missing_ok=True)
 
     def replace(self, src: Path, dst: Path, mtime_ns: int, keep: str | None = None) -> os.stat_result:
         """Rename ``src`` over ``dst`` with ``mtime_ns``; ``keep``: the file at that path is kept as a version first."""

@@ -62,6 +62,7 @@ CLOSED_PIPE_EXIT = 141
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, and turn our errors into one line on stderr with exit code 1."""
+    output.tolerate_unencodable(sys.stdout)
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = vars(args).get("handler", _tray)

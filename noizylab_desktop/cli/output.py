@@ -7,6 +7,8 @@ with the ``noizylab:`` prefix, so that ``--json`` output and a remote command's 
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import json
 import sys
 import time
@@ -21,6 +23,18 @@ JSON_HELP = "print JSON for scripts"
 def add_json_flag(parser: argparse.ArgumentParser, help: str = JSON_HELP) -> None:
     """The ``--json`` option every listing and status command takes."""
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def tolerate_unencodable(stream: object) -> None:
+    """Let ``stream`` write characters its encoding lacks as ``?`` instead of failing the command.
+
+    On Windows a redirected or piped stdout uses the ANSI code page (cp1252 and the like, with Python's
+    ``surrogateescape``, which only helps undecodable bytes), which has no ``↔``, ``✓`` or most of a peer's possible
+    names: ``noizylab share add`` failed with a traceback after the share was added (the Windows tier found it).
+    JSON output is ASCII (``json.dumps``' default), so scripts lose nothing. A UTF-8 stream is left as it is.
+    """
+    if isinstance(stream, io.TextIOWrapper) and not codecs.lookup(stream.encoding).name.startswith("utf"):
+        stream.reconfigure(errors="replace")
 
 
 def print_json(data: object, *, one_line: bool = False, flush: bool = False) -> None:

@@ -130,3 +130,23 @@ def test_the_series_cap_leaves_out_whole_families_and_says_how_many(
     assert len(lines) <= 501
     assert "noizylab_metrics_dropped_series 3000.0" in lines
     assert "noizylab_memory_total_bytes" in text, "the node's own figures come first and stay"
+
+
+def test_a_node_with_metrics_stops_twice_without_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Node.stop is idempotent: the tray's TrayApp.stop after its run stopped the node once (the Windows tier found
+    "feature metrics did not stop cleanly": the second stop scheduled on the sampler's thread after its shutdown)."""
+    write_config(tmp_path / "home", "alpha")
+    paths = Paths.resolve(tmp_path / "home")
+    settings = load_settings(paths)
+    monkeypatch.setattr("noizylab_desktop.node.node.feature_factories", lambda: [MetricsFeature])
+
+    async def go() -> None:
+        node = Node(paths, settings)
+        await node.start()
+        await node.stop()
+        await node.stop()
+
+    asyncio.run(go())
+    assert not [r for r in caplog.records if "did not stop cleanly" in r.getMessage()]

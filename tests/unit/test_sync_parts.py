@@ -201,3 +201,23 @@ def test_old_versions_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
     assert prune_versions(tmp_path, keep_s=3600) == 0
     assert prune_versions(tmp_path, keep_s=-60) == 2  # a retention that keeps nothing, clock ticks aside
     assert (tmp_path / "a.txt").read_text() == "v1", "pruning touches only the versions folder"
+
+
+def test_a_replace_that_fails_leaves_no_version_behind(tmp_path: Path) -> None:
+    """On Windows a file another process holds open refuses the rename over it on every retry (the Windows tier,
+    tests/windows/test_sync_rules.py): each try kept one more version of the unchanged file until this held."""
+    from noizylab_desktop.services.sync.ignore import VERSIONS_DIR
+    from noizylab_desktop.services.sync.localfs import LocalFs
+
+    fs = LocalFs(tmp_path)
+    (tmp_path / "a.txt").write_text("v1")
+    refused = tmp_path / "incoming"  # a folder cannot be renamed over a file: the rename fails as the lock makes it
+    refused.mkdir()
+    for _ in range(3):
+        with pytest.raises(OSError):
+            fs.replace(refused, tmp_path / "a.txt", 1_700_000_000_000_000_000, keep="a.txt")
+    assert not (tmp_path / VERSIONS_DIR).exists() or not any((tmp_path / VERSIONS_DIR).rglob("*.txt"))
+    assert (tmp_path / "a.txt").read_text() == "v1"
+    (tmp_path / "new").write_text("v2")
+    fs.replace(tmp_path / "new", tmp_path / "a.txt", 1_700_000_000_000_000_000, keep="a.txt")
+    assert [p.read_text() for p in (tmp_path / VERSIONS_DIR).rglob("*.txt")] == ["v1"], "a replace that lands keeps one"

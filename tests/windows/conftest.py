@@ -84,7 +84,9 @@ class LinuxNode(NodeProcess):
         self.agent = agent
         self.name = name
         self.cwd = None
-        self.linux_home = agent.call("node", home=home, name=name, config=config)["home"]
+        made = agent.call("node", home=home, name=name, config=config)
+        self.linux_home: str = made["home"]
+        self.sync_folder: str = made["sync_folder"]  # a ``sync={"folder": NAME}`` is under its home
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         reply = self.agent.call("cli", home=self.linux_home, args=list(args), timeout=scaled(timeout) + 30)

@@ -2,9 +2,9 @@
 
 The tests run inside Wine (``scripts/windows-tier.sh``), where no Linux program can be started; this agent runs
 beside them on the host, with the host's Python and this checkout, and answers one JSON request per loopback
-connection: make a node's home, run ``noizylab --home HOME ...`` for it, read or write a file in it. Every request
-carries the token the tier script handed to both sides, and every path stays under the agent's own temporary
-folder; it is not a general command runner. On exit it stops every node it made and removes the folder.
+connection: make a node's home, run ``noizylab --home HOME ...`` for it, read, write, rename or list files in it.
+Every request carries the token the tier script handed to both sides, and every path stays under the agent's own
+temporary folder; it is not a general command runner. On exit it stops every node it made and removes the folder.
 
     python tests/windows/linux_agent.py READY_FILE   writes {"port": N, "token": T} to READY_FILE, then serves
 """
@@ -54,9 +54,14 @@ class Agent:
         op = request.get("op")
         if op == "node":
             home = self.inside(str(request["home"]))
-            write_config(home, str(request["name"]), **request.get("config", {}))
+            config = dict(request.get("config", {}))
+            sync = dict(config.get("sync", {}))
+            if "folder" in sync:  # the Windows side names a Linux node's sync folder relative to its home
+                sync["folder"] = str(self.inside(f"{request['home']}/{sync['folder']}"))
+                config["sync"] = sync
+            write_config(home, str(request["name"]), **config)
             self.homes.append(home)
-            return {"home": str(home)}
+            return {"home": str(home), "sync_folder": sync.get("folder", "")}
         if op == "cli":
             home = self.inside(str(request["home"]))
             result = subprocess.run(
@@ -75,6 +80,9 @@ class Agent:
         if op == "read":
             target = self.inside(str(request["path"]))
             return {"data": target.read_bytes().hex() if target.is_file() else None}
+        if op == "rename":
+            self.inside(str(request["path"])).rename(self.inside(str(request["to"])))
+            return {}
         if op == "list":
             target = self.inside(str(request["path"]))
             names = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())

@@ -21,3 +21,17 @@ def test_positional_writes_and_reads_keep_bytes_as_they_are(tmp_path: Path) -> N
     finally:
         os.close(fd)
     assert path.read_bytes() == b"HEAD!line\r\nend\x1a\n"
+
+
+def test_a_file_another_program_holds_without_sharing_is_seen_as_held_open(tmp_path: Path) -> None:
+    from tests.windows.test_sync_rules import locked
+
+    path = tmp_path / "ledger.xlsx"
+    path.write_bytes(b"v1")
+    assert not fileio.held_open(path)
+    with open(path, "rb"):  # Python's own open shares read and write, not delete: a rename over it is refused too
+        assert fileio.held_open(path)
+    with locked(path):
+        assert fileio.held_open(path)
+    assert not fileio.held_open(path)
+    assert not fileio.held_open(tmp_path), "a folder nobody holds"

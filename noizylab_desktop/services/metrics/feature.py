@@ -129,6 +129,8 @@ class MetricsFeature:
 
     async def stop(self) -> None:
         # The node cancels the sampling task only after every feature stopped: a tick until then must do nothing.
+        if self._stopping:
+            return  # Node.stop is idempotent (the tray stops its node once when it quits, and again on its way out)
         self._stopping = True
         if self._http is not None:
             http, self._http = self._http, None

@@ -7,6 +7,7 @@ the final path is missing or half written.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -86,10 +87,16 @@ class LocalFs:
             os.close(fd)
 
     def keep_version(self, rel: str) -> str | None:
-        """Hard-link (else copy) the current ``rel`` into the versions folder; its path there, or None."""
+        """Hard-link (else copy) the current ``rel`` into the versions folder; its path there, or None.
+
+        Every caller replaces or removes ``rel`` next. A file another program holds open on Windows refuses that on
+        every retry, and a version made each time could not even be removed again (a link to a held file is held
+        too): such a file is refused here, before anything is made, with one line that says so."""
         src = self.path(rel)
         if not src.exists():
             return None
+        if fileio.held_open(src):
+            raise PermissionError(errno.EACCES, f"{rel} is open in another program that does not share it; retrying")
         now = time.time()
         for n in range(1, 1000):
             kept = version_name(rel, now, n)
@@ -106,10 +113,24 @@ class LocalFs:
             return kept
         raise OSError(f"too many versions of {rel} this second")
 
-    def replace(self, src: Path, dst: Path, mtime_ns: int) -> os.stat_result:
+    def drop_version(self, kept: str | None) -> None:
+        """Remove a version ``keep_version`` just made, when the change it was kept for did not happen: a file that
+        another process holds open on Windows refuses the rename on every retry, which would leave one more version
+        each time."""
+        if kept is not None:
+            with contextlib.suppress(OSError):  # the failure that brought us here is the one worth reporting
+                self.path(kept).unlink(missing_ok=True)
+
+    def replace(self, src: Path, dst: Path, mtime_ns: int, keep: str | None = None) -> os.stat_result:
+        """Rename ``src`` over ``dst`` with ``mtime_ns``; ``keep``: the file at that path is kept as a version first."""
         os.utime(src, ns=(mtime_ns, mtime_ns))
         dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
+        kept = self.keep_version(keep) if keep is not None else None
+        try:
+            os.replace(src, dst)
+        except OSError:
+            self.drop_version(kept)
+            raise
         return os.stat(dst)
 
     def rename(self, src_rel: str, dst_rel: str) -> os.stat_result:
@@ -119,8 +140,13 @@ class LocalFs:
         return os.stat(dst)
 
     def remove_to_versions(self, rel: str) -> None:
-        if self.keep_version(rel) is not None:
-            self.path(rel).unlink(missing_ok=True)
+        kept = self.keep_version(rel)
+        if kept is not None:
+            try:
+                self.path(rel).unlink(missing_ok=True)
+            except OSError:
+                self.drop_version(kept)
+                raise
 
 
 def prune_versions(root: Path, keep_s: float) -> int:
@@ -208,9 +234,12 @@ def write_files(
     landed = []
     for rel, tmp, final, hashed, st, existed in ready:
         try:
-            if existed:
-                fs.keep_version(rel)
-            os.replace(tmp, final)
+            kept = fs.keep_version(rel) if existed else None
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                fs.drop_version(kept)
+                raise
             landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
         except OSError as exc:
             failed[rel] = _why(exc, root)

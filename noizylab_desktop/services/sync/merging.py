@@ -80,8 +80,7 @@ class Merger:
             tmp.unlink(missing_ok=True)
             raise SyncError(f"the merge of {a.path} did not verify on disk; retrying")
         ex._check_local(a.path, a.local)
-        await asyncio.to_thread(ex.fs.keep_version, a.path)
-        st = await asyncio.to_thread(ex.fs.replace, tmp, ex.fs.path(a.path), now)
+        st = await asyncio.to_thread(ex.fs.replace, tmp, ex.fs.path(a.path), now, a.path)
         entry = Entry(a.path, len(data), now, hashed.digest, hashed.blocks)
         ex._cache(a.path, entry, st)
         await ex.push(a.path, entry, a.remote)  # keeps the other side's original as a version first

@@ -134,9 +134,8 @@ class Incoming:
             raise SyncError(f"{self.rel} did not verify on arrival (changed while sent?); retrying")
         if check is not None:
             check()
-        if self.header.keep_version:
-            self.fs.keep_version(self.rel)
-        st = self.fs.replace(self.tmp, self.final, self.header.mtime_ns)
+        keep = self.rel if self.header.keep_version else None
+        st = self.fs.replace(self.tmp, self.final, self.header.mtime_ns, keep)
         if index is not None:
             index.put_local([Cached(Entry(self.rel, got.size, st.st_mtime_ns, got.digest, got.blocks), st.st_ino)])
         return got

@@ -209,9 +209,8 @@ class Resolver:
             if final.read_bytes() != current or fs.path(c.record.copy).read_bytes() != copy:
                 tmp.unlink(missing_ok=True)
                 raise MergeError(f"{c.record.path} changed meanwhile: nothing was changed; try again")
-            fs.keep_version(c.record.path)
             now = time.time_ns()
-            fs.replace(tmp, final, now)
+            fs.replace(tmp, final, now, c.record.path)
         fs.remove_to_versions(c.record.copy)
 
 

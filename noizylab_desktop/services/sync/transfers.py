@@ -111,8 +111,7 @@ class Transfers:
             tmp.unlink(missing_ok=True)
             raise SyncError(f"{rel} from {remote.name} did not verify (it changed meanwhile?); retrying")
         self._check_local(rel, have)
-        await asyncio.to_thread(self.fs.keep_version, rel)
-        st = await asyncio.to_thread(self.fs.replace, tmp, final, want.mtime_ns)
+        st = await asyncio.to_thread(self.fs.replace, tmp, final, want.mtime_ns, rel)
         self._cache(rel, Entry(rel, got.size, want.mtime_ns, got.digest, got.blocks), st)
 
     async def push(self, rel: str, have: Entry, there: Entry | None, base: str | None = None) -> Entry:

@@ -40,11 +40,11 @@ JOBS ?= 2
 # The whole suite's limit: a hung run fails in its own words instead of running into CI's 90 minutes.
 TEST_LIMIT ?= 45m
 test: $(SYSTEM)-test $(STAMP) lint types
-	timeout -k 60 $(TEST_LIMIT) scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --max-worker-restart=0) $(PYTEST_SELECTION) \
+	timeout -k 60 $(TEST_LIMIT) scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0) $(PYTEST_SELECTION) \
 		|| { code=$$?; [ $$code != 124 ] || echo "make test: the suite ran past $(TEST_LIMIT) and was stopped" >&2; exit $$code; }
 
 test-fast: $(SYSTEM)-test $(STAMP) lint types
-	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile $(PYTEST_SELECTION)
+	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_SELECTION)
 
 # `make test` with two CPU-bound processes beside it, timed: the suite must stay green on a busy machine.
 busy:

@@ -20,14 +20,14 @@ PYTEST_SELECTION := $(if $(filter smoke,$(TESTS)),$(SMOKE_TESTS) $(filter-out sm
 .PHONY: run test test-fast lint types unit proto dist bench clean node busy fresh-machine windows
 
 $(SYSTEM)-%: scripts/system-packages.sh
-	scripts/system-packages.sh $*
+	scripts/timed.sh "system packages ($*)" scripts/system-packages.sh $*
 	@mkdir -p $(dir $@) && touch $@
 
 # Order-only: installing the test packages later must not rebuild the venv.
 $(STAMP): pyproject.toml constraints.txt | $(SYSTEM)-run
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	scripts/timed.sh "venv packages" $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(SYSTEM)-run $(STAMP)
@@ -35,16 +35,27 @@ run: $(SYSTEM)-run $(STAMP)
 
 # Test files spread over JOBS workers (each one process with its own Qt, X display and nodes; a file stays in one,
 # so module fixtures are built once): 2 workers took 6.6 min on 2 shared cores where one took 19. JOBS=0: serial.
+# Files go out slowest first (tests/durations.json, read by tests/conftest.py; xdist's own reordering, most tests
+# first, is off): the frozen app's build used to start last and end the run alone.
 # A worker that crashes ends the run (--max-worker-restart=0): xdist's replacement worker waited forever for work.
 JOBS ?= 2
 # The whole suite's limit: a hung run fails in its own words instead of running into CI's 90 minutes.
 TEST_LIMIT ?= 45m
-test: $(SYSTEM)-test $(STAMP) lint types
-	timeout -k 60 $(TEST_LIMIT) scripts/with-keyring.sh $(BIN)/python -m pytest $(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --max-worker-restart=0) $(PYTEST_SELECTION) \
-		|| { code=$$?; [ $$code != 124 ] || echo "make test: the suite ran past $(TEST_LIMIT) and was stopped" >&2; exit $$code; }
+PYTEST_RUN := scripts/with-keyring.sh $(BIN)/python -m pytest \
+	$(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0) $(PYTEST_SELECTION)
+# mypy runs beside the suite, not before it: a cold run is a minute of one core, and the suite leaves cores idle
+# while it waits on nodes. Its verdict comes after the suite's, and either failing fails `make test`.
+test: $(SYSTEM)-test $(STAMP) lint
+	@mkdir -p build/artefacts
+	@scripts/timed.sh types $(BIN)/mypy >build/artefacts/mypy.log 2>&1 & types=$$!; \
+	echo "timeout -k 60 $(TEST_LIMIT) $(PYTEST_RUN)"; \
+	scripts/timed.sh suite timeout -k 60 $(TEST_LIMIT) $(PYTEST_RUN); code=$$?; \
+	[ $$code != 124 ] || echo "make test: the suite ran past $(TEST_LIMIT) and was stopped" >&2; \
+	wait $$types; checked=$$?; echo "$(BIN)/mypy"; cat build/artefacts/mypy.log; \
+	[ $$code = 0 ] || exit $$code; exit $$checked
 
 test-fast: $(SYSTEM)-test $(STAMP) lint types
-	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile $(PYTEST_SELECTION)
+	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_SELECTION)
 
 # `make test` with two CPU-bound processes beside it, timed: the suite must stay green on a busy machine.
 busy:
@@ -61,7 +72,7 @@ windows: $(SYSTEM)-test $(STAMP)
 	WINDOWS_TIER_PYTHON=$(abspath $(BIN))/python scripts/windows-tier.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
+	scripts/timed.sh "ruff check" $(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)

@@ -7,6 +7,7 @@ what the tests say.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -28,6 +29,12 @@ from tests.slowness import factor, scaled
 
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
 T = TypeVar("T")
+# Seconds each test file took in a whole quiet run (`make test` writes a fresh table to MEASURED_DURATIONS; copy it
+# here when files were added or got much faster or slower). Only the order of files depends on it.
+DURATIONS = Path(__file__).with_name("durations.json")
+MEASURED_DURATIONS = Path(__file__).resolve().parents[1] / "build" / "artefacts" / "test-durations.json"
+SLOWEST_FILES = 15
+_file_seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,6 +44,35 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"slowness factor at start: {factor():.2f} (deadlines stretch by it; NOIZYLAB_TEST_SLOWNESS fixes it)"
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slowest files first (``tests/durations.json``), each file's tests in their own order: with
+    ``--no-loadscope-reorder`` xdist hands files out in this order, so a long file (the frozen app's build) starts at
+    once instead of ending the run alone. A file not in the table yet is taken to be as slow as the slowest."""
+    known: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    unknown = max(known.values(), default=0.0)
+    items.sort(key=lambda item: -known.get(_file_of(item.nodeid), unknown))  # stable: files stay whole
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _file_seconds[_file_of(report.nodeid)] += report.duration  # set-up, call and tear-down
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The slowest files (set-up and tear-down included), and every file's time for ``tests/durations.json``."""
+    if not _file_seconds or hasattr(config, "workerinput"):  # xdist's workers report to the controller
+        return
+    terminalreporter.write_sep("=", f"slowest {SLOWEST_FILES} files")
+    for name, seconds in sorted(_file_seconds.items(), key=lambda kv: -kv[1])[:SLOWEST_FILES]:
+        terminalreporter.write_line(f"{seconds:7.1f}s {name}")
+    MEASURED_DURATIONS.parent.mkdir(parents=True, exist_ok=True)
+    table = {name: round(seconds, 1) for name, seconds in sorted(_file_seconds.items())}
+    MEASURED_DURATIONS.write_text(json.dumps(table, indent=0) + "\n")
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:

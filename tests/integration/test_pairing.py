@@ -13,7 +13,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import invite as codes
 from noizylab_desktop.core.transport import secure_channel
-from tests.conftest import NOIZYLAB, NodeProcess, wait_for
+from tests.conftest import NOIZYLAB, NodeProcess, start_all, wait_for
 
 
 def test_paired_nodes_see_each_other_online_with_capabilities(paired: tuple[NodeProcess, NodeProcess]) -> None:
@@ -49,7 +49,7 @@ def test_a_peer_can_call_node_info_health_and_the_standard_health_check(
 
 
 def test_both_machines_print_the_same_verification_string(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha, beta = make_node("alpha").start(), make_node("beta").start()
+    alpha, beta = start_all(make_node("alpha"), make_node("beta"))
     inviter = subprocess.Popen(
         [*NOIZYLAB, "--home", str(alpha.home), "pair", "invite"], stdout=subprocess.PIPE, text=True
     )

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from noizylab_desktop.core.pairing import JANITOR_S
-from tests.conftest import NodeProcess, wait_for
+from tests.conftest import NodeProcess, start_all, wait_for
 
 # The pairing port used to close at the janitor's first round after the code was used (plus a second to stop).
 OLD_WINDOW_S = JANITOR_S + 2.0
@@ -20,7 +20,7 @@ def _refused(node: NodeProcess, code: str) -> str:
 
 
 def test_a_used_code_says_already_used_every_time_within_its_lifetime(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha, beta, gamma = (make_node(n).start() for n in ("alpha", "beta", "gamma"))
+    alpha, beta, gamma = start_all(*(make_node(n) for n in ("alpha", "beta", "gamma")))
     code = alpha.invite()
     beta.join(code)
     used_at = time.monotonic()
@@ -36,8 +36,7 @@ def test_an_expired_code_says_expired_after_the_janitor_has_run(make_node: Calla
     alpha = make_node("alpha")
     config = alpha.home / "config.toml"
     config.write_text("invite_ttl_s = 1\n" + config.read_text())
-    alpha.start()
-    beta = make_node("beta").start()
+    alpha, beta = start_all(alpha, make_node("beta"))
     invite = alpha.json("pair", "invite")
     wait_for(lambda: time.time() > invite["expires_at"] + OLD_WINDOW_S, timeout=30, what="the janitor to run")
     assert "expired" in _refused(beta, invite["code"])

@@ -14,7 +14,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import invite as codes
 from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key
 from noizylab_desktop.core.transport import secure_channel
-from tests.conftest import NodeProcess, wait_for
+from tests.conftest import NodeProcess, start_all, wait_for
 
 INFO = "/noizylab.grid.v1.Node/GetInfo"
 
@@ -64,7 +64,7 @@ def _refused(node: NodeProcess, code: str) -> str:
 
 
 def test_a_wrong_code_is_refused_and_nobody_is_paired(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha, beta = make_node("alpha").start(), make_node("beta").start()
+    alpha, beta = start_all(make_node("alpha"), make_node("beta"))
     real = codes.decode(alpha.invite())
     wrong = codes.encode(codes.InviteCode(real.fp_prefix, b"\x00" * len(real.secret), real.port, real.hosts))
     assert "wrong invite code" in _refused(beta, wrong)
@@ -77,7 +77,7 @@ def test_a_mistyped_code_is_caught_before_anything_is_sent(make_node: Callable[[
 
 
 def test_a_reused_code_is_refused(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha, beta, gamma = (make_node(n).start() for n in ("alpha", "beta", "gamma"))
+    alpha, beta, gamma = start_all(*(make_node(n) for n in ("alpha", "beta", "gamma")))
     code = alpha.invite()
     beta.join(code)
     assert "already used" in _refused(gamma, code)
@@ -98,7 +98,7 @@ def test_an_expired_code_is_refused(make_node: Callable[[str], NodeProcess]) -> 
 def test_a_used_code_past_its_expiry_says_when_it_expired_once_the_pairing_port_has_closed(
     make_node: Callable[[str], NodeProcess],
 ) -> None:
-    alpha, beta, gamma = (make_node(n).start() for n in ("alpha", "beta", "gamma"))
+    alpha, beta, gamma = start_all(*(make_node(n) for n in ("alpha", "beta", "gamma")))
     code = alpha.invite()
     beta.join(code)
     alpha.stop()  # its pairing port closes as it does a minute after its last code expired
@@ -111,7 +111,7 @@ def test_a_used_code_past_its_expiry_says_when_it_expired_once_the_pairing_port_
 
 
 def test_more_than_five_wrong_codes_a_minute_are_refused(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha, beta = make_node("alpha").start(), make_node("beta").start()
+    alpha, beta = start_all(make_node("alpha"), make_node("beta"))
     code = alpha.invite()
     real = codes.decode(code)
     for n in range(5):
@@ -121,7 +121,7 @@ def test_more_than_five_wrong_codes_a_minute_are_refused(make_node: Callable[[st
 
 
 def test_an_unreachable_inviter_gets_a_one_line_error(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha, beta = make_node("alpha").start(), make_node("beta").start()
+    alpha, beta = start_all(make_node("alpha"), make_node("beta"))
     code = alpha.invite()
     alpha.stop()
     message = _refused(beta, code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tests.conftest import NodeProcess
+from tests.conftest import NodeProcess, start_all
 from tests.integration.tasks_helpers import pair
 
 ANSWER = json.dumps({"node": "beta", "reason": "beta keeps the dataset"})
@@ -16,8 +16,7 @@ def test_the_advisor_picks_a_node_the_scheduler_would_not_and_the_decision_is_re
 ) -> None:
     # The scheduler prefers the asking node itself when loads tie; the advisor's (mocked) model names beta instead.
     advised = {"advisor_enabled": True, "advisor_model": "openai/gpt-4o-mini", "advisor_mock_response": ANSWER}
-    alpha = make_node("alpha", tasks=advised).start()
-    beta = make_node("beta").start()
+    alpha, beta = start_all(make_node("alpha", tasks=advised), make_node("beta"))
     pair(alpha, beta)
     beta.cli("allow", "alpha", "tasks")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from noizylab_desktop.core import invite as codes
-from tests.conftest import NodeProcess
+from tests.conftest import NodeProcess, start_all
 from tests.security.relay import Relay
 
 
@@ -20,7 +20,7 @@ def _join_line(node: NodeProcess, code: str) -> str:
 def test_a_stranger_knocking_with_wrong_codes_does_not_lock_the_owner_out(
     host: NodeProcess, make_node: Callable[[str], NodeProcess]
 ) -> None:
-    mallory, laptop = make_node("mallory").start(), make_node("laptop").start()
+    mallory, laptop = start_all(make_node("mallory"), make_node("laptop"))
     code = host.invite()
     real = codes.decode(code)
     # Mallory's connections reach the pairing port from 127.0.0.2: another machine, as far as the host can tell.
@@ -38,7 +38,7 @@ def test_a_stranger_knocking_with_wrong_codes_does_not_lock_the_owner_out(
 def test_the_owner_can_make_and_use_a_new_invite_while_a_stranger_keeps_knocking(
     host: NodeProcess, make_node: Callable[[str], NodeProcess]
 ) -> None:
-    mallory, laptop = make_node("mallory").start(), make_node("laptop").start()
+    mallory, laptop = start_all(make_node("mallory"), make_node("laptop"))
     first = codes.decode(host.invite())
     with Relay(("127.0.0.1", first.port), source="127.0.0.2") as relay:
         for n in range(6):

@@ -123,7 +123,7 @@ class MetricsFeature:
         if not loopback(host):
             # With TOTP on, exposing the API beyond this machine takes a code given to this start (--totp).
             await asyncio.to_thread(self.ctx.totp.require, None, f"the HTTP API on {host}, beyond loopback,")
-        self._http = HttpApi(host, self.ctx.settings.ports.http, routes)
+        self._http = HttpApi(host, self.ctx.settings.ports.http, routes, self.settings.header_timeout_s)
         self.ctx.publish_port("http", self._http.port)
         self.ctx.supervisor.start(self)
 

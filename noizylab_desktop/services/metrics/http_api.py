@@ -5,8 +5,9 @@ exposition. That keeps scrapes off the node's event loop (the same code under qa
 extra async web framework to keep in step with both) and reads only the immutable views the sampler publishes.
 
 Each connection costs a thread, so none may be held for free: a connection waits at most ``IDLE_TIMEOUT_S`` for a
-request to start, a request's line and headers must all arrive within ``HEADER_TIMEOUT_S`` of its first byte (a
-reaper thread closes those that dawdle, however slowly they drip), and at most ``MAX_CONNECTIONS`` are open: past
+request to start, a request's line and headers must all arrive within the header deadline (``metrics.header_timeout_s``,
+10 s by default) of its first byte (a reaper thread closes those that dawdle, however slowly they drip), and at most
+``MAX_CONNECTIONS`` are open: past
 that, the connection that has waited longest for a request is closed to make room, or, when every one is busy
 answering, the new one gets a 503 at once.
 """
@@ -38,9 +39,11 @@ logger = logging.getLogger(__name__)
 
 # The classic text format: every Prometheus (2.x and 3.x) and promtool read it; the body is the same either way.
 PROMETHEUS_TEXT = CONTENT_TYPE_PLAIN_0_0_4
-HEADER_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 64
+# Connections queued before the server thread accepts them: a burst beyond the listen backlog would wait out TCP's
+# SYN retries (1 s, 3 s, 7 s...) before the cap above could deal with it.
+LISTEN_BACKLOG = 256
 REAP_EVERY_S = 0.25
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 Query = Mapping[str, list[str]]
@@ -183,9 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], routes: Routes) -> None:
+    def __init__(self, address: tuple[str, int], routes: Routes, header_timeout_s: float) -> None:
         self.routes = routes
+        self.header_timeout_s = header_timeout_s
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._waiting: dict[socket.socket, float] = {}  # connections waiting for a request, since when
@@ -222,9 +227,9 @@ class _Server(ThreadingHTTPServer):
             self._waiting.setdefault(conn, time.monotonic())
 
     def head_started(self, conn: socket.socket) -> None:
-        """A request began on ``conn``: its line and headers must be in within ``HEADER_TIMEOUT_S``."""
+        """A request began on ``conn``: its line and headers must be in within ``header_timeout_s``."""
         with self._lock:
-            self._deadlines[conn] = time.monotonic() + HEADER_TIMEOUT_S
+            self._deadlines[conn] = time.monotonic() + self.header_timeout_s
 
     def head_done(self, conn: socket.socket) -> None:
         """``conn`` sent a whole request head; it is being answered."""
@@ -279,9 +284,9 @@ def loopback(host: str) -> bool:
 class HttpApi:
     """Binds at construction (so a busy port is a clear error at start) and serves in its own thread."""
 
-    def __init__(self, host: str, port: int, routes: Routes) -> None:
+    def __init__(self, host: str, port: int, routes: Routes, header_timeout_s: float) -> None:
         try:
-            self._server = _Server((host, port), routes)
+            self._server = _Server((host, port), routes, header_timeout_s)
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {host}:{port} for metrics ({exc.strerror}): choose another port with --http-port"

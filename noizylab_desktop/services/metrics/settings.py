@@ -26,3 +26,6 @@ class MetricsSettings:
     gpu_hot_celsius: float = setting(85.0, above=0, unit="degrees Celsius")
     public_metrics: bool = setting(False)  # True lets Prometheus scrape /metrics without a bearer token
     max_series: int = setting(2000, low=0)
+    # A request's line and headers must all arrive this soon after its first byte: a client that drips them holds
+    # one of the HTTP server's threads, so it is closed.
+    header_timeout_s: float = setting(10.0, above=0, high=300, unit="seconds")

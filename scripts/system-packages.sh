@@ -16,11 +16,13 @@ RUN=(
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-cursor0 libegl1 libgl1 libfontconfig1 libglib2.0-0 libdbus-1-3
   fonts-dejavu-core
 )
-# `make test` (and `make dist`: PyInstaller needs objdump from binutils): the real parts the tests drive (DESIGN.md).
+# `make test` (and `make dist`: PyInstaller needs objdump from binutils): the real parts the tests drive (DESIGN.md),
+# debootstrap for the .deb's fresh-machine install (scripts/deb-check.sh) and nsis's makensis for the Windows installer.
 TEST=(
   "${RUN[@]}" make git python3-pip procps
   dbus-x11 xvfb xauth trayer xdotool x11-utils xclip
   openssh-server openssh-client rsync ffmpeg prometheus syncthing binutils iproute2 nftables
+  debootstrap nsis
 )
 
 case "${1:-}" in

@@ -4,7 +4,8 @@
 
 ``makensis`` runs on Linux (Debian's ``nsis`` package) as on Windows, on packaging/windows/noizylab.nsi; ``--app``
 is the PyInstaller folder made on Windows (``noizylab.exe``, ``noizylab-cli.exe``, ``_internal``). ``--version``
-overrides the package's (the Wine test builds an "older" installer to upgrade from). The installer's size is printed
+overrides the package's (the Wine test builds an "older" installer to upgrade from); ``--compressor zlib`` packs
+faster and larger (that older installer). The installer's size is printed
 against its budget, and the build fails above it (docs/install.md).
 """
 
@@ -24,7 +25,7 @@ SCRIPT = ROOT / "packaging" / "windows" / "noizylab.nsi"
 BUDGET_MB = 150
 
 
-def build(app: Path, out: Path, release: str, budget_mb: float = BUDGET_MB) -> Path:
+def build(app: Path, out: Path, release: str, budget_mb: float = BUDGET_MB, compressor: str = "lzma") -> Path:
     """Compile the installer for ``app`` into ``out``; print its size against the budget; fail above it."""
     for name in ("noizylab.exe", "noizylab-cli.exe"):
         if not (app / name).is_file():
@@ -35,6 +36,7 @@ def build(app: Path, out: Path, release: str, budget_mb: float = BUDGET_MB) -> P
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"NOIZYLAB-{release}-setup.exe"
     defines = [f"-DVERSION={release}", f"-DAPPDIR={app.resolve()}", f"-DOUTFILE={target.resolve()}"]
+    defines.append(f"-DCOMPRESSOR={compressor}")
     result = subprocess.run([makensis, "-V2", "-WX", *defines, str(SCRIPT)], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"nsis: error: makensis failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -51,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="where the installer goes (dist/)")
     parser.add_argument("--version", default=version(), help="the version it installs (default: the package's)")
     parser.add_argument("--budget-mb", type=float, default=BUDGET_MB, help=f"size limit (default {BUDGET_MB})")
+    parser.add_argument(
+        "--compressor", choices=("lzma", "zlib"), default="lzma", help="lzma (release, default) or zlib (fast)"
+    )
     args = parser.parse_args(argv)
-    build(args.app, args.out, args.version, args.budget_mb)
+    build(args.app, args.out, args.version, args.budget_mb, args.compressor)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 A build takes one to four minutes on two busy cores, so it is made once and kept in ``build/test-frozen/<key>``,
 where the key is a hash of what goes into it: the spec, the package's source, the resources, the interpreter and
-every installed distribution's version. A changed input gives a new key and a new build (the old one is removed);
+every installed distribution's version. A changed input gives a new key and a new build (builds of other keys are
+removed once they are three hours old);
 test files in other xdist workers wait on a lock for the build rather than make their own.
 """
 
@@ -25,6 +26,7 @@ CACHE = REPO / "build" / "test-frozen"
 # Generous where waiting costs nothing: a build that fails says so at once, and one on a busy machine has taken over
 # 240 s.
 BUILD_TIMEOUT_S = 900
+STALE_AFTER_S = 3 * 3600  # a build of other inputs older than this is removed (each is about 400 MB)
 
 
 def build_key() -> str:
@@ -50,8 +52,8 @@ def frozen_app() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker building the same app: wait for it
         if (folder / "complete").exists():
             return app
-        for old in CACHE.iterdir():
-            if old.is_dir():
+        for old in CACHE.iterdir():  # builds of older inputs, unless a test run may still be using one
+            if old.is_dir() and time.time() - old.stat().st_mtime > STALE_AFTER_S:
                 shutil.rmtree(old, ignore_errors=True)
         started = time.monotonic()
         # No --clean: the work folder is new anyway, and --clean would also empty PyInstaller's cache shared with

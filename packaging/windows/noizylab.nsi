@@ -12,7 +12,10 @@
 ; Options for a silent install (/S):  /FIREWALL   add the Private-profile firewall rule (asks for elevation once)
 ; Options for the uninstaller (/S):   /REMOVEDATA  also remove %LOCALAPPDATA%\noizylab
 Unicode true
-SetCompressor /SOLID lzma
+!ifndef COMPRESSOR
+  !define COMPRESSOR "lzma"  ; the release's: smallest. zlib packs in a fraction of the time (test builds).
+!endif
+SetCompressor /SOLID ${COMPRESSOR}
 RequestExecutionLevel user
 
 !ifndef VERSION

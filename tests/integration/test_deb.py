@@ -47,6 +47,7 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
         timeout=scaled(900),
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    print(result.stdout.strip())  # the size against its budget, in the test log
     (package,) = out.glob("noizylab_*.deb")
     yield package, result.stdout
     package.unlink()

@@ -11,7 +11,7 @@
 ;
 ; Options for a silent install (/S):  /FIREWALL   add the Private-profile firewall rule (asks for elevation once)
 ; Options for the uninstaller (/S):   /REMOVEDATA  also remove %LOCALAPPDATA%\noizylab
-Unicode true
+Target amd64-unicode  ; the app is x64 only; an x86 setup would also need Wine's 32-bit support
 !ifndef COMPRESSOR
   !define COMPRESSOR "lzma"  ; the release's: smallest. zlib packs in a fraction of the time (test builds).
 !endif
@@ -117,15 +117,19 @@ Section "-un.${NAME}"
   RMDir /r "$INSTDIR\_internal"
   Delete "$INSTDIR\noizylab.exe"
   Delete "$INSTDIR\noizylab-cli.exe"
-  Delete "$INSTDIR\uninstall.exe"
-  RMDir "$INSTDIR"
-  DeleteRegKey HKCU "${UNINSTALL_KEY}"
 SectionEnd
 
 Section /o "un.Also remove my settings and data" SecRemoveData
-  ; %LOCALAPPDATA%\noizylab: config.toml, the trust store, task history, sync index and logs. Keychain entries
-  ; (Windows Credential Manager) are left: `noizylab keys` lists them.
+  ; %LOCALAPPDATA%\noizylab: config.toml, the trust store, task history, sync index and logs. The keychain
+  ; entries (Windows Credential Manager) are left.
   RMDir /r "$LOCALAPPDATA\noizylab"
+SectionEnd
+
+; Last, so that the folder and the Apps entry going away means the whole uninstall is done.
+Section "-un.finish"
+  Delete "$INSTDIR\uninstall.exe"
+  RMDir "$INSTDIR"
+  DeleteRegKey HKCU "${UNINSTALL_KEY}"
 SectionEnd
 
 Function un.onInit

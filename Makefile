@@ -17,7 +17,7 @@ SMOKE_TESTS := tests/unit/test_metrics_demand.py tests/integration/test_keychain
 	tests/ui/test_sync_merge_tray.py tests/ui/test_tray.py
 PYTEST_SELECTION := $(if $(filter smoke,$(TESTS)),$(SMOKE_TESTS) $(filter-out smoke,$(TESTS)),$(TESTS))
 
-.PHONY: run test test-fast lint types unit proto dist bench clean node busy fresh-machine windows
+.PHONY: run test test-fast lint types unit proto dist deb deb-check bench clean node busy fresh-machine windows
 
 $(SYSTEM)-%: scripts/system-packages.sh
 	scripts/timed.sh "system packages ($*)" scripts/system-packages.sh $*
@@ -84,6 +84,15 @@ proto: $(STAMP)
 
 dist: $(SYSTEM)-test $(STAMP)
 	$(BIN)/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/noizylab.spec
+
+# The Linux installer from the onedir build: dist/noizylab_<version>_<arch>.deb, its size printed (packaging/deb.py).
+deb: dist
+	$(BIN)/python packaging/deb.py
+
+# That .deb installed with apt-get in a fresh chroot, run by an ordinary user, removed (scripts/deb-check.sh: needs
+# root and the archive; keeps its base chroot in build/deb-check). tests/integration/test_deb.py does the same.
+deb-check: deb
+	scripts/deb-check.sh "$$(ls -t dist/noizylab_*.deb | head -1)" build/deb-check/report
 
 # Every benchmark, or one: `make bench BENCH=bench/tasks.py`.
 BENCH ?= $(sort $(wildcard bench/*.py))

@@ -17,12 +17,13 @@ RUN=(
   fonts-dejavu-core
 )
 # `make test` (and `make dist`: PyInstaller needs objdump from binutils): the real parts the tests drive (DESIGN.md);
-# zbarimg reads the first-run window's QR code back, desktop-file-validate checks the autostart entry.
+# zbarimg reads the first-run window's QR code back, desktop-file-validate checks the autostart entry, debootstrap
+# makes the .deb's fresh-machine install (scripts/deb-check.sh) and nsis's makensis builds the Windows installer.
 TEST=(
   "${RUN[@]}" make git python3-pip procps
   dbus-x11 xvfb xauth trayer xdotool x11-utils xclip
   openssh-server openssh-client rsync ffmpeg prometheus syncthing binutils iproute2 nftables
-  zbar-tools desktop-file-utils
+  zbar-tools desktop-file-utils debootstrap nsis
 )
 
 case "${1:-}" in

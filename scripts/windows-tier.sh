@@ -22,6 +22,8 @@
 #   WINDOWS_TIER_PYTHON  the host Python whose pip fetches wheels and runs the Linux agent (default .venv/bin/python)
 #   WINDOWS_TESTS        what pytest runs inside Wine (default tests/windows)
 #   WINDOWS_REBUILD=1    build every phase afresh
+#   WINDOWS_INSTALLER=1  also freeze the app with PyInstaller under Wine and build its NSIS installers (the extra
+#                        phases pyitools, freeze, installers), for tests/windows/test_installer.py
 #
 #   scripts/windows-tier.sh -- ARGS...   runs `python.exe ARGS...` (in /src, Z:\src) instead of pytest: to look into
 #                                        something on the Windows interpreter, e.g. -- -m noizylab_desktop --version
@@ -219,6 +221,52 @@ git ls-files -z --cached --others --exclude-standard -- tests pyproject.toml \
 mkdir -p "$repo/build/artefacts/screenshots"
 phase_done project "ready"
 
+# --- installer (WINDOWS_INSTALLER=1): the frozen Windows app and two NSIS installers of it ---------------------------
+# PyInstaller's win_amd64 wheels in /pyi; the app frozen under Wine from a copy of the source (/pyi-src) into
+# /pyi-out/dist/noizylab, kept while the source, the spec and the wheels are unchanged; then makensis (here, on Linux)
+# builds NOIZYLAB-0.0.1-setup.exe (the "older version" tests/windows/test_installer.py upgrades from) and this
+# version's installer into /installers.
+installers_env=()
+if [ -n "${WINDOWS_INSTALLER:-}" ]; then
+  command -v makensis >/dev/null || { say "makensis is missing: apt-get install nsis (scripts/system-packages.sh test)" >&2; exit 1; }
+  tools_key=$(key_of "$python_key" "$(grep -E '^(pyinstaller|pyinstaller-hooks-contrib|altgraph|packaging)==' constraints.txt)" 1)
+  if stamp_ok pyitools "$tools_key" && [ -d "$root/pyi/PyInstaller" ]; then
+    say "[pyitools] reused"
+  else
+    phase pyitools "PyInstaller's win_amd64 wheels"
+    rm -rf "$root/pyi"
+    "$host_python" -m pip install --quiet --no-compile --target "$root/pyi" --platform win_amd64 --only-binary=:all: \
+      --python-version 3.12 --implementation cp -c constraints.txt pyinstaller pefile pywin32-ctypes==0.2.3 \
+      > "$dir/pyitools.log" 2>&1 || { tail -20 "$dir/pyitools.log" >&2; exit 1; }
+    stamp pyitools "$tools_key"
+    phase_done pyitools "installed"
+  fi
+  # What the frozen app is made from (the installer script is not: changing it does not re-freeze).
+  sources_hash=$(git ls-files -z --cached --others --exclude-standard -- noizylab_desktop resources \
+    packaging/noizylab.spec packaging/windows/freeze.py | xargs -0 sha256sum | sha256sum)
+  freeze_key=$(key_of "$tools_key" "$wheels_key" "$sources_hash" 1)
+  if stamp_ok freeze "$freeze_key" && [ -f "$root/pyi-out/dist/noizylab/noizylab-cli.exe" ]; then
+    say "[freeze] reused"
+  else
+    phase freeze "PyInstaller on the Windows CPython under Wine"
+    rm -rf "$root/pyi-src" "$root/pyi-out"; mkdir -p "$root/pyi-src"
+    git ls-files -z --cached --others --exclude-standard -- noizylab_desktop packaging resources \
+      | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -x -C "$root/pyi-src"
+    inside wine 'Z:\winpy\python.exe' 'Z:\pyi-src\packaging\windows\freeze.py' 'Z:\pyi' 'Z:\pyi-out\dist' \
+      'Z:\pyi-out\work' > "$dir/freeze.log" 2>&1 || { say "PyInstaller failed under Wine:"; tail -30 "$dir/freeze.log"; exit 1; }
+    rm -rf "$root/pyi-out/work"
+    stamp freeze "$freeze_key"
+    phase_done freeze "$(du -sm "$root/pyi-out/dist/noizylab" | cut -f1) MB"
+  fi
+  phase installers "makensis: 0.0.1 and this version (zlib: lzma took 3 min more for the same test)"
+  rm -rf "$root/installers"
+  "$host_python" packaging/nsis.py --app "$root/pyi-out/dist/noizylab" --out "$root/installers" --version 0.0.1 \
+    --compressor zlib
+  "$host_python" packaging/nsis.py --app "$root/pyi-out/dist/noizylab" --out "$root/installers" --compressor zlib
+  installers_env=(NOIZYLAB_INSTALLERS='Z:\installers')
+  phase_done installers "built"
+fi
+
 # --- tests: pytest inside Wine, a Linux agent beside it ----------------------------------------------------------
 python_version=$(inside wine 'Z:\winpy\python.exe' -c "import sys; print(sys.version.split()[0])" 2>/dev/null | tr -d '\r')
 wine_release=$(inside wine --version | sed -E 's/^wine-([0-9]+)\..*/\1/')
@@ -245,7 +293,7 @@ run_args=(-m pytest -p no:cacheprovider $tests)
 [ "${1:-}" != -- ] || run_args=("${@:2}")
 set +e
 # NOIZYLAB_IN_TEST_KEYRING: the keychain is the Credential Manager of this throwaway Wine prefix.
-inside NOIZYLAB_IN_TEST_KEYRING=1 NOIZYLAB_LINUX_AGENT="$agent" DISPLAY="$display" \
+inside NOIZYLAB_IN_TEST_KEYRING=1 NOIZYLAB_LINUX_AGENT="$agent" DISPLAY="$display" "${installers_env[@]}" \
   NOIZYLAB_SCREENSHOTS='Z:\artefacts' bash -c 'cd /src && exec wine "Z:\winpy\python.exe" "$@"' windows-tier "${run_args[@]}"
 code=$?
 set -e

@@ -1,8 +1,9 @@
 """The PyInstaller build (packaging/noizylab.spec): the frozen `noizylab` is the whole app, keychain included.
 
-The app is built once for this module into a temporary folder, exactly as `make dist` builds it, then driven like a
-user would: `--version`, a foreground `node`, `start` (which re-runs the frozen binary itself), `status`, `stop`, and
-the double-click case, no command at all: the tray, on an Xvfb display with trayer as the tray host.
+The app is built once, exactly as `make dist` builds it (tests/frozen_build.py keeps it in build/test-frozen/ for
+every test file that drives it), then driven like a user would: `--version`, a foreground `node`, `start` (which
+re-runs the frozen binary itself), `status`, `stop`, and the double-click case, no command at all: the tray, on an
+Xvfb display with trayer as the tray host.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,38 +24,21 @@ import pytest
 from noizylab_desktop import __version__
 from noizylab_desktop.services.dask.versions import NOT_IN_THIS_BUILD
 from tests.conftest import wait_for, write_config
+from tests.frozen_build import BUILD_TIMEOUT_S, frozen_app
 from tests.slowness import scaled
 
-REPO = Path(__file__).resolve().parents[2]
-SPEC = REPO / "packaging" / "noizylab.spec"
-# Generous where waiting costs nothing: a build that fails says so at once, and one on a busy machine has taken over
-# 240 s. The first test's own limit covers the build (pytest-timeout counts fixture set-up), hence the marker.
-BUILD_TIMEOUT_S = 900
+# The first test's own limit covers the build (pytest-timeout counts fixture set-up), hence the marker.
 UP_TIMEOUT_S = 60.0
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 300)]
 
 
 @pytest.fixture(scope="module")
-def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The frozen `noizylab` binary, built from the spec into a temporary folder (removed afterwards: ~200 MB)."""
-    out = tmp_path_factory.mktemp("pyinstaller")
-    started = time.monotonic()
-    # No --clean: the work folder is new anyway, and --clean would also empty PyInstaller's cache shared with
-    # any build running beside this one.
-    result = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm"]
-        + ["--distpath", str(out / "dist"), "--workpath", str(out / "build"), str(SPEC)],
-        capture_output=True,
-        text=True,
-        timeout=scaled(BUILD_TIMEOUT_S),
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    print(f"PyInstaller build took {time.monotonic() - started:.1f} s")
-    binary = out / "dist" / "noizylab" / ("noizylab.exe" if sys.platform == "win32" else "noizylab")
+def frozen() -> Path:
+    """The frozen `noizylab` binary, built from the spec as `make dist` builds it (once for all test files)."""
+    binary = frozen_app() / ("noizylab.exe" if sys.platform == "win32" else "noizylab")
     assert binary.is_file()
-    yield binary
-    shutil.rmtree(out, ignore_errors=True)
+    return binary
 
 
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:

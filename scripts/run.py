@@ -244,6 +244,27 @@ def private_keyring(password: str, folder: Path) -> Iterator[dict[str, str]]:
             shutil.rmtree(control, ignore_errors=True)
 
 
+def _foreground_terminal() -> int | None:
+    """stdin's terminal when this process is in its foreground process group (so may hand it on), else None."""
+    if sys.platform == "win32":
+        return None
+    try:
+        fd = sys.stdin.fileno()
+        return fd if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _hand_terminal(fd: int, pgid: int) -> None:
+    """Make ``pgid`` the terminal's foreground process group (SIGTTOU ignored: we may be in the background by then)."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        with suppress(OSError):
+            os.tcsetpgrp(fd, pgid)
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
 def run_app(command: Sequence[str], env: Mapping[str, str]) -> int:
     """Run the app, pass SIGINT, SIGTERM (and SIGHUP, as SIGTERM) on to it, and return its exit code.
 
@@ -267,12 +288,21 @@ def run_app(command: Sequence[str], env: Mapping[str, str]) -> int:
 
     forwarded = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if sys.platform != "win32" else [])
     previous = {sig: signal.signal(sig, forward) for sig in forwarded}
+    # The app's group gets the terminal, as a shell gives a job it starts: a process outside the foreground group
+    # that reads the terminal (the node's first-run questions) is stopped by SIGTTIN, and would then not even stop.
+    terminal = _foreground_terminal() if "process_group" in kwargs else None
     try:
         child = subprocess.Popen(list(command), env=dict(env), **kwargs)
+        if terminal is not None:
+            _hand_terminal(terminal, child.pid)
+            with suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGCONT)  # in case it read the terminal before it was its own
         for sent in pending:
             forward(sent, None)
         code = child.wait()
     finally:
+        if terminal is not None:
+            _hand_terminal(terminal, os.getpgrp())
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 - code if code < 0 else code

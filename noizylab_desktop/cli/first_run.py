@@ -5,8 +5,8 @@ terminal, this home has no peer and its first run is not done: this machine's na
 QR code) or type the other machine's, then the first steps for the peer paired and start at login. Each answer is
 carried out the way its own command does it, through the running node (``rename``, ``pair invite|join``, ``allow``,
 ``share add``, ``autostart on``), so TOTP is asked for where it is on, exactly as those commands ask. Ctrl-D leaves
-the rest for later (the next start asks again); where stdin (or stdout) is not a terminal nothing is asked and
-nothing waits.
+the rest for later (the next start asks again); where stdin (or stdout) is not a terminal, or the process is not in
+its terminal's foreground (where reading it would stop the process), nothing is asked and nothing waits.
 """
 
 from __future__ import annotations
@@ -32,8 +32,21 @@ def interactive() -> bool:
     """Whether a person can see the questions and answer them: stdin and stdout are a terminal (a test suite run
     from a terminal captures its commands' output, so their inherited terminal stdin never makes them wait)."""
     try:
-        return sys.stdin.isatty() and sys.stdout.isatty()
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return False
     except (AttributeError, ValueError):  # no stdin at all (a windowed app), or it was closed
+        return False
+    return not _in_background()
+
+
+def _in_background() -> bool:
+    """Whether stdin is this process's controlling terminal and another process group has its foreground: reading
+    it would stop this process (SIGTTIN). A terminal that is not the controlling one (ENOTTY) stops no reader."""
+    if sys.platform == "win32":
+        return False
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) != os.getpgrp()
+    except OSError:
         return False
 
 

@@ -15,9 +15,6 @@ import base64
 import functools
 import hashlib
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from noizylab_desktop.core.errors import PeerError
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -30,7 +27,11 @@ def fingerprint(cert_der: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=256)
 def _spki_fingerprint(cert_der: bytes) -> bytes:
-    # The same few peers' certificates come back on every guarded call: parse each once.
+    # The same few peers' certificates come back on every guarded call: parse each once. cryptography is imported
+    # here, not at the top: the command line's grammar imports this module and must stay light (test_cli_imports).
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = x509.load_der_x509_certificate(cert_der).public_key()
     except ValueError as exc:

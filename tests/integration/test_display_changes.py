@@ -57,10 +57,10 @@ def test_damage_reports_each_change_once(screen: Xvfb) -> None:
     try:
         watch.wait(0)  # whatever was reported before the test
         painter.fill(10, 10, 40, 0xFFFFFF)
-        assert wait_for(lambda: watch.wait(0.2), timeout=5, what="a damage report for the rectangle")
+        assert wait_for(lambda: watch.wait(0.2), timeout=20, what="a damage report for the rectangle")
         assert not watch.wait(0), "a change was reported twice"
         painter.fill(60, 10, 40, 0x00FF00)
-        assert wait_for(lambda: watch.wait(0.2), timeout=5, what="a report for the second change (re-armed)")
+        assert wait_for(lambda: watch.wait(0.2), timeout=20, what="a report for the second change (re-armed)")
     finally:
         painter.close()
         watch.close()

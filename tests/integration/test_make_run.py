@@ -280,7 +280,7 @@ def test_without_a_terminal_or_password_variable_it_exits_1_naming_the_variable(
     assert not machine.runtime_file.exists()
 
 
-def test_on_a_terminal_a_new_keyring_password_is_asked_twice_then_the_node_runs(
+def test_on_a_terminal_a_new_keyring_password_is_asked_twice_then_the_node_runs_and_asks_its_first_run(
     machine: Machine, terminal: Terminal
 ) -> None:
     terminal.expect("Choose a password for the NOIZYLAB keyring")
@@ -294,6 +294,15 @@ def test_on_a_terminal_a_new_keyring_password_is_asked_twice_then_the_node_runs(
         return machine.running_pid()
 
     node_pid = int(wait_for(up, timeout=START_TIMEOUT_S, what="the node"))
+    # The node has the terminal (its process group is the foreground one), so its first-run questions can be
+    # answered; in the background, its first read would have stopped it (SIGTTIN) for good.
+    terminal.expect("This machine's name")
+    terminal.type("")
+    terminal.expect("Pair with another machine")
+    terminal.type("s")
+    terminal.expect("when you log in?")
+    terminal.type("n")
+    terminal.expect("First run done")
 
     assert PASSWORD not in terminal.screen.decode(), "the password is not echoed"
     run_py = psutil.Process(node_pid).parent()  # inside `script`

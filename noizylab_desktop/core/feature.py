@@ -7,9 +7,11 @@ its own figures (``Figure``) so the metrics feature can export them without impo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import grpc
 
@@ -94,3 +96,18 @@ async def require_permission(ctx: NodeContext, context: grpc.aio.ServicerContext
             ),
         )
     return fp
+
+
+M = TypeVar("M")
+FIRST_MESSAGE_S = 10.0
+
+
+async def first_message(messages: AsyncIterator[M], limit_s: float = FIRST_MESSAGE_S) -> M | None:
+    """A client stream's first message, or None when it sent none within ``limit_s`` (or ended at once).
+
+    A streaming handler that may refuse reads this before ``require_permission``: aborting while the peer is still
+    writing its first message races that write, and grpc.aio then reports "Internal error from Core" in place of
+    the refusal (grpc/grpc#36066). A peer refused is refused before its message is looked at."""
+    with contextlib.suppress(TimeoutError):
+        return await asyncio.wait_for(anext(aiter(messages), None), limit_s)
+    return None

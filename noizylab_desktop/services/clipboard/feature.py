@@ -28,7 +28,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.core.config import update_section
 from noizylab_desktop.core.errors import ClipboardError, NoizyLabError
 from noizylab_desktop.core.events import Event, PeerOnline
-from noizylab_desktop.core.feature import Figure, require_permission, require_self
+from noizylab_desktop.core.feature import Figure, first_message, require_permission, require_self
 from noizylab_desktop.core.registry import PeerState
 from noizylab_desktop.core.rpc_errors import abort_with, error_from_rpc
 from noizylab_desktop.core.settings_schema import parse_section
@@ -258,10 +258,10 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
     async def Push(  # noqa: N802 (gRPC method name)
         self, request_iterator: AsyncIterator[cpb.ClipPart], context: grpc.aio.ServicerContext
     ) -> cpb.PushReply:
+        first = await first_message(request_iterator)  # before any refusal (core/feature.py says why)
         fp = await require_permission(self.ctx, context, SCOPE)
         peer = self.ctx.trust.get(fp)
         name = peer.name if peer is not None else "this node"
-        first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("header"):
             await abort_with(context, ClipboardError("a clip must start with its header"))
         header = first.header

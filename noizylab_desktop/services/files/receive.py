@@ -21,7 +21,7 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_files_pb2 as fpb
 from noizylab_desktop.core.errors import FilesError, InvalidRequestError, NoizyLabError
-from noizylab_desktop.core.feature import require_permission
+from noizylab_desktop.core.feature import first_message, require_permission
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.services.files.events import FileArrived
@@ -78,8 +78,8 @@ class Receiver:
 
     async def receive(self, frames: AsyncIterator[fpb.FilePart], context: grpc.aio.ServicerContext) -> None:
         """``Files.Receive``: check the offer, answer what is held, take the rest, check it, place it."""
+        first = await first_message(frames)  # before any refusal (core/feature.py says why)
         fp = await require_permission(self.ctx, context, SCOPE)
-        first = await anext(aiter(frames), None)
         try:
             offer = self._check(first)
         except NoizyLabError as exc:

@@ -16,7 +16,7 @@ from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.config import load_settings
 from noizylab_desktop.core.errors import MergeError, NoizyLabError, SyncError
-from noizylab_desktop.core.feature import Figure, require_permission, require_self
+from noizylab_desktop.core.feature import Figure, first_message, require_permission, require_self
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.words import plural
@@ -178,8 +178,8 @@ class SyncApi(spb_grpc.SyncServicer):
     async def PutStream(  # noqa: N802
         self, request_iterator: AsyncIterator[spb.FileChunk], context: grpc.aio.ServicerContext
     ) -> spb.FileEntry:
+        first = await first_message(request_iterator)  # before any refusal (core/feature.py says why)
         fp = await require_permission(self.f.ctx, context, "sync")
-        first = await anext(aiter(request_iterator), None)
         if first is None:
             await abort_with(context, SyncError("an empty file stream"))
         assert first is not None

@@ -9,7 +9,6 @@ neither another machine nor this one's other interfaces through a tunnel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ import grpc
 
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.core.errors import InvalidRequestError, PermissionRefusedError, TunnelError
-from noizylab_desktop.core.feature import require_permission
+from noizylab_desktop.core.feature import first_message, require_permission
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.services.tunnel.pump import Link, Traffic, pump
@@ -71,9 +70,7 @@ class Server:
         # then reports as "Internal error from Core" in place of the refusal (grpc/grpc#36066). A peer that may not
         # open tunnels is refused before that frame is looked at, and one that sends nothing waits at most
         # FIRST_FRAME_S.
-        first: Frame | None = None
-        with contextlib.suppress(TimeoutError):
-            first = await asyncio.wait_for(anext(aiter(frames), None), FIRST_FRAME_S)
+        first = await first_message(frames, FIRST_FRAME_S)
         fp = await require_permission(self.ctx, context, SCOPE)
         if not isinstance(first, tpb.TunnelFrame) or not first.HasField("open") or not 0 < first.open.port < 65536:
             await abort_with(context, InvalidRequestError("a tunnel must start with the port to open (1 to 65535)"))

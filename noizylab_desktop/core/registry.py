@@ -358,9 +358,13 @@ class Registry:
                 timeout=self.interval_s,
             )
         except grpc.aio.AioRpcError as exc:
+            if state.removed:  # it unpaired this node while the beat was on its way: it is shown so, not as down
+                return
             if state.address == address:  # else a suggested address was proved meanwhile: this beat is stale
                 await self._note_refusal(state, exc, address)
                 self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
+            return
+        if state.removed:  # it answered, then unpaired this node before the answer was read: it is not back online
             return
         state.rtt_ms = (time.perf_counter() - began) * 1000
         if reply.pins_keys and not state.peer.pins_keys:

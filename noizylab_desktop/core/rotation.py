@@ -121,6 +121,18 @@ class Receiver:
         row = self._db.execute("SELECT new FROM retired WHERE old = ?", (fp,)).fetchone()
         return bytes(row[0]) if row else None
 
+    def moves(self) -> dict[bytes, bytes]:
+        """Every retired peer ID and the ID that peer has now (after all its rotations)."""
+        step = {bytes(o): bytes(n) for o, n in self._db.execute("SELECT old, new FROM retired").fetchall()}
+        final = {}
+        for old, new in step.items():
+            seen = {old}
+            while new in step and new not in seen:
+                seen.add(new)
+                new = step[new]
+            final[old] = new
+        return final
+
     def accept(self, caller: bytes, links: list[kpb.SignedRotation]) -> tuple[bytes, int]:
         """Check and apply ``links`` in order, the first rotating ``caller``'s key; the peer's ID and generation
         after them. A refused link raises ``PermissionRefusedError``; the links before it stay applied (each was

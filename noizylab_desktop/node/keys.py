@@ -26,6 +26,7 @@ from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_keys_pb2 as kpb
 from noizylab_desktop._proto import noizylab_keys_pb2_grpc as kpb_grpc
 from noizylab_desktop.core import rotation
+from noizylab_desktop.core.config import Paths
 from noizylab_desktop.core.errors import ConfigError, NoizyLabError, PermissionRefusedError
 from noizylab_desktop.core.feature import require_self
 from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key
@@ -41,6 +42,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TELL_S = 5.0  # how long a rotation waits for each online peer to take it
+
+
+def follow_moves(paths: Paths, moves: dict[bytes, bytes]) -> None:
+    """Peers that rotated their identity keys: their sync shares and offers and their tunnels follow them to their
+    new IDs (at start, before the features open those stores; each change can be repeated). Blocking (files)."""
+    from noizylab_desktop.services.sync import store as sync_store
+    from noizylab_desktop.services.tunnel import store as tunnel_store
+
+    sync_store.migrate_ids(paths.state_dir / "sync" / "shares.sqlite", moves)
+    tunnel_store.migrate_ids(paths.state_dir / "tunnels.json", moves)
 
 
 def ssh_fingerprint(public: str) -> str:

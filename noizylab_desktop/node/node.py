@@ -46,7 +46,7 @@ from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credent
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore, machine_name
 from noizylab_desktop.node.control import ControlApi
 from noizylab_desktop.node.features import feature_factories
-from noizylab_desktop.node.keys import KeysApi, Rotator
+from noizylab_desktop.node.keys import KeysApi, Rotator, follow_moves
 from noizylab_desktop.node.node_api import NodeApi
 from noizylab_desktop.node.rotation_log import RotationLog, finish_pending
 
@@ -117,6 +117,7 @@ class Node:
             self.identity.fingerprint,
             [self.permissions.move],
         )
+        await asyncio.to_thread(follow_moves, self.paths, self.receiver.moves())
         # Synchronous: by the time ``permissions.set`` returns, what relied on the scope has been ended.
         self._unlisten = self.bus.listen(self._on_event)
         self.registry = Registry(

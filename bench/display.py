@@ -1,6 +1,7 @@
 """Remote desktop at 1920×1080 on loopback, beside ``ffmpeg -f x11grab … libx264 -tune zerolatency`` (the anchor).
 
-Run: ``scripts/with-keyring.sh .venv/bin/python bench/display.py`` (``--seconds S`` per phase, ``--json``).
+Run: ``scripts/with-keyring.sh .venv/bin/python bench/display.py`` (``--seconds S`` per phase, ``--json``,
+``--size 3840x2160`` for a 4K screen: the Xvfb and ffmpeg's grab both take that size).
 
 Both pipelines capture the same private Xvfb (1920x1080x24), on which a helper app draws; both are decoded by PyAV
 in this process, and latency is read from the screen, not from any pipeline's own stamps: the helper draws a frame

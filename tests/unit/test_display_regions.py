@@ -24,6 +24,12 @@ def test_an_unchanged_picture_has_no_changed_part() -> None:
     assert changed(screen().tobytes(), screen().tobytes(), WIDTH, HEIGHT) == ()
 
 
+def test_a_picture_of_another_size_or_an_odd_one_changed_as_a_whole() -> None:
+    assert changed(b"", screen().tobytes(), WIDTH, HEIGHT) is None, "the first grab"
+    odd = np.zeros((3, 5, 4), np.uint8)
+    assert changed(odd.tobytes(), (odd + 1).tobytes(), 5, 3) is None
+
+
 def test_changed_parts_are_found_even_aligned_and_far_apart_ones_stay_apart() -> None:
     before, after = screen(), screen()
     after[101:103, 301, 0] = 255  # one odd pixel: its rectangle grows to even edges

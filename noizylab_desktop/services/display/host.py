@@ -213,7 +213,7 @@ class HostStream:
             # Equal pictures cost a memcmp (about 0.3 ms for 1080p); different ones are compared two pixels at a
             # time for the parts that changed, which the encoder then converts alone.
             compared = time.perf_counter()
-            rects = changed(previous, grab.bgra, grab.width, grab.height) if len(previous) == len(grab.bgra) else None
+            rects = changed(previous, grab.bgra, grab.width, grab.height)
             unchanged = unchanged + 1 if rects == () else 0
             previous = grab.bgra
             grab = replace(grab, compare_ms=(time.perf_counter() - compared) * 1000, rects=rects)

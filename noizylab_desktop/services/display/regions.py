@@ -48,12 +48,16 @@ def _runs(flags: Any, limit: int) -> list[tuple[int, int]]:
     return runs
 
 
-def changed(previous: bytes | bytearray, current: bytes | bytearray, width: int, height: int) -> tuple[Rect, ...]:
-    """The parts of ``current`` that differ from ``previous`` (both BGRA, ``width`` × ``height``, both even)."""
+def changed(
+    previous: bytes | bytearray, current: bytes | bytearray, width: int, height: int
+) -> tuple[Rect, ...] | None:
+    """The parts of ``current`` that differ from ``previous`` (both BGRA, ``width`` × ``height``); None: all of it."""
     import numpy as np
 
     if previous == current:  # a memcmp: the common case of a still screen costs no more than before
         return ()
+    if width % 2 or height % 2 or len(previous) != len(current) or len(current) != width * height * 4:
+        return None  # not two grabs of one even-sized picture: nothing to compare part by part
     # Two pixels per uint64: ``width`` is even, so no pair straddles a row.
     before = np.frombuffer(previous, np.uint64).reshape(height, width // 2)
     after = np.frombuffer(current, np.uint64).reshape(height, width // 2)

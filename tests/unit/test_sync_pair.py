@@ -25,6 +25,16 @@ def test_both_sides_converge_and_a_second_sync_changes_nothing(pair: Pair) -> No
     assert p.remote_side.bytes_sent + p.remote_side.bytes_received == sent
 
 
+def test_empty_files_travel_both_ways(pair: Pair) -> None:
+    # An empty file new on the serving side was listed without its hash, so every pull of it was taken for a file
+    # that changed meanwhile and the share never settled.
+    p, loop = pair
+    (p.remote / "theirs.txt").write_bytes(b"")
+    (p.local / "mine.txt").write_bytes(b"")
+    assert loop.run_until_complete(p.sync())
+    assert tree(p.local) == tree(p.remote) == {"mine.txt": b"", "theirs.txt": b""}
+
+
 def test_a_small_change_in_a_large_file_sends_only_the_changed_blocks(
     pair: tuple[SyncPair, asyncio.AbstractEventLoop],
 ) -> None:

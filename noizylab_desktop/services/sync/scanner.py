@@ -135,7 +135,7 @@ def scan(root: Path, index: ShareIndex, defer_bytes: int = 0, defer_new: int = 0
             ):
                 result.entries[rel] = old.entry
                 continue
-            if (defer_bytes and st.st_size >= defer_bytes) or (old is None and st.st_size <= defer_new):
+            if (defer_bytes and st.st_size >= defer_bytes) or (defer_new and old is None and st.st_size <= defer_new):
                 result.entries[rel] = Entry(rel, st.st_size, st.st_mtime_ns, b"")
                 result.unhashed[rel] = item.path
                 continue

@@ -130,6 +130,10 @@ class Registry:
         self.interval_s = interval_s
         self.misses = misses
         self.states: dict[bytes, PeerState] = {}
+        # Grid membership (``members.py``) rides on the beats: the version of the member list this node holds, and
+        # what to do with the version a peer's answer says it holds.
+        self.members_version: Callable[[], int] = lambda: 0
+        self.heard_version: Callable[[bytes, int], None] = lambda fp, version: None
 
     def peers(self) -> list[PeerState]:
         """The paired peers' states, in pairing order."""
@@ -354,6 +358,7 @@ class Registry:
                     sent_at=time.time(),
                     sender_name=self.own_name(),
                     pins_keys=True,
+                    members_version=self.members_version(),
                 ),
                 timeout=self.interval_s,
             )
@@ -367,6 +372,7 @@ class Registry:
             self.pins_keys(state.peer.fingerprint)
         was_online = state.online
         self._mark_seen(state)
+        self.heard_version(state.peer.fingerprint, reply.members_version)
         if not was_online or state.capabilities is None:
             try:
                 info = await stub.GetInfo(pb.Empty(), timeout=self.interval_s * 2)

@@ -337,6 +337,10 @@ class Membership:
             self.refused += 1
             logger.warning("refused a member list from %s: %s", self._name_of(sender), exc.message)
             return pb.MembersReply(accepted=False, version=self.version, reason=exc.message)
+        except ValueError as exc:  # a damaged field the checks above did not name (a signature that is no DER)
+            self.refused += 1
+            logger.warning("refused a damaged member list from %s: %s", self._name_of(sender), exc)
+            return pb.MembersReply(accepted=False, version=self.version, reason="a damaged member list: refused")
         if merged.changed:
             self.doc = merged.doc
             self._save()

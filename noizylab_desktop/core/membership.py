@@ -39,6 +39,7 @@ INTRODUCTION = b"noizylab-introduction-v1"
 REVOCATION = b"noizylab-revocation-v1"
 LIST = b"noizylab-member-list-v1"
 MAX_RECORDS = 4096  # a grid is two to ten machines; this bounds what a hostile list can make us verify
+MAX_VERSION = 2**53  # far beyond any grid's changes, and far from uint64's end (a version is only ever raised)
 
 Signer = Callable[[bytes], bytes]
 
@@ -273,6 +274,10 @@ def merge(mine: pb.MemberList, theirs: pb.MemberList, own: tuple[bytes, bytes], 
         )
     if len(theirs.introductions) + len(theirs.revocations) > MAX_RECORDS:
         raise ForgedList(f"a member list of more than {MAX_RECORDS} records is more than a grid holds")
+    if theirs.version > MAX_VERSION:
+        raise ForgedList(f"a member list version past {MAX_VERSION} is no version a grid reaches")
+    if not all(is_anchor(i.anchor_der) for i in theirs.introductions):
+        raise ForgedList("an introduction carries a damaged certificate")
     intros, revs = _union(mine, theirs)
     anchors = _anchors(intros, own)
     held = {record_id(x) for x in mine.introductions} | {record_id(x) for x in mine.revocations}

@@ -218,3 +218,21 @@ def test_a_member_forging_an_introduction_or_a_removal_in_anothers_name_is_refus
 
 def _fp_hex(node: NodeProcess) -> str:
     return node.identity().fingerprint.hex()
+
+
+def test_marking_a_device_lost_revokes_api_tokens_on_every_member_and_says_its_files_remain(
+    make_node: Callable[..., NodeProcess],
+) -> None:
+    alpha, beta, gamma = grid_of(make_node, "alpha", "beta", "gamma")
+    wait_for(lambda: online(beta, "gamma"), CONVERGE_S, "beta to trust gamma")
+    beta.json("token", "create", "--name", "grafana")  # a copy of it may sit on the lost laptop
+
+    out = alpha.cli("devices", "remove", "gamma", "--lost").stdout
+    assert "marked lost: revoked 0 API tokens and closed 0 open invite codes here" in out
+    assert "gamma: files already on its disk remain there" in out
+
+    def grafana_revoked() -> bool:
+        return any(t["name"] == "grafana" and t["revoked_at"] for t in beta.json("token", "list"))
+
+    wait_for(grafana_revoked, CONVERGE_S, "beta to revoke its API tokens")
+    assert devices(beta)["gamma"] == "lost" and refused(gamma, beta)

@@ -193,6 +193,10 @@ class Membership:
 
     def paired(self) -> None:
         """A pairing finished (either side): introduce the new peer and tell the grid."""
+        paired_again = self.forgotten & {p.fingerprint for p in self.trust.peers()}
+        if paired_again:  # unpaired here once, paired again by this machine's owner: theirs to decide
+            self.forgotten -= paired_again
+            self._save()
         if self.introduce_paired():
             self.spread()
 

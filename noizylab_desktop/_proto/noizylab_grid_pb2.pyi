@@ -180,6 +180,7 @@ class HeartbeatRequest(_message.Message):
     SENDER_NAME_FIELD_NUMBER: _builtins.int
     PINS_KEYS_FIELD_NUMBER: _builtins.int
     MEMBERS_VERSION_FIELD_NUMBER: _builtins.int
+    MEMBERS_DIGEST_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
     grpc_port: _builtins.int
     """where the sender listens, so a moved peer is found again"""
@@ -190,6 +191,8 @@ class HeartbeatRequest(_message.Message):
     """the sender names nodes by key (absent from nodes that still pin certificates)"""
     members_version: _builtins.int
     """the version of the grid's member list the sender holds (core/membership.py)"""
+    members_digest: _builtins.bytes
+    """and a digest of its records: two lists of one version can differ after a split"""
     def __init__(
         self,
         *,
@@ -199,10 +202,11 @@ class HeartbeatRequest(_message.Message):
         sender_name: _builtins.str = ...,
         pins_keys: _builtins.bool = ...,
         members_version: _builtins.int = ...,
+        members_digest: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_port", b"grpc_port", "members_version", b"members_version", "pins_keys", b"pins_keys", "sender_id", b"sender_id", "sender_name", b"sender_name", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_port", b"grpc_port", "members_digest", b"members_digest", "members_version", b"members_version", "pins_keys", b"pins_keys", "sender_id", b"sender_id", "sender_name", b"sender_name", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -217,6 +221,7 @@ class HeartbeatReply(_message.Message):
     LOAD_FIELD_NUMBER: _builtins.int
     PINS_KEYS_FIELD_NUMBER: _builtins.int
     MEMBERS_VERSION_FIELD_NUMBER: _builtins.int
+    MEMBERS_DIGEST_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     received_at: _builtins.float
     load: _builtins.float
@@ -224,6 +229,8 @@ class HeartbeatReply(_message.Message):
     pins_keys: _builtins.bool
     """as in HeartbeatRequest"""
     members_version: _builtins.int
+    """as in HeartbeatRequest"""
+    members_digest: _builtins.bytes
     """as in HeartbeatRequest"""
     def __init__(
         self,
@@ -233,10 +240,11 @@ class HeartbeatReply(_message.Message):
         load: _builtins.float = ...,
         pins_keys: _builtins.bool = ...,
         members_version: _builtins.int = ...,
+        members_digest: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "load", b"load", "members_version", b"members_version", "pins_keys", b"pins_keys", "received_at", b"received_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "load", b"load", "members_digest", b"members_digest", "members_version", b"members_version", "pins_keys", b"pins_keys", "received_at", b"received_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -128,6 +128,7 @@ class Membership:
         self.doc = pb.MemberList()
         if self._list_file.exists():
             self.doc.ParseFromString(self._list_file.read_bytes())
+        self._digest = (self._shape(), m.digest(self.doc))
         local = json.loads(self._local_file.read_text()) if self._local_file.exists() else {}
         self.confirmed: set[bytes] = {bytes.fromhex(h) for h in local.get("confirmed", [])}
         self.forgotten: set[bytes] = {bytes.fromhex(h) for h in local.get("forgotten", [])}
@@ -141,6 +142,17 @@ class Membership:
     @property
     def version(self) -> int:
         return int(self.doc.version)
+
+    @property
+    def digest(self) -> bytes:
+        """A digest of the records held (cached: every heartbeat carries it)."""
+        if self._digest[0] != self._shape():
+            self._digest = (self._shape(), m.digest(self.doc))
+        return self._digest[1]
+
+    def _shape(self) -> tuple[int, int, int]:
+        # A list held is only ever replaced by one that holds more, or by a later version: this tells them apart.
+        return self.doc.version, len(self.doc.introductions), len(self.doc.revocations)
 
     @property
     def own(self) -> tuple[bytes, bytes]:
@@ -339,7 +351,9 @@ class Membership:
             merged = m.merge(self.doc, doc, self.own, self.identity.sign)
         except m.MembershipError as exc:
             self.refused += 1
-            logger.warning("refused a member list from %s: %s", self._name_of(sender), exc.message)
+            # A stale list is routine (a newcomer's first one, a push that crossed a newer one); a forgery is not.
+            log = logger.info if isinstance(exc, m.StaleList) else logger.warning
+            log("refused a member list from %s: %s", self._name_of(sender), exc.message)
             return pb.MembersReply(accepted=False, version=self.version, reason=exc.message)
         except ValueError as exc:  # a damaged field the checks above did not name (a signature that is no DER)
             self.refused += 1
@@ -359,9 +373,11 @@ class Membership:
             if state.peer.fingerprint not in skip and not state.removed:
                 self._spawn(self._push(state))
 
-    def heard_version(self, fp: bytes, version: int) -> None:
-        """A heartbeat said which version the peer ``fp`` holds: pull a newer one, push to an older one."""
-        if version > self.version and fp not in self._pulling:
+    def heard_version(self, fp: bytes, version: int, digest: bytes = b"") -> None:
+        """A heartbeat said which version the peer ``fp`` holds: pull a newer one (or one of the same version that
+        holds other records: two sides of a split network changed it as often), push to an older one."""
+        differs = version == self.version and bool(digest) and digest != self.digest
+        if (version > self.version or differs) and fp not in self._pulling:
             state = self._state(fp)
             if state is not None:
                 self._spawn(self._pull(state))

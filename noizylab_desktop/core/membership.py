@@ -100,6 +100,11 @@ def list_body(version: int, intros: Iterable[pb.Introduction], revs: Iterable[pb
     return _canon(LIST, str(version).encode(), signer, *ids)
 
 
+def digest(doc: pb.MemberList) -> bytes:
+    """What a list holds, in 32 bytes (whoever signed it): heartbeats compare it to notice lists that differ."""
+    return hashlib.sha256(list_body(0, doc.introductions, doc.revocations, b"")).digest()
+
+
 def member_of(i: pb.Introduction) -> bytes:
     """The ID of the machine an introduction introduces."""
     return fingerprint(i.anchor_der)

@@ -138,7 +138,7 @@ class Node:
             lambda: self.settings.name,
             self._lost,
         )
-        self.registry.members_version = lambda: self.membership.version
+        self.registry.members_version = lambda: (self.membership.version, self.membership.digest)
         self.registry.heard_version = self.membership.heard_version
         self.pairing.refuse = self._refuse_joiner
         self.ctx = NodeContext(

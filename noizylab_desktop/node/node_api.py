@@ -42,13 +42,14 @@ class NodeApi(pb_grpc.NodeServicer):
             self.node.registry.named(fp, request.sender_name)
             if request.pins_keys:
                 self.node.registry.pins_keys(fp)
-            self.node.membership.heard_version(fp, request.members_version)
+            self.node.membership.heard_version(fp, request.members_version, request.members_digest)
         return pb.HeartbeatReply(
             id=self.node.identity.node_id,
             received_at=time.time(),
             load=self.node.load(),
             pins_keys=True,
             members_version=self.node.membership.version,
+            members_digest=self.node.membership.digest,
         )
 
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802

@@ -219,3 +219,15 @@ def test_two_members_removing_each_other_resolve_the_same_way_everywhere(
         views.append(set(machine.view().removed))
     assert views[0] == views[1] == set(gamma.view().removed)
     assert len(gamma.view().removed) == 1  # the first removal (ties: by revoker) voids the other
+
+
+def test_the_digest_heartbeats_compare_names_the_records_not_the_signer(
+    grid: tuple[Machine, Machine, Machine],
+) -> None:
+    alpha, beta, gamma = grid
+    gamma.take(beta.doc)
+    resigned = m.signed(alpha.doc.version, list(alpha.doc.introductions), [], gamma.fp, gamma.identity.sign)
+    assert m.digest(resigned) == m.digest(alpha.doc)
+    alpha.introduce(Machine("delta"))
+    beta.introduce(Machine("epsilon"))  # a split: one version on each side, other records
+    assert alpha.doc.version == beta.doc.version and m.digest(alpha.doc) != m.digest(beta.doc)

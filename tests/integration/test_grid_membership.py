@@ -11,8 +11,10 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import asyncssh
 import grpc
 import pytest
 
@@ -86,9 +88,12 @@ def test_with_confirmation_on_a_newcomer_waits_for_each_owner(make_node: Callabl
 
 
 @pytest.fixture
-def four(make_node: Callable[..., NodeProcess]) -> tuple[NodeProcess, ...]:
-    """alpha, beta, gamma and delta in one grid, each seeing every other online."""
-    nodes = grid_of(make_node, "alpha", "beta", "gamma", "delta")
+def four(make_node: Callable[..., NodeProcess], tmp_path: Path) -> tuple[NodeProcess, ...]:
+    """alpha, beta, gamma and delta in one grid, each seeing every other online; gamma serves shares over SFTP."""
+    names = ("alpha", "beta", "gamma", "delta")
+    nodes = start_all(*(make_node(n, sync={"folder": str(tmp_path / f"{n}-served")}) for n in names))
+    for node in nodes[1:]:
+        node.join(nodes[0].invite())
     for node in nodes:
         others = [n.name for n in nodes if n is not node]
         wait_for(lambda node=node, others=others: all(online(node, o) for o in others), 20, f"{node.name}'s grid")
@@ -123,12 +128,44 @@ class HeldStream:
         assert self.live.wait(scaled(10)), f"{holder.name}'s stream on {target.name} to be live"
 
 
+class HeldSsh:
+    """An SSH connection that ``holder`` keeps open to ``target``'s SFTP server, with its own SSH key."""
+
+    def __init__(self, holder: NodeProcess, target: NodeProcess) -> None:
+        self.closed_at = 0.0
+        self.up = threading.Event()
+        self.done = threading.Event()
+        key, port = holder.identity().ssh_private_pem, int(target.status()["ports"]["sftp"])
+
+        async def hold() -> None:
+            conn = await asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username=holder.name,
+                client_keys=[asyncssh.import_private_key(key)],
+                known_hosts=None,
+                agent_path=None,
+            )
+            await conn.start_sftp_client()
+            self.up.set()
+            await conn.wait_closed()
+            self.closed_at = time.monotonic()
+            self.done.set()
+
+        self.thread = threading.Thread(target=asyncio.run, args=(hold(),), daemon=True)
+        self.thread.start()
+        assert self.up.wait(scaled(10)), f"{holder.name}'s SSH connection to {target.name} to be up"
+
+
 def test_a_member_removed_from_a_third_machine_is_refused_everywhere_with_its_streams_closed(
     four: tuple[NodeProcess, ...],
 ) -> None:
     alpha, beta, gamma, delta = four
-    # delta holds a stream open on gamma, which it met only through the grid, and on alpha, which invited it.
+    # delta holds a stream open on gamma, which it met only through the grid, and on alpha, which invited it; and
+    # an SFTP session on gamma, which lets it sync.
     streams = [HeldStream(delta, gamma), HeldStream(delta, alpha)]
+    gamma.cli("allow", "delta", "sync")
+    ssh = HeldSsh(delta, gamma)
 
     began = time.monotonic()
     out = beta.cli("devices", "remove", "delta").stdout
@@ -138,6 +175,8 @@ def test_a_member_removed_from_a_third_machine_is_refused_everywhere_with_its_st
         assert stream.done.wait(scaled(STREAMS_S + 5)), "the removed machine's stream to end"
         assert stream.ended is not None and stream.ended.code() == grpc.StatusCode.UNAUTHENTICATED
         assert stream.ended_at - began < scaled(STREAMS_S + 3)  # the command's own start (~2 s) included
+    assert ssh.done.wait(scaled(STREAMS_S + 5)), "the removed machine's SSH connection to close"
+    assert ssh.closed_at - began < scaled(STREAMS_S + 3)
     for member in (alpha, beta, gamma):
         wait_for(lambda member=member: member.peer("delta") is None, CONVERGE_S, f"{member.name} to drop delta")
         assert devices(member)["delta"] == "removed"

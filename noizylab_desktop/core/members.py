@@ -21,8 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 
@@ -31,13 +30,13 @@ from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
 from noizylab_desktop.core import membership as m
 from noizylab_desktop.core.config import Paths, atomic_write
 from noizylab_desktop.core.errors import PeerError
-from noizylab_desktop.core.events import OWN_NODE_ONLY, PUBLIC, Audience, Event, EventBus, PeerUnpaired
+from noizylab_desktop.core.events import EventBus, PeerUnpaired
 from noizylab_desktop.core.identity import Identity
+from noizylab_desktop.core.member_types import Device, DeviceRemoved, GridSettings, MemberAdmitted
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.core.permissions import Permissions
 from noizylab_desktop.core.registry import PeerState, Registry
 from noizylab_desktop.core.sessions import Sessions
-from noizylab_desktop.core.settings_schema import section, setting
 from noizylab_desktop.core.trust import TrustStore
 
 logger = logging.getLogger(__name__)
@@ -46,53 +45,6 @@ PUSH_DEADLINE_S = 2.0
 CATCH_UP_S = 3.0
 LIST_FILE = "members.pb"
 LOCAL_FILE = "members-local.json"
-
-
-@section("grid")
-@dataclass(frozen=True)
-class GridSettings:
-    # A machine another member introduces is trusted here only once this machine's owner confirms it
-    # (`noizylab devices confirm ID`); until then it shows as pending and cannot connect.
-    confirm_members: bool = setting(False)
-
-
-@dataclass(frozen=True)
-class MemberAdmitted(Event):
-    """A member introduced a machine and this node now trusts it (or waits for its owner: ``pending``)."""
-
-    kind: ClassVar[str] = "grid.member"
-    audience: ClassVar[Audience] = OWN_NODE_ONLY
-    peer_id: str
-    name: str
-    introduced_by: str
-    pending: bool
-
-
-@dataclass(frozen=True)
-class DeviceRemoved(Event):
-    """A member removed a device from the grid: every member refuses it now. Public: the grid's health."""
-
-    kind: ClassVar[str] = "grid.removed"
-    audience: ClassVar[Audience] = PUBLIC
-    peer_id: str
-    name: str
-    removed_by: str
-    lost: bool
-
-
-@dataclass(frozen=True)
-class Device:
-    """One machine of the grid as ``noizylab devices list`` shows it."""
-
-    fp: bytes
-    name: str
-    state: str  # "this machine", "member", "pending", "removed", "lost"
-    introduced_by: str
-    since: float
-
-    @property
-    def node_id(self) -> str:
-        return format_id(self.fp)
 
 
 class Membership:
@@ -136,6 +88,7 @@ class Membership:
         self.refused = 0  # lists refused (stale or forged), for tests and status
         self._pulling: set[bytes] = set()
         self._tasks: set[asyncio.Future[None]] = set()
+        self._told_removed = False
 
     # ------------------------------------------------------------------ state
 
@@ -229,6 +182,8 @@ class Membership:
             raise PeerError("name a device by its ID, the start of its ID, or its name")
         exact = [d for d in known if d.node_id.replace("-", "") == flat or _name(d) == needle]
         found = exact or [d for d in known if d.node_id.replace("-", "").startswith(flat)]
+        if not found and (flat == format_id(self.me).replace("-", "") or needle == self.own_name()):
+            raise PeerError(f"{ref!r} is this machine: remove it from another member of the grid")
         if not found:
             raise PeerError(f"no device of the grid matches {ref!r}: see `noizylab devices list`")
         if len(found) > 1:
@@ -266,6 +221,12 @@ class Membership:
     def apply(self) -> None:
         """Make the trust store follow the list: removed devices out (their sessions ended), new members in."""
         roster = self.roster()
+        mine = roster.removed.get(self.me)
+        if mine is not None and not self._told_removed:
+            self._told_removed = True
+            logger.warning(
+                "this machine was removed from the grid by %s: its members refuse it", self._name_of(mine.revoker)
+            )
         for fp, gone in roster.removed.items():
             peer = self.trust.get(fp)
             if peer is None:
@@ -329,7 +290,12 @@ class Membership:
     def devices(self) -> list[Device]:
         """This machine, every member and every removed device."""
         roster = self.roster()
-        found = [Device(self.me, self.own_name(), "this machine", "", 0.0)]
+        mine = roster.removed.get(self.me)
+        found = [
+            Device(self.me, self.own_name(), "this machine", "", 0.0)
+            if mine is None
+            else Device(self.me, self.own_name(), "this machine, removed", self._name_of(mine.revoker), mine.at)
+        ]
         for member in roster.members.values():
             state = "member" if self.trust.get(member.fp) is not None else "pending"
             if member.fp in self.forgotten:

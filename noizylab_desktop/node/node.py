@@ -30,7 +30,8 @@ from noizylab_desktop.core.edge import Edge
 from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.core.events import Event, EventBus, NodeRenamed, PeerPaired, PeerUnpaired, PermissionChanged
 from noizylab_desktop.core.feature import Feature, Figure
-from noizylab_desktop.core.members import GridSettings, Membership
+from noizylab_desktop.core.member_types import GridSettings
+from noizylab_desktop.core.members import Membership
 from noizylab_desktop.core.membership import MembershipError, Removed
 from noizylab_desktop.core.nodeid import parse_id
 from noizylab_desktop.core.pairing import Paired, PairingServer, join

@@ -180,7 +180,9 @@ class Membership:
         flat = needle.upper().replace("-", "")
         if not flat:
             raise PeerError("name a device by its ID, the start of its ID, or its name")
-        exact = [d for d in known if d.node_id.replace("-", "") == flat or _name(d) == needle]
+        # The name this machine calls it now (after renames, made unique here), or the one it was introduced by.
+        names = {d.fp: {_name(d), *(p.name for p in [self.trust.get(d.fp)] if p is not None)} for d in known}
+        exact = [d for d in known if d.node_id.replace("-", "") == flat or needle in names[d.fp]]
         found = exact or [d for d in known if d.node_id.replace("-", "").startswith(flat)]
         if not found and (flat == format_id(self.me).replace("-", "") or needle == self.own_name()):
             raise PeerError(f"{ref!r} is this machine: remove it from another member of the grid")

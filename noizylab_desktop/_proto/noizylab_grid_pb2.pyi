@@ -364,6 +364,7 @@ class Introduction(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    SUCCEEDS_FIELD_NUMBER: _builtins.int
     anchor_der: _builtins.bytes
     """the new member's anchor certificate (its ID is the SHA-256 of its key)"""
     name: _builtins.str
@@ -375,6 +376,8 @@ class Introduction(_message.Message):
     at: _builtins.float
     signature: _builtins.bytes
     """the introducer's identity key over the fields above"""
+    succeeds: _builtins.bytes
+    """the ID this member's key replaced (a key rotation the introducer followed), if any"""
     @_builtins.property
     def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -388,10 +391,11 @@ class Introduction(_message.Message):
         version: _builtins.int = ...,
         at: _builtins.float = ...,
         signature: _builtins.bytes = ...,
+        succeeds: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "anchor_der", b"anchor_der", "at", b"at", "introducer", b"introducer", "name", b"name", "signature", b"signature", "ssh_key", b"ssh_key", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "anchor_der", b"anchor_der", "at", b"at", "introducer", b"introducer", "name", b"name", "signature", b"signature", "ssh_key", b"ssh_key", "succeeds", b"succeeds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

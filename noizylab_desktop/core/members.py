@@ -89,6 +89,10 @@ class Membership:
         self._pulling: set[bytes] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._told_removed = False
+        # Whether an ID is a key its machine rotated away from (``node/keys.py``): such a member is not trusted again.
+        self.retired: Callable[[bytes], bool] = lambda fp: False
+        # The ID a peer's key replaced, for a peer this node followed through a key rotation (b"" for others).
+        self.predecessor: Callable[[bytes], bytes] = lambda fp: b""
 
     # ------------------------------------------------------------------ state
 
@@ -146,6 +150,7 @@ class Membership:
                 self.me,
                 self.identity.sign,
                 time.time(),
+                self.predecessor(fp),
             )
             self.forgotten.discard(fp)
             logger.info(
@@ -251,8 +256,10 @@ class Membership:
             if gone.lost:
                 self.on_lost(gone)
         for fp, member in roster.members.items():
-            if self.trust.get(fp) is not None or fp in self.forgotten:
+            if self.trust.get(fp) is not None or fp in self.forgotten or self.retired(fp):
                 continue
+            if self._rotation_owed(member, roster):
+                continue  # its own statement moves our pin (node/keys.py); trusting the new key first would block it
             by = self._name_of(member.introducer)
             if self.settings.confirm_members and fp not in self.confirmed:
                 if fp not in self.via_grid:
@@ -276,6 +283,18 @@ class Membership:
             self.registry.peers()
             logger.info("%s (%s) joined the grid, introduced by %s", peer.name, peer.node_id, by)
             self.bus.publish(MemberAdmitted(peer_id=peer.node_id, name=peer.name, introduced_by=by, pending=False))
+
+    def _rotation_owed(self, member: m.Member, roster: m.Roster) -> bool:
+        """Whether ``member``'s key replaced one this node still pins (through any chain of rotations)."""
+        seen = {member.fp}
+        step = member.succeeds
+        while step and step not in seen:
+            if self.trust.get(step) is not None:
+                return True
+            seen.add(step)
+            before = roster.members.get(step)
+            step = before.succeeds if before is not None else b""
+        return False
 
     def _name_of(self, fp: bytes) -> str:
         if fp == self.me:
@@ -302,6 +321,8 @@ class Membership:
             state = "member" if self.trust.get(member.fp) is not None else "pending"
             if member.fp in self.forgotten:
                 state = "unpaired here"
+            elif self.retired(member.fp):
+                continue  # an old key of a machine listed under its new one
             name = (self.trust.get(member.fp) or member).name
             found.append(Device(member.fp, name, state, self._name_of(member.introducer), member.at))
         for gone in roster.removed.values():

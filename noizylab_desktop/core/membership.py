@@ -72,6 +72,7 @@ def introduction_body(i: pb.Introduction) -> bytes:
         i.introducer,
         str(i.version).encode(),
         repr(i.at).encode(),
+        i.succeeds,
     )
 
 
@@ -121,6 +122,7 @@ class Member:
     ssh_key: str
     introducer: bytes
     at: float
+    succeeds: bytes = b""  # the ID its key replaced, when the introducer followed a key rotation
 
     @property
     def node_id(self) -> str:
@@ -222,7 +224,14 @@ def resolve(version: int, intros: list[pb.Introduction], revs: list[pb.Revocatio
         fp = member_of(i)
         if fp in accepted and fp not in members and fp != own:
             members[fp] = Member(
-                fp, bytes(i.anchor_der), i.name, tuple(i.addresses), i.ssh_key, bytes(i.introducer), i.at
+                fp,
+                bytes(i.anchor_der),
+                i.name,
+                tuple(i.addresses),
+                i.ssh_key,
+                bytes(i.introducer),
+                i.at,
+                bytes(i.succeeds),
             )
     names = {member_of(i): i.name for i in intros}
     return Roster(
@@ -326,8 +335,10 @@ def introduce(
     me: bytes,
     sign: Signer,
     now: float,
+    succeeds: bytes = b"",
 ) -> pb.MemberList:
-    """``mine`` with this node's introduction of the machine of ``anchor_der``, as the next version.
+    """``mine`` with this node's introduction of the machine of ``anchor_der``, as the next version (``succeeds``:
+    the ID its key replaced, when this node followed that machine's key rotation).
 
     Refuses a machine that was removed from the grid: it joins again only with a new identity."""
     fp = fingerprint(anchor_der)
@@ -346,6 +357,7 @@ def introduce(
         introducer=me,
         version=version,
         at=now,
+        succeeds=succeeds,
     )
     intro.signature = sign(introduction_body(intro))
     return signed(version, [*mine.introductions, intro], list(mine.revocations), me, sign)

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from noizylab_desktop import __version__
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop._proto import noizylab_keys_pb2_grpc as kpb_grpc
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.capabilities import capabilities
 from noizylab_desktop.core.config import Paths, Settings, atomic_write, load_settings, save_settings
@@ -38,6 +39,7 @@ from noizylab_desktop.core.pairing import Paired, PairingServer, join
 from noizylab_desktop.core.permissions import Permissions
 from noizylab_desktop.core.registry import Registry
 from noizylab_desktop.core.renewal import Renewal
+from noizylab_desktop.core.rotation import Receiver
 from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.core.settings_schema import parse_section
@@ -48,7 +50,9 @@ from noizylab_desktop.core.trust import TrustedPeer, TrustStore, machine_name
 from noizylab_desktop.node.control import ControlApi
 from noizylab_desktop.node.devices import Rotated, rotate_after_loss
 from noizylab_desktop.node.features import feature_factories
+from noizylab_desktop.node.keys import KeysApi, Rotator, follow_moves
 from noizylab_desktop.node.node_api import NodeApi
+from noizylab_desktop.node.rotation_log import RotationLog, finish_pending
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.discovery.doctor import Finding
@@ -57,7 +61,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control")
+SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control", "noizylab.grid.v1.Keys")
 F = TypeVar("F", bound=Feature)
 
 
@@ -85,6 +89,10 @@ class Node:
         # Ports that features bound (``sftp``, ``http``), reported by ``status``.
         self.bound_ports: dict[str, int] = {}
         self.discovery: Discovery | None = None
+        # Whether the process hosting this node starts a fresh one on ``request_restart`` (``noizylab node``; the
+        # tray does not yet), and whether one was asked for (a key rotation: ``node/keys.py``).
+        self.can_restart = False
+        self.restart_requested = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -93,8 +101,9 @@ class Node:
         self.paths.ensure()
         discovery_settings = parse_section(DiscoverySettings, self.settings.section("discovery"))
         store = await asyncio.to_thread(self._store_factory, self.settings.keychain_id)
-        vault = Vault(store, self.paths.vault_dir)
+        self.vault = vault = Vault(store, self.paths.vault_dir)
         self.totp = Totp(store, self.paths.state_dir)
+        await asyncio.to_thread(finish_pending, self.paths, vault)  # a key rotation a crash left half done
         self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
         self.identity.renew(self.settings.cert_lifetime_s)
         # Imported here: it names feature stores, which ``noizylab --help`` must not load.
@@ -105,6 +114,14 @@ class Node:
         self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
         self.guard = Guard(self.trust, self.sessions)
         self.permissions = Permissions(self.paths.state_dir / "permissions.sqlite", self.bus)
+        self.receiver = Receiver(
+            self.paths.state_dir / "rotations.sqlite",
+            self.trust,
+            self.bus,
+            self.identity.fingerprint,
+            [self.permissions.move],
+        )
+        await asyncio.to_thread(follow_moves, self.paths, self.receiver.moves())
         # Synchronous: by the time ``permissions.set`` returns, what relied on the scope has been ended.
         self._unlisten = self.bus.listen(self._on_event)
         self.registry = Registry(
@@ -116,6 +133,8 @@ class Node:
             self.settings.heartbeat_misses,
             lambda: self.settings.name,
         )
+        self.rotator = Rotator(self, await asyncio.to_thread(RotationLog.load, self.paths))
+        self.registry.before_beat = self.rotator.present
         self.pairing = PairingServer(
             self.identity,
             self.trust,
@@ -126,7 +145,7 @@ class Node:
             self.settings.ports.pairing,
             self.settings.invite_ttl_s,
         )
-        self.rotated = Rotated(0, 0)  # what the last loss revoked here
+        self.loss_rotated = Rotated(0, 0)  # what the last loss revoked here
         self.membership = Membership(
             self.paths,
             self.identity,
@@ -142,6 +161,11 @@ class Node:
         self.registry.members_version = lambda: (self.membership.version, self.membership.digest)
         self.registry.heard_version = self.membership.heard_version
         self.pairing.refuse = self._refuse_joiner
+        # A key rotation retires an ID without removing the machine: the list's record of the old key must not put
+        # it back in the trust store, and the new key is introduced as soon as this node pins it.
+        self.membership.retired = self._retired
+        self.membership.predecessor = self._predecessor
+        self.receiver.movers.append(self._peer_moved)
         self.ctx = NodeContext(
             settings=self.settings,
             paths=self.paths,
@@ -170,6 +194,7 @@ class Node:
             feature.add_to_server(server)
         pb_grpc.add_NodeServicer_to_server(NodeApi(self), server)
         pb_grpc.add_ControlServicer_to_server(ControlApi(self), server)
+        kpb_grpc.add_KeysServicer_to_server(KeysApi(self, self.receiver, self.rotator), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         address = f"{self.settings.grpc_host}:{self.settings.ports.grpc}"
@@ -219,6 +244,18 @@ class Node:
         self.stop_reason = self.stop_reason or reason
         self._stop.set()
 
+    def request_restart(self, reason: str) -> None:
+        """Stop, and have the hosting process start this home's node again at once, on the same ports."""
+        logger.info("restarting: %s", reason)
+        self.restart_requested = True
+        self.request_stop(reason)
+
+    def restarted(self) -> Node:
+        """A fresh node for this home, to start after this one stopped on ``request_restart``: the same ports, so
+        peers find it where they left it."""
+        ports = self.settings.with_ports(self.grpc_port, self.bound_ports.get("sftp"), self.bound_ports.get("http"))
+        return Node(self.paths, replace(load_settings(self.paths), ports=ports.ports), self._store_factory)
+
     async def run_until_stopped(self) -> None:
         """Wait until someone asks the node to stop, then stop it."""
         try:
@@ -243,6 +280,7 @@ class Node:
             self.paths.runtime_file.unlink(missing_ok=True)
             self.trust.close()
             self.permissions.close()
+            self.receiver.close()
             logger.info("node stopped")
 
     def _write_runtime(self) -> None:
@@ -369,14 +407,29 @@ class Node:
             return ""
         return "this machine was removed from the grid: it can join again only with a new identity"
 
+    def _peer_moved(self, old: bytes, new: bytes) -> None:
+        # Called before the trust store moves the peer: introduce its new key once it has.
+        asyncio.get_running_loop().call_soon(self.membership.paired)
+
+    def _predecessor(self, fp: bytes) -> bytes:
+        """The ID the peer ``fp``'s key replaced, when this node followed its rotation (b"" when it did not)."""
+        for old, new in self.receiver.moves().items():
+            if new == fp:
+                return old
+        return b""
+
+    def _retired(self, fp: bytes) -> bool:
+        """Whether ``fp`` is a key that a peer, or this node, rotated away from."""
+        return fp in self.receiver.moves() or any(link.signer_fp == fp for link in self.rotator.log.links)
+
     def _lost(self, removed: Removed) -> None:
-        self.rotated = rotate_after_loss(self.paths, self.pairing)
+        self.loss_rotated = rotate_after_loss(self.paths, self.pairing)
 
     async def remove_device(self, ref: str, lost: bool) -> tuple[Removed, Rotated]:
         """Remove a device from the whole grid (``noizylab devices remove``); with ``lost``, rotate what it knew."""
-        self.rotated = Rotated(0, 0)
+        self.loss_rotated = Rotated(0, 0)
         removed = await self.membership.remove(ref, lost)
-        return removed, self.rotated
+        return removed, self.loss_rotated
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PeerPaired):

@@ -42,6 +42,7 @@ class NodeApi(pb_grpc.NodeServicer):
             self.node.registry.named(fp, request.sender_name)
             if request.pins_keys:
                 self.node.registry.pins_keys(fp)
+            self.node.rotator.heard(fp)
             self.node.membership.heard_version(fp, request.members_version, request.members_digest)
         return pb.HeartbeatReply(
             id=self.node.identity.node_id,

@@ -38,7 +38,7 @@ from noizylab_desktop.core.nodeid import fingerprint, format_id
 INTRODUCTION = b"noizylab-introduction-v1"
 REVOCATION = b"noizylab-revocation-v1"
 LIST = b"noizylab-member-list-v1"
-MAX_RECORDS = 4096  # a grid is two to ten machines; this bounds what a hostile list can make us verify
+MAX_RECORDS = 512  # a grid is two to ten machines; this bounds what a hostile list can make us verify
 MAX_VERSION = 2**53  # far beyond any grid's changes, and far from uint64's end (a version is only ever raised)
 
 Signer = Callable[[bytes], bytes]

@@ -245,3 +245,12 @@ def test_the_digest_heartbeats_compare_names_the_records_not_the_signer(
     alpha.introduce(Machine("delta"))
     beta.introduce(Machine("epsilon"))  # a split: one version on each side, other records
     assert alpha.doc.version == beta.doc.version and m.digest(alpha.doc) != m.digest(beta.doc)
+
+
+def test_a_list_of_more_records_than_a_grid_holds_is_refused_before_any_is_verified(
+    grid: tuple[Machine, Machine, Machine],
+) -> None:
+    alpha, beta, _ = grid
+    flood = pb.MemberList(version=beta.doc.version + 1, introductions=[pb.Introduction()] * (m.MAX_RECORDS + 1))
+    with pytest.raises(m.ForgedList, match="more than a grid holds"):
+        beta.take(flood)

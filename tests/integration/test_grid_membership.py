@@ -24,6 +24,7 @@ from noizylab_desktop.core import membership as m
 from noizylab_desktop.core.identity import Identity
 from noizylab_desktop.core.transport import secure_channel
 from tests.conftest import NodeProcess, start_all, wait_for
+from tests.integration.test_totp_stepup import set_up
 from tests.security.hostile import channel, stranger
 from tests.slowness import scaled
 
@@ -275,3 +276,17 @@ def test_marking_a_device_lost_revokes_api_tokens_on_every_member_and_says_its_f
 
     wait_for(grafana_revoked, CONVERGE_S, "beta to revoke its API tokens")
     assert devices(beta)["gamma"] == "lost" and refused(gamma, beta)
+
+
+def test_with_totp_on_removing_a_device_asks_for_a_code_first(paired: tuple[NodeProcess, NodeProcess]) -> None:
+    alpha, beta = paired
+    enrolment = set_up(alpha)
+    result = alpha.cli("devices", "remove", "beta", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "noizylab: error: removing a device needs a TOTP code from your authenticator app: "
+        "run it again with --totp CODE"
+    )
+    assert devices(alpha)["beta"] == "member" and online(alpha, "beta")
+    alpha.cli("devices", "remove", "beta", "--totp", enrolment["recovery_codes"][0])
+    assert devices(alpha)["beta"] == "removed"

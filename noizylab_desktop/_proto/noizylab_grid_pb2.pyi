@@ -179,6 +179,8 @@ class HeartbeatRequest(_message.Message):
     SENT_AT_FIELD_NUMBER: _builtins.int
     SENDER_NAME_FIELD_NUMBER: _builtins.int
     PINS_KEYS_FIELD_NUMBER: _builtins.int
+    MEMBERS_VERSION_FIELD_NUMBER: _builtins.int
+    MEMBERS_DIGEST_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
     grpc_port: _builtins.int
     """where the sender listens, so a moved peer is found again"""
@@ -187,6 +189,10 @@ class HeartbeatRequest(_message.Message):
     """the sender's name now, so a rename reaches its peers with the next beat"""
     pins_keys: _builtins.bool
     """the sender names nodes by key (absent from nodes that still pin certificates)"""
+    members_version: _builtins.int
+    """the version of the grid's member list the sender holds (core/membership.py)"""
+    members_digest: _builtins.bytes
+    """and a digest of its records: two lists of one version can differ after a split"""
     def __init__(
         self,
         *,
@@ -195,10 +201,12 @@ class HeartbeatRequest(_message.Message):
         sent_at: _builtins.float = ...,
         sender_name: _builtins.str = ...,
         pins_keys: _builtins.bool = ...,
+        members_version: _builtins.int = ...,
+        members_digest: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_port", b"grpc_port", "pins_keys", b"pins_keys", "sender_id", b"sender_id", "sender_name", b"sender_name", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_port", b"grpc_port", "members_digest", b"members_digest", "members_version", b"members_version", "pins_keys", b"pins_keys", "sender_id", b"sender_id", "sender_name", b"sender_name", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -212,11 +220,17 @@ class HeartbeatReply(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     LOAD_FIELD_NUMBER: _builtins.int
     PINS_KEYS_FIELD_NUMBER: _builtins.int
+    MEMBERS_VERSION_FIELD_NUMBER: _builtins.int
+    MEMBERS_DIGEST_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     received_at: _builtins.float
     load: _builtins.float
     """1-minute load per CPU"""
     pins_keys: _builtins.bool
+    """as in HeartbeatRequest"""
+    members_version: _builtins.int
+    """as in HeartbeatRequest"""
+    members_digest: _builtins.bytes
     """as in HeartbeatRequest"""
     def __init__(
         self,
@@ -225,10 +239,12 @@ class HeartbeatReply(_message.Message):
         received_at: _builtins.float = ...,
         load: _builtins.float = ...,
         pins_keys: _builtins.bool = ...,
+        members_version: _builtins.int = ...,
+        members_digest: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "load", b"load", "pins_keys", b"pins_keys", "received_at", b"received_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "load", b"load", "members_digest", b"members_digest", "members_version", b"members_version", "pins_keys", b"pins_keys", "received_at", b"received_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -330,6 +346,168 @@ class Event(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class Introduction(_message.Message):
+    """---------------------------------------------------------------- grid membership (core/membership.py, docs/trust.md)
+
+    A member vouches for a machine: every member that trusts the introducer trusts the machine.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCHOR_DER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESSES_FIELD_NUMBER: _builtins.int
+    SSH_KEY_FIELD_NUMBER: _builtins.int
+    INTRODUCER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SUCCEEDS_FIELD_NUMBER: _builtins.int
+    anchor_der: _builtins.bytes
+    """the new member's anchor certificate (its ID is the SHA-256 of its key)"""
+    name: _builtins.str
+    ssh_key: _builtins.str
+    introducer: _builtins.bytes
+    """the signing member's ID"""
+    version: _builtins.int
+    """the member list's version it was made at"""
+    at: _builtins.float
+    signature: _builtins.bytes
+    """the introducer's identity key over the fields above"""
+    succeeds: _builtins.bytes
+    """the ID this member's key replaced (a key rotation the introducer followed), if any"""
+    @_builtins.property
+    def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        anchor_der: _builtins.bytes = ...,
+        name: _builtins.str = ...,
+        addresses: _abc.Iterable[_builtins.str] | None = ...,
+        ssh_key: _builtins.str = ...,
+        introducer: _builtins.bytes = ...,
+        version: _builtins.int = ...,
+        at: _builtins.float = ...,
+        signature: _builtins.bytes = ...,
+        succeeds: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "anchor_der", b"anchor_der", "at", b"at", "introducer", b"introducer", "name", b"name", "signature", b"signature", "ssh_key", b"ssh_key", "succeeds", b"succeeds", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Introduction: _TypeAlias = Introduction  # noqa: Y015
+
+@_typing.final
+class Revocation(_message.Message):
+    """A member removes a device; versions only go up, and no later record re-admits it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    REVOKER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    LOST_FIELD_NUMBER: _builtins.int
+    KEEPS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    member: _builtins.bytes
+    """the removed device's ID"""
+    revoker: _builtins.bytes
+    """the signing member's ID"""
+    version: _builtins.int
+    at: _builtins.float
+    lost: _builtins.bool
+    """marked lost: what it knew is rotated too"""
+    signature: _builtins.bytes
+    """the revoker's identity key over the fields above"""
+    @_builtins.property
+    def keeps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """digests of the records the removed device signed that stay valid"""
+
+    def __init__(
+        self,
+        *,
+        member: _builtins.bytes = ...,
+        revoker: _builtins.bytes = ...,
+        version: _builtins.int = ...,
+        at: _builtins.float = ...,
+        lost: _builtins.bool = ...,
+        keeps: _abc.Iterable[_builtins.bytes] | None = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "keeps", b"keeps", "lost", b"lost", "member", b"member", "revoker", b"revoker", "signature", b"signature", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Revocation: _TypeAlias = Revocation  # noqa: Y015
+
+@_typing.final
+class MemberList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    INTRODUCTIONS_FIELD_NUMBER: _builtins.int
+    REVOCATIONS_FIELD_NUMBER: _builtins.int
+    SIGNER_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    signer: _builtins.bytes
+    """the member that signed this version"""
+    signature: _builtins.bytes
+    """the signer's identity key over the version and every record's digest"""
+    @_builtins.property
+    def introductions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Introduction]: ...
+    @_builtins.property
+    def revocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Revocation]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        introductions: _abc.Iterable[Global___Introduction] | None = ...,
+        revocations: _abc.Iterable[Global___Revocation] | None = ...,
+        signer: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["introductions", b"introductions", "revocations", b"revocations", "signature", b"signature", "signer", b"signer", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberList: _TypeAlias = MemberList  # noqa: Y015
+
+@_typing.final
+class MembersReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.bool
+    version: _builtins.int
+    """the version the receiver holds now"""
+    reason: _builtins.str
+    """why a list was refused (one line)"""
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MembersReply: _TypeAlias = MembersReply  # noqa: Y015
 
 @_typing.final
 class JoinRequest(_message.Message):
@@ -732,6 +910,123 @@ class WaitPairingRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WaitPairingRequest: _TypeAlias = WaitPairingRequest  # noqa: Y015
+
+@_typing.final
+class Device(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    INTRODUCED_BY_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    state: _builtins.str
+    """"this machine", "member", "pending" (waits for `devices confirm`), "removed", "lost" """
+    introduced_by: _builtins.str
+    """the name (or ID) of the member that introduced it"""
+    since: _builtins.float
+    """when it was introduced or removed"""
+    online: _builtins.bool
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        state: _builtins.str = ...,
+        introduced_by: _builtins.str = ...,
+        since: _builtins.float = ...,
+        online: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "introduced_by", b"introduced_by", "name", b"name", "online", b"online", "since", b"since", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Device: _TypeAlias = Device  # noqa: Y015
+
+@_typing.final
+class DeviceList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """the member list's version"""
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Device]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        devices: _abc.Iterable[Global___Device] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceList: _TypeAlias = DeviceList  # noqa: Y015
+
+@_typing.final
+class RemoveDeviceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    LOST_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    """ID, ID prefix or name"""
+    lost: _builtins.bool
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        lost: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "lost", b"lost"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveDeviceRequest: _TypeAlias = RemoveDeviceRequest  # noqa: Y015
+
+@_typing.final
+class RemoveDeviceReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TOKENS_REVOKED_FIELD_NUMBER: _builtins.int
+    INVITES_CLOSED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    version: _builtins.int
+    tokens_revoked: _builtins.int
+    """with lost: API tokens revoked on this machine"""
+    invites_closed: _builtins.int
+    """with lost: open invite codes closed on this machine"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        version: _builtins.int = ...,
+        tokens_revoked: _builtins.int = ...,
+        invites_closed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "invites_closed", b"invites_closed", "name", b"name", "tokens_revoked", b"tokens_revoked", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveDeviceReply: _TypeAlias = RemoveDeviceReply  # noqa: Y015
 
 @_typing.final
 class PermissionRequest(_message.Message):

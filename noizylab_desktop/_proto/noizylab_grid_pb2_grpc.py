@@ -59,6 +59,16 @@ class NodeStub:
                 request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
                 response_deserializer=noizylab__grid__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Members = channel.unary_unary(
+                '/noizylab.grid.v1.Node/Members',
+                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.MemberList.FromString,
+                _registered_method=True)
+        self.PushMembers = channel.unary_unary(
+                '/noizylab.grid.v1.Node/PushMembers',
+                request_serializer=noizylab__grid__pb2.MemberList.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.MembersReply.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -96,6 +106,19 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Members(self, request, context):
+        """The grid's signed member list as this node holds it, and a member's newer one for this node to verify and take.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushMembers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +146,16 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.Unpaired,
                     request_deserializer=noizylab__grid__pb2.Empty.FromString,
                     response_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+            ),
+            'Members': grpc.unary_unary_rpc_method_handler(
+                    servicer.Members,
+                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
+                    response_serializer=noizylab__grid__pb2.MemberList.SerializeToString,
+            ),
+            'PushMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushMembers,
+                    request_deserializer=noizylab__grid__pb2.MemberList.FromString,
+                    response_serializer=noizylab__grid__pb2.MembersReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +303,60 @@ class Node:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Members(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Node/Members',
+            noizylab__grid__pb2.Empty.SerializeToString,
+            noizylab__grid__pb2.MemberList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Node/PushMembers',
+            noizylab__grid__pb2.MemberList.SerializeToString,
+            noizylab__grid__pb2.MembersReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class PairingStub:
     """Missing associated documentation comment in .proto file."""
@@ -397,6 +484,21 @@ class ControlStub:
                 request_serializer=noizylab__grid__pb2.RenameRequest.SerializeToString,
                 response_deserializer=noizylab__grid__pb2.RenameReply.FromString,
                 _registered_method=True)
+        self.ListDevices = channel.unary_unary(
+                '/noizylab.grid.v1.Control/ListDevices',
+                request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.DeviceList.FromString,
+                _registered_method=True)
+        self.RemoveDevice = channel.unary_unary(
+                '/noizylab.grid.v1.Control/RemoveDevice',
+                request_serializer=noizylab__grid__pb2.RemoveDeviceRequest.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.RemoveDeviceReply.FromString,
+                _registered_method=True)
+        self.ConfirmDevice = channel.unary_unary(
+                '/noizylab.grid.v1.Control/ConfirmDevice',
+                request_serializer=noizylab__grid__pb2.PeerRef.SerializeToString,
+                response_deserializer=noizylab__grid__pb2.Device.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -456,6 +558,24 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDevices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDevice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmDevice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -503,6 +623,21 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Rename,
                     request_deserializer=noizylab__grid__pb2.RenameRequest.FromString,
                     response_serializer=noizylab__grid__pb2.RenameReply.SerializeToString,
+            ),
+            'ListDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDevices,
+                    request_deserializer=noizylab__grid__pb2.Empty.FromString,
+                    response_serializer=noizylab__grid__pb2.DeviceList.SerializeToString,
+            ),
+            'RemoveDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDevice,
+                    request_deserializer=noizylab__grid__pb2.RemoveDeviceRequest.FromString,
+                    response_serializer=noizylab__grid__pb2.RemoveDeviceReply.SerializeToString,
+            ),
+            'ConfirmDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmDevice,
+                    request_deserializer=noizylab__grid__pb2.PeerRef.FromString,
+                    response_serializer=noizylab__grid__pb2.Device.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -748,6 +883,87 @@ class Control:
             '/noizylab.grid.v1.Control/Rename',
             noizylab__grid__pb2.RenameRequest.SerializeToString,
             noizylab__grid__pb2.RenameReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Control/ListDevices',
+            noizylab__grid__pb2.Empty.SerializeToString,
+            noizylab__grid__pb2.DeviceList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Control/RemoveDevice',
+            noizylab__grid__pb2.RemoveDeviceRequest.SerializeToString,
+            noizylab__grid__pb2.RemoveDeviceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Control/ConfirmDevice',
+            noizylab__grid__pb2.PeerRef.SerializeToString,
+            noizylab__grid__pb2.Device.FromString,
             options,
             channel_credentials,
             insecure,

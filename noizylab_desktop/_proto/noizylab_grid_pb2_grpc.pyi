@@ -43,6 +43,9 @@ class NodeStub:
     """The caller tells this node that it has just unpaired it (taken from the caller's certificate: a peer can mark
     only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
     """
+    Members: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.MemberList]
+    """The grid's signed member list as this node holds it, and a member's newer one for this node to verify and take."""
+    PushMembers: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.MemberList, _noizylab_grid_pb2.MembersReply]
 
 @_typing.type_check_only
 class NodeAsyncStub(NodeStub):
@@ -55,6 +58,9 @@ class NodeAsyncStub(NodeStub):
     """The caller tells this node that it has just unpaired it (taken from the caller's certificate: a peer can mark
     only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
     """
+    Members: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.MemberList]  # type: ignore[assignment]
+    """The grid's signed member list as this node holds it, and a member's newer one for this node to verify and take."""
+    PushMembers: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.MemberList, _noizylab_grid_pb2.MembersReply]  # type: ignore[assignment]
 
 class NodeServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -95,6 +101,21 @@ class NodeServicer(metaclass=_abc_1.ABCMeta):
         only itself). Best effort: a node that was offline learns it from its refused handshakes instead.
         """
 
+    @_abc_1.abstractmethod
+    def Members(
+        self,
+        request: _noizylab_grid_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.MemberList, _abc.Awaitable[_noizylab_grid_pb2.MemberList]]:
+        """The grid's signed member list as this node holds it, and a member's newer one for this node to verify and take."""
+
+    @_abc_1.abstractmethod
+    def PushMembers(
+        self,
+        request: _noizylab_grid_pb2.MemberList,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.MembersReply, _abc.Awaitable[_noizylab_grid_pb2.MembersReply]]: ...
+
 def add_NodeServicer_to_server(servicer: NodeServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class PairingStub:
@@ -133,6 +154,9 @@ class ControlStub:
     SetPermission: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PermissionRequest, _noizylab_grid_pb2.PeerPermissions]
     ListPermissions: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.PermissionList]
     Rename: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.RenameRequest, _noizylab_grid_pb2.RenameReply]
+    ListDevices: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.DeviceList]
+    RemoveDevice: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.RemoveDeviceRequest, _noizylab_grid_pb2.RemoveDeviceReply]
+    ConfirmDevice: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PeerRef, _noizylab_grid_pb2.Device]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -146,6 +170,9 @@ class ControlAsyncStub(ControlStub):
     SetPermission: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PermissionRequest, _noizylab_grid_pb2.PeerPermissions]  # type: ignore[assignment]
     ListPermissions: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.PermissionList]  # type: ignore[assignment]
     Rename: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.RenameRequest, _noizylab_grid_pb2.RenameReply]  # type: ignore[assignment]
+    ListDevices: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_grid_pb2.DeviceList]  # type: ignore[assignment]
+    RemoveDevice: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.RemoveDeviceRequest, _noizylab_grid_pb2.RemoveDeviceReply]  # type: ignore[assignment]
+    ConfirmDevice: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.PeerRef, _noizylab_grid_pb2.Device]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -210,5 +237,26 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_grid_pb2.RenameRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_noizylab_grid_pb2.RenameReply, _abc.Awaitable[_noizylab_grid_pb2.RenameReply]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDevices(
+        self,
+        request: _noizylab_grid_pb2.Empty,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.DeviceList, _abc.Awaitable[_noizylab_grid_pb2.DeviceList]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveDevice(
+        self,
+        request: _noizylab_grid_pb2.RemoveDeviceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.RemoveDeviceReply, _abc.Awaitable[_noizylab_grid_pb2.RemoveDeviceReply]]: ...
+
+    @_abc_1.abstractmethod
+    def ConfirmDevice(
+        self,
+        request: _noizylab_grid_pb2.PeerRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_grid_pb2.Device, _abc.Awaitable[_noizylab_grid_pb2.Device]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

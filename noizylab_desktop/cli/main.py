@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 
 from noizylab_desktop import __version__
-from noizylab_desktop.cli import autostart, demo, doctor, keys, lifecycle, output, pairing, totp
+from noizylab_desktop.cli import autostart, demo, devices, doctor, keys, lifecycle, output, pairing, totp
 from noizylab_desktop.core.config import Paths, Settings, load_settings
 from noizylab_desktop.core.errors import NoizyLabError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     for register in (
         lifecycle.register,
         pairing.register,
+        devices.register,
         totp.register,
         keys.register,
         autostart.register,

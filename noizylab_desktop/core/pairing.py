@@ -96,6 +96,8 @@ class PairingServer(pb_grpc.PairingServicer):
         self._server: grpc.aio.Server | None = None
         self._lock = asyncio.Lock()
         self._outcomes: dict[bytes, asyncio.Future[Paired]] = {}
+        # Why a joiner is refused whatever code it holds ("" when it is not): the grid removed it (``members.py``).
+        self.refuse: Callable[[bytes], str] = lambda fp: ""
 
     async def create_invite(self, hosts: list[str]) -> tuple[str, float]:
         """A fresh code for ``hosts``; opens the pairing port if it is closed."""
@@ -133,6 +135,14 @@ class PairingServer(pb_grpc.PairingServicer):
             return await asyncio.wait_for(asyncio.shield(outcome), timeout_s)
         except TimeoutError:
             raise PairingError("nobody joined with the invite code in time; it has expired") from None
+
+    def close_invites(self) -> int:
+        """Close every open invite code at once (a device that knew them was lost); how many were open."""
+        now = self.clock()
+        open_ones = [i for i in self.book.invites if i.open(now)]
+        for invite in open_ones:
+            invite.used = True
+        return len(open_ones)
 
     async def close_if_idle(self) -> None:
         """Close the pairing port once every code it gave out has been expired for ``CLOSE_GRACE_S``."""
@@ -174,6 +184,10 @@ class PairingServer(pb_grpc.PairingServicer):
             await context.abort(code, exc.message)
         if not verify_signature(request.joiner_cert_der, b"noizylab-join-sig" + request.proof, request.signature):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the joining machine does not hold its key")
+        refused = self.refuse(joiner_fp)
+        if refused:
+            logger.warning("refused a pairing from %s: %s", format_id(joiner_fp), refused)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refused)
         addresses = _joiner_addresses(host, list(request.joiner_addresses))
         peer = self.trust.add(
             request.joiner_cert_der,

@@ -132,6 +132,10 @@ class Registry:
         self.states: dict[bytes, PeerState] = {}
         # Awaited before each beat: what a peer must hear before anything else (this node's key rotations).
         self.before_beat: Callable[[PeerState], Awaitable[None]] | None = None
+        # Grid membership (``members.py``) rides on the beats: the version of the member list this node holds, and
+        # what to do with the version a peer's answer says it holds.
+        self.members_version: Callable[[], tuple[int, bytes]] = lambda: (0, b"")
+        self.heard_version: Callable[[bytes, int, bytes], None] = lambda fp, version, digest: None
 
     def peers(self) -> list[PeerState]:
         """The paired peers' states, in pairing order."""
@@ -349,6 +353,7 @@ class Registry:
             await self.before_beat(state)
         stub = pb_grpc.NodeStub(self.channel(state))
         address = state.address
+        version, digest = self.members_version()
         began = time.perf_counter()
         try:
             reply = await stub.Heartbeat(
@@ -358,6 +363,8 @@ class Registry:
                     sent_at=time.time(),
                     sender_name=self.own_name(),
                     pins_keys=True,
+                    members_version=version,
+                    members_digest=digest,
                 ),
                 timeout=self.interval_s,
             )
@@ -375,6 +382,7 @@ class Registry:
             self.pins_keys(state.peer.fingerprint)
         was_online = state.online
         self._mark_seen(state)
+        self.heard_version(state.peer.fingerprint, reply.members_version, reply.members_digest)
         if not was_online or state.capabilities is None:
             try:
                 info = await stub.GetInfo(pb.Empty(), timeout=self.interval_s * 2)

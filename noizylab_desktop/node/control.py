@@ -117,6 +117,48 @@ class ControlApi(pb_grpc.ControlServicer):
             await self._fail(context, exc)
         return pb.RenameReply(name=name)
 
+    async def ListDevices(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.DeviceList:  # noqa: N802
+        await self._only_self(context)
+        online = {s.peer.fingerprint for s in self.node.registry.peers() if s.online}
+        devices = [
+            pb.Device(
+                id=d.node_id,
+                name=d.name,
+                state=d.state,
+                introduced_by=d.introduced_by,
+                since=d.since,
+                online=d.fp in online,
+            )
+            for d in self.node.membership.devices()
+        ]
+        return pb.DeviceList(version=self.node.membership.version, devices=devices)
+
+    async def RemoveDevice(  # noqa: N802
+        self, request: pb.RemoveDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveDeviceReply:
+        await self._only_self(context)
+        await require_step_up(self.node.totp, context, "removing a device")
+        try:
+            removed, rotated = await self.node.remove_device(request.device, request.lost)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.RemoveDeviceReply(
+            id=removed.node_id,
+            name=removed.name,
+            version=self.node.membership.version,
+            tokens_revoked=rotated.tokens,
+            invites_closed=rotated.invites,
+        )
+
+    async def ConfirmDevice(self, request: pb.PeerRef, context: grpc.aio.ServicerContext) -> pb.Device:  # noqa: N802
+        await self._only_self(context)
+        await require_step_up(self.node.totp, context, "adding a device")
+        try:
+            member = self.node.membership.confirm(request.peer)
+        except NoizyLabError as exc:
+            await self._fail(context, exc)
+        return pb.Device(id=member.node_id, name=member.name, state="member")
+
     async def Shutdown(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Empty:  # noqa: N802
         await self._only_self(context)
         asked = dict(context.invocation_metadata() or ()).get(STOP_REASON_KEY)

@@ -31,6 +31,9 @@ from noizylab_desktop.core.edge import Edge
 from noizylab_desktop.core.errors import ConfigError
 from noizylab_desktop.core.events import Event, EventBus, NodeRenamed, PeerPaired, PeerUnpaired, PermissionChanged
 from noizylab_desktop.core.feature import Feature, Figure
+from noizylab_desktop.core.member_types import GridSettings
+from noizylab_desktop.core.members import Membership
+from noizylab_desktop.core.membership import MembershipError, Removed
 from noizylab_desktop.core.nodeid import parse_id
 from noizylab_desktop.core.pairing import Paired, PairingServer, join
 from noizylab_desktop.core.permissions import Permissions
@@ -45,6 +48,7 @@ from noizylab_desktop.core.totp import Totp
 from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credentials, server_credentials
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore, machine_name
 from noizylab_desktop.node.control import ControlApi
+from noizylab_desktop.node.devices import Rotated, rotate_after_loss
 from noizylab_desktop.node.features import feature_factories
 from noizylab_desktop.node.keys import KeysApi, Rotator, follow_moves
 from noizylab_desktop.node.node_api import NodeApi
@@ -141,6 +145,27 @@ class Node:
             self.settings.ports.pairing,
             self.settings.invite_ttl_s,
         )
+        self.loss_rotated = Rotated(0, 0)  # what the last loss revoked here
+        self.membership = Membership(
+            self.paths,
+            self.identity,
+            self.trust,
+            self.registry,
+            self.permissions,
+            self.sessions,
+            self.bus,
+            parse_section(GridSettings, self.settings.section("grid")),
+            lambda: self.settings.name,
+            self._lost,
+        )
+        self.registry.members_version = lambda: (self.membership.version, self.membership.digest)
+        self.registry.heard_version = self.membership.heard_version
+        self.pairing.refuse = self._refuse_joiner
+        # A key rotation retires an ID without removing the machine: the list's record of the old key must not put
+        # it back in the trust store, and the new key is introduced as soon as this node pins it.
+        self.membership.retired = self._retired
+        self.membership.predecessor = self._predecessor
+        self.receiver.movers.append(self._peer_moved)
         self.ctx = NodeContext(
             settings=self.settings,
             paths=self.paths,
@@ -180,6 +205,8 @@ class Node:
                 f"cannot listen on {address}: the port is in use or not allowed; choose another with --port"
             ) from exc
         self.local_port = server.add_secure_port("127.0.0.1:0", local_credentials(self.identity))
+        # A removal made while this node was away is enforced before it serves anyone (docs/trust.md).
+        await self.membership.catch_up()
         await server.start()
         self._server = server
         self.started_at = time.time()
@@ -245,6 +272,8 @@ class Node:
             except Exception:
                 logger.exception("feature %s did not stop cleanly", feature.name)
         await self.supervisor.stop()
+        if hasattr(self, "membership"):
+            await self.membership.stop()
         if self._server is not None:
             server, self._server = self._server, None
             await server.stop(grace=0.5)
@@ -350,6 +379,13 @@ class Node:
         """Pair with the node that made ``code``."""
         own = [f"{h}:{self.grpc_port}" for h in self.advertised_hosts()]
         paired = await join(code, self.identity, self.trust, self.settings.name, own)
+        inviter = parse_id(paired.peer_id)
+        gone = self.membership.removed(inviter)
+        if gone is not None:
+            self.trust.remove(inviter)
+            raise MembershipError(
+                f"{paired.peer_name} was removed from this grid: it can join again only with a new identity"
+            )
         self.bus.publish(PeerPaired(peer_id=paired.peer_id, name=paired.peer_name, verification=paired.verification))
         return paired
 
@@ -365,7 +401,39 @@ class Node:
         heard = list(self.discovery.found.values()) if self.discovery is not None else None
         return await doctor.examine(self.identity, self.trust.peers(), heard)
 
+    def _refuse_joiner(self, fp: bytes) -> str:
+        gone = self.membership.removed(fp)
+        if gone is None:
+            return ""
+        return "this machine was removed from the grid: it can join again only with a new identity"
+
+    def _peer_moved(self, old: bytes, new: bytes) -> None:
+        # Called before the trust store moves the peer: introduce its new key once it has.
+        asyncio.get_running_loop().call_soon(self.membership.paired)
+
+    def _predecessor(self, fp: bytes) -> bytes:
+        """The ID the peer ``fp``'s key replaced, when this node followed its rotation (b"" when it did not)."""
+        for old, new in self.receiver.moves().items():
+            if new == fp:
+                return old
+        return b""
+
+    def _retired(self, fp: bytes) -> bool:
+        """Whether ``fp`` is a key that a peer, or this node, rotated away from."""
+        return fp in self.receiver.moves() or any(link.signer_fp == fp for link in self.rotator.log.links)
+
+    def _lost(self, removed: Removed) -> None:
+        self.loss_rotated = rotate_after_loss(self.paths, self.pairing)
+
+    async def remove_device(self, ref: str, lost: bool) -> tuple[Removed, Rotated]:
+        """Remove a device from the whole grid (``noizylab devices remove``); with ``lost``, rotate what it knew."""
+        self.loss_rotated = Rotated(0, 0)
+        removed = await self.membership.remove(ref, lost)
+        return removed, self.loss_rotated
+
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, PeerPaired):
+            self.membership.paired()
         if isinstance(event, PermissionChanged) and not event.allowed:
             closed = self.sessions.end(parse_id(event.peer_id), event.scope)
             logger.info("denied %s to %s; closed %d open streams and connections", event.scope, event.peer_id, closed)
@@ -396,6 +464,7 @@ class Node:
         peer = self.trust.find(ref)
         told = await self.registry.tell_unpaired(peer.fingerprint)
         self.trust.remove(peer.fingerprint)
+        self.membership.forget(peer.fingerprint)
         self.permissions.forget(peer.fingerprint)
         closed = self.sessions.end(peer.fingerprint)
         self.registry.peers()

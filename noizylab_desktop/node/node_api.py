@@ -1,5 +1,5 @@
-"""The ``Node`` gRPC service peers call: info and capabilities, heartbeats, health, the event stream, and the notice
-that a peer has unpaired this node."""
+"""The ``Node`` gRPC service peers call: info and capabilities, heartbeats, health, the event stream, the notice
+that a peer has unpaired this node, and the grid's member list (read and pushed)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,14 @@ class NodeApi(pb_grpc.NodeServicer):
             if request.pins_keys:
                 self.node.registry.pins_keys(fp)
             self.node.rotator.heard(fp)
+            self.node.membership.heard_version(fp, request.members_version, request.members_digest)
         return pb.HeartbeatReply(
-            id=self.node.identity.node_id, received_at=time.time(), load=self.node.load(), pins_keys=True
+            id=self.node.identity.node_id,
+            received_at=time.time(),
+            load=self.node.load(),
+            pins_keys=True,
+            members_version=self.node.membership.version,
+            members_digest=self.node.membership.digest,
         )
 
     async def Health(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.HealthReply:  # noqa: N802
@@ -57,6 +63,18 @@ class NodeApi(pb_grpc.NodeServicer):
         if fp is not None and fp != self.node.identity.fingerprint:
             self.node.registry.removed_us(fp, time.time())
         return pb.Empty()
+
+    async def Members(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.MemberList:  # noqa: N802
+        # Any member may read it: it holds what every member signed for all to verify, and nothing secret.
+        return self.node.membership.doc
+
+    async def PushMembers(  # noqa: N802
+        self, request: pb.MemberList, context: grpc.aio.ServicerContext
+    ) -> pb.MembersReply:
+        # Judged by its signatures, not by who sends it: a member may pass on another's list, and a replay or a
+        # forgery is refused with one line (``core/membership.py``).
+        fp = caller_fingerprint(context) or b""
+        return self.node.membership.take(request, fp)
 
     def audience_of(self, context: grpc.aio.ServicerContext) -> Callable[[Event], bool] | None:
         """Which events the caller may see: all for this node's own user (None), else by each event's audience."""

@@ -201,6 +201,13 @@ class Tray(QObject):
         submenu.addSeparator()
         name, peer_id = state.peer.name, state.peer.node_id
         submenu.addAction(f"Unpair {name}…").triggered.connect(lambda _=False: self.unpair(peer_id, name))
+        # Unpair forgets the peer here only; these reach every member of the grid (docs/trust.md).
+        submenu.addAction("Remove this device…").triggered.connect(
+            lambda _=False: self.remove_device(peer_id, name, lost=False)
+        )
+        submenu.addAction("Mark this device lost…").triggered.connect(
+            lambda _=False: self.remove_device(peer_id, name, lost=True)
+        )
 
     @staticmethod
     def _ask_name(current: str) -> str | None:
@@ -261,6 +268,33 @@ class Tray(QObject):
             await self._node.unpair(peer_id)
         except NoizyLabError as exc:
             self.notifier.notify("Not unpaired", exc.message, warning=True)
+        self.refresh()
+
+    def remove_device(self, peer_id: str, name: str, *, lost: bool) -> None:
+        """Ask, then remove the peer from the whole grid (every member refuses it); lost also revokes what it knew."""
+        question = (
+            f"Remove {name} from the grid? Every member will refuse it from now on, and what it has open ends."
+            if not lost
+            else f"Mark {name} lost? Every member will refuse it from now on, and API tokens and open invite codes "
+            f"are revoked. Files already on {name}'s disk remain there."
+        )
+        if self.confirm(question):
+            self._spawn(self._remove_device(peer_id, name, lost))
+
+    async def _remove_device(self, peer_id: str, name: str, lost: bool) -> None:
+        refusal = await step_up(self._node.totp, "removing a device")
+        if refusal is not None:
+            self.notifier.notify(f"{name} not removed", refusal, warning=True)
+            return
+        try:
+            removed, rotated = await self._node.remove_device(peer_id, lost)
+        except NoizyLabError as exc:
+            self.notifier.notify(f"{name} not removed", exc.message, warning=True)
+        else:
+            said = f"Every member refuses {removed.name or name} now."
+            if lost:
+                said += f" Revoked {rotated.tokens} API tokens and {rotated.invites} open invite codes here."
+            self.notifier.notify(f"{removed.name or name} removed from the grid", said)
         self.refresh()
 
     def open_pairing(self) -> None:

@@ -74,6 +74,8 @@ PEER_FACING: dict[str, str | None] = {
     "Node.Health": None,
     "Node.WatchEvents": None,
     "Node.Unpaired": None,  # marks only the caller (from its certificate) as having unpaired this node
+    "Node.Members": None,  # the grid's member list: what every member signed for all members to verify
+    "Node.PushMembers": None,  # judged by its signatures; a stale or forged list is refused in the reply
     "Health.Check": None,
     "Health.Watch": None,
     "Health.List": None,
@@ -107,8 +109,9 @@ PEER_FACING: dict[str, str | None] = {
 OWN_NODE_ONLY: dict[str, str] = {
     **dict.fromkeys(
         [f"Control.{m}" for m in ("Status", "CreateInvite", "WaitPairing", "JoinInvite", "Unpair", "Shutdown")]
-        + ["Control.SetPermission", "Control.ListPermissions", "Control.Rename"],
-        "the node's control surface: status, invites, unpairing, permissions, renaming, shutdown",
+        + ["Control.SetPermission", "Control.ListPermissions", "Control.Rename"]
+        + ["Control.ListDevices", "Control.RemoveDevice", "Control.ConfirmDevice"],
+        "the node's control surface: status, invites, unpairing, grid devices, permissions, renaming, shutdown",
     ),
     **dict.fromkeys(
         ["Tasks.Submit", "Tasks.SubmitBatch", "Tasks.List", "Tasks.Get"],

@@ -39,6 +39,8 @@ EXPECTED: dict[str, Audience] = {
     "ClipArrived": ABOUT_THE_PEER,
     "ScreenShared": ABOUT_THE_PEER,
     "ScreenUnshared": ABOUT_THE_PEER,
+    "DeviceRemoved": PUBLIC,  # the grid removed a device: every member refuses it now (the grid's health)
+    "MemberAdmitted": OWN_NODE_ONLY,  # who introduced whom, and whether this node's owner must confirm
     "InviteOpened": OWN_NODE_ONLY,
     "NodeRenamed": OWN_NODE_ONLY,
     "ServiceRestarted": OWN_NODE_ONLY,

@@ -1,0 +1,38 @@
+"""The ignore rules' one-regex path (a share without ``!pattern`` lines) decides exactly as pathspec does."""
+
+from __future__ import annotations
+
+import pathspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from noizylab_desktop.services.sync.ignore import BUILTIN, Ignore
+
+PATTERNS = ["*.log", "build/", "/top.txt", "docs/**/*.pdf", "a?c", "[0-9]*.tmp", "cache", "**/node_modules/", "x/y"]
+NAMES = ["a.log", "build", "top.txt", "docs", "n.pdf", "abc", "7.tmp", "cache", "node_modules", "x", "y", "ok",
+         ".DS_Store", ".f.swp", "f~", "~$doc.docx", ".nzsync-1.tmp", "Thumbs.db", "keep"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(PATTERNS), max_size=5),
+    parts=st.lists(st.sampled_from(NAMES), min_size=1, max_size=4),
+    is_dir=st.booleans(),
+)
+def test_the_fast_path_ignores_exactly_what_pathspec_ignores(lines: list[str], parts: list[str], is_dir: bool) -> None:
+    rules = Ignore(lines)
+    assert rules._any is not None, "no negation: the one-regex path is taken"
+    rel = "/".join(parts)
+    spec = pathspec.GitIgnoreSpec.from_lines([*BUILTIN, *lines])
+    expected = (
+        spec.match_file(rel + "/" if is_dir else rel)
+        or rel.startswith(".nzversions")
+        or (parts[-1].startswith(".nzsync-") and parts[-1].endswith(".tmp"))
+    )
+    assert rules.ignored(rel, is_dir) == expected
+
+
+def test_a_negation_leaves_the_order_to_pathspec() -> None:
+    rules = Ignore(["*.log", "!keep.log"])
+    assert rules._any is None
+    assert rules.ignored("x.log") and not rules.ignored("keep.log") and not rules.ignored("d/keep.log")

@@ -71,11 +71,12 @@ class ShareEngine:
         keep_versions_s: float = 30 * 86400.0,
         fs: LocalFs | None = None,
         merge_max_bytes: int = DEFAULT_MAX_BYTES,
+        announce: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.share = share
         self.index = index
         self.root = Path(share.local)
-        self.fs = fs or LocalFs(self.root)
+        self.fs = fs or LocalFs(self.root, announce)  # announce: what it lands, for Watch streams (landings.py)
         self.merger = Merger(index, merge_max_bytes)
         self._remote_factory = remote_factory
         self.remote: RemoteStore | None = None
@@ -165,7 +166,7 @@ class ShareEngine:
     # ------------------------------------------------------------------ triggers
 
     def _local_changed(self, paths: set[str]) -> None:
-        cache = self.index.local_cache()
+        cache = self.index.local_cached(paths)
         for rel in paths:
             cached = cache.get(rel)
             try:

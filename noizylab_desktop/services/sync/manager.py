@@ -21,6 +21,7 @@ from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.engine import PeerBlockedError, ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
+from noizylab_desktop.services.sync.landings import Landings
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.remote import GrpcPeer, PeerRemote, RemoteStore, SshRemote, Target
 from noizylab_desktop.services.sync.served import overlap, pinned, real_root
@@ -64,6 +65,7 @@ class ShareManager:
         self.store = ShareStore(self.dir / "shares.sqlite")
         self.engines: dict[str, ShareEngine] = {}
         self.offer_indexes: dict[str, ShareIndex] = {}
+        self.landings = Landings()  # what this node's engines land, for the Watch streams of served folders
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,6 +98,7 @@ class ShareManager:
             quiet_s=self.settings.quiet_ms / 1000,
             keep_versions_s=self.settings.keep_versions_days * 86400,
             merge_max_bytes=self.settings.merge_max_bytes,
+            announce=self.landings.landed,
         )
         self.engines[share.id] = engine
         engine.start()

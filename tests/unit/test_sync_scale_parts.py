@@ -1,12 +1,17 @@
-"""The ignore rules' one-regex path (a share without ``!pattern`` lines) decides exactly as pathspec does."""
+"""Parts made cheaper for home-folder scale: the ignore rules' one-regex path (a share without ``!pattern`` lines)
+decides exactly as pathspec does; a watcher's batch is checked against its own rows of the index, not all of it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pathspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from noizylab_desktop.services.sync.ignore import BUILTIN, Ignore
+from noizylab_desktop.services.sync.index import Cached, ShareIndex
+from noizylab_desktop.services.sync.planner import Entry
 
 PATTERNS = ["*.log", "build/", "/top.txt", "docs/**/*.pdf", "a?c", "[0-9]*.tmp", "cache", "**/node_modules/", "x/y"]
 NAMES = ["a.log", "build", "top.txt", "docs", "n.pdf", "abc", "7.tmp", "cache", "node_modules", "x", "y", "ok",
@@ -36,3 +41,13 @@ def test_a_negation_leaves_the_order_to_pathspec() -> None:
     rules = Ignore(["*.log", "!keep.log"])
     assert rules._any is None
     assert rules.ignored("x.log") and not rules.ignored("keep.log") and not rules.ignored("d/keep.log")
+
+
+def test_the_rows_of_a_watchers_batch_come_from_the_index_and_only_those(tmp_path: Path) -> None:
+    index = ShareIndex(tmp_path / "i.sqlite")
+    rows = [Cached(Entry(f"d/{i}.txt", i, i * 10, bytes([i % 256]) * 32, b""), 1000 + i) for i in range(1200)]
+    index.put_local(rows)
+    wanted = {f"d/{i}.txt" for i in range(0, 1200, 2)} | {"missing.txt"}  # more than one query's worth
+    got = index.local_cached(wanted)
+    assert got == {c.entry.path: c for c in rows if c.entry.path in wanted}
+    index.close()

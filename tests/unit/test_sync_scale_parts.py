@@ -3,15 +3,20 @@ decides exactly as pathspec does; a watcher's batch is checked against its own r
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pathspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from noizylab_desktop.services.sync import merging
 from noizylab_desktop.services.sync.ignore import BUILTIN, Ignore
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.planner import Entry
+from tests.sync_harness import Pair
 
 PATTERNS = ["*.log", "build/", "/top.txt", "docs/**/*.pdf", "a?c", "[0-9]*.tmp", "cache", "**/node_modules/", "x/y"]
 NAMES = ["a.log", "build", "top.txt", "docs", "n.pdf", "abc", "7.tmp", "cache", "node_modules", "x", "y", "ok",
@@ -51,3 +56,25 @@ def test_the_rows_of_a_watchers_batch_come_from_the_index_and_only_those(tmp_pat
     got = index.local_cached(wanted)
     assert got == {c.entry.path: c for c in rows if c.entry.path in wanted}
     index.close()
+
+
+def test_a_pass_settling_many_texts_keeps_every_one_while_holding_only_a_part(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merging, "TEXTS_HELD", 200)  # written to the index every ~200 bytes
+    written: list[int] = []
+    put = ShareIndex.put_texts
+
+    def counted(self: ShareIndex, texts: Iterable[tuple[bytes, bytes]], prune: bool = True) -> None:
+        texts = list(texts)
+        written.append(len(texts))
+        put(self, texts, prune)
+
+    monkeypatch.setattr(ShareIndex, "put_texts", counted)
+    p, loop = pair
+    notes = {f"n{i}.txt": f"note {i}\n".encode() * 10 for i in range(20)}  # 80-90 bytes each
+    for name, data in notes.items():
+        (p.local / name).write_bytes(data)
+    assert loop.run_until_complete(p.sync())
+    assert all(p.index.text(hashlib.sha256(data).digest()) == data for data in notes.values())
+    assert len(written) >= 5 and max(written) <= 3, f"parts of {written} texts"

@@ -158,12 +158,14 @@ class ShareIndex:
 
     # ------------------------------------------------------------------ ancestor texts (for merges)
 
-    def put_texts(self, texts: Iterable[tuple[bytes, bytes]]) -> None:
-        """Keep (SHA-256, content) pairs of settled text files, then drop the ones no ancestor row refers to."""
+    def put_texts(self, texts: Iterable[tuple[bytes, bytes]], prune: bool = True) -> None:
+        """Keep (SHA-256, content) pairs of settled text files, then (``prune``) drop the ones no ancestor row refers
+        to."""
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR IGNORE INTO ancestor_text VALUES (?, ?)", list(texts))
-            self._db.execute("DELETE FROM ancestor_text WHERE hash NOT IN (SELECT hash FROM ancestor)")
+            if prune:
+                self._db.execute("DELETE FROM ancestor_text WHERE hash NOT IN (SELECT hash FROM ancestor)")
 
     def text(self, digest: bytes) -> bytes | None:
         with self._lock:

@@ -29,6 +29,7 @@ import random
 import shutil
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -302,7 +303,7 @@ def syncthing(work: Path, tree_root: Path, n: int, changes: int, limit: float) -
 def timed(label: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
-    print(f"  [{label}: {time.perf_counter() - start:.1f} s]", flush=True)
+    print(f"  [{label}: {time.perf_counter() - start:.1f} s]", file=sys.stderr, flush=True)
 
 
 def run(base_dir: Path, n: int, parts: list[str], changes: int, limit: float) -> dict[str, Any]:

@@ -4,6 +4,7 @@ decides exactly as pathspec does; a watcher's batch is checked against its own r
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from noizylab_desktop.services.sync import merging
+from noizylab_desktop.services.sync.executor import BATCH_FILE, PARALLEL_LARGE, Executor
 from noizylab_desktop.services.sync.ignore import BUILTIN, Ignore
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
-from noizylab_desktop.services.sync.planner import Entry
-from tests.sync_harness import Pair
+from noizylab_desktop.services.sync.planner import Action, Entry
+from noizylab_desktop.services.sync.transfers import action_bytes
+from tests.sync_harness import Pair, tree
 
 PATTERNS = ["*.log", "build/", "/top.txt", "docs/**/*.pdf", "a?c", "[0-9]*.tmp", "cache", "**/node_modules/", "x/y"]
 NAMES = ["a.log", "build", "top.txt", "docs", "n.pdf", "abc", "7.tmp", "cache", "node_modules", "x", "y", "ok",
@@ -78,3 +81,34 @@ def test_a_pass_settling_many_texts_keeps_every_one_while_holding_only_a_part(
     assert loop.run_until_complete(p.sync())
     assert all(p.index.text(hashlib.sha256(data).digest()) == data for data in notes.values())
     assert len(written) >= 5 and max(written) <= 3, f"parts of {written} texts"
+
+
+def test_large_files_move_a_few_at_a_time_while_small_ones_are_not_held_back(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_flight = {"large": 0, "small": 0}
+    most = {"large": 0, "small": 0}
+    apply = Executor._apply
+
+    async def counted(self: Executor, action: Action) -> None:
+        kind = "large" if action_bytes(action) > BATCH_FILE else "small"
+        in_flight[kind] += 1
+        most[kind] = max(most[kind], in_flight[kind])
+        try:
+            await apply(self, action)
+        finally:
+            in_flight[kind] -= 1
+
+    monkeypatch.setattr(Executor, "_apply", counted)
+    p, loop = pair
+    for i in range(40):
+        (p.local / f"note{i}.txt").write_bytes(b"n" * (i + 1))
+    assert loop.run_until_complete(p.sync())
+    most["small"] = 0
+    for i in range(12):
+        (p.local / f"photo{i}.jpg").write_bytes(os.urandom(BATCH_FILE + 1000))
+        (p.local / f"note{i}.txt").unlink()  # deletes on the peer: small work, in the same pass
+    assert loop.run_until_complete(p.sync()), p.engine and (p.engine.failed, p.engine.message)
+    assert sorted(tree(p.local)) == sorted(tree(p.remote)) and len(tree(p.local)) == 40
+    assert most["large"] == PARALLEL_LARGE, f"at most {PARALLEL_LARGE} large files at a time, and that many"
+    assert most["small"] > PARALLEL_LARGE, "small ones keep their own, wider limit"

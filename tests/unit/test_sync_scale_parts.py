@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pathspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noizylab_desktop.services.sync import merging
+from noizylab_desktop.services.sync import engine, merging
 from noizylab_desktop.services.sync.executor import BATCH_FILE, PARALLEL_LARGE, Executor
 from noizylab_desktop.services.sync.ignore import BUILTIN, Ignore
 from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.planner import Action, Entry
+from noizylab_desktop.services.sync.remote import PeerRemote
 from noizylab_desktop.services.sync.transfers import action_bytes
+from tests.slowness import scaled
 from tests.sync_harness import Pair, tree
 
 PATTERNS = ["*.log", "build/", "/top.txt", "docs/**/*.pdf", "a?c", "[0-9]*.tmp", "cache", "**/node_modules/", "x/y"]
@@ -112,3 +116,26 @@ def test_large_files_move_a_few_at_a_time_while_small_ones_are_not_held_back(
     assert sorted(tree(p.local)) == sorted(tree(p.remote)) and len(tree(p.local)) == 40
     assert most["large"] == PARALLEL_LARGE, f"at most {PARALLEL_LARGE} large files at a time, and that many"
     assert most["small"] > PARALLEL_LARGE, "small ones keep their own, wider limit"
+
+
+def test_a_noizylab_peers_listing_runs_while_this_side_scans(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = threading.Event()
+    overlapped: list[bool] = []
+    real_scan, real_listing = engine.scan, PeerRemote.listing
+
+    def scan(*args: Any, **kwargs: Any) -> Any:
+        overlapped.append(listing.wait(scaled(5)))  # the peer's listing has started meanwhile
+        return real_scan(*args, **kwargs)
+
+    async def peers_listing(self: PeerRemote) -> dict[str, Entry]:
+        listing.set()
+        return await real_listing(self)
+
+    monkeypatch.setattr(engine, "scan", scan)
+    monkeypatch.setattr(PeerRemote, "listing", peers_listing)
+    p, loop = pair
+    (p.local / "a.txt").write_bytes(b"a")
+    (p.remote / "b.txt").write_bytes(b"b")
+    assert loop.run_until_complete(p.sync())
+    assert tree(p.local) == tree(p.remote) == {"a.txt": b"a", "b.txt": b"b"}
+    assert overlapped and all(overlapped), "each pass asked the peer for its listing without waiting for its scan"

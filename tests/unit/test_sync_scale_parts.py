@@ -3,9 +3,12 @@ decides exactly as pathspec does; a watcher's batch is checked against its own r
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import sys
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from noizylab_desktop.services.sync.index import Cached, ShareIndex
 from noizylab_desktop.services.sync.planner import Action, Entry
 from noizylab_desktop.services.sync.remote import PeerRemote
 from noizylab_desktop.services.sync.transfers import action_bytes
+from noizylab_desktop.services.sync.trim import TRIM, Trimmer
 from tests.slowness import scaled
 from tests.sync_harness import Pair, tree
 
@@ -139,3 +143,42 @@ def test_a_noizylab_peers_listing_runs_while_this_side_scans(pair: Pair, monkeyp
     assert loop.run_until_complete(p.sync())
     assert tree(p.local) == tree(p.remote) == {"a.txt": b"a", "b.txt": b"b"}
     assert overlapped and all(overlapped), "each pass asked the peer for its listing without waiting for its scan"
+
+
+def test_ancestors_equal_to_the_scan_are_the_scans_own_entries_and_the_rest_are_read(tmp_path: Path) -> None:
+    index = ShareIndex(tmp_path / "i.sqlite")
+    digest = hashlib.sha256(b"x").digest()
+    same, edited = Entry("same.txt", 1, 10, digest, digest), Entry("edited.txt", 1, 10, digest, digest)
+    index.set_ancestors([same, edited, Entry("gone.txt", 1, 10, digest, digest)], "a")
+    scanned = {
+        "same.txt": Entry("same.txt", 1, 10, digest, digest),
+        "edited.txt": Entry("edited.txt", 2, 11, b"y" * 32),
+    }
+    got = index.ancestor(scanned)
+    assert got == {"same.txt": same, "edited.txt": edited, "gone.txt": Entry("gone.txt", 1, 10, digest, digest)}
+    assert got["same.txt"] is scanned["same.txt"], "one object for a file in sync"
+    assert got["edited.txt"].size == 1 and got["edited.txt"] is not scanned["edited.txt"]
+    assert got["gone.txt"].blocks is got["gone.txt"].hash, "a one-block file's blocks are its hash: one object"
+    assert index.ancestor() == got
+    index.close()
+
+
+def test_the_heap_is_trimmed_once_after_a_burst_of_passes_and_calls_goes_quiet() -> None:
+    trims: list[float] = []
+
+    async def burst() -> float:
+        trimmer = Trimmer(lambda: trims.append(time.monotonic()), quiet_s=0.2)
+        last = 0.0
+        for _ in range(5):
+            trimmer.soon()
+            last = time.monotonic()
+            await asyncio.sleep(0.05)  # a burst of passes and served calls, closer together than the quiet window
+        deadline = last + scaled(5)
+        while not trims and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # polls for the trim, with a deadline
+        await asyncio.sleep(0.3)  # and a further window in which no second trim may come
+        return last
+
+    last = asyncio.run(burst())
+    assert len(trims) == 1 and trims[0] >= last + 0.19, "one trim, a quiet window after the last call"
+    assert TRIM is not None if sys.platform.startswith("linux") else True, "glibc's malloc_trim is found on Linux"

@@ -72,12 +72,14 @@ class ShareEngine:
         fs: LocalFs | None = None,
         merge_max_bytes: int = DEFAULT_MAX_BYTES,
         announce: Callable[[list[str]], None] | None = None,
+        after_pass: Callable[[], None] | None = None,
     ) -> None:
         self.share = share
         self.index = index
         self.root = Path(share.local)
         self.fs = fs or LocalFs(self.root, announce)  # announce: what it lands, for Watch streams (landings.py)
         self.merger = Merger(index, merge_max_bytes)
+        self.after_pass = after_pass  # e.g. the manager's Trimmer.soon (trim.py)
         self._remote_factory = remote_factory
         self.remote: RemoteStore | None = None
         self.local_name = local_name
@@ -281,7 +283,7 @@ class ShareEngine:
                 there = await remote.listing()
             finally:
                 scanned = await scanning
-            ancestor = self.index.ancestor()
+            ancestor = self.index.ancestor(scanned.entries)
             if needed := must_hash(scanned.unhashed, scanned.entries, there, ancestor):
                 await asyncio.to_thread(hash_now, self.index, scanned, needed)
             decided = plan(scanned.entries, there, ancestor, self.local_name, remote.name)
@@ -325,6 +327,8 @@ class ShareEngine:
                 more = False
                 break
         self.last_sync = time.time()
+        if self.after_pass is not None:
+            self.after_pass()
         if time.time() - self._last_prune > 3600:
             self._last_prune = time.time()
             await asyncio.to_thread(prune_versions, self.root, self.keep_versions_s)

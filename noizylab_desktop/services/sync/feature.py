@@ -128,6 +128,7 @@ class SyncApi(spb_grpc.SyncServicer):
         ]
         for start in range(0, max(len(entries), 1), BATCH):
             yield spb.IndexBatch(entries=entries[start : start + BATCH], last=start + BATCH >= len(entries))
+        self.m.trimmer.soon()
 
     async def Hash(self, request: spb.HashRequest, context: grpc.aio.ServicerContext) -> spb.FileEntry:  # noqa: N802
         fp = await require_permission(self.f.ctx, context, "sync")
@@ -177,6 +178,7 @@ class SyncApi(spb_grpc.SyncServicer):
                 failed = await asyncio.to_thread(write_files, root, files, index)
         except NoizyLabError as exc:
             await abort_with(context, exc)
+        self.m.trimmer.soon()
         return spb.PutReply(failed=failed)
 
     async def PutStream(  # noqa: N802

@@ -28,6 +28,7 @@ from noizylab_desktop.services.sync.served import overlap, pinned, real_root
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.space import check_free, check_quota
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
+from noizylab_desktop.services.sync.trim import Trimmer
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -66,6 +67,7 @@ class ShareManager:
         self.engines: dict[str, ShareEngine] = {}
         self.offer_indexes: dict[str, ShareIndex] = {}
         self.landings = Landings()  # what this node's engines land, for the Watch streams of served folders
+        self.trimmer = Trimmer()  # freed heap back to the OS once passes and served calls go quiet
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -82,6 +84,7 @@ class ShareManager:
             index.close()
         self.offer_indexes.clear()
         self.store.close()
+        self.trimmer.cancel()
 
     def _start_engine(self, share: Share) -> ShareEngine:
         index = ShareIndex(self.dir / f"share-{share.id}.sqlite")
@@ -99,6 +102,7 @@ class ShareManager:
             keep_versions_s=self.settings.keep_versions_days * 86400,
             merge_max_bytes=self.settings.merge_max_bytes,
             announce=self.landings.landed,
+            after_pass=self.trimmer.soon,
         )
         self.engines[share.id] = engine
         engine.start()

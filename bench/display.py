@@ -1,6 +1,7 @@
 """Remote desktop at 1920×1080 on loopback, beside ``ffmpeg -f x11grab … libx264 -tune zerolatency`` (the anchor).
 
-Run: ``scripts/with-keyring.sh .venv/bin/python bench/display.py`` (``--seconds S`` per phase, ``--json``).
+Run: ``scripts/with-keyring.sh .venv/bin/python bench/display.py`` (``--seconds S`` per phase, ``--json``,
+``--size 3840x2160`` for a 4K screen: the Xvfb and ffmpeg's grab both take that size).
 
 Both pipelines capture the same private Xvfb (1920x1080x24), on which a helper app draws; both are decoded by PyAV
 in this process, and latency is read from the screen, not from any pipeline's own stamps: the helper draws a frame
@@ -214,11 +215,12 @@ async def measure_ours(alpha: NodeProcess, beta: NodeProcess, helper: Helper | N
     return tally.result("noizylab", phase, wall, cores)
 
 
-def measure_ffmpeg(display: str, helper: Helper | None, phase: str, seconds: float, settle: float) -> Phase:
+def measure_ffmpeg(display: str, helper: Helper | None, phase: str, seconds: float, settle: float,
+                   size: str = f"{WIDTH}x{HEIGHT}") -> Phase:  # fmt: skip
     import av
 
     command = [
-        "ffmpeg", "-loglevel", "error", "-f", "x11grab", "-framerate", "60", "-video_size", f"{WIDTH}x{HEIGHT}",
+        "ffmpeg", "-loglevel", "error", "-f", "x11grab", "-framerate", "60", "-video_size", size,
         "-draw_mouse", "0", "-i", display, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
         "-pix_fmt", "yuv420p", "-flush_packets", "1", "-f", "nut", "-",
     ]  # fmt: skip
@@ -264,18 +266,30 @@ def ratio(ours: float | None, anchor: float | None) -> str:
     return f"{ours / anchor:.2f}×"
 
 
+def screen_size(text: str) -> str:
+    """``WxH`` with even sides (H.264 4:2:0), as Xvfb and ffmpeg take it."""
+    try:
+        width, height = (int(side) for side in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 3840x2160") from None
+    if width < 64 or height < 64 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be even and at least 64")
+    return f"{width}x{height}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase and pipeline")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--trace", action="store_true", help="split our latency by stage (medians, ms)")
     parser.add_argument("--phases", default="changing,idle,typing", help="which phases to run, comma-separated")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", type=screen_size, help="the screen, WxH (3840x2160: 4K)")
     args = parser.parse_args()
     if os.environ.get("NOIZYLAB_IN_TEST_KEYRING") != "1":
         print("run it as: scripts/with-keyring.sh .venv/bin/python bench/display.py", file=sys.stderr)
         return 2
     results: list[Phase] = []
-    screen = Xvfb(f"{WIDTH}x{HEIGHT}")
+    screen = Xvfb(args.size)
     with tempfile.TemporaryDirectory() as tmp:
         alpha = NodeProcess(Path(tmp) / "alpha", "alpha")
         beta = NodeProcess(Path(tmp) / "beta", "beta")
@@ -294,7 +308,7 @@ def main() -> int:
                 helper = Helper(screen.display, mode, rate)
                 try:
                     ours = asyncio.run(measure_ours(alpha, beta, helper, phase, args.seconds, settle, args.trace))
-                    anchor = measure_ffmpeg(screen.display, helper, phase, args.seconds, settle)
+                    anchor = measure_ffmpeg(screen.display, helper, phase, args.seconds, settle, args.size)
                 finally:
                     helper.stop()
                 results += [ours, anchor]

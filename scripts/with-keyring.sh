@@ -25,12 +25,30 @@ cat > "$scratch/bus.conf" <<'CONF'
 <limit name="max_replies_per_connection">50000</limit>
 </busconfig>
 CONF
+# The daemon runs in the foreground under a keeper that starts it again should it end before the command does (it
+# has died mid-run on a loaded machine: "Message recipient disconnected from message bus without replying"). The
+# keyring is on disk, so a new daemon serves the same secrets; each restart is reported with the daemon's last words.
 dbus-run-session --config-file="$scratch/bus.conf" -- bash -c '
-  eval "$(printf "noizylab-test-keyring" | gnome-keyring-daemon --unlock --components=secrets)"
-  export GNOME_KEYRING_CONTROL
-  for _ in $(seq 100); do  # the daemon forks before it owns its bus name: wait for it (10 s at most)
+  log=$XDG_RUNTIME_DIR/gnome-keyring.log
+  keep() {
+    while :; do
+      printf "noizylab-test-keyring" | gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>>"$log" &
+      echo $! > "$XDG_RUNTIME_DIR/gnome-keyring.pid"
+      code=0; wait $! || code=$?
+      [ -e "$XDG_RUNTIME_DIR/done" ] && return
+      echo "with-keyring: gnome-keyring-daemon ended (status $code) before the command did; starting it again. Its last words: $(tail -n 3 "$log" | tr "\n" " ")" >&2
+      sleep 0.2
+    done
+  }
+  keep & keeper=$!
+  export GNOME_KEYRING_CONTROL=$XDG_RUNTIME_DIR/keyring
+  for _ in $(seq 100); do  # the daemon takes its bus name a moment after it starts: wait for it (10 s at most)
     dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
       org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q "boolean true" && break
     sleep 0.1
   done
-  exec "$@"' with-keyring "$@"
+  status=0; "$@" || status=$?
+  touch "$XDG_RUNTIME_DIR/done"
+  kill "$(cat "$XDG_RUNTIME_DIR/gnome-keyring.pid")" 2>/dev/null || true
+  wait "$keeper" 2>/dev/null || true
+  exit "$status"' with-keyring "$@"

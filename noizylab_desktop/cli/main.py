@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 
 from noizylab_desktop import __version__
-from noizylab_desktop.cli import autostart, demo, doctor, lifecycle, output, pairing, totp
+from noizylab_desktop.cli import autostart, demo, doctor, keys, lifecycle, output, pairing, totp
 from noizylab_desktop.core.config import Paths, Settings, load_settings
 from noizylab_desktop.core.errors import NoizyLabError
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         lifecycle.register,
         pairing.register,
         totp.register,
+        keys.register,
         autostart.register,
         doctor.register,
         demo.register,

@@ -123,6 +123,18 @@ class PeerRenamed(Event):
 
 
 @dataclass(frozen=True)
+class PeerKeyRotated(Event):
+    """A peer rotated its ``key`` ("identity": it is ``peer_id`` now, ``was`` before; "ssh": same ID)."""
+
+    kind: ClassVar[str] = "peer.key_rotated"
+    audience: ClassVar[Audience] = AboutPeer("peer_id")
+    peer_id: str
+    name: str
+    was: str
+    key: str
+
+
+@dataclass(frozen=True)
 class NodeRenamed(Event):
     """This node's own user renamed it."""
 

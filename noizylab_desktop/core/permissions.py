@@ -90,6 +90,12 @@ class Permissions:
         """Every scope and whether this peer has it."""
         return {scope: self.allowed(fp, scope) for scope in SCOPES}
 
+    def move(self, old: bytes, new: bytes) -> None:
+        """The peer ``old`` is ``new`` now (it rotated its key): its switches follow it."""
+        with self._lock:
+            self._db.execute("UPDATE OR REPLACE permissions SET fingerprint = ? WHERE fingerprint = ?", (new, old))
+            self._cache = {((new if k[0] == old else k[0]), k[1]): v for k, v in self._cache.items()}
+
     def forget(self, fp: bytes) -> None:
         """Drop everything about a peer (on unpair)."""
         with self._lock:

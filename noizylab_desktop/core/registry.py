@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -130,6 +130,8 @@ class Registry:
         self.interval_s = interval_s
         self.misses = misses
         self.states: dict[bytes, PeerState] = {}
+        # Awaited before each beat: what a peer must hear before anything else (this node's key rotations).
+        self.before_beat: Callable[[PeerState], Awaitable[None]] | None = None
 
     def peers(self) -> list[PeerState]:
         """The paired peers' states, in pairing order."""
@@ -343,6 +345,8 @@ class Registry:
         """One heartbeat to one peer."""
         if not state.address:
             return
+        if self.before_beat is not None:
+            await self.before_beat(state)
         stub = pb_grpc.NodeStub(self.channel(state))
         address = state.address
         began = time.perf_counter()
@@ -358,9 +362,13 @@ class Registry:
                 timeout=self.interval_s,
             )
         except grpc.aio.AioRpcError as exc:
+            if state.removed:  # it unpaired this node while the beat was on its way: it is shown so, not as down
+                return
             if state.address == address:  # else a suggested address was proved meanwhile: this beat is stale
                 await self._note_refusal(state, exc, address)
                 self._mark_missed(state, f"{exc.code().name}: {exc.details()}")
+            return
+        if state.removed:  # it answered, then unpaired this node before the answer was read: it is not back online
             return
         state.rtt_ms = (time.perf_counter() - began) * 1000
         if reply.pins_keys and not state.peer.pins_keys:

@@ -278,6 +278,31 @@ class TrustStore:
             self._reload(self.snapshot.version)
         return self._peers.get(fp)
 
+    def move(self, old: bytes, anchor_der: bytes) -> TrustedPeer | None:
+        """The peer ``old`` rotated its key (``rotation.py`` checked the statement): pin the new ``anchor_der`` under
+        its new ID, keeping its name, SSH key, addresses and pairing time; the old key is refused from the next
+        handshake on."""
+        new = fingerprint(anchor_der)
+        with self._lock:
+            if old not in self._peers:
+                return None
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE peers SET fingerprint = ?, cert_der = ?, pins_keys = 1 WHERE fingerprint = ?",
+                (new, anchor_der, old),
+            )
+            self._db.execute("COMMIT")
+            self._reload(self.snapshot.version + 1)
+        return self._peers.get(new)
+
+    def set_ssh_key(self, fp: bytes, ssh_key: str) -> None:
+        """The peer ``fp`` rotated its SSH key: its SFTP logins take the new one and refuse the old from now on."""
+        with self._lock:
+            if fp not in self._peers:
+                return
+            self._db.execute("UPDATE peers SET ssh_key = ? WHERE fingerprint = ?", (ssh_key, fp))
+            self._reload(self.snapshot.version)
+
     def mark_removed(self, fp: bytes, at: float) -> TrustedPeer | None:
         """Remember that the peer ``fp`` unpaired this node at ``at`` (the first time it said so); it stays trusted
         until this node's user unpairs it. None when ``fp`` is no paired peer."""

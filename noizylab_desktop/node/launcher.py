@@ -117,19 +117,26 @@ def run_foreground(paths: Paths, settings: Settings, on_ready: Callable[[], None
 
 async def _serve(node: Any, on_ready: Callable[[], None] | None = None) -> int:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows' loops have no signal handlers
-            loop.add_signal_handler(sig, node.request_stop)
-    try:
-        await node.start()
-    except BaseException:
-        await node.stop()
-        raise
-    print(f"node {node.settings.name} ({node.identity.node_id}) is running on gRPC port {node.grpc_port}", flush=True)
-    if on_ready is not None:
-        on_ready()
-    await node.run_until_stopped()
-    return 0
+    while True:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows' loops have no signal handlers
+                loop.add_signal_handler(sig, node.request_stop)
+        node.can_restart = True
+        try:
+            await node.start()
+        except BaseException:
+            await node.stop()
+            raise
+        print(
+            f"node {node.settings.name} ({node.identity.node_id}) is running on gRPC port {node.grpc_port}", flush=True
+        )
+        if on_ready is not None:
+            on_ready()
+            on_ready = None
+        await node.run_until_stopped()
+        if not node.restart_requested:
+            return 0
+        node = node.restarted()  # a key rotation: the same home, on its new key
 
 
 def take_over(paths: Paths, settings: Settings) -> int | None:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from noizylab_desktop import __version__
 from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop._proto import noizylab_grid_pb2_grpc as pb_grpc
+from noizylab_desktop._proto import noizylab_keys_pb2_grpc as kpb_grpc
 from noizylab_desktop.core import identity as identity_mod
 from noizylab_desktop.core.capabilities import capabilities
 from noizylab_desktop.core.config import Paths, Settings, atomic_write, load_settings, save_settings
@@ -35,6 +36,7 @@ from noizylab_desktop.core.pairing import Paired, PairingServer, join
 from noizylab_desktop.core.permissions import Permissions
 from noizylab_desktop.core.registry import Registry
 from noizylab_desktop.core.renewal import Renewal
+from noizylab_desktop.core.rotation import Receiver
 from noizylab_desktop.core.secrets import KeyringStore, SecretStore, Vault
 from noizylab_desktop.core.sessions import Sessions
 from noizylab_desktop.core.settings_schema import parse_section
@@ -44,7 +46,9 @@ from noizylab_desktop.core.transport import SERVER_OPTIONS, Guard, local_credent
 from noizylab_desktop.core.trust import TrustedPeer, TrustStore, machine_name
 from noizylab_desktop.node.control import ControlApi
 from noizylab_desktop.node.features import feature_factories
+from noizylab_desktop.node.keys import KeysApi, Rotator, follow_moves
 from noizylab_desktop.node.node_api import NodeApi
+from noizylab_desktop.node.rotation_log import RotationLog, finish_pending
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.discovery.doctor import Finding
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control")
+SERVICE_NAMES = ("noizylab.grid.v1.Node", "noizylab.grid.v1.Control", "noizylab.grid.v1.Keys")
 F = TypeVar("F", bound=Feature)
 
 
@@ -81,6 +85,10 @@ class Node:
         # Ports that features bound (``sftp``, ``http``), reported by ``status``.
         self.bound_ports: dict[str, int] = {}
         self.discovery: Discovery | None = None
+        # Whether the process hosting this node starts a fresh one on ``request_restart`` (``noizylab node``; the
+        # tray does not yet), and whether one was asked for (a key rotation: ``node/keys.py``).
+        self.can_restart = False
+        self.restart_requested = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -89,8 +97,9 @@ class Node:
         self.paths.ensure()
         discovery_settings = parse_section(DiscoverySettings, self.settings.section("discovery"))
         store = await asyncio.to_thread(self._store_factory, self.settings.keychain_id)
-        vault = Vault(store, self.paths.vault_dir)
+        self.vault = vault = Vault(store, self.paths.vault_dir)
         self.totp = Totp(store, self.paths.state_dir)
+        await asyncio.to_thread(finish_pending, self.paths, vault)  # a key rotation a crash left half done
         self.identity = await asyncio.to_thread(identity_mod.load_or_create, self.paths, vault, self.settings.name)
         self.identity.renew(self.settings.cert_lifetime_s)
         # Imported here: it names feature stores, which ``noizylab --help`` must not load.
@@ -101,6 +110,14 @@ class Node:
         self._capabilities = await asyncio.to_thread(capabilities, self.settings.labels)
         self.guard = Guard(self.trust, self.sessions)
         self.permissions = Permissions(self.paths.state_dir / "permissions.sqlite", self.bus)
+        self.receiver = Receiver(
+            self.paths.state_dir / "rotations.sqlite",
+            self.trust,
+            self.bus,
+            self.identity.fingerprint,
+            [self.permissions.move],
+        )
+        await asyncio.to_thread(follow_moves, self.paths, self.receiver.moves())
         # Synchronous: by the time ``permissions.set`` returns, what relied on the scope has been ended.
         self._unlisten = self.bus.listen(self._on_event)
         self.registry = Registry(
@@ -112,6 +129,8 @@ class Node:
             self.settings.heartbeat_misses,
             lambda: self.settings.name,
         )
+        self.rotator = Rotator(self, await asyncio.to_thread(RotationLog.load, self.paths))
+        self.registry.before_beat = self.rotator.present
         self.pairing = PairingServer(
             self.identity,
             self.trust,
@@ -150,6 +169,7 @@ class Node:
             feature.add_to_server(server)
         pb_grpc.add_NodeServicer_to_server(NodeApi(self), server)
         pb_grpc.add_ControlServicer_to_server(ControlApi(self), server)
+        kpb_grpc.add_KeysServicer_to_server(KeysApi(self, self.receiver, self.rotator), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         address = f"{self.settings.grpc_host}:{self.settings.ports.grpc}"
@@ -197,6 +217,18 @@ class Node:
         self.stop_reason = self.stop_reason or reason
         self._stop.set()
 
+    def request_restart(self, reason: str) -> None:
+        """Stop, and have the hosting process start this home's node again at once, on the same ports."""
+        logger.info("restarting: %s", reason)
+        self.restart_requested = True
+        self.request_stop(reason)
+
+    def restarted(self) -> Node:
+        """A fresh node for this home, to start after this one stopped on ``request_restart``: the same ports, so
+        peers find it where they left it."""
+        ports = self.settings.with_ports(self.grpc_port, self.bound_ports.get("sftp"), self.bound_ports.get("http"))
+        return Node(self.paths, replace(load_settings(self.paths), ports=ports.ports), self._store_factory)
+
     async def run_until_stopped(self) -> None:
         """Wait until someone asks the node to stop, then stop it."""
         try:
@@ -219,6 +251,7 @@ class Node:
             self.paths.runtime_file.unlink(missing_ok=True)
             self.trust.close()
             self.permissions.close()
+            self.receiver.close()
             logger.info("node stopped")
 
     def _write_runtime(self) -> None:

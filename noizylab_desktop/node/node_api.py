@@ -42,6 +42,7 @@ class NodeApi(pb_grpc.NodeServicer):
             self.node.registry.named(fp, request.sender_name)
             if request.pins_keys:
                 self.node.registry.pins_keys(fp)
+            self.node.rotator.heard(fp)
         return pb.HeartbeatReply(
             id=self.node.identity.node_id, received_at=time.time(), load=self.node.load(), pins_keys=True
         )

@@ -100,6 +100,7 @@ PEER_FACING: dict[str, str | None] = {
     "Dask.Probe": None,  # versions, and whether this node would take part for the caller
     "Dask.Leave": None,  # from the scheduler's node of the cluster this node works for, or a member of the one here
     "Dask.Issue": None,  # the scheduler's node signs only for its members (worker) and its owner (client)
+    "Keys.Rotate": None,  # the caller's own key rotation, signed by the key pinned for it (test_rotation_hostile.py)
 }
 
 # RPCs for this node's own CLI and tray: a peer is refused whatever it sends (they are fuzzed for that too).
@@ -129,6 +130,7 @@ OWN_NODE_ONLY: dict[str, str] = {
     "Files.Send": "sends a file of this machine to a peer",
     "Metrics.Cluster": "every node's figures as this node sees them",
     "Dask.Here": "what this node knows of its own Dask cluster, for `noizylab status`",
+    **dict.fromkeys(["Keys.List", "Keys.RotateKey"], "lists and rotates this node's own keys"),
     "Update.Busy": "tells `noizylab update apply` whether tasks or remote desktops run here, before it restarts",
 }
 

@@ -35,6 +35,7 @@ EXPECTED: dict[str, Audience] = {
     "PeerUnpaired": ABOUT_THE_PEER,
     "PermissionChanged": ABOUT_THE_PEER,
     "PeerRenamed": ABOUT_THE_PEER,  # what this node calls the peer now, after the peer renamed itself
+    "PeerKeyRotated": ABOUT_THE_PEER,  # the peer rotated its key: its new ID (or a new SSH key) as this node pins it
     "ClipArrived": ABOUT_THE_PEER,
     "ScreenShared": ABOUT_THE_PEER,
     "ScreenUnshared": ABOUT_THE_PEER,

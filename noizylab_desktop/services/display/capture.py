@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from noizylab_desktop.core.errors import DisplayError
+from noizylab_desktop.services.display.regions import Rect
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class Grab:
     bgra: bytes | bytearray
     captured_at: float
     capture_ms: float
-    compare_ms: float = 0.0  # the host's memcmp with the grab before
+    compare_ms: float = 0.0  # the host's comparison with the grab before
     monitor: int = 0  # the index of the monitor it shows
+    rects: tuple[Rect, ...] | None = None  # what changed since the grab before (None: all of it, or not known)
 
 
 class ScreenSource(Protocol):

@@ -14,10 +14,16 @@ from fractions import Fraction
 from typing import Any
 
 from noizylab_desktop.core.errors import DisplayError
+from noizylab_desktop.services.display.regions import Rect
 
 logger = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)
+# Encoders known to copy a picture in before ``encode`` returns, so the frame may be changed and handed again; any
+# other may keep a reference to it (a hardware encoder's input surface), and gets a new frame each time.
+KEEPS_NO_FRAME = frozenset({"libx264"})
+# Past this share of the picture changed, one whole conversion is cheaper than converting part by part.
+PARTIAL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,14 @@ class Encoder:
         self._t0 = time.monotonic()
         self._last_pts = -1
         self._bgra: Any = None
+        self._yuv: Any = None  # the last picture handed to the encoder, in its pixel format
+        self._parts: dict[tuple[int, int], Any] = {}  # BGRA frames for parts, by size
         logger.info("encoding %dx%d with %s at up to %d kbps", width, height, self.name, kbps)
 
-    def encode(self, bgra: bytes | bytearray) -> list[Encoded]:
-        """Encode one BGRA picture of this encoder's size."""
+    def encode(self, bgra: bytes | bytearray, rects: Sequence[Rect] | None = None) -> list[Encoded]:
+        """Encode one BGRA picture of this encoder's size; ``rects``: the only parts changed since the last one."""
         started = time.perf_counter()
-        frame = self._convert(bgra)
+        frame = self._convert(bgra, rects)
         converted = time.perf_counter()
         # Timestamps in milliseconds of wall time: the frame rate changes with the screen and the network.
         pts = max(self._last_pts + 1, int((time.monotonic() - self._t0) * 1000))
@@ -110,7 +118,41 @@ class Encoder:
         convert_ms = (converted - started) * 1000
         return [Encoded(bytes(p), bool(p.is_keyframe), elapsed, convert_ms) for p in packets]
 
-    def _convert(self, bgra: bytes | bytearray) -> Any:
+    def _convert(self, bgra: bytes | bytearray, rects: Sequence[Rect] | None) -> Any:
+        """The picture in the encoder's pixel format: only ``rects`` converted into the kept frame where it can."""
+        if (
+            rects is not None
+            and self._yuv is not None
+            and self.name in KEEPS_NO_FRAME
+            and sum(r.area for r in rects) <= PARTIAL_SHARE * self.width * self.height
+        ):
+            for rect in rects:
+                self._convert_part(bgra, rect)
+            return self._yuv
+        self._yuv = self._convert_whole(bgra)
+        return self._yuv
+
+    def _convert_part(self, bgra: bytes | bytearray, rect: Rect) -> None:
+        """Convert one part of the picture and write it into the kept frame, plane by plane."""
+        import av
+        import numpy as np
+
+        part: Any = self._parts.pop((rect.width, rect.height), None) or av.VideoFrame(rect.width, rect.height, "bgra")
+        self._parts[(rect.width, rect.height)] = part  # the most recent sizes stay (a moving band keeps its size)
+        while len(self._parts) > 8:
+            self._parts.pop(next(iter(self._parts)))
+        source = np.frombuffer(bgra, np.uint8).reshape(self.height, self.width * 4)
+        plane = part.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(rect.height, plane.line_size)
+        rows[:, : rect.width * 4] = source[rect.y : rect.y + rect.height, rect.x * 4 : (rect.x + rect.width) * 4]
+        converted = part.reformat(format=self._ctx.pix_fmt)
+        for index, (into, fresh) in enumerate(zip(self._yuv.planes, converted.planes, strict=True)):
+            shift = 0 if index == 0 else 1  # 4:2:0: the chroma planes are half as wide and half as high
+            x, y, w, h = rect.x >> shift, rect.y >> shift, rect.width >> shift, rect.height >> shift
+            target = np.frombuffer(into, np.uint8).reshape(-1, into.line_size)
+            target[y : y + h, x : x + w] = np.frombuffer(fresh, np.uint8).reshape(-1, fresh.line_size)[:h, :w]
+
+    def _convert_whole(self, bgra: bytes | bytearray) -> Any:
         """The picture in the encoder's pixel format, converted by swscale into a new frame the encoder may keep."""
         import av
         import numpy as np

@@ -418,7 +418,23 @@ def main() -> int:
         " share of the small files, then Syncthing's)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="with --only small: this many runs of ours and rsync")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs="?",
+        const=100_000,
+        help="home-folder scale instead (bench/sync_scale.py): N files of mixed sizes (100,000 if N is left out)",
+    )
+    parser.add_argument("--scale-limit", type=float, default=900.0, help="with --scale: seconds each sync may take")
+    parser.add_argument("--changes", type=int, default=9, help="with --scale: propagated changes (p50 over them)")
     args = parser.parse_args()
+    if args.scale is not None:
+        import sync_scale
+
+        with tempfile.TemporaryDirectory(prefix="nz-bench-scale-") as tmp:
+            scaled = sync_scale.run(Path(tmp), args.scale, args.parts.split(","), args.changes, args.scale_limit)
+        print(json.dumps(scaled, indent=2)) if args.json else sync_scale.report(scaled)
+        return 0
     n_small, big, delta_base, samples = (
         (2000, 128 * MiB, 64 * MiB, 15) if args.quick else (10_000, 512 * MiB, 256 * MiB, 30)
     )

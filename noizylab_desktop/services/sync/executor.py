@@ -9,6 +9,7 @@ its final path untouched and is retried by the next cycle (temp files are kept s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 from collections.abc import Callable
@@ -28,6 +29,11 @@ from noizylab_desktop.services.sync.transfers import ChangedMeanwhile, Transfers
 __all__ = ["BATCH_FILE", "ChangedMeanwhile", "ConflictMerger", "Executor", "Progress"]
 
 logger = logging.getLogger(__name__)
+
+# Whole files larger than a batched one move at most this many at a time, whatever PARALLEL_FILES allows for the
+# rest: each stream holds chunks in flight on both nodes, and 64 of them (a home folder's photos) took each node
+# past 450 MB at its peak, where a few already keep the disk and the link busy.
+PARALLEL_LARGE = 4
 
 
 @dataclass
@@ -89,10 +95,11 @@ class Executor(Transfers):
             await push_batched(self, remote, batched)
         if pulled and isinstance(remote, PeerStore):  # likewise: a pull must not land where a rename is still to happen
             await pull_batched(self, remote, pulled)
-        gate = asyncio.Semaphore(PARALLEL_FILES)
+        gate, large = asyncio.Semaphore(PARALLEL_FILES), asyncio.Semaphore(PARALLEL_LARGE)
 
         async def one(action: Action) -> None:
-            async with gate:
+            big = action.kind in ("push", "pull") and action_bytes(action) > BATCH_FILE
+            async with large if big else contextlib.nullcontext(), gate:
                 await self._guarded(action)
 
         # A lost connection ends the pass at once (the TaskGroup cancels the other transfers); the engine retries.

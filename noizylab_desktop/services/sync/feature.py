@@ -128,6 +128,7 @@ class SyncApi(spb_grpc.SyncServicer):
         ]
         for start in range(0, max(len(entries), 1), BATCH):
             yield spb.IndexBatch(entries=entries[start : start + BATCH], last=start + BATCH >= len(entries))
+        self.m.trimmer.soon()
 
     async def Hash(self, request: spb.HashRequest, context: grpc.aio.ServicerContext) -> spb.FileEntry:  # noqa: N802
         fp = await require_permission(self.f.ctx, context, "sync")
@@ -152,14 +153,18 @@ class SyncApi(spb_grpc.SyncServicer):
             if not queue.full():
                 queue.put_nowait(paths)
 
-        watcher = Watcher(root, asyncio.get_running_loop(), batch, quiet_s=0.05, cap_s=0.5)
+        # The peer's own writes landing here are not news to it: this watcher drops them as inotify reports them,
+        # and hears of what this node's own engines land here from the manager instead (landings.py).
+        watcher = Watcher(root, asyncio.get_running_loop(), batch, quiet_s=0.05, cap_s=0.5, drop_landings=True)
         await asyncio.to_thread(watcher.start)
+        unsubscribe = self.m.landings.subscribe(str(root), watcher.saw_many)
         try:
             yield spb.Notice()  # tells the client the watch is live
             while True:
                 paths = await queue.get()
                 yield spb.Notice(paths=sorted(paths)[:1000])
         finally:
+            unsubscribe()
             await asyncio.to_thread(watcher.stop)
 
     async def PutFiles(self, request: spb.PutRequest, context: grpc.aio.ServicerContext) -> spb.PutReply:  # noqa: N802
@@ -173,6 +178,7 @@ class SyncApi(spb_grpc.SyncServicer):
                 failed = await asyncio.to_thread(write_files, root, files, index)
         except NoizyLabError as exc:
             await abort_with(context, exc)
+        self.m.trimmer.soon()
         return spb.PutReply(failed=failed)
 
     async def PutStream(  # noqa: N802

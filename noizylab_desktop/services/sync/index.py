@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,13 @@ CREATE TABLE IF NOT EXISTS unresolved (
 """
 
 
-@dataclass(frozen=True)
+def one(digest: bytes, blocks: bytes) -> bytes:
+    """``blocks``, or ``digest`` itself where they are equal (a one-block file: its block hash is its hash): one
+    bytes object instead of two for most files of a home folder."""
+    return digest if blocks == digest else blocks
+
+
+@dataclass(frozen=True, slots=True)
 class Cached:
     """A scanned file: its stat as last seen and the hashes computed then."""
 
@@ -59,7 +65,23 @@ class ShareIndex:
     def local_cache(self) -> dict[str, Cached]:
         with self._lock:
             rows = self._db.execute("SELECT path, size, mtime_ns, inode, hash, blocks FROM local_cache").fetchall()
-        return {r[0]: Cached(Entry(r[0], r[1], r[2], r[4], r[5]), r[3]) for r in rows}
+        return {r[0]: Cached(Entry(r[0], r[1], r[2], r[4], one(r[4], r[5])), r[3]) for r in rows}
+
+    def local_cached(self, paths: Iterable[str]) -> dict[str, Cached]:
+        """The local cache's rows of ``paths`` only (a watcher's batch), not the whole cache: at 100,000 files
+        loading it all took longer than the change it was checked for."""
+        wanted = list(paths)
+        out = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = (
+                    "SELECT path, size, mtime_ns, inode, hash, blocks FROM local_cache"
+                    f" WHERE path IN ({','.join('?' * len(chunk))})"
+                )
+                for r in self._db.execute(query, chunk):
+                    out[r[0]] = Cached(Entry(r[0], r[1], r[2], r[4], one(r[4], r[5])), r[3])
+        return out
 
     def local_bytes(self, without: Iterable[str] = ()) -> int:
         """The size of every file in the local cache, less those in ``without`` (files about to be replaced)."""
@@ -82,7 +104,7 @@ class ShareIndex:
     def remote_cache(self) -> dict[str, Entry]:
         with self._lock:
             rows = self._db.execute("SELECT path, size, mtime_ns, hash, blocks FROM remote_cache").fetchall()
-        return {r[0]: Entry(*r) for r in rows}
+        return {r[0]: Entry(r[0], r[1], r[2], r[3], one(r[3], r[4])) for r in rows}
 
     def put_remote(self, rows: Iterable[Entry], gone: Iterable[str] = ()) -> None:
         with self._lock, self._db:
@@ -95,10 +117,18 @@ class ShareIndex:
 
     # ------------------------------------------------------------------ ancestor
 
-    def ancestor(self) -> dict[str, Entry]:
+    def ancestor(self, known: Mapping[str, Entry] | None = None) -> dict[str, Entry]:
+        """Every ancestor row; where ``known`` (this pass's scan) holds an equal entry, that very object: a share in
+        sync then holds one entry per file for both, not two."""
         with self._lock:
             rows = self._db.execute("SELECT path, size, mtime_ns, hash, blocks FROM ancestor").fetchall()
-        return {r[0]: Entry(*r) for r in rows}
+        out = {}
+        for path, size, mtime_ns, digest, blocks in rows:
+            same = known.get(path) if known is not None else None
+            if same is None or (same.size, same.mtime_ns, same.hash, same.blocks) != (size, mtime_ns, digest, blocks):
+                same = Entry(path, size, mtime_ns, digest, one(digest, blocks))
+            out[same.path] = same
+        return out
 
     def version(self, path: str) -> dict[str, int]:
         with self._lock:
@@ -142,12 +172,14 @@ class ShareIndex:
 
     # ------------------------------------------------------------------ ancestor texts (for merges)
 
-    def put_texts(self, texts: Iterable[tuple[bytes, bytes]]) -> None:
-        """Keep (SHA-256, content) pairs of settled text files, then drop the ones no ancestor row refers to."""
+    def put_texts(self, texts: Iterable[tuple[bytes, bytes]], prune: bool = True) -> None:
+        """Keep (SHA-256, content) pairs of settled text files, then (``prune``) drop the ones no ancestor row refers
+        to."""
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR IGNORE INTO ancestor_text VALUES (?, ?)", list(texts))
-            self._db.execute("DELETE FROM ancestor_text WHERE hash NOT IN (SELECT hash FROM ancestor)")
+            if prune:
+                self._db.execute("DELETE FROM ancestor_text WHERE hash NOT IN (SELECT hash FROM ancestor)")
 
     def text(self, digest: bytes) -> bytes | None:
         with self._lock:

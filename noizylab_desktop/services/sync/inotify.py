@@ -13,6 +13,10 @@ Three changes to watchdog 7's inotify path, plugged in by subclassing its reader
   the move away from the temp name) are dropped as the raw read is parsed, before any object is made of them:
   ``Watcher`` drops them anyway, and each costs several Python objects on three threads. The rename onto the final
   name still arrives, as the creation of that file, which is all a watcher of the share needs.
+- **Sync's landings can stop at the door too.** With ``drop_landings`` (a served folder's ``Watch`` stream, whose
+  peer wrote those files: see ``landings.py``), the move onto the final name goes as well when its other half was
+  the move away from a sync temp file (the two share a cookie): a peer landing 10,000 files then costs this watcher
+  no event at all.
 - **Events are read in bulk.** watchdog's reader thread wakes for each event as it comes: a peer landing 10,000
   files (six events each) cost 74,000 thread switches, and tripled the time of the writes it shares the GIL with.
   After each wake the reader now waits ``READ_EVERY_S`` (10 ms) and takes everything queued in one read: about
@@ -39,6 +43,8 @@ READ_EVERY_S = 0.01  # the reader naps this long after a wake, then takes every 
 MOVE_DELAY_S = 0.5  # as watchdog: how long a move's source waits for its destination
 _TEMP_PREFIX, _TEMP_SUFFIX = TEMP_PREFIX.encode(), TEMP_SUFFIX.encode()
 _MOVED_TO, _ISDIR, _OVERFLOW = InotifyConstants.IN_MOVED_TO, InotifyConstants.IN_ISDIR, InotifyConstants.IN_Q_OVERFLOW
+_MOVED_FROM = InotifyConstants.IN_MOVED_FROM
+LANDING_COOKIES = 4096  # temp files' moves remembered for their other half (which may come in the next read)
 
 
 class _Slot:
@@ -145,7 +151,11 @@ class _Emitter(InotifyEmitter):
 
 class _BatchedFD(InotifyFD):
     """watchdog's inotify reader, reading at most every ``READ_EVERY_S`` (events come in bulk) and dropping sync's
-    temp-file events before any object is made of them."""
+    temp-file events (with ``drop_landings``, its landings too) before any object is made of them."""
+
+    def __init__(self, drop_landings: bool = False) -> None:
+        super().__init__()
+        self.landings: dict[int, None] | None = {} if drop_landings else None  # cookies of temp files' moves
 
     def _check_inotify_fd(self) -> bool:
         ready = super()._check_inotify_fd()
@@ -154,25 +164,44 @@ class _BatchedFD(InotifyFD):
         return ready
 
     def read_events(self, *, event_buffer_size: int = DEFAULT_EVENT_BUFFER_SIZE) -> list[InotifyEvent]:
-        return parse_events(self._read_event_buffer(event_buffer_size))
+        return parse_events(self._read_event_buffer(event_buffer_size), self.landings)
 
 
-def parse_events(buffer: bytes) -> list[InotifyEvent]:
+def parse_events(buffer: bytes, landings: dict[int, None] | None = None) -> list[InotifyEvent]:
     """The events of a raw inotify read, parsed by watchdog, less those ``is_temp`` drops: a dropped event costs
-    no object at all."""
-    return [
-        InotifyEvent(wd, mask, cookie, name)
-        for wd, mask, cookie, name in InotifyFD._parse_event_buffer(buffer)
-        # As watchdog, no event without a watch but the queue overflow (which the kernel reports with wd -1).
-        if (wd != -1 or mask & _OVERFLOW) and not is_temp(name, mask)
-    ]
+    no object at all. With ``landings`` (the cookies of temp files' moves seen so far, kept across reads), the move
+    onto a final name whose source was a temp file is dropped too."""
+    if landings is None:
+        return [
+            InotifyEvent(wd, mask, cookie, name)
+            for wd, mask, cookie, name in InotifyFD._parse_event_buffer(buffer)
+            # As watchdog, no event without a watch but the queue overflow (which the kernel reports with wd -1).
+            if (wd != -1 or mask & _OVERFLOW) and not is_temp(name, mask)
+        ]
+    out = []
+    for wd, mask, cookie, name in InotifyFD._parse_event_buffer(buffer):
+        if wd == -1 and not mask & _OVERFLOW:
+            continue
+        if is_temp(name, mask):
+            if mask & _MOVED_FROM:
+                landings[cookie] = None
+                if len(landings) > LANDING_COOKIES:
+                    del landings[next(iter(landings))]  # the oldest: its other half is long gone
+            continue
+        if mask & _MOVED_TO and cookie in landings:
+            del landings[cookie]
+            continue
+        out.append(InotifyEvent(wd, mask, cookie, name))
+    return out
 
 
 class InotifyObserver(BaseObserver):
     """watchdog's ``InotifyObserver`` with the bulk reader, the grouper and the temp-file filter above."""
 
-    def __init__(self, *, timeout: float = DEFAULT_OBSERVER_TIMEOUT, **kwargs: Any) -> None:
-        self._inotify_fd = _BatchedFD()
+    def __init__(
+        self, *, timeout: float = DEFAULT_OBSERVER_TIMEOUT, drop_landings: bool = False, **kwargs: Any
+    ) -> None:
+        self._inotify_fd = _BatchedFD(drop_landings)
         self._inotify_fd.start()
         super().__init__(_Emitter, timeout=timeout, inotify_fd=self._inotify_fd, **kwargs)
 

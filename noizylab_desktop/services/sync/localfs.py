@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from noizylab_desktop.services.sync import fileio
@@ -41,8 +41,21 @@ def temp_name(rel: str) -> str:
 class LocalFs:
     """Writes inside one share's folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, announce: Callable[[list[str]], None] | None = None) -> None:
         self.root = root
+        # Told the absolute paths this share's own sync renamed into place (``landings.py``): the engine's writes
+        # announce themselves; a served folder's writes for the peer that sent them do not.
+        self.announce = announce
+        self._real_root = ""  # the share's folder with links resolved, as the watchers told of landings hold it
+
+    def landed(self, paths: list[str]) -> None:
+        """Tell ``announce`` of files just renamed into place (absolute paths under ``root``), as real paths."""
+        if self.announce is None or not paths:
+            return
+        if not self._real_root:
+            self._real_root = os.path.realpath(self.root)
+        root = str(self.root)
+        self.announce([self._real_root + p[len(root) :] if p.startswith(root) else p for p in paths])
 
     def path(self, rel: str) -> Path:
         """``rel`` under the share's folder; refused (``UnsafePathError``) where a link would lead out of it."""
@@ -131,6 +144,7 @@ class LocalFs:
         except OSError:
             self.drop_version(kept)
             raise
+        self.landed([str(dst)])
         return os.stat(dst)
 
     def rename(self, src_rel: str, dst_rel: str) -> os.stat_result:
@@ -232,6 +246,7 @@ def write_files(
     if ready:
         _sync_fs(root)
     landed = []
+    finals: list[str] = []
     for rel, tmp, final, hashed, st, existed in ready:
         try:
             kept = fs.keep_version(rel) if existed else None
@@ -241,8 +256,10 @@ def write_files(
                 fs.drop_version(kept)
                 raise
             landed.append(Cached(Entry(rel, st.st_size, st.st_mtime_ns, hashed.digest, hashed.blocks), st.st_ino))
+            finals.append(final)
         except OSError as exc:
             failed[rel] = _why(exc, root)
+    fs.landed(finals)
     if index is not None and landed:
         index.put_local(landed)
     return failed

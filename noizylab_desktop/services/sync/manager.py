@@ -21,12 +21,14 @@ from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.engine import PeerBlockedError, ShareEngine
 from noizylab_desktop.services.sync.index import ShareIndex
+from noizylab_desktop.services.sync.landings import Landings
 from noizylab_desktop.services.sync.names import check_rel, resolve_inside
 from noizylab_desktop.services.sync.remote import GrpcPeer, PeerRemote, RemoteStore, SshRemote, Target
 from noizylab_desktop.services.sync.served import overlap, pinned, real_root
 from noizylab_desktop.services.sync.settings import SyncSettings
 from noizylab_desktop.services.sync.space import check_free, check_quota
 from noizylab_desktop.services.sync.store import Offer, Share, ShareStore
+from noizylab_desktop.services.sync.trim import Trimmer
 
 if TYPE_CHECKING:
     from noizylab_desktop.core.context import NodeContext
@@ -64,6 +66,8 @@ class ShareManager:
         self.store = ShareStore(self.dir / "shares.sqlite")
         self.engines: dict[str, ShareEngine] = {}
         self.offer_indexes: dict[str, ShareIndex] = {}
+        self.landings = Landings()  # what this node's engines land, for the Watch streams of served folders
+        self.trimmer = Trimmer()  # freed heap back to the OS once passes and served calls go quiet
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -80,6 +84,7 @@ class ShareManager:
             index.close()
         self.offer_indexes.clear()
         self.store.close()
+        self.trimmer.cancel()
 
     def _start_engine(self, share: Share) -> ShareEngine:
         index = ShareIndex(self.dir / f"share-{share.id}.sqlite")
@@ -96,6 +101,8 @@ class ShareManager:
             quiet_s=self.settings.quiet_ms / 1000,
             keep_versions_s=self.settings.keep_versions_days * 86400,
             merge_max_bytes=self.settings.merge_max_bytes,
+            announce=self.landings.landed,
+            after_pass=self.trimmer.soon,
         )
         self.engines[share.id] = engine
         engine.start()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TEXTS_HELD = 16 * 1024 * 1024  # settled texts are written to the index in parts of about this size
 # The entry each kind of action leaves on both sides, by which side it came from.
 _SETTLED = {"push": "local", "record": "local", "rename_remote": "local", "pull": "remote", "rename_local": "remote"}
 
@@ -105,6 +106,7 @@ class Merger:
         """Keep the content of the text files this pass settled as their new ancestor (blocking: run in a thread)."""
         texts = list(self._merged)
         self._merged.clear()
+        held = 0
         if self.max_bytes > 0:
             for entry in _settled_entries(plan, progress):
                 if entry.size > self.max_bytes:
@@ -117,6 +119,10 @@ class Merger:
                 # A new file pushed unhashed (deferred.py) has no hash in the plan: its text is kept under its own.
                 if digest == (entry.hash or digest) and looks_like_text(data, self.max_bytes):
                     texts.append((digest, data))
+                    held += len(data)
+                    if held >= TEXTS_HELD:  # a pass that settled a home folder's texts holds this much at most
+                        self.index.put_texts(texts, prune=False)
+                        texts, held = [], 0
         if texts or plan.work:
             self.index.put_texts(texts)
 

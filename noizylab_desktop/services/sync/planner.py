@@ -18,9 +18,10 @@ from typing import Literal
 from noizylab_desktop.services.sync.conflicts import conflict_name, is_conflict_copy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """A file as one side holds it."""
+    """A file as one side holds it. Slots: a pass holds three of these per file (here, there, the ancestor), and
+    without an instance dict each takes about a third less memory."""
 
     path: str
     size: int

@@ -35,8 +35,12 @@ from noizylab_desktop.services.sync.ignore import is_internal
 
 if sys.platform.startswith("linux"):
     from noizylab_desktop.services.sync.inotify import InotifyObserver as Observer
+
+    _LANDINGS = True  # this observer can drop sync's landings
 else:
     from watchdog.observers import Observer
+
+    _LANDINGS = False
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +85,12 @@ class Watcher:
         on_batch: Callable[[set[str]], None],
         quiet_s: float = QUIET_S,
         cap_s: float = CAP_S,
+        drop_landings: bool = False,
     ) -> None:
         self.root = root
+        # Files that sync lands here (a temp file renamed onto the final name) are not reported (Linux; see
+        # landings.py): for a served folder's Watch stream, whose peer wrote them.
+        self.drop_landings = drop_landings
         self.loop = loop
         self.on_batch = on_batch
         self.quiet_s = quiet_s
@@ -100,7 +108,9 @@ class Watcher:
 
     def start(self) -> None:
         try:
-            self._observer = self._start(Observer())
+            self._observer = self._start(
+                Observer(drop_landings=True) if self.drop_landings and _LANDINGS else Observer()
+            )
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
@@ -121,6 +131,11 @@ class Watcher:
             self._observer = None
         if self._timer is not None:
             self._timer.cancel()
+
+    def saw_many(self, paths: list[str]) -> None:
+        """``saw`` for many paths (any thread): files this node's own sync landed here (landings.py)."""
+        for path in paths:
+            self.saw(path)
 
     def saw(self, path: str) -> None:
         """Called on watchdog's thread. Paths gather here under a lock and the loop is woken once per batch, not

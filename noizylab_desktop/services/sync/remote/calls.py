@@ -12,6 +12,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.errors import SyncError
+from noizylab_desktop.services.sync.index import one
 from noizylab_desktop.services.sync.planner import Entry
 from noizylab_desktop.services.sync.receive import SENT_HASH, FileHeader
 from noizylab_desktop.services.sync.remote.store import SmallFiles
@@ -56,7 +57,7 @@ class GrpcPeer:
         """Every file of the share with its block hashes, in batches (``Sync.Index``)."""
         try:
             async for batch in self._stub().Index(spb.ShareRef(share_id=self.share_id), timeout=600):
-                yield [Entry(e.path, e.size, e.mtime_ns, e.hash, e.blocks) for e in batch.entries]
+                yield [Entry(e.path, e.size, e.mtime_ns, (h := e.hash), one(h, e.blocks)) for e in batch.entries]
         except grpc.aio.AioRpcError as exc:
             raise self._failed(exc) from exc
 

@@ -4,7 +4,8 @@ The tests run inside Wine (``scripts/windows-tier.sh``), where no Linux program 
 beside them on the host, with the host's Python and this checkout, and answers one JSON request per loopback
 connection: make a node's home (with an X display of its own, a private Xvfb, if asked), run
 ``noizylab --home HOME ...`` for it, read, write, rename or list files in it, check a recording in it (ffprobe, then
-decoded with PyAV), copy to or paste from its display's clipboard (xclip).
+decoded with PyAV), copy to or paste from its display's clipboard (xclip), click on a peer's screen through a viewing
+session with control.
 Every request carries the token the tier script handed to both sides, and every path stays under the agent's own
 temporary folder; it is not a general command runner. On exit it stops every node it made and removes the folder.
 
@@ -13,6 +14,7 @@ temporary folder; it is not a general command runner. On exit it stops every nod
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -104,6 +106,9 @@ class Agent:
             target = self.inside(str(request["path"]))
             names = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
             return {"names": names}
+        if op == "click":  # a viewer with control, as ``noizylab view``'s window: one left click at a frame pixel
+            home = self.inside(str(request["home"]))
+            return asyncio.run(click(home, str(request["peer"]), float(request["x"]), float(request["y"])))
         if op == "video":  # a recording checked as the issue asks: ffprobe's view of it, then decoded here
             return video_facts(self.inside(str(request["path"])), [tuple(p) for p in request.get("points", [])])
         return {"error": f"unknown op {op!r}"}
@@ -124,6 +129,31 @@ class Agent:
         for screen in self.screens.values():
             screen.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+async def click(home: Path, peer: str, x: float, y: float) -> dict[str, Any]:
+    """A left click at frame pixel (``x``, ``y``) of ``peer``'s screen, sent through a viewing session with control
+    from ``home``'s node once the first picture came; the session stays open until the host's next message."""
+    from noizylab_desktop._proto import noizylab_display_pb2 as dpb
+    from noizylab_desktop.core.config import Paths, load_settings
+    from noizylab_desktop.services.display.client import ViewerSession
+    from noizylab_desktop.services.display.connect import connect
+
+    paths = Paths.resolve(home)
+    channel, name = await connect(paths, load_settings(paths), peer)
+    async with channel, ViewerSession(channel, name, control=True) as session:
+        if not session.info.control:
+            return {"error": f"{name} gave no control"}
+        sent = False
+        async for frame in session.frames():
+            if sent:
+                break
+            if frame.data:
+                for down in (True, False):
+                    button = dpb.PointerButton(button=1, down=down, x=x, y=y)
+                    await session.send_input(dpb.InputEvent(button=button))
+                sent = True
+    return {}
 
 
 def video_facts(path: Path, points: list[tuple[int, int]]) -> dict[str, Any]:

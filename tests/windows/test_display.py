@@ -6,14 +6,17 @@ Windows program drew.
 The Windows node never loads numpy: numpy's Windows builds from 2.1 on call ucrtbase's ``crealf`` as they load,
 which Wine 10 lacks, and the node died on its first capture (tests/unit/test_display_convert.py keeps the host's path
 clear of it). What Wine cannot show, and real Windows can: the GPU encoders (NVENC, AMF, Quick Sync, Media
-Foundation's hardware ones) and DXGI capture; Wine's GDI reads the X server's picture.
+Foundation's hardware ones) and DXGI capture; Wine's GDI reads the X server's picture. The viewer's click is injected
+with ``SendInput`` (``SendInputSink``) and reaches the Windows program's window, as on Windows.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -100,3 +103,20 @@ def test_a_linux_viewer_records_the_windows_screen_and_sees_the_window_drawn_the
     assert not near(outside, COLOUR, 60)
     # The Windows node is still up after its capture and encode (it died loading numpy before).
     assert psutil.Process(windows.pid).is_running() and windows.status()["name"] == "omen"
+
+
+def test_a_click_from_the_linux_viewer_lands_in_the_window_on_windows_through_sendinput(
+    make_node: Callable[..., NodeProcess],
+    make_linux_node: Callable[..., LinuxNode],
+    coloured_window: subprocess.Popen[str],
+) -> None:
+    windows = make_node("omen").start()
+    linux = make_linux_node("penguin").start()
+    pair(windows, linux)
+    windows.cli("allow", "penguin", "display", "control")
+    clicks: queue.Queue[str] = queue.Queue()
+    assert coloured_window.stdout is not None
+    threading.Thread(target=lambda: [clicks.put(line.strip()) for line in coloured_window.stdout], daemon=True).start()
+    # Frame pixel (400, 300) is desktop (400, 300): the window's own (80, 100).
+    linux.agent.call("click", home=linux.linux_home, peer="omen", x=400, y=300)
+    assert clicks.get(timeout=scaled(20)) == "click 80 100"

@@ -91,10 +91,12 @@ class Agent:
                 return {}
             done = subprocess.run(xclip, env=self.env(home), capture_output=True, timeout=10)
             return {"text": done.stdout.decode(errors="replace") if done.returncode == 0 else None}
-        if op == "write":
-            target = self.inside(str(request["path"]))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(bytes.fromhex(str(request["data"])))
+        if op == "write":  # one file (path, data), or several back to back in one request (files: {path: data})
+            files = request.get("files") or {request["path"]: request["data"]}
+            for path, data in files.items():
+                target = self.inside(str(path))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(bytes.fromhex(str(data)))
             return {}
         if op == "read":
             target = self.inside(str(request["path"]))

@@ -272,6 +272,14 @@ python_version=$(inside wine 'Z:\winpy\python.exe' -c "import sys; print(sys.ver
 wine_release=$(inside wine --version | sed -E 's/^wine-([0-9]+)\..*/\1/')
 say "Windows CPython $python_version under Wine $wine_release ($(inside wine --version))"
 
+# No debugger on a crash: Wine's default (winedbg --auto) attached to a crashing process and then hung, so a crash
+# (e.g. numpy calling ucrtbase's crealf, which Wine lacks) held the whole tier until its timeout instead of failing.
+# A "debugger" that exits at once lets the crashed process end with its exception code.
+inside wine reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' /v Debugger /t REG_SZ \
+  /d 'cmd.exe /c exit 1' /f > /dev/null 2>&1 || true
+# The Wine commands above ran without a display: their wineserver (and its desktop, which would then be 1024x768 with
+# no X screen behind it) must be gone before the tests' first Wine process starts one on the Xvfb.
+inside wineserver -w
 phase tests "pytest $tests inside Wine"
 rm -rf "$root/artefacts"
 rm -f "$dir/agent.json"

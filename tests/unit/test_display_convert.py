@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -31,3 +34,21 @@ def test_encoded_pictures_decode_to_the_source(size: tuple[int, int]) -> None:
             assert psnr(decoded, bgra[:, :, 2::-1]) >= 35
     finally:
         encoder.close()
+
+
+def test_the_display_host_captures_checks_and_encodes_without_loading_numpy() -> None:
+    """numpy's Windows builds from 2.1 on call ucrtbase's ``crealf`` as they load, which Wine lacks (the tier's node
+    died on its first capture): the host's own path keeps clear of numpy, padded rows included."""
+    script = (
+        "import sys\n"
+        "from noizylab_desktop.services.display import host\n"
+        "from noizylab_desktop.services.display.capture import is_black\n"
+        "from noizylab_desktop.services.display.encoder import Encoder\n"
+        "assert is_black(b'\\0\\0\\0\\xff' * 64) and not is_black(b'\\0\\0\\0\\xff' * 63 + b'\\0\\1\\0\\xff')\n"
+        "encoder = Encoder(['libx264'], 1366, 768, 30, 20000, 18)\n"
+        "assert encoder.encode(bytes(1366 * 768 * 4)) is not None\n"
+        "encoder.close()\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"

@@ -106,6 +106,11 @@ def test_black_means_every_pixel_black_whatever_the_alpha() -> None:
     assert is_black(black)
     black[4 * 777 + 1] = 1
     assert not is_black(black)
+    varied = bytearray(b"\x00\x00\x00\xff" * 1000)
+    varied[4 * 500 + 3] = 0  # alpha differs from the first pixel's: still black
+    assert is_black(varied)
+    varied[4 * 999 + 2] = 9  # the last pixel's red
+    assert not is_black(varied)
 
 
 def test_recording_refuses_a_file_it_cannot_write(tmp_path: Path) -> None:

@@ -80,13 +80,22 @@ class LinuxAgent:
 class LinuxNode(NodeProcess):
     """A node on the Linux host, driven through its ``noizylab`` command line by the agent."""
 
-    def __init__(self, agent: LinuxAgent, home: str, name: str, **config: Any) -> None:
+    def __init__(self, agent: LinuxAgent, home: str, name: str, display: bool = False, **config: Any) -> None:
         self.agent = agent
         self.name = name
         self.cwd = None
-        made = agent.call("node", home=home, name=name, config=config)
+        made = agent.call("node", home=home, name=name, config=config, display=display)
         self.linux_home: str = made["home"]
         self.sync_folder: str = made["sync_folder"]  # a ``sync={"folder": NAME}`` is under its home
+
+    def copy(self, text: str) -> None:
+        """Copy ``text`` on this node's X display (``display=True``) as a Linux app would: xclip owns CLIPBOARD."""
+        self.agent.call("copy", home=self.linux_home, text=text)
+
+    def paste(self) -> str | None:
+        """What a paste on this node's X display gives, or None when the clipboard holds no text."""
+        text: str | None = self.agent.call("paste", home=self.linux_home)["text"]
+        return text
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         reply = self.agent.call("cli", home=self.linux_home, args=list(args), timeout=scaled(timeout) + 30)
@@ -111,8 +120,8 @@ def make_linux_node(linux_agent: LinuxAgent) -> Iterator[Callable[..., LinuxNode
     """Linux nodes in fresh homes on the host; each is stopped afterwards."""
     made: list[LinuxNode] = []
 
-    def make(name: str, **config: Any) -> LinuxNode:
-        node = LinuxNode(linux_agent, f"{name}-{uuid.uuid4().hex[:8]}", name, **config)
+    def make(name: str, display: bool = False, **config: Any) -> LinuxNode:
+        node = LinuxNode(linux_agent, f"{name}-{uuid.uuid4().hex[:8]}", name, display, **config)
         made.append(node)
         return node
 

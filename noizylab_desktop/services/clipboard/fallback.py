@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from noizylab_desktop.core.errors import ClipboardError
 from noizylab_desktop.services.clipboard.backend import Snapshot
 from noizylab_desktop.services.clipboard.content import Clip
-from noizylab_desktop.services.clipboard.markers import is_secret
+from noizylab_desktop.services.clipboard.markers import is_secret, markers_present
 
 
 def mac_pasteboard_types() -> list[str]:
@@ -23,12 +24,40 @@ def mac_pasteboard_types() -> list[str]:
     return [str(t) for t in NSPasteboard.generalPasteboard().types() or []]
 
 
+def _win32() -> tuple[Any, Any]:
+    """user32 and kernel32 with the clipboard calls declared: ctypes' default ``int`` result would cut a 64-bit
+    handle or pointer to 32 bits (``GlobalLock`` gave a pointer that no longer pointed at the data)."""
+    import ctypes
+    from ctypes import wintypes
+
+    user32 = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    user32.OpenClipboard.argtypes = [wintypes.HWND]
+    user32.OpenClipboard.restype = wintypes.BOOL
+    user32.CloseClipboard.restype = wintypes.BOOL
+    user32.EnumClipboardFormats.argtypes = [wintypes.UINT]
+    user32.EnumClipboardFormats.restype = wintypes.UINT
+    user32.GetClipboardFormatNameW.argtypes = [wintypes.UINT, wintypes.LPWSTR, ctypes.c_int]
+    user32.GetClipboardFormatNameW.restype = ctypes.c_int
+    user32.GetClipboardData.argtypes = [wintypes.UINT]
+    user32.GetClipboardData.restype = wintypes.HANDLE
+    kernel32.GlobalSize.argtypes = [wintypes.HGLOBAL]
+    kernel32.GlobalSize.restype = ctypes.c_size_t
+    kernel32.GlobalLock.argtypes = [wintypes.HGLOBAL]
+    kernel32.GlobalLock.restype = ctypes.c_void_p
+    kernel32.GlobalUnlock.argtypes = [wintypes.HGLOBAL]
+    kernel32.GlobalUnlock.restype = wintypes.BOOL
+    return user32, kernel32
+
+
 def windows_formats() -> tuple[list[str], Callable[[str], bytes]]:
-    """The clipboard's registered format names and a reader for one of them (Win32 through ctypes)."""
+    """The clipboard's registered format names and a reader for one of them (Win32 through ctypes).
+
+    Only the password managers' markers are read (a copy's own data may be large, and is not needed here).
+    """
     import ctypes
 
-    user32 = ctypes.windll.user32  # type: ignore[attr-defined]
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    user32, kernel32 = _win32()
     names: dict[str, int] = {}
     if not user32.OpenClipboard(None):
         raise ClipboardError("another program holds the Windows clipboard open: try again")
@@ -40,8 +69,8 @@ def windows_formats() -> tuple[list[str], Callable[[str], bytes]]:
                 names[buffer.value] = fmt
             fmt = user32.EnumClipboardFormats(fmt)
         values: dict[str, bytes] = {}
-        for name, number in names.items():
-            handle = user32.GetClipboardData(number)
+        for name in markers_present(names).values():
+            handle = user32.GetClipboardData(names[name])
             size = kernel32.GlobalSize(handle) if handle else 0
             pointer = kernel32.GlobalLock(handle) if handle else None
             if pointer:

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 SCOPE = "clipboard"
 READY_TIMEOUT_S = 10.0
+# ``_current`` while a password manager's copy is on the clipboard: never a content hash (those are 32 bytes).
+SECRET = b"secret"
 COUNTERS = {
     "copies": "copies made on this machine",
     "sends": "clips delivered to peers",
@@ -182,10 +184,12 @@ class ClipboardFeature(cpb_grpc.ClipboardServicer):
         async with self._lock:
             snapshot = await backend.read()
             if snapshot.secret:
-                if self._current is not None or self.counters["skipped_secret"] == 0:
+                if self._current == SECRET and self._poll_task is not None:
+                    return  # a polled backend reading the same secret again: it was counted once, when it came
+                if self._current != SECRET:
                     self._notice("secret", "a password manager's copy stays on this machine")
                 self.counters["skipped_secret"] += 1
-                self._current = None
+                self._current = SECRET
                 return
             clip = with_plain_text(snapshot.clip)
             if clip.empty:

@@ -155,7 +155,6 @@ class Encoder:
     def _convert_whole(self, bgra: bytes | bytearray) -> Any:
         """The picture in the encoder's pixel format, converted by swscale into a new frame the encoder may keep."""
         import av
-        import numpy as np
 
         # One BGRA frame is refilled with a memcpy (about 0.3 ms at 1080p): ``VideoFrame.from_ndarray`` takes about
         # 6 ms for the same bytes, a third of a 60 fps frame's time.
@@ -165,9 +164,15 @@ class Encoder:
         row = self.width * 4
         if plane.line_size == row:
             plane.update(bgra)
-        else:  # rows padded for alignment (e.g. 1366 wide): copy row by row into the padded plane
-            rows = np.frombuffer(plane, np.uint8).reshape(self.height, plane.line_size)
-            rows[:, :row] = np.frombuffer(bgra, np.uint8).reshape(self.height, row)
+        else:  # rows padded for alignment (e.g. 1366 wide): copy row by row into the padded plane (no numpy here:
+            # see capture.is_black)
+            target = memoryview(plane).cast("B")
+            source = memoryview(bgra).cast("B")
+            rows = zip(
+                range(0, self.height * plane.line_size, plane.line_size), range(0, len(source), row), strict=True
+            )
+            for into, start in rows:
+                target[into : into + row] = source[start : start + row]
         return self._bgra.reformat(format=self._ctx.pix_fmt)
 
     def close(self) -> None:

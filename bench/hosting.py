@@ -147,13 +147,21 @@ class Hosting:
             return
         env = {**os.environ, "DISPLAY": display}
         env.pop("WAYLAND_DISPLAY", None)
-        self._trayers[display] = subprocess.Popen(
+        trayer = subprocess.Popen(
             ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        _deadline_wait(lambda: _tray_owned(display), START_S, f"trayer to own the system tray of {display}")
+        self._trayers[display] = trayer
+
+        def owned() -> bool:
+            if trayer.poll() is not None:
+                said = trayer.communicate()[1].decode(errors="replace").strip().splitlines()[-2:]
+                raise RuntimeError(f"trayer exited ({trayer.returncode}) on {display}: {' | '.join(said)}")
+            return _tray_owned(display)
+
+        _deadline_wait(owned, START_S, f"trayer to own the system tray of {display}")
 
     def stop(self, home: Path) -> None:
         """Stop the node of ``home`` (``noizylab stop`` ends a tray too); a tray that does not go is killed."""

@@ -313,19 +313,17 @@ def report(host: str, rows: list[dict[str, Any]]) -> None:
 
 
 def figures(rows: list[dict[str, Any]]) -> list[hosting.Figure]:
-    """Ours, for the node/tray comparison."""
+    """Ours, for the node/tray comparison, each beside ffmpeg's of the same phase."""
     out = []
-    for r in rows:
-        if r["pipeline"] != "noizylab":
-            continue
+    for r, a in zip(rows[::2], rows[1::2], strict=True):
         if r["p50_ms"] is not None:
-            out.append(hosting.Figure(f"display {r['phase']} p50", r["p50_ms"], "ms"))
-            out.append(hosting.Figure(f"display {r['phase']} p95", r["p95_ms"], "ms"))
+            out.append(hosting.Figure(f"display {r['phase']} p50", r["p50_ms"], "ms", anchor=a["p50_ms"]))
+            out.append(hosting.Figure(f"display {r['phase']} p95", r["p95_ms"], "ms", anchor=a["p95_ms"]))
         if r["phase"] == "changing":
-            out.append(hosting.Figure("display changing fps", r["fps"], "fps", higher_is_better=True))
-            out.append(hosting.Figure("display changing host CPU", r["cores"], "cores"))
+            out.append(hosting.Figure("display changing fps", r["fps"], "fps", True, a["fps"]))
+            out.append(hosting.Figure("display changing host CPU", r["cores"], "cores", anchor=a["cores"]))
         else:
-            out.append(hosting.Figure(f"display {r['phase']} bitrate", r["kbps"], "kbps"))
+            out.append(hosting.Figure(f"display {r['phase']} bitrate", r["kbps"], "kbps", anchor=a["kbps"]))
     return out
 
 

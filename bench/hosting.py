@@ -200,23 +200,31 @@ class Hosting:
 
 @dataclass(frozen=True)
 class Figure:
-    """One figure of a bench run, for the node/tray comparison."""
+    """One figure of a bench run, for the node/tray comparison; ``anchor``: the same figure of the anchor measured
+    in the same run (rsync, ffmpeg, raw TCP...), which moves with the machine's load as ours does."""
 
     name: str
     value: float
     unit: str
     higher_is_better: bool = False
+    anchor: float | None = None
 
 
 def slowdown(node: float, tray: float, higher_is_better: bool) -> float | None:
     """How many times worse the tray's figure is (1.0: the same; < 1: the tray did better)."""
+    if node == tray:
+        return 1.0
     if higher_is_better:
         return node / tray if tray > 0 else None
     return tray / node if node > 0 else None
 
 
 def compare(node: list[Figure], tray: list[Figure], limit: float = TRAY_LIMIT) -> list[dict[str, Any]]:
-    """The figures of both runs, each with the tray's slowdown and whether it is within ``limit``."""
+    """The figures of both runs, each with the tray's slowdown and whether it is within ``limit``.
+
+    Where both runs measured an anchor, ``adjusted`` is the slowdown of ours relative to each run's anchor (tray/its
+    anchor over node/its anchor): a machine busier in one run than in the other cancels out of it, so it decides.
+    """
     by_name = {f.name: f for f in tray}
     rows = []
     for n in node:
@@ -224,25 +232,38 @@ def compare(node: list[Figure], tray: list[Figure], limit: float = TRAY_LIMIT) -
         if t is None:
             continue
         factor = slowdown(n.value, t.value, n.higher_is_better)
+        adjusted = None
+        if n.anchor and t.anchor:
+            adjusted = slowdown(n.value / n.anchor, t.value / t.anchor, n.higher_is_better)
+        decides = adjusted if adjusted is not None else factor
         rows.append({
             "figure": n.name, "unit": n.unit, "node": n.value, "tray": t.value,
-            "tray_over_node": t.value / n.value if n.value else None,
-            "slowdown": factor, "within": factor is not None and factor <= limit,
+            "tray_over_node": t.value / n.value if n.value else None, "slowdown": factor,
+            "node_anchor": n.anchor, "tray_anchor": t.anchor, "adjusted": adjusted,
+            "within": decides is not None and decides <= limit,
         })  # fmt: skip
     return rows
 
 
 def print_comparison(rows: list[dict[str, Any]], limit: float = TRAY_LIMIT) -> None:
     """The comparison as a table, with the load average now (a shared machine: the ratio is what to compare)."""
+
+    def number(x: float | None, suffix: str = "") -> str:
+        return "-" if x is None else f"{x:,.2f}{suffix}"
+
     print(f"\nnode (noizylab start, asyncio) beside tray (noizylab, qasync); load average {load_average()}")
-    print(f"{'figure':<44} {'node':>11} {'tray':>11} {'tray/node':>9} {'slowdown':>9}  target <= {limit:g}x")
+    print("slowdown: tray/node for times, node/tray for rates; adjusted: the same over each run's own anchor")
+    print(
+        f"{'figure':<42} {'node':>10} {'anchor':>9} {'tray':>10} {'anchor':>9} {'slowdown':>9} {'adjusted':>9}"
+        f"  <= {limit:g}x"
+    )
     for r in rows:
-        unit = f" {r['unit']}" if r["unit"] else ""
-        ratio = f"{r['tray_over_node']:.2f}" if r["tray_over_node"] is not None else "-"
-        factor = f"{r['slowdown']:.2f}x" if r["slowdown"] is not None else "-"
-        name = f"{r['figure']}{unit}"
-        verdict = "ok" if r["within"] else "MISS"
-        print(f"{name:<44} {r['node']:>11,.2f} {r['tray']:>11,.2f} {ratio:>9} {factor:>9}  {verdict}")
+        name = f"{r['figure']}{' ' + r['unit'] if r['unit'] else ''}"
+        print(
+            f"{name:<42} {number(r['node']):>10} {number(r['node_anchor']):>9} {number(r['tray']):>10}"
+            f" {number(r['tray_anchor']):>9} {number(r['slowdown'], 'x'):>9} {number(r['adjusted'], 'x'):>9}"
+            f"  {'ok' if r['within'] else 'MISS'}"
+        )
 
 
 def load_average() -> str:

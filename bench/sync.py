@@ -476,24 +476,25 @@ def figures(r: dict[str, Any]) -> list[hosting.Figure]:
     """Our figures that depend on where the nodes run, for the node/tray comparison (the no-op rescan and the delta
     run in this process, not in the nodes, and are left out)."""
     out: list[hosting.Figure] = []
-    ours = r.get("ours", {})
+    ours, rs, st = r.get("ours", {}), r.get("rsync", {}), r.get("syncthing", {})
     if ours.get("propagation_s"):
         p50, p95 = quantiles(ours["propagation_s"])
-        out += [hosting.Figure("sync propagation p50", p50 * 1000, "ms")]
-        out += [hosting.Figure("sync propagation p95", p95 * 1000, "ms")]
+        s50, s95 = quantiles(st["propagation_s"]) if st.get("propagation_s") else (None, None)
+        out.append(hosting.Figure("sync propagation p50", p50 * 1000, "ms", anchor=s50 and s50 * 1000))
+        out.append(hosting.Figure("sync propagation p95", p95 * 1000, "ms", anchor=s95 and s95 * 1000))
     n = r["sizes"]["small_files"]
     if "small_files_s" in ours:
-        out.append(hosting.Figure(f"sync {n:,} small files", ours["small_files_s"], "s"))
-    if ours.get("rsync_small_files_right_after_s"):
-        ratio = ours["small_files_s"] / ours["rsync_small_files_right_after_s"]
-        out.append(hosting.Figure(f"sync {n:,} small files / rsync", ratio, "x"))
+        rsync_s = ours.get("rsync_small_files_right_after_s") or rs.get("small_files_s")
+        out.append(hosting.Figure(f"sync {n:,} small files", ours["small_files_s"], "s", anchor=rsync_s))
     if "median_ratio" in r:
         out.append(hosting.Figure(f"sync {n:,} small files / rsync (median)", r["median_ratio"], "x"))
     if "big_s" in ours:
         big = r["sizes"]["big_bytes"]
-        out.append(hosting.Figure(f"sync {big // MiB} MiB file", big / ours["big_s"] / MiB, "MiB/s", True))
+        rsync_speed = big / rs["big_s"] / MiB if "big_s" in rs else None
+        out.append(hosting.Figure(f"sync {big // MiB} MiB file", big / ours["big_s"] / MiB, "MiB/s", True, rsync_speed))
+    st_idle = max(st["idle_cpu_pct"].values()) if st.get("idle_cpu_pct") else None
     for name, pct in ours.get("idle_cpu_pct", {}).items():
-        out.append(hosting.Figure(f"sync idle CPU, watched share ({name})", pct, "% core"))
+        out.append(hosting.Figure(f"sync idle CPU, watched share ({name})", pct, "% core", anchor=st_idle))
     return out
 
 

@@ -268,14 +268,14 @@ def report(host: str, result: dict[str, Any]) -> None:
 
 
 def figures(result: dict[str, Any]) -> list[hosting.Figure]:
-    """Ours, for the node/tray comparison."""
-    grid = result["grid"]
+    """Ours, for the node/tray comparison, beside ssh's figure of the same run where it has one."""
+    grid, ssh = result["grid"], result["ssh"]
     return [
-        hosting.Figure("tasks no-op round trip p50", grid["p50"], "ms"),
-        hosting.Figure("tasks no-op round trip p95", grid["p95"], "ms"),
-        hosting.Figure("tasks output", grid["lines_s"], "lines/s", higher_is_better=True),
-        hosting.Figure("tasks batch accepted", grid["accepted_s"], "/s", higher_is_better=True),
-        hosting.Figure("tasks batch completed", grid["completed_s"], "/s", higher_is_better=True),
+        hosting.Figure("tasks no-op round trip p50", grid["p50"], "ms", anchor=ssh["p50"]),
+        hosting.Figure("tasks no-op round trip p95", grid["p95"], "ms", anchor=ssh["p95"]),
+        hosting.Figure("tasks output", grid["lines_s"], "lines/s", True, ssh["lines_s"]),
+        hosting.Figure("tasks batch accepted", grid["accepted_s"], "/s", True, ssh["batch_s"]),
+        hosting.Figure("tasks batch completed", grid["completed_s"], "/s", True, ssh["batch_s"]),
         hosting.Figure("tasks timeout overshoot p50", grid["timeout_ms"], "ms"),
         hosting.Figure("tasks cancel to exit (worst)", grid["cancel_ms"], "ms"),
     ]

@@ -194,13 +194,12 @@ def measure_all(host: str, total: int, count: int, say: Callable[[str], None]) -
 
 
 def figures(result: dict[str, Any]) -> list[hosting.Figure]:
-    """Ours, for the node/tray comparison: the forward's own figures and its ratio to raw TCP of the same run."""
-    ours = result["paths"]["noizylab forward"]
+    """Ours, for the node/tray comparison, each beside ssh -L's of the same run (a forwarder in user space too)."""
+    ours, ssh = result["paths"]["noizylab forward"], result["paths"]["ssh -L"]
     return [
-        hosting.Figure("tunnel throughput", ours["throughput_mib_s"], "MiB/s", higher_is_better=True),
-        hosting.Figure("tunnel/raw TCP throughput", result["ratios"]["tunnel/raw throughput"], "", True),
-        hosting.Figure("tunnel round trip p50", ours["p50_ms"], "ms"),
-        hosting.Figure("tunnel round trip p99", ours["p99_ms"], "ms"),
+        hosting.Figure("tunnel throughput", ours["throughput_mib_s"], "MiB/s", True, ssh["throughput_mib_s"]),
+        hosting.Figure("tunnel round trip p50", ours["p50_ms"], "ms", anchor=ssh["p50_ms"]),
+        hosting.Figure("tunnel round trip p99", ours["p99_ms"], "ms", anchor=ssh["p99_ms"]),
     ]
 
 

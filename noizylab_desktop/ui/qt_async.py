@@ -5,7 +5,12 @@ a ``timerEvent`` into Python, ``killTimer``), and a gRPC call schedules a dozen 
 completion queue's reader), so the tray's node paid that per callback (bench/rpc.py: about half the calls/s of
 plain asyncio). Here ready callbacks go into one queue that a single zero-interval timer drains: one Qt wake-up per
 batch, as asyncio's own loop runs its ready queue once per turn. A batch runs only what was queued when it started;
-what those callbacks schedule waits for the next turn, so Qt's own events (input, painting) still come in between.
+what those callbacks schedule waits for the next turn, so Qt's own events (input, painting) still come in between,
+at the latest after ``TURNS_S`` of turns.
+
+``call_soon_threadsafe`` likewise: qasync posts a queued Qt signal per call, and the threads that feed the loop (a
+task's output readers, the sync watcher, screen capture) call it per chunk, per file event, per frame. Here a call
+joins a locked list, and only the first one since the loop last took the list posts the signal that wakes it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, cast
 
 import qasync
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 P = ParamSpec("P")
@@ -31,6 +37,12 @@ def async_slot(*types: type) -> Callable[[AsyncMethod[P]], Callable[P, asyncio.T
     return cast(Callable[[AsyncMethod[P]], Callable[P, asyncio.Task[None]]], qasync.asyncSlot(*types))
 
 
+class _Waker(QObject):
+    """Lives on the loop's thread: ``wake``, emitted from any thread, runs its slot there."""
+
+    wake = Signal()
+
+
 class QEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
     """qasync's loop with ready callbacks batched behind one zero-interval timer (see the module's docstring)."""
 
@@ -41,6 +53,10 @@ class QEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
         self._turn.setSingleShot(True)
         self._turn.setInterval(0)
         self._turn.timeout.connect(self._run_soon)
+        self._lock = threading.Lock()
+        self._from_threads: list[asyncio.Handle] = []
+        self._waker = _Waker()
+        self._waker.wake.connect(self._take_from_threads, Qt.ConnectionType.QueuedConnection)
 
     def call_soon(
         self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
@@ -52,6 +68,28 @@ class QEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
         if not self._turn.isActive():
             self._turn.start()
         return handle
+
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        """Queue ``callback(*args)`` from any thread; one wake-up for all the calls made before the loop takes them."""
+        self._check_closed()
+        handle = asyncio.Handle(callback, args, self, context=context)
+        with self._lock:
+            self._from_threads.append(handle)
+            first = len(self._from_threads) == 1
+        if first:
+            self._waker.wake.emit()
+        return handle
+
+    def _take_from_threads(self) -> None:
+        """On the loop's thread: what threads queued joins the ready queue, in the order they called."""
+        with self._lock:
+            taken, self._from_threads = self._from_threads, []
+        if taken and not self.is_closed():
+            self._soon.extend(taken)
+            if not self._turn.isActive():
+                self._turn.start()
 
     def _run_soon(self) -> None:
         """Turns until the queue is empty or ``TURNS_S`` has passed, each running the callbacks queued before it."""
@@ -74,6 +112,8 @@ class QEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
         super().close()
         self._turn.stop()
         self._soon.clear()
+        with self._lock:
+            self._from_threads.clear()
 
 
 def runner(app: QApplication) -> asyncio.Runner:

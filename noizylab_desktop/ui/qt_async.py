@@ -11,6 +11,10 @@ at the latest after ``TURNS_S`` of turns.
 ``call_soon_threadsafe`` likewise: qasync posts a queued Qt signal per call, and the threads that feed the loop (a
 task's output readers, the sync watcher, screen capture) call it per chunk, per file event, per frame. Here a call
 joins a locked list, and only the first one since the loop last took the list posts the signal that wakes it.
+
+And a socket that becomes readable or writable (gRPC's completion queue, an SSH connection, a tunnel) runs its
+callback in the Qt event that says so, then the callbacks it made ready: qasync disabled the notifier and deferred
+the callback to a timer, two Qt events per wake-up where one does.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, cast
 
 import qasync
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtWidgets import QApplication
 
 P = ParamSpec("P")
@@ -35,6 +39,12 @@ TURNS_S = 0.002  # how long one wake-up may run turns before Qt's own events get
 def async_slot(*types: type) -> Callable[[AsyncMethod[P]], Callable[P, asyncio.Task[None]]]:
     """``qasync.asyncSlot``: a Qt slot that runs the coroutine as a task on the loop and returns that task."""
     return cast(Callable[[AsyncMethod[P]], Callable[P, asyncio.Task[None]]], qasync.asyncSlot(*types))
+
+
+def _activated(notifier: QSocketNotifier) -> SignalInstance:
+    """The notifier's ``activated(int)``: the overload qasync connects, and its ``_remove_reader`` and ``close``
+    disconnect (PySide6's stubs do not show that signals are indexed by signature)."""
+    return cast(SignalInstance, cast(Any, notifier.activated)["int"])
 
 
 class _Waker(QObject):
@@ -91,12 +101,46 @@ class QEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
             if not self._turn.isActive():
                 self._turn.start()
 
+    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        """asyncio's ``add_reader`` (qasync's bookkeeping, so its ``_remove_reader`` still applies)."""
+        self._watch(self._read_notifiers, QSocketNotifier.Type.Read, fd, asyncio.Handle(callback, args, self))
+
+    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        """asyncio's ``add_writer``, as ``_add_reader``."""
+        self._watch(self._write_notifiers, QSocketNotifier.Type.Write, fd, asyncio.Handle(callback, args, self))
+
+    def _watch(
+        self, notifiers: dict[Any, QSocketNotifier], kind: QSocketNotifier.Type, fd: Any, handle: asyncio.Handle
+    ) -> None:
+        self._check_closed()
+        existing = notifiers.pop(fd, None)
+        if existing is not None:
+            existing.setEnabled(False)
+            _activated(existing).disconnect()
+        notifier = QSocketNotifier(fd if isinstance(fd, int) else fd.fileno(), kind)
+        _activated(notifier).connect(lambda *_: self._on_ready(notifiers, notifier, fd, handle))
+        notifier.setEnabled(True)
+        notifiers[fd] = notifier
+
+    def _on_ready(
+        self, notifiers: dict[Any, QSocketNotifier], notifier: QSocketNotifier, fd: Any, handle: asyncio.Handle
+    ) -> None:
+        """The socket is ready: its callback now, then what that made ready, in this one Qt event."""
+        if notifiers.get(fd) is not notifier:  # removed or replaced since Qt queued this
+            notifier.setEnabled(False)
+            return
+        handle._run()
+        self._run_soon()
+
     def _run_soon(self) -> None:
         """Turns until the queue is empty or ``TURNS_S`` has passed, each running the callbacks queued before it."""
         try:
             deadline = time.monotonic() + TURNS_S
             while self._soon:
-                for _ in range(len(self._soon)):
+                # Counted down and checked: a nested Qt event loop (a modal dialog) may run turns inside this one.
+                left = len(self._soon)
+                while left and self._soon:
+                    left -= 1
                     handle = self._soon.popleft()
                     if not handle.cancelled():
                         handle._run()

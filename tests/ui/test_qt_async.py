@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 
@@ -91,3 +92,57 @@ def test_closing_the_loop_drops_callbacks_that_never_ran(tray_app: QApplication)
     loop.close()
 
     assert loop.is_closed() and ran == []
+
+
+def test_sockets_carry_a_stream_both_ways_through_full_buffers(run: Run) -> None:
+    payload = bytes(range(256)) * 32768  # 8 MiB: more than the socket buffers, so writers wait for writability
+
+    async def scenario() -> bytes:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readexactly(len(payload)))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        back = await within(reader.readexactly(len(payload)), 30, "the echo of 8 MiB")
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return back
+
+    assert run(scenario()) == payload
+
+
+def test_a_removed_reader_is_not_called_again(run: Run) -> None:
+    async def scenario() -> tuple[int, bool]:
+        loop = asyncio.get_running_loop()
+        here, there = socket.socketpair()
+        calls = 0
+        first = loop.create_future()
+
+        def readable() -> None:
+            nonlocal calls
+            calls += 1
+            if not first.done():
+                first.set_result(None)
+
+        loop.add_reader(here, readable)
+        there.send(b"x")
+        await within(first, 5, "the reader to be called")
+        removed = loop.remove_reader(here)
+        there.send(b"y")  # still unread data: a reader left behind would be called at once, again and again
+        # A second socket, readable after that: once its reader runs, Qt has polled the first one too.
+        later_here, later_there = socket.socketpair()
+        later = loop.create_future()
+        loop.add_reader(later_here, lambda: later.done() or later.set_result(None))
+        later_there.send(b"z")
+        await within(later, 5, "the second reader to be called")
+        loop.remove_reader(later_here)
+        for s in (here, there, later_here, later_there):
+            s.close()
+        return calls, removed
+
+    assert run(scenario()) == (1, True)

@@ -142,26 +142,35 @@ class Hosting:
         return tray.pid
 
     def _system_tray(self, display: str) -> None:
-        """trayer on ``display``, once, so that the tray app finds a system tray there."""
+        """trayer on ``display``, once, so that the tray app finds a system tray there.
+
+        A trayer that exits at once is started again (twice at most): on this shared machine, one started right
+        after its Xvfb was seen now and then to say "cannot open display" about a display that answers.
+        """
         if display in self._trayers:
             return
         env = {**os.environ, "DISPLAY": display}
         env.pop("WAYLAND_DISPLAY", None)
-        trayer = subprocess.Popen(
-            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._trayers[display] = trayer
+        for attempt in range(3):
+            trayer = subprocess.Popen(
+                ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            self._trayers[display] = trayer
 
-        def owned() -> bool:
-            if trayer.poll() is not None:
-                said = trayer.communicate()[1].decode(errors="replace").strip().splitlines()[-2:]
-                raise RuntimeError(f"trayer exited ({trayer.returncode}) on {display}: {' | '.join(said)}")
-            return _tray_owned(display)
+            def owned(trayer: subprocess.Popen[bytes] = trayer) -> bool:
+                return trayer.poll() is not None or _tray_owned(display)
 
-        _deadline_wait(owned, START_S, f"trayer to own the system tray of {display}")
+            _deadline_wait(owned, START_S, f"trayer to own the system tray of {display}")
+            if trayer.poll() is None:
+                return
+            said = " | ".join(trayer.communicate()[1].decode(errors="replace").strip().splitlines()[-2:])
+            if attempt == 2:
+                raise RuntimeError(f"trayer exited ({trayer.returncode}) on {display}, three times: {said}")
+            print(f"hosting: trayer exited on {display} ({said}): starting it again", file=sys.stderr, flush=True)
+            time.sleep(0.5)  # a pause before trying again, not a wait for anything
 
     def stop(self, home: Path) -> None:
         """Stop the node of ``home`` (``noizylab stop`` ends a tray too); a tray that does not go is killed."""

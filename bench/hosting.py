@@ -191,7 +191,7 @@ class Hosting:
             self.stop(home)
         for trayer in self._trayers.values():
             trayer.terminate()
-            trayer.wait(10)
+            trayer.communicate(timeout=10)  # reaped, and its stderr pipe closed
         self._trayers.clear()
         if self._screen is not None:
             self._screen.stop()

@@ -1,6 +1,6 @@
 """Typed doors to qasync (it ships no type hints): slots that await, and a runner for the Qt-driven loop.
 
-The loop is qasync's with one change, ``call_soon``: qasync starts a Qt timer for every callback (``startTimer(0)``,
+The loop is qasync's with three changes. ``call_soon``: qasync starts a Qt timer for every callback (``startTimer(0)``,
 a ``timerEvent`` into Python, ``killTimer``), and a gRPC call schedules a dozen of them (futures, task steps, the
 completion queue's reader), so the tray's node paid that per callback (bench/rpc.py: about half the calls/s of
 plain asyncio). Here ready callbacks go into one queue that a single zero-interval timer drains: one Qt wake-up per
@@ -144,7 +144,8 @@ class QEventLoop(qasync.QEventLoop):  # type: ignore[misc]  # qasync is untyped
                     handle = self._soon.popleft()
                     if not handle.cancelled():
                         handle._run()
-                if time.monotonic() >= deadline:
+                # A stop asked for by a callback ends the turns, as asyncio's loop stops after its current one.
+                if time.monotonic() >= deadline or not self.is_running():
                     break
         finally:
             # Also after KeyboardInterrupt or SystemExit, which a Handle lets through: the rest still runs later.

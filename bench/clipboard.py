@@ -2,7 +2,8 @@
 other node's) returns the same content; beside it, the anchor measured in the same run.
 
 Run: ``scripts/with-keyring.sh .venv/bin/python bench/clipboard.py`` (``make bench BENCH=bench/clipboard.py``);
-``--text N`` / ``--images N`` change the counts, ``--json`` prints one JSON document.
+``--text N`` / ``--images N`` change the counts, ``--json`` prints one JSON document; ``--host tray`` runs both nodes
+in the tray app (its Qt clipboard), ``--host both`` once each and side by side (bench/hosting.py).
 
 What runs is the real path: two ``noizylab`` node processes in temporary homes, paired over mTLS on loopback, each
 on its own Xvfb with the headless X11 backend (XFixes tells the node of a new owner, xclip reads the targets, the
@@ -18,7 +19,6 @@ large image) before any grid is involved, so the ratio and the difference are wh
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -39,6 +39,7 @@ from noizylab_desktop.services.clipboard.x11_owner import SelectionOwner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import hosting  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
 from tests.integration.clipboard_support import xvfb  # noqa: E402
 
@@ -132,15 +133,22 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p95": pct(values, 0.95), "n": len(values)}
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, host: str) -> dict[str, Any]:
     results: dict[str, Any] = {"load_avg_1m": os.getloadavg()[0], "cpus": os.cpu_count(), "cases": {}}
-    with tempfile.TemporaryDirectory(prefix="noizylab-clip-bench-") as tmp, xvfb() as da, xvfb() as db, xvfb() as dc:
+    with (
+        tempfile.TemporaryDirectory(prefix="noizylab-clip-bench-") as tmp,
+        xvfb() as da,
+        xvfb() as db,
+        xvfb() as dc,
+        hosting.Hosting(host) as nodes,
+    ):
         alpha = BenchNode(Path(tmp) / "alpha", "alpha", da)
         beta = BenchNode(Path(tmp) / "beta", "beta", db)
         watch_b, watch_c = Watcher(db), Watcher(dc)
         try:
-            alpha.cli("start")
-            beta.cli("start")
+            # In the tray each node's clipboard is Qt's (ui/clipboard_qt.py) on its own display, as people run it.
+            nodes.start(alpha.home, da)
+            nodes.start(beta.home, db)
             beta.cli("pair", "join", alpha.json("pair", "invite")["code"])
 
             def online(node: BenchNode, peer: str) -> bool:
@@ -169,14 +177,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             watch_c.close()
             watch_b.close()
-            for node in (alpha, beta):
-                with contextlib.suppress(RuntimeError):
-                    node.cli("stop")
+            nodes.close()  # before the displays go: a tray exits when its X server does
     return results
 
 
-def report(results: dict[str, Any]) -> None:
-    print("clipboard copy-to-available: xclip -i on one Xvfb -> xclip -o gives the bytes on another")
+def figures(results: dict[str, Any]) -> list[hosting.Figure]:
+    """Ours, for the node/tray comparison, beside the one-display anchor of the same run."""
+    out = []
+    for label, case in results["cases"].items():
+        grid, anchor = case["grid_ms"], case["anchor_ms"]
+        out.append(hosting.Figure(f"clipboard {label} p50", grid["p50"], "ms", anchor=anchor["p50"]))
+        out.append(hosting.Figure(f"clipboard {label} p95", grid["p95"], "ms", anchor=anchor["p95"]))
+    return out
+
+
+def report(host: str, results: dict[str, Any]) -> None:
+    print(f"clipboard copy-to-available: xclip -i on one Xvfb -> xclip -o gives the bytes on another (nodes: {host})")
     print(f"machine: {results['cpus']} CPUs, load average {results['load_avg_1m']:.2f} (other work shares it)")
     print("anchor: the same copy -> paste on ONE display, no node there (X clipboard + xclip cost, no grid)\n")
     header = (
@@ -203,12 +219,9 @@ def main() -> int:
     parser.add_argument("--text", type=int, default=40, help="1 KB text copies (default 40)")
     parser.add_argument("--images", type=int, default=10, help="5 MB image copies (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    hosting.add_argument(parser)
     args = parser.parse_args()
-    results = measure(args)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        report(results)
+    hosting.run_hosts(args.host, lambda host: measure(args, host), figures, report, args.json)
     return 0
 
 

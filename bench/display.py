@@ -1,7 +1,8 @@
 """Remote desktop at 1920×1080 on loopback, beside ``ffmpeg -f x11grab … libx264 -tune zerolatency`` (the anchor).
 
 Run: ``scripts/with-keyring.sh .venv/bin/python bench/display.py`` (``--seconds S`` per phase, ``--json``,
-``--size 3840x2160`` for a 4K screen: the Xvfb and ffmpeg's grab both take that size).
+``--size 3840x2160`` for a 4K screen: the Xvfb and ffmpeg's grab both take that size; ``--host tray`` runs the nodes
+in the tray app, ``--host both`` once each and side by side: bench/hosting.py).
 
 Both pipelines capture the same private Xvfb (1920x1080x24), on which a helper app draws; both are decoded by PyAV
 in this process, and latency is read from the screen, not from any pipeline's own stamps: the helper draws a frame
@@ -28,7 +29,6 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -42,6 +42,7 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import hosting  # noqa: E402
 from noizylab_desktop.core.transport import secure_channel  # noqa: E402
 from noizylab_desktop.services.display.client import ViewerSession  # noqa: E402
 from noizylab_desktop.services.display.decoder import Decoder  # noqa: E402
@@ -277,32 +278,25 @@ def screen_size(text: str) -> str:
     return f"{width}x{height}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase and pipeline")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--trace", action="store_true", help="split our latency by stage (medians, ms)")
-    parser.add_argument("--phases", default="changing,idle,typing", help="which phases to run, comma-separated")
-    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", type=screen_size, help="the screen, WxH (3840x2160: 4K)")
-    args = parser.parse_args()
-    if os.environ.get("NOIZYLAB_IN_TEST_KEYRING") != "1":
-        print("run it as: scripts/with-keyring.sh .venv/bin/python bench/display.py", file=sys.stderr)
-        return 2
+PHASES = (("changing", "changing", 60, 1.5), ("idle", "pattern", 0, 3.0), ("typing", "typing", 10, 1.5))
+
+
+def measure(args: argparse.Namespace, host: str) -> list[dict[str, Any]]:
+    """Each phase, ours (its nodes on ``host``, capturing the private screen) then the anchor: rows of ``Phase``."""
     results: list[Phase] = []
     screen = Xvfb(args.size)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, hosting.Hosting(host) as nodes:
         alpha = NodeProcess(Path(tmp) / "alpha", "alpha")
         beta = NodeProcess(Path(tmp) / "beta", "beta")
-        previous = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = screen.display
         try:
-            alpha.start()
-            beta.start()
+            # Both on the captured screen, as before: a tray shows its icon there (trayer's panel, 28 px at the
+            # top), and the ffmpeg anchor of the same run grabs that same screen.
+            nodes.start(alpha.home, screen.display)
+            nodes.start(beta.home, screen.display)
             beta.join(alpha.invite())
             wait_for(lambda: (beta.peer("alpha") or {}).get("online"), what="beta to see alpha online")
             alpha.cli("allow", "beta", "display")
-            for phase, mode, rate, settle in (("changing", "changing", 60, 1.5), ("idle", "pattern", 0, 3.0),
-                                              ("typing", "typing", 10, 1.5)):  # fmt: skip
+            for phase, mode, rate, settle in PHASES:
                 if phase not in args.phases.split(","):
                     continue
                 helper = Helper(screen.display, mode, rate)
@@ -312,24 +306,53 @@ def main() -> int:
                 finally:
                     helper.stop()
                 results += [ours, anchor]
-                if not args.json:
-                    for r in (ours, anchor):
-                        lat = f"p50 {r.p50_ms:6.1f} ms  p95 {r.p95_ms:6.1f} ms" if r.p50_ms is not None else " " * 30
-                        print(f"{r.phase:9} {r.pipeline:15} {lat}  {r.fps:5.1f} fps  {r.kbps:8.0f} kbps  "
-                              f"{r.cores:4.2f} cores", flush=True)  # fmt: skip
-                    latency = f"p50 {ratio(ours.p50_ms, anchor.p50_ms)}  p95 {ratio(ours.p95_ms, anchor.p95_ms)}"
-                    rest = f"kbps {ratio(ours.kbps, anchor.kbps)}  cores {ratio(ours.cores, anchor.cores)}"
-                    print(f"{'':9} {'ratio':15} {latency}  fps {ratio(ours.fps, anchor.fps)}  {rest}", flush=True)
         finally:
-            if previous is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = previous
-            alpha.stop()
-            beta.stop()
+            nodes.close()
             screen.stop()
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
+    return [asdict(r) for r in results]
+
+
+def report(host: str, rows: list[dict[str, Any]]) -> None:
+    """Each phase: ours, the anchor, and their ratios."""
+    print(f"our nodes: {host}")
+    for ours, anchor in zip(rows[::2], rows[1::2], strict=True):
+        for r in (ours, anchor):
+            lat = f"p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms" if r["p50_ms"] is not None else " " * 30
+            print(f"{r['phase']:9} {r['pipeline']:15} {lat}  {r['fps']:5.1f} fps  {r['kbps']:8.0f} kbps  "
+                  f"{r['cores']:4.2f} cores", flush=True)  # fmt: skip
+        latency = f"p50 {ratio(ours['p50_ms'], anchor['p50_ms'])}  p95 {ratio(ours['p95_ms'], anchor['p95_ms'])}"
+        rest = f"kbps {ratio(ours['kbps'], anchor['kbps'])}  cores {ratio(ours['cores'], anchor['cores'])}"
+        print(f"{'':9} {'ratio':15} {latency}  fps {ratio(ours['fps'], anchor['fps'])}  {rest}", flush=True)
+
+
+def figures(rows: list[dict[str, Any]]) -> list[hosting.Figure]:
+    """Ours, for the node/tray comparison, each beside ffmpeg's of the same phase."""
+    out = []
+    for r, a in zip(rows[::2], rows[1::2], strict=True):
+        if r["p50_ms"] is not None:
+            out.append(hosting.Figure(f"display {r['phase']} p50", r["p50_ms"], "ms", anchor=a["p50_ms"]))
+            out.append(hosting.Figure(f"display {r['phase']} p95", r["p95_ms"], "ms", anchor=a["p95_ms"]))
+        if r["phase"] == "changing":
+            out.append(hosting.Figure("display changing fps", r["fps"], "fps", True, a["fps"]))
+            out.append(hosting.Figure("display changing host CPU", r["cores"], "cores", anchor=a["cores"]))
+        else:
+            out.append(hosting.Figure(f"display {r['phase']} bitrate", r["kbps"], "kbps", anchor=a["kbps"]))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase and pipeline")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trace", action="store_true", help="split our latency by stage (medians, ms)")
+    parser.add_argument("--phases", default="changing,idle,typing", help="which phases to run, comma-separated")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", type=screen_size, help="the screen, WxH (3840x2160: 4K)")
+    hosting.add_argument(parser)
+    args = parser.parse_args()
+    if os.environ.get("NOIZYLAB_IN_TEST_KEYRING") != "1":
+        print("run it as: scripts/with-keyring.sh .venv/bin/python bench/display.py", file=sys.stderr)
+        return 2
+    hosting.run_hosts(args.host, lambda host: measure(args, host), figures, report, args.json)
     return 0
 
 

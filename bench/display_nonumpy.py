@@ -30,7 +30,7 @@ def numpy_is_black(bgra: bytes | bytearray) -> bool:
 class NumpyEncoder(Encoder):
     """The encoder with the numpy refill of padded rows it had before."""
 
-    def _convert(self, bgra: bytes | bytearray) -> Any:
+    def _convert_whole(self, bgra: bytes | bytearray) -> Any:
         if self._bgra is None:
             self._bgra = av.VideoFrame(self.width, self.height, "bgra")
         plane = self._bgra.planes[0]
@@ -62,10 +62,10 @@ def main() -> None:
     source = bytes(np.random.default_rng(2).integers(0, 255, rows_w * rows_h * 4, np.uint8).tobytes())
 
     def ours_rows() -> None:
-        ours_encoder._convert(source)
+        ours_encoder._convert_whole(source)
 
     def numpy_rows() -> None:
-        numpy_encoder._convert(source)
+        numpy_encoder._convert_whole(source)
 
     jobs = [
         ("is_black 1080p, black (full check)", lambda: is_black(black), lambda: numpy_is_black(black)),

@@ -10,8 +10,9 @@ The anchor serves the same servicers from a server without the interceptor on an
 ``grpc.aio.insecure_channel`` with the same channel options.
 
 Each cell is one topology (server and client on one loop, as inside a node; or the server in a second process, as
-between two nodes), one event loop (plain asyncio, or qasync over an offscreen ``QApplication``, in every process of
-the cell) and one method (the Node service's ``Health`` and the standard ``grpc.health.v1`` ``Check``). It measures:
+between two nodes), one event loop (plain asyncio, or the tray's qasync loop over an offscreen ``QApplication``, in
+every process of the cell; ``qasync-stock`` is qasync's own loop, without the tray's batching) and one method (the
+Node service's ``Health`` and the standard ``grpc.health.v1`` ``Check``). It measures:
 
 - sequential latency: one call at a time; p50 and p99 are held against the targets;
 - throughput: ``--concurrency`` callers at once; calls/s is held against the target, p50/p99 under load are queueing;
@@ -63,7 +64,8 @@ TARGET_P99_MS = 2.0
 TARGET_CALLS_PER_S = 3000.0
 DESIGN_CLAIM = "2-5 ms"
 
-LOOPS = ("asyncio", "qasync")
+LOOPS = ("asyncio", "qasync", "qasync-stock")
+DEFAULT_LOOPS = ("asyncio", "qasync")
 TOPOLOGIES = ("same-loop", "cross-process")
 NODE_HEALTH = "Node/Health"
 HEALTH_CHECK = "grpc.health.v1/Check"
@@ -86,7 +88,7 @@ class Settings:
     concurrency: int = 100
     total: int = 10000
     secondary_share: float = 0.25
-    loops: tuple[str, ...] = LOOPS
+    loops: tuple[str, ...] = DEFAULT_LOOPS
     topologies: tuple[str, ...] = TOPOLOGIES
     methods: tuple[str, ...] = METHODS
     breakdown: bool = False
@@ -482,15 +484,20 @@ async def run_cross_process(loop_name: str, settings: Settings, progress: Progre
 
 
 def run_on(loop_name: str, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on a fresh plain asyncio loop, or on a qasync loop over an offscreen ``QApplication``."""
+    """Run ``coro`` on a fresh plain asyncio loop, or on a qasync loop over an offscreen ``QApplication``: the tray's
+    (``ui.qt_async.QEventLoop``, ``qasync``) or qasync's own, unchanged (``qasync-stock``, to see what the tray's
+    batching gains)."""
     if loop_name == "asyncio":
         return asyncio.run(coro)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    loop = qasync.QEventLoop(app)
+    from noizylab_desktop.ui.qt_async import QEventLoop
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    loop = QEventLoop(app) if loop_name == "qasync" else qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
         result: T = loop.run_until_complete(coro)
@@ -635,7 +642,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, bool]:
     parser.add_argument("--total", type=int, help="calls under load per transport and cell (full: 10000)")
     parser.add_argument("--concurrency", type=int, help="concurrent callers under load (default 100)")
     parser.add_argument("--secondary-share", type=float, help=f"share of the counts for {HEALTH_CHECK} (full: 0.25)")
-    parser.add_argument("--loops", type=_csv(LOOPS), help=f"{','.join(LOOPS)} (default: both)")
+    parser.add_argument("--loops", type=_csv(LOOPS), help=f"{','.join(LOOPS)} (default: {','.join(DEFAULT_LOOPS)})")
     parser.add_argument("--topologies", type=_csv(TOPOLOGIES), help=f"{','.join(TOPOLOGIES)} (default: both)")
     parser.add_argument("--methods", type=_csv(METHODS), help=f"{','.join(METHODS)} (default: both)")
     parser.add_argument("--breakdown", action="store_true", help=f"also measure '{MTLS_BARE}' (TLS vs Guard cost)")

@@ -1,6 +1,7 @@
 """Folder sync beside rsync over OpenSSH and Syncthing, measured in the same run on this machine.
 
-Run: ``scripts/with-keyring.sh .venv/bin/python bench/sync.py`` (``--quick`` for smaller sizes, ``--json``).
+Run: ``scripts/with-keyring.sh .venv/bin/python bench/sync.py`` (``--quick`` for smaller sizes, ``--json``;
+``--host tray`` runs our two nodes in the tray app, ``--host both`` once each and side by side: bench/hosting.py).
 
 Ours runs as two real node processes (mTLS gRPC + the embedded asyncssh SFTP server, loopback), except the delta
 and no-op figures, which use the same engine and server in one process so the bytes on the wire can be counted.
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from bench import hosting  # noqa: E402
 from tests.conftest import NodeProcess  # noqa: E402
 from tests.sync_harness import Sshd, SyncPair  # noqa: E402
 
@@ -112,21 +114,18 @@ def cpu_pct(procs: dict[str, psutil.Process], seconds: float) -> dict[str, float
 
 
 @contextlib.contextmanager
-def paired_nodes(base: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
-    """Two real nodes, paired, each allowing the other ``sync``; stopped afterwards."""
+def paired_nodes(base: Path, host: str) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Two real nodes on ``host``, paired, each allowing the other ``sync``; stopped afterwards."""
     alpha = NodeProcess(base / "alpha", "alpha", sync={"folder": str(base / "alpha-sync")})
     beta = NodeProcess(base / "beta", "beta", sync={"folder": str(base / "beta-sync")})
-    try:
-        alpha.start()
-        beta.start()
+    with hosting.Hosting(host) as nodes:
+        nodes.start(alpha.home)
+        nodes.start(beta.home)
         beta.join(alpha.invite())
         wait_until(lambda: bool((alpha.peer("beta") or {}).get("online")), 20, 0.1)
         alpha.cli("allow", "beta", "sync")
         beta.cli("allow", "alpha", "sync")
         yield alpha, beta
-    finally:
-        alpha.stop()
-        beta.stop()
 
 
 def bench_ours(
@@ -136,8 +135,9 @@ def bench_ours(
     samples: int,
     only_small: bool = False,
     right_after_small: Callable[[], float] | None = None,
+    host: str = "node",
 ) -> dict[str, Any]:
-    with paired_nodes(base) as (alpha, beta):
+    with paired_nodes(base, host) as (alpha, beta):
         src, dst = base / "work", base / "beta-sync" / "work"
         src.mkdir()
         procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
@@ -195,9 +195,9 @@ def bench_ours(
         }
 
 
-def bench_idle(base: Path, n_small: int) -> dict[str, Any]:
+def bench_idle(base: Path, n_small: int, host: str = "node") -> dict[str, Any]:
     """Idle CPU only (``--only idle``): two paired nodes, then the same with a watched share of ``n_small`` files."""
-    with paired_nodes(base) as (alpha, beta):
+    with paired_nodes(base, host) as (alpha, beta):
         procs = {name: psutil.Process(node.pid) for name, node in (("alpha", alpha), ("beta", beta))}
         no_share = cpu_pct(procs, IDLE_S)
         src = base / "work"
@@ -406,6 +406,107 @@ def bench_syncthing_idle(base: Path, n_small: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- report
 
 
+def measure(args: argparse.Namespace, host: str) -> dict[str, Any]:
+    """One run of the parts ``args`` asks for, our nodes on ``host``."""
+    n_small, big, delta_base, samples = (
+        (2000, 128 * MiB, 64 * MiB, 15) if args.quick else (10_000, 512 * MiB, 256 * MiB, 30)
+    )
+    results: dict[str, Any] = {"sizes": {"small_files": n_small, "big_bytes": big, "delta_base_bytes": delta_base}}
+    results["host"] = host
+    with tempfile.TemporaryDirectory(prefix="nz-bench-sync-") as tmp:
+        base = Path(tmp)
+        parts = args.parts.split(",")
+        if args.only == "idle":
+            results["ours"] = bench_idle(base / "ours", n_small, host)
+            if "syncthing" in parts:
+                try:
+                    results["syncthing"] = bench_syncthing_idle(base / "syncthing", n_small)
+                except Exception as exc:  # noqa: BLE001 - the anchor is reported as missing, with why
+                    results["syncthing"] = {"error": f"{type(exc).__name__}: {exc}"}
+            return results
+        small = args.only == "small"
+        if small and args.repeat > 1 and {"ours", "rsync"} <= set(parts):
+            # Ours and rsync take turns, each going first every other time, so a busy moment of a shared machine
+            # (or its file system still busy with files deleted just before) falls on both alike.
+            runs = []
+            for i in range(args.repeat):
+                if i % 2:
+                    theirs = bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"]
+                    runs.append((bench_ours(base / f"ours-{i}", n_small, big, samples, True, host=host), theirs))
+                else:
+                    ours = bench_ours(base / f"ours-{i}", n_small, big, samples, True, host=host)
+                    runs.append(
+                        (ours, bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"])
+                    )
+            results["runs"] = [
+                {
+                    "ours_s": o["small_files_s"],
+                    "rsync_s": r,
+                    "ratio": o["small_files_s"] / r,
+                    "ours_cpu_s": o["small_files_cpu_s"],
+                }
+                for o, r in runs
+            ]
+            results["median_ratio"] = statistics.median(o["small_files_s"] / r for o, r in runs)
+            return results
+        if "ours" in parts:
+            # rsync's small files are also timed right after ours: how fast this machine's file system creates
+            # files drifts from one minute to the next (see docs/sync.md), and its other parts come minutes later.
+            adjacent = (
+                (lambda: bench_rsync(base / "rsync-small", n_small, big, delta_base, True)["small_files_s"])
+                if "rsync" in parts and not small
+                else None
+            )
+            results["ours"] = bench_ours(base / "ours", n_small, big, samples, small, adjacent, host)
+            if not small:
+                results["ours"].update(bench_inprocess(base / "ours", n_small, delta_base))
+        if "rsync" in parts:
+            results["rsync"] = bench_rsync(base / "rsync", n_small, big, delta_base, small)
+        if small and "small_files_s" in results.get("rsync", {}) and "ours" in results:
+            results["ratio"] = results["ours"]["small_files_s"] / results["rsync"]["small_files_s"]
+        if "syncthing" in parts and not small:
+            try:
+                results["syncthing"] = bench_syncthing(base / "syncthing", n_small, samples)
+            except Exception as exc:  # noqa: BLE001 - the anchor is reported as missing, with why
+                results["syncthing"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return results
+
+
+def figures(r: dict[str, Any]) -> list[hosting.Figure]:
+    """Our figures that depend on where the nodes run, for the node/tray comparison (the no-op rescan and the delta
+    run in this process, not in the nodes, and are left out)."""
+    out: list[hosting.Figure] = []
+    ours, rs, st = r.get("ours", {}), r.get("rsync", {}), r.get("syncthing", {})
+    if ours.get("propagation_s"):
+        p50, p95 = quantiles(ours["propagation_s"])
+        s50, s95 = quantiles(st["propagation_s"]) if st.get("propagation_s") else (None, None)
+        out.append(hosting.Figure("sync propagation p50", p50 * 1000, "ms", anchor=s50 and s50 * 1000))
+        out.append(hosting.Figure("sync propagation p95", p95 * 1000, "ms", anchor=s95 and s95 * 1000))
+    n = r["sizes"]["small_files"]
+    if "small_files_s" in ours:
+        rsync_s = ours.get("rsync_small_files_right_after_s") or rs.get("small_files_s")
+        out.append(hosting.Figure(f"sync {n:,} small files", ours["small_files_s"], "s", anchor=rsync_s))
+    if "median_ratio" in r:
+        out.append(hosting.Figure(f"sync {n:,} small files / rsync (median)", r["median_ratio"], "x"))
+    if "big_s" in ours:
+        big = r["sizes"]["big_bytes"]
+        rsync_speed = big / rs["big_s"] / MiB if "big_s" in rs else None
+        out.append(hosting.Figure(f"sync {big // MiB} MiB file", big / ours["big_s"] / MiB, "MiB/s", True, rsync_speed))
+    st_idle = max(st["idle_cpu_pct"].values()) if st.get("idle_cpu_pct") else None
+    for name, pct in ours.get("idle_cpu_pct", {}).items():
+        out.append(hosting.Figure(f"sync idle CPU, watched share ({name})", pct, "% core", anchor=st_idle))
+    return out
+
+
+def print_results(args: argparse.Namespace, host: str, results: dict[str, Any]) -> None:
+    """One run's figures: the table for a full run, else its JSON."""
+    if args.json or args.only or set(args.parts.split(",")) != {"ours", "rsync", "syncthing"}:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"our nodes: {host}")
+        report(results)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 files, 128 MiB, a 64 MiB delta base")
@@ -427,80 +528,22 @@ def main() -> int:
     )
     parser.add_argument("--scale-limit", type=float, default=900.0, help="with --scale: seconds each sync may take")
     parser.add_argument("--changes", type=int, default=9, help="with --scale: propagated changes (p50 over them)")
+    hosting.add_argument(parser)
     args = parser.parse_args()
     if args.scale is not None:
-        import sync_scale
+        from bench import sync_scale
 
         with tempfile.TemporaryDirectory(prefix="nz-bench-scale-") as tmp:
             scaled = sync_scale.run(Path(tmp), args.scale, args.parts.split(","), args.changes, args.scale_limit)
         print(json.dumps(scaled, indent=2)) if args.json else sync_scale.report(scaled)
         return 0
-    n_small, big, delta_base, samples = (
-        (2000, 128 * MiB, 64 * MiB, 15) if args.quick else (10_000, 512 * MiB, 256 * MiB, 30)
+    hosting.run_hosts(
+        args.host,
+        lambda host: measure(args, host),
+        figures,
+        lambda host, results: print_results(args, host, results),
+        args.json and args.host == "both",
     )
-    results: dict[str, Any] = {"sizes": {"small_files": n_small, "big_bytes": big, "delta_base_bytes": delta_base}}
-    with tempfile.TemporaryDirectory(prefix="nz-bench-sync-") as tmp:
-        base = Path(tmp)
-        parts = args.parts.split(",")
-        if args.only == "idle":
-            results["ours"] = bench_idle(base / "ours", n_small)
-            if "syncthing" in parts:
-                try:
-                    results["syncthing"] = bench_syncthing_idle(base / "syncthing", n_small)
-                except Exception as exc:  # noqa: BLE001 - the anchor is reported as missing, with why
-                    results["syncthing"] = {"error": f"{type(exc).__name__}: {exc}"}
-            print(json.dumps(results, indent=2))
-            return 0
-        small = args.only == "small"
-        if small and args.repeat > 1 and {"ours", "rsync"} <= set(parts):
-            # Ours and rsync take turns, each going first every other time, so a busy moment of a shared machine
-            # (or its file system still busy with files deleted just before) falls on both alike.
-            runs = []
-            for i in range(args.repeat):
-                if i % 2:
-                    theirs = bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"]
-                    runs.append((bench_ours(base / f"ours-{i}", n_small, big, samples, True), theirs))
-                else:
-                    ours = bench_ours(base / f"ours-{i}", n_small, big, samples, True)
-                    runs.append(
-                        (ours, bench_rsync(base / f"rsync-{i}", n_small, big, delta_base, True)["small_files_s"])
-                    )
-            results["runs"] = [
-                {
-                    "ours_s": o["small_files_s"],
-                    "rsync_s": r,
-                    "ratio": o["small_files_s"] / r,
-                    "ours_cpu_s": o["small_files_cpu_s"],
-                }
-                for o, r in runs
-            ]
-            results["median_ratio"] = statistics.median(o["small_files_s"] / r for o, r in runs)
-            print(json.dumps(results, indent=2))
-            return 0
-        if "ours" in parts:
-            # rsync's small files are also timed right after ours: how fast this machine's file system creates
-            # files drifts from one minute to the next (see docs/sync.md), and its other parts come minutes later.
-            adjacent = (
-                (lambda: bench_rsync(base / "rsync-small", n_small, big, delta_base, True)["small_files_s"])
-                if "rsync" in parts and not small
-                else None
-            )
-            results["ours"] = bench_ours(base / "ours", n_small, big, samples, small, adjacent)
-            if not small:
-                results["ours"].update(bench_inprocess(base / "ours", n_small, delta_base))
-        if "rsync" in parts:
-            results["rsync"] = bench_rsync(base / "rsync", n_small, big, delta_base, small)
-        if small and "small_files_s" in results.get("rsync", {}) and "ours" in results:
-            results["ratio"] = results["ours"]["small_files_s"] / results["rsync"]["small_files_s"]
-        if "syncthing" in parts and not small:
-            try:
-                results["syncthing"] = bench_syncthing(base / "syncthing", n_small, samples)
-            except Exception as exc:  # noqa: BLE001 - the anchor is reported as missing, with why
-                results["syncthing"] = {"error": f"{type(exc).__name__}: {exc}"}
-    if args.json or small or set(parts) != {"ours", "rsync", "syncthing"}:
-        print(json.dumps(results, indent=2))
-        return 0
-    report(results)
     return 0
 
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import sync as base  # bench/sync.py: its nodes and Syncthing helpers
 
+from bench import sync as base  # bench/sync.py: its nodes and Syncthing helpers
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.config import Paths, load_settings
@@ -168,7 +168,7 @@ async def wait_idle(home: Path, timeout: float) -> float:
 
 
 def ours(work: Path, tree_root: Path, n: int, changes: int, limit: float) -> dict[str, Any]:
-    with base.paired_nodes(work) as (alpha, beta):
+    with base.paired_nodes(work, "node") as (alpha, beta):  # the scale figures are headless
         pids = {"driver": alpha.pid, "serving": beta.pid}
         procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         before = {name: p.memory_info().rss for name, p in procs.items()}

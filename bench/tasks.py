@@ -1,7 +1,8 @@
 """Tasks between two real nodes on loopback, beside ``ssh host CMD`` to a local OpenSSH sshd (the anchor).
 
 Run: ``scripts/with-keyring.sh .venv/bin/python bench/tasks.py`` (or ``make bench BENCH=bench/tasks.py``);
-``--quick`` for a short run. Two nodes (alpha asks, beta runs and allows alpha) start in temporary homes and are
+``--quick`` for a short run; ``--host tray`` runs both nodes in the tray app, ``--host both`` once each and side
+by side (bench/hosting.py). Two nodes (alpha asks, beta runs and allows alpha) start in temporary homes and are
 paired through the real command line; an sshd starts on a free loopback port with a temporary config, host key and
 user key. Measured, in the same run:
 
@@ -29,11 +30,15 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
-from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
-from noizylab_desktop.grid import Grid
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import hosting  # noqa: E402
+from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb  # noqa: E402
+from noizylab_desktop.grid import Grid  # noqa: E402
 
 NOIZYLAB = [sys.executable, "-m", "noizylab_desktop"]
 TARGET_P50_MS, TARGET_P95_MS, TARGET_LINES_S, TARGET_BATCH_S = 30.0, 60.0, 50_000.0, 500.0
@@ -51,8 +56,8 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.05)
 
 
-def start_nodes(root: Path) -> tuple[Path, Path]:
-    """alpha and beta, paired, beta allowing alpha's tasks."""
+def start_nodes(root: Path, nodes: hosting.Hosting) -> tuple[Path, Path]:
+    """alpha and beta on ``nodes``' host, paired, beta allowing alpha's tasks."""
     homes = []
     for name in ("alpha", "beta"):
         home = root / name
@@ -60,7 +65,7 @@ def start_nodes(root: Path) -> tuple[Path, Path]:
         config = {"name": name, "grpc_host": "127.0.0.1", "advertise": ["127.0.0.1"],
                   "ports": {"grpc": 0, "sftp": 0, "http": 0}}  # fmt: skip
         (home / "config.toml").write_text(tomli_w.dumps(config))
-        cli(home, "start")
+        nodes.start(home)
         homes.append(home)
     alpha, beta = homes
     cli(beta, "pair", "join", json.loads(cli(alpha, "pair", "invite", "--json"))["code"])
@@ -220,26 +225,28 @@ def ssh_figures(sshd: Sshd, rounds: int, lines: int, batch: int) -> dict[str, fl
             "batch_s": batch / batch_s}  # fmt: skip
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, host: str) -> dict[str, Any]:
+    """Ours (the nodes on ``host``) then ssh, in the same run."""
     rounds, lines, batch = (30, 100_000, 200) if args.quick else (200, 1_000_000, 500)
     root = Path(tempfile.mkdtemp(prefix="bench-tasks-"))
-    homes: list[Path] = []
     sshd = None
     try:
-        homes = list(start_nodes(root))
-        sshd = Sshd(root / "ssh")
-        grid = asyncio.run(grid_figures(homes[0], rounds, lines, batch))
+        with hosting.Hosting(host) as nodes:
+            homes = start_nodes(root, nodes)
+            sshd = Sshd(root / "ssh")
+            grid = asyncio.run(grid_figures(homes[0], rounds, lines, batch))
         ssh = ssh_figures(sshd, rounds, lines, batch)
     finally:
         if sshd is not None:
             sshd.close()
-        for home in homes:
-            subprocess.run([*NOIZYLAB, "--home", str(home), "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-    print(f"tasks bench on {os.cpu_count()} CPUs ({rounds} round trips, {lines:,} lines, batch of {batch})")
+    return {"sizes": {"rounds": rounds, "lines": lines, "batch": batch}, "grid": grid, "ssh": ssh}
+
+
+def report(host: str, result: dict[str, Any]) -> None:
+    grid, ssh, sizes = result["grid"], result["ssh"], result["sizes"]
+    print(f"tasks bench on {os.cpu_count()} CPUs ({sizes['rounds']} round trips, {sizes['lines']:,} lines, "
+          f"batch of {sizes['batch']}; nodes: {host})")  # fmt: skip
     print(f"{'figure':<34}{'noizylab':>12}{'ssh (anchor)':>14}{'ratio':>8}{'target':>10}")
     rows = [
         ("no-op round trip p50 (ms)", grid["p50"], ssh["p50"], f"<= {TARGET_P50_MS:g}"),
@@ -258,6 +265,29 @@ def main() -> int:
     print("(the overshoot includes the round trip; on cancel the leader ends on SIGTERM and the rest of its group,")
     print(" a child that ignores SIGTERM included, is killed as soon as it does; a leader that ignores it waits 0.3 s)")
     print("ratio = noizylab / ssh (for times lower is better, for rates higher is better)")
+
+
+def figures(result: dict[str, Any]) -> list[hosting.Figure]:
+    """Ours, for the node/tray comparison, beside ssh's figure of the same run where it has one."""
+    grid, ssh = result["grid"], result["ssh"]
+    return [
+        hosting.Figure("tasks no-op round trip p50", grid["p50"], "ms", anchor=ssh["p50"]),
+        hosting.Figure("tasks no-op round trip p95", grid["p95"], "ms", anchor=ssh["p95"]),
+        hosting.Figure("tasks output", grid["lines_s"], "lines/s", True, ssh["lines_s"]),
+        hosting.Figure("tasks batch accepted", grid["accepted_s"], "/s", True, ssh["batch_s"]),
+        hosting.Figure("tasks batch completed", grid["completed_s"], "/s", True, ssh["batch_s"]),
+        hosting.Figure("tasks timeout overshoot p50", grid["timeout_ms"], "ms"),
+        hosting.Figure("tasks cancel to exit (worst)", grid["cancel_ms"], "ms"),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    hosting.add_argument(parser)
+    args = parser.parse_args()
+    hosting.run_hosts(args.host, lambda host: measure(args, host), figures, report, args.json)
     return 0
 
 

@@ -9,12 +9,12 @@ only in what carries the bytes. Targets: tunnel throughput at least 80% of raw T
 p50 latency (tunnel p50 minus raw p50) at most 0.5 ms.
 
     scripts/with-keyring.sh .venv/bin/python bench/tunnel.py [--gib 1] [--round-trips 10000] [--json]
+        [--host node|tray|both]   (bench/hosting.py: the nodes headless, in the tray app, or one run each)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -29,7 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import NodeProcess, start_all, wait_for  # noqa: E402
+from bench import hosting  # noqa: E402
+from tests.conftest import NodeProcess, wait_for  # noqa: E402
 from tests.sync_harness import Sshd  # noqa: E402
 
 CHUNK = 1 << 20
@@ -148,17 +149,15 @@ def ssh_forward(base: Path, target: int) -> Iterator[int]:
 
 
 @contextmanager
-def noizylab_forward(base: Path, target: int) -> Iterator[int]:
+def noizylab_forward(base: Path, target: int, host: str) -> Iterator[int]:
     alpha, beta = NodeProcess(base / "alpha", "alpha"), NodeProcess(base / "beta", "beta")
-    try:
-        start_all(alpha, beta)
+    with hosting.Hosting(host) as nodes:
+        nodes.start(alpha.home)
+        nodes.start(beta.home)
         beta.join(alpha.invite())
         wait_for(lambda: (alpha.peer("beta") or {}).get("online"), 30, "alpha to see beta online")
         beta.cli("tunnel", "allow", "alpha", str(target))
         yield int(alpha.json("forward", "beta", str(target))["local_port"])
-    finally:
-        alpha.stop()
-        beta.stop()
 
 
 def measure(name: str, port: int, total: int, count: int, say: Callable[[str], None]) -> dict[str, Any]:
@@ -174,25 +173,16 @@ def measure(name: str, port: int, total: int, count: int, say: Callable[[str], N
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gib", type=float, default=1.0, help="size of the transfer in GiB (default 1)")
-    parser.add_argument("--round-trips", type=int, default=10_000)
-    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    args = parser.parse_args()
-    total = int(args.gib * 2**30) // CHUNK * CHUNK
-
-    def say(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
+def measure_all(host: str, total: int, count: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """The three paths against the same server, ours with its nodes on ``host``."""
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-tunnel-") as tmp, server() as target:
         base = Path(tmp)
-        results["raw TCP"] = measure("raw TCP", target, total, args.round_trips, say)
+        results["raw TCP"] = measure("raw TCP", target, total, count, say)
         with ssh_forward(base, target) as port:
-            results["ssh -L"] = measure("ssh -L", port, total, args.round_trips, say)
-        with noizylab_forward(base, target) as port:
-            results["noizylab forward"] = measure("noizylab forward", port, total, args.round_trips, say)
+            results["ssh -L"] = measure("ssh -L", port, total, count, say)
+        with noizylab_forward(base, target, host) as port:
+            results["noizylab forward"] = measure("noizylab forward", port, total, count, say)
     raw, ssh, ours = results["raw TCP"], results["ssh -L"], results["noizylab forward"]
     summary = {
         "tunnel/raw throughput": ours["throughput_mib_s"] / raw["throughput_mib_s"],
@@ -200,11 +190,23 @@ def main() -> int:
         "tunnel added p50 ms": ours["p50_ms"] - raw["p50_ms"],
         "ssh added p50 ms": ssh["p50_ms"] - raw["p50_ms"],
     }
-    if args.json:
-        print(json.dumps({"paths": results, "ratios": summary, "cpus": os.cpu_count()}, indent=2))
-        return 0
-    print(f"{'path':<18} {'MiB/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
-    for name, r in results.items():
+    return {"paths": results, "ratios": summary, "cpus": os.cpu_count()}
+
+
+def figures(result: dict[str, Any]) -> list[hosting.Figure]:
+    """Ours, for the node/tray comparison, each beside ssh -L's of the same run (a forwarder in user space too)."""
+    ours, ssh = result["paths"]["noizylab forward"], result["paths"]["ssh -L"]
+    return [
+        hosting.Figure("tunnel throughput", ours["throughput_mib_s"], "MiB/s", True, ssh["throughput_mib_s"]),
+        hosting.Figure("tunnel round trip p50", ours["p50_ms"], "ms", anchor=ssh["p50_ms"]),
+        hosting.Figure("tunnel round trip p99", ours["p99_ms"], "ms", anchor=ssh["p99_ms"]),
+    ]
+
+
+def report(host: str, result: dict[str, Any]) -> None:
+    summary = result["ratios"]
+    print(f"{'path':<18} {'MiB/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}   (nodes: {host})")
+    for name, r in result["paths"].items():
         print(f"{name:<18} {r['throughput_mib_s']:>9.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['mean_ms']:>8.3f}")
     print(
         f"tunnel/raw throughput = {summary['tunnel/raw throughput']:.2f} (target >= 0.80); "
@@ -213,6 +215,23 @@ def main() -> int:
     print(
         f"added p50: tunnel {summary['tunnel added p50 ms']:.3f} ms (target <= 0.5), "
         f"ssh -L {summary['ssh added p50 ms']:.3f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, default=1.0, help="size of the transfer in GiB (default 1)")
+    parser.add_argument("--round-trips", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    hosting.add_argument(parser)
+    args = parser.parse_args()
+    total = int(args.gib * 2**30) // CHUNK * CHUNK
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    hosting.run_hosts(
+        args.host, lambda host: measure_all(host, total, args.round_trips, say), figures, report, args.json
     )
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData
-from PySide6.QtGui import QClipboard, QImage
+from PySide6.QtGui import QClipboard, QImage, QImageWriter
 
 from noizylab_desktop.services.clipboard.backend import Snapshot
 from noizylab_desktop.services.clipboard.content import HTML, PNG, Clip
@@ -25,7 +25,9 @@ def _png_of(data: QMimeData) -> bytes:
     image = QImage(data.imageData())
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, b"PNG")
+    # A writer, not ``image.save(buffer, b"PNG")``: PySide6 6.11 refuses a bytes format there (and in
+    # ``QImage.fromData``) with a ValueError, which its stubs do not show.
+    QImageWriter(buffer, QByteArray(b"PNG")).write(image)
     return bytes(buffer.data().data())
 
 
@@ -71,7 +73,7 @@ class QtClipboardBackend:
             data.setData(HTML, QByteArray(clip.html.encode()))
         if clip.png:
             data.setData(PNG, QByteArray(clip.png))
-            data.setImageData(QImage.fromData(clip.png, b"PNG"))  # apps that paste the platform's bitmap
+            data.setImageData(QImage.fromData(clip.png))  # apps that paste the platform's bitmap (format: sniffed)
         self._clipboard.setMimeData(data, QClipboard.Mode.Clipboard)
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import qasync
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -77,7 +78,8 @@ async def scenario(home: Path, peer_home: Path) -> dict[str, Any]:
         view = await until_in_thread(seen_by_peer, "the peer to see this node online with its capabilities")
         status = await asyncio.to_thread(cli, home, "status")
         return {
-            "loop": type(asyncio.get_running_loop()).__module__,
+            # The tray's loop is qasync's, subclassed (ui/qt_async.py: callbacks batched).
+            "loop": "qasync" if isinstance(asyncio.get_running_loop(), qasync.QEventLoop) else "other",
             "platform": QGuiApplication.platformName(),
             "verification_here": paired.verification,
             "verification_there": joined["verification"],

@@ -23,6 +23,7 @@ from typing import Any
 
 import mss
 import mss.tools
+import qasync
 from PySide6.QtCore import QPoint
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QSystemTrayIcon
@@ -102,7 +103,8 @@ async def scenario(paths: Paths, settings: Settings, shots: Path) -> int:
             {
                 "platform": QGuiApplication.platformName(),
                 "tray_available": QSystemTrayIcon.isSystemTrayAvailable(),
-                "loop": type(asyncio.get_running_loop()).__module__,
+                # The tray's loop is qasync's, subclassed (ui/qt_async.py: callbacks batched).
+                "loop": "qasync" if isinstance(asyncio.get_running_loop(), qasync.QEventLoop) else "other",
                 "visible": tray_app.tray.icon.isVisible(),
             }
         )

@@ -133,24 +133,29 @@ class Encoder:
         return self._yuv
 
     def _convert_part(self, bgra: bytes | bytearray, rect: Rect) -> None:
-        """Convert one part of the picture and write it into the kept frame, plane by plane."""
+        """Convert one part of the picture and write it into the kept frame, plane by plane (row by row through
+        memoryviews: no numpy on the display host's path, which Wine's ucrtbase cannot load; see capture.is_black)."""
         import av
-        import numpy as np
 
         part: Any = self._parts.pop((rect.width, rect.height), None) or av.VideoFrame(rect.width, rect.height, "bgra")
         self._parts[(rect.width, rect.height)] = part  # the most recent sizes stay (a moving band keeps its size)
         while len(self._parts) > 8:
             self._parts.pop(next(iter(self._parts)))
-        source = np.frombuffer(bgra, np.uint8).reshape(self.height, self.width * 4)
+        source = memoryview(bgra).cast("B")
         plane = part.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(rect.height, plane.line_size)
-        rows[:, : rect.width * 4] = source[rect.y : rect.y + rect.height, rect.x * 4 : (rect.x + rect.width) * 4]
+        rows = memoryview(plane).cast("B")
+        width, stride, left = rect.width * 4, self.width * 4, rect.x * 4
+        for row in range(rect.height):
+            at = (rect.y + row) * stride + left
+            rows[row * plane.line_size : row * plane.line_size + width] = source[at : at + width]
         converted = part.reformat(format=self._ctx.pix_fmt)
         for index, (into, fresh) in enumerate(zip(self._yuv.planes, converted.planes, strict=True)):
             shift = 0 if index == 0 else 1  # 4:2:0: the chroma planes are half as wide and half as high
             x, y, w, h = rect.x >> shift, rect.y >> shift, rect.width >> shift, rect.height >> shift
-            target = np.frombuffer(into, np.uint8).reshape(-1, into.line_size)
-            target[y : y + h, x : x + w] = np.frombuffer(fresh, np.uint8).reshape(-1, fresh.line_size)[:h, :w]
+            target, fresh_rows = memoryview(into).cast("B"), memoryview(fresh).cast("B")
+            for row in range(h):
+                at = (y + row) * into.line_size + x
+                target[at : at + w] = fresh_rows[row * fresh.line_size : row * fresh.line_size + w]
 
     def _convert_whole(self, bgra: bytes | bytearray) -> Any:
         """The picture in the encoder's pixel format, converted by swscale into a new frame the encoder may keep."""

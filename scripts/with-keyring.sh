@@ -38,17 +38,23 @@ dbus-run-session --config-file="$scratch/bus.conf" -- bash -c '
       [ -e "$XDG_RUNTIME_DIR/done" ] && return
       echo "with-keyring: gnome-keyring-daemon ended (status $code) before the command did; starting it again. Its last words: $(tail -n 3 "$log" | tr "\n" " ")" >&2
       sleep 0.2
+      [ -e "$XDG_RUNTIME_DIR/done" ] && return
     done
   }
   keep & keeper=$!
   export GNOME_KEYRING_CONTROL=$XDG_RUNTIME_DIR/keyring
-  for _ in $(seq 100); do  # the daemon takes its bus name a moment after it starts: wait for it (10 s at most)
-    dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-      org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q "boolean true" && break
+  # The daemon takes its bus name a moment after it starts, and its default collection after that; a property read
+  # in that window has made it abort (GLib: invoke_get_property_in_idle_cb: assertion failed). Wait, alone, until
+  # the collection answers (10 s at most), so that the many clients of the command find it whole.
+  for _ in $(seq 100); do
+    dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets/aliases/default \
+      org.freedesktop.DBus.Properties.Get string:org.freedesktop.Secret.Collection string:Label >/dev/null 2>&1 && break
     sleep 0.1
   done
   status=0; "$@" || status=$?
   touch "$XDG_RUNTIME_DIR/done"
-  kill "$(cat "$XDG_RUNTIME_DIR/gnome-keyring.pid")" 2>/dev/null || true
-  wait "$keeper" 2>/dev/null || true
+  while kill -0 "$keeper" 2>/dev/null; do  # the daemon it runs now (it may be starting one at this moment)
+    kill "$(cat "$XDG_RUNTIME_DIR/gnome-keyring.pid")" 2>/dev/null || true
+    sleep 0.1
+  done
   exit "$status"' with-keyring "$@"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from noizylab_desktop.core.local_client import LocalClient
 
 Ask = Callable[[str], str]
+ONLINE_WAIT_S = 15.0  # how long the share step waits for a peer paired a moment ago to be reached
 
 
 def interactive() -> bool:
@@ -154,6 +155,20 @@ async def _invite_and_wait(node: LocalClient) -> pb.PairingResult:
     return await node.wait_pairing(invite.code, max(1.0, invite.expires_at - time.time()))
 
 
+def _wait_online(paths: Paths, settings: Settings, peer: str, timeout_s: float = ONLINE_WAIT_S) -> None:
+    """Wait (a bounded while) until this node has reached ``peer``: one paired a moment ago is reached at the first
+    heartbeat that finds it trusting this machine, and a share offered before that was told the peer is offline."""
+    import time
+
+    from noizylab_desktop.cli.client import run_with_node
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(p.id == peer and p.online for p in run_with_node(paths, settings, lambda node: node.status()).peers):
+            return
+        time.sleep(0.25)
+
+
 def _first_steps(paths: Paths, settings: Settings, peer: str, ask: Ask) -> None:
     from noizylab_desktop._proto import noizylab_sync_pb2 as spb
     from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
@@ -175,6 +190,7 @@ def _first_steps(paths: Paths, settings: Settings, peer: str, ask: Ask) -> None:
     if folder:
         local = os.path.abspath(os.path.expanduser(folder))
         request = spb.AddShareRequest(local=local, peer=peer)
+        _wait_online(paths, settings, peer)
         try:
             run_with_node(
                 paths,

@@ -11,8 +11,10 @@ import base64
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import keyring
 import keyring.backend
@@ -27,6 +29,9 @@ logger = logging.getLogger(__name__)
 # base64 text as UTF-16: 2 bytes a character, 4 characters per 3 bytes of secret. So 960 bytes go in directly; the
 # old limit of 1,800 counted base64 alone and would have been refused there (Wine does not enforce the cap).
 WINDOWS_BLOB_CAP = 2560
+# How long a call waits for a Secret Service that went away mid-run to be back (its daemon ended, and D-Bus
+# activation or whatever keeps it starts it again): a moment, so a keychain that is really gone still fails soon.
+RETURN_WAIT_S = 3.0
 DIRECT_LIMIT = WINDOWS_BLOB_CAP // 2 // 4 * 3
 _REFUSED_BACKENDS = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
 NO_KEYCHAIN = (
@@ -70,6 +75,37 @@ def _usable(backend: keyring.backend.KeyringBackend) -> bool:
     return True
 
 
+T = TypeVar("T")
+
+
+def _went_away(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Secret Service left the bus (or never answered the call), not that it refused."""
+    try:
+        from secretstorage.exceptions import SecretServiceNotAvailableException
+    except ImportError:  # not Linux: the other backends have no such state
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SecretServiceNotAvailableException):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _patiently(call: Callable[[], T]) -> T:
+    """``call()``, tried again for a moment while the Secret Service is away (a gnome-keyring daemon that crashed
+    mid-call is started again by D-Bus activation or its keeper, with the same keyring on disk)."""
+    deadline = time.monotonic() + RETURN_WAIT_S
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not _went_away(exc) or time.monotonic() >= deadline:
+                raise
+            logger.info("the Secret Service went away (%s); asking again", exc)
+            time.sleep(0.2)
+
+
 class KeyringStore:
     """The OS keychain, one service name per node home."""
 
@@ -83,7 +119,7 @@ class KeyringStore:
     def get(self, name: str) -> bytes | None:
         """The secret called ``name``, or None."""
         try:
-            text = self._backend.get_password(self.service, name)
+            text = _patiently(lambda: self._backend.get_password(self.service, name))
         except Exception as exc:  # backends raise their own types (dbus, secretstorage, win32)
             raise KeychainError(NO_KEYCHAIN.format(why=f"reading {name!r} failed: {exc}")) from exc
         return None if text is None else base64.b64decode(text)
@@ -91,14 +127,15 @@ class KeyringStore:
     def set(self, name: str, value: bytes) -> None:
         """Store ``value`` as ``name``."""
         try:
-            self._backend.set_password(self.service, name, base64.b64encode(value).decode())
+            encoded = base64.b64encode(value).decode()
+            _patiently(lambda: self._backend.set_password(self.service, name, encoded))
         except Exception as exc:
             raise KeychainError(NO_KEYCHAIN.format(why=f"writing {name!r} failed: {exc}")) from exc
 
     def delete(self, name: str) -> None:
         """Forget ``name``; absent is fine."""
         try:
-            self._backend.delete_password(self.service, name)
+            _patiently(lambda: self._backend.delete_password(self.service, name))
         except keyring.errors.PasswordDeleteError:
             return
         except Exception as exc:

@@ -46,3 +46,34 @@ def test_without_a_keychain_the_node_refuses_with_one_line_and_writes_no_key(tmp
         assert "Traceback" not in result.stderr
     assert not (home / "state" / "node-cert.pem").exists()
     assert b"PRIVATE KEY" not in _all_bytes(home)
+
+
+RESTART_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from noizylab_desktop.core.secrets import KeyringStore
+
+store = KeyringStore("restart-test")
+store.set("tls-key", b"kept across a restart")
+pid = int(Path(os.environ["XDG_RUNTIME_DIR"], "gnome-keyring.pid").read_text())
+os.kill(pid, signal.SIGKILL)  # the daemon dies between two calls, as it did mid-run in CI
+print(store.get("tls-key").decode())
+"""
+
+
+def test_a_secret_service_that_dies_mid_run_is_asked_again_once_it_is_back(tmp_path: Path) -> None:
+    # A private keyring of its own (scripts/with-keyring.sh, whose keeper starts a dead daemon again): the suite's
+    # shared one must not be killed under the other tests.
+    env = {k: v for k, v in os.environ.items() if k not in ("NOIZYLAB_IN_TEST_KEYRING", "DBUS_SESSION_BUS_ADDRESS")}
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [str(repo / "scripts" / "with-keyring.sh"), NOIZYLAB[0], "-c", RESTART_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "kept across a restart"
+    assert "gnome-keyring-daemon ended (status 137) before the command did; starting it again" in result.stderr

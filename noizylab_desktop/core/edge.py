@@ -78,6 +78,15 @@ async def net(name: str, context: grpc.aio.ServicerContext, work: Awaitable[Any]
         gone(name, exc)
 
 
+def left(name: str, context: grpc.aio.ServicerContext) -> None:
+    """Log one line when gRPC cancelled this handler because its call is over (its caller cancelled, its deadline
+    passed, or its caller's own side refused a message and gave up). Not when the handler ended itself through
+    ``gone`` (logged there), nor when a node that stops cancels the handlers of live calls."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() and context.done():
+        logger.info("%s ended without a status: the caller left", name)
+
+
 def gone(name: str, exc: Exception) -> NoReturn:
     """No status can be sent any more: the caller left (it cancelled, or its own side refused a message and gave
     up), or gRPC refused one beside a write still in flight. Log one line and end as cancelled, as gRPC expects."""
@@ -121,9 +130,13 @@ def wrap_unary_in(name: str, behavior: Behavior, streaming_out: bool) -> Behavio
 
     async def unary_in(request: Message, context: grpc.aio.ServicerContext) -> Any:
         await checked(name, request, context)
-        if streaming_out:
-            return await net(name, context, drain(behavior, request, context))
-        return await net(name, context, behavior(request, context))
+        try:
+            if streaming_out:
+                return await net(name, context, drain(behavior, request, context))
+            return await net(name, context, behavior(request, context))
+        except asyncio.CancelledError:
+            left(name, context)
+            raise
 
     return unary_in
 
@@ -166,6 +179,9 @@ def wrap_stream_in(name: str, behavior: Behavior, streaming_out: bool) -> Behavi
                 except Exception as exc:  # the call ended meanwhile, or a write of the handler's is still in flight
                     gone(name, exc)
             return work.result()
+        except asyncio.CancelledError:
+            left(name, context)
+            raise
         finally:
             ended.set()
             waiter.cancel()

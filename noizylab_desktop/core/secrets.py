@@ -79,14 +79,16 @@ T = TypeVar("T")
 
 
 def _went_away(exc: BaseException) -> bool:
-    """Whether ``exc`` says the Secret Service left the bus (or never answered the call), not that it refused."""
+    """Whether ``exc`` says the Secret Service left the bus (or never answered the call), or that an object it named
+    a moment ago is gone (an item replaced or a collection reloaded between a search and a read, as gnome-keyring
+    has done under many clients: "Item does not exist!"), not that it refused. Asking again gives a true answer."""
     try:
-        from secretstorage.exceptions import SecretServiceNotAvailableException
+        from secretstorage.exceptions import ItemNotFoundException, SecretServiceNotAvailableException
     except ImportError:  # not Linux: the other backends have no such state
         return False
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, SecretServiceNotAvailableException):
+        if isinstance(seen, SecretServiceNotAvailableException | ItemNotFoundException):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

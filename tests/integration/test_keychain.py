@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,34 @@ def test_without_a_keychain_the_node_refuses_with_one_line_and_writes_no_key(tmp
         assert "Traceback" not in result.stderr
     assert not (home / "state" / "node-cert.pem").exists()
     assert b"PRIVATE KEY" not in _all_bytes(home)
+
+
+def test_a_secret_replaced_while_it_is_read_is_read_whole_or_not_at_all() -> None:
+    """A key rotated by one process while another reads it: gnome-keyring's search named an item that was gone by
+    the read, and the reader failed with "Item does not exist!" (a node start failed so in CI)."""
+    from noizylab_desktop.core.secrets import KeyringStore
+
+    reader, writer = KeyringStore("replaced-while-read"), KeyringStore("replaced-while-read")
+    stop = threading.Event()
+    rounds = 0
+
+    def rotate() -> None:
+        nonlocal rounds
+        while not stop.is_set():
+            writer.set("tls-key", b"rotated")
+            writer.delete("tls-key")
+            rounds += 1
+
+    rotating = threading.Thread(target=rotate)
+    rotating.start()
+    seen: set[bytes | None] = set()
+    try:
+        while rounds < 100:  # about 5 s; the race showed about once in 10 rounds
+            seen.add(reader.get("tls-key"))
+    finally:
+        stop.set()
+        rotating.join()
+    assert seen <= {None, b"rotated"}
 
 
 RESTART_SCRIPT = """

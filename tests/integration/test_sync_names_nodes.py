@@ -42,8 +42,8 @@ def test_a_windows_peer_holds_unsafe_names_encoded_and_gives_them_back_decoded(
         (status,) = alpha.json("sync", "status")
         return str(status["message"]) if status["state"] == "error" else ""
 
-    wait_for(lambda: "odd\uf03a.txt" in shown(), what="the per-file error in sync status")
-    assert "private-use" in shown() and "1 file not synced" in shown()
+    message = wait_for(lambda: "odd\uf03a.txt" in (m := shown()) and m, what="the per-file error in sync status")
+    assert "private-use" in message and "1 file not synced" in message
     waited = alpha.cli("sync", "wait", "--timeout", "3", check=False)
     assert waited.returncode == 1
     assert "waiting for work ↔ beta: error (1 file not synced; odd\uf03a.txt" in waited.stderr, "progress as it waits"

@@ -3,6 +3,7 @@ status or details a peer should never see."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -83,4 +84,29 @@ def test_a_stream_its_caller_gave_up_on_ends_without_a_traceback(grid: Grid) -> 
         sync.PutStream(iter([chunk]), timeout=scaled(10))
     assert caught.value.code() == Code.RESOURCE_EXHAUSTED
     wait_for(lambda: "Sync.PutStream ended without a status" in grid.log()[logged:], what="the handler to end")
+    assert "Traceback" not in grid.log()[logged:]
+
+
+def test_a_stream_that_never_sends_a_message_ends_when_its_caller_gives_up(grid: Grid) -> None:
+    """A handler waiting for a first message that never came outlived its call by up to 10 s, unlogged; it ends
+    with the call and says so in one line."""
+    sync = spb_grpc.SyncStub(grid.peers["mallory"].chan)
+    logged = len(grid.log())
+    done = threading.Event()
+
+    def silent() -> Iterator[spb.FileChunk]:
+        done.wait(scaled(30))
+        return
+        yield  # a generator that sends nothing
+
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            sync.PutStream(silent(), timeout=scaled(2))
+    finally:
+        done.set()
+    assert caught.value.code() == Code.DEADLINE_EXCEEDED
+    wait_for(
+        lambda: "Sync.PutStream ended without a status: the caller left" in grid.log()[logged:],
+        what="the handler to end with its call",
+    )
     assert "Traceback" not in grid.log()[logged:]

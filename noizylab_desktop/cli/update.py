@@ -10,6 +10,7 @@ from noizylab_desktop.cli.output import add_json_flag, print_json, progress
 from noizylab_desktop.core.config import Paths, Settings
 
 if TYPE_CHECKING:
+    from noizylab_desktop.services.update.install import InstalledApp
     from noizylab_desktop.services.update.service import Busy, Updater
 
 IDLE_POLL_S = 0.5
@@ -30,11 +31,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     # The tray's "Restart to update": the tray quits when its node is stopped, and its new version starts as a tray.
     apply.add_argument("--relaunch", choices=("node", "tray"), default="node", help=argparse.SUPPRESS)
+    # Finish from a copy of this version once this command has exited: always on Windows (handoff.py says why).
+    apply.add_argument("--hand-off", action="store_true", help=argparse.SUPPRESS)
     apply.set_defaults(handler=_apply)
     rollback = actions.add_parser(
         "rollback", help="put the version kept from before the last update back in place (it is not offered again)"
     )
+    rollback.add_argument("--hand-off", action="store_true", help=argparse.SUPPRESS)
     rollback.set_defaults(handler=_rollback)
+    # The copy's half of a hand-off: wait for the command that started it to exit, then swap and restart.
+    finish = actions.add_parser("finish")
+    finish.add_argument("action", choices=("apply", "rollback"))
+    finish.add_argument("--app-dir", required=True)
+    finish.add_argument("--after-pid", type=int, required=True)
+    finish.add_argument("--relaunch", choices=("node", "tray"), default="node")
+    finish.add_argument("--was-running", action="store_true")
+    finish.set_defaults(handler=_finish)
     status = actions.add_parser("status", help="the installed version, the one kept to roll back to, the repository")
     add_json_flag(status)
     status.set_defaults(handler=_status)
@@ -92,13 +104,8 @@ def _check(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 def _apply(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     import sys
 
-    from noizylab_desktop.core.errors import UpdateError
     from noizylab_desktop.services.update.restart import apply_staged
 
-    if sys.platform == "win32":
-        # The folder of a running program cannot be renamed there: the swap needs a helper that runs after the app
-        # exits (docs/update.md, "Limits").
-        raise UpdateError("applying an update is not done on Windows yet: install the new version with its installer")
     updater = _updater(settings)
     app = updater.app
     app.check_writable()
@@ -111,19 +118,63 @@ def _apply(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     progress(f"noizylab {offer.version} is verified and unpacked beside {app.dir}")
     _wait_until_idle(paths, settings, no_wait=args.no_wait)
     home = ["--home", str(paths.home)] if paths.home is not None else []
+    if args.hand_off or sys.platform == "win32":
+        _hand_off(app, home, "apply", was_running=_node_running(paths), relaunch=args.relaunch, what=offer.version)
+        return 0
     applied = apply_staged(app, home, was_running=_node_running(paths), say=progress, relaunch=args.relaunch)
     print(f"updated noizylab {applied.old} to {applied.new}; {applied.old} is kept to roll back to")
     return 0
 
 
 def _rollback(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    import sys
+
+    from noizylab_desktop.core.errors import UpdateError
     from noizylab_desktop.services.update.restart import roll_back_now
 
     app = _updater(settings).app
     app.check_writable()
     home = ["--home", str(paths.home)] if paths.home is not None else []
+    if args.hand_off or sys.platform == "win32":
+        previous = app.state().previous
+        if not app.previous_dir.is_dir():
+            raise UpdateError(f"no previous version is kept beside {app.dir}: nothing to roll back to")
+        _hand_off(app, home, "rollback", was_running=_node_running(paths), relaunch="node", what=previous)
+        return 0
     done = roll_back_now(app, home, was_running=_node_running(paths), say=progress)
     print(f"rolled back noizylab {done.old} to {done.new}; {done.old} is not offered again")
+    return 0
+
+
+def _hand_off(app: InstalledApp, home: list[str], action: str, *, was_running: bool, relaunch: str, what: str) -> None:
+    """Leave ``action`` to a copy of this version that runs once this command has exited."""
+    from noizylab_desktop.services.update.handoff import hand_off
+
+    log = hand_off(app, home, action=action, was_running=was_running, relaunch="tray" if relaunch == "tray" else "node")
+    verb = "put in place" if action == "apply" else "put back"
+    print(
+        f"noizylab {what} is {verb} once this command has exited, by a copy of {app.version} "
+        f"(what it does: {log}; the outcome: `noizylab update status`)"
+    )
+
+
+def _finish(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from pathlib import Path
+
+    from noizylab_desktop.services.update.handoff import wait_for_exit
+    from noizylab_desktop.services.update.install import InstalledApp
+    from noizylab_desktop.services.update.restart import apply_staged, roll_back_now
+
+    app = InstalledApp(Path(args.app_dir))
+    home = ["--home", str(paths.home)] if paths.home is not None else []
+    progress(f"waiting for process {args.after_pid} to exit")
+    wait_for_exit(args.after_pid)
+    if args.action == "apply":
+        applied = apply_staged(app, home, was_running=args.was_running, say=progress, relaunch=args.relaunch)
+        print(f"updated noizylab {applied.old} to {applied.new}; {applied.old} is kept to roll back to", flush=True)
+    else:
+        done = roll_back_now(app, home, was_running=args.was_running, say=progress)
+        print(f"rolled back noizylab {done.old} to {done.new}; {done.old} is not offered again", flush=True)
     return 0
 
 

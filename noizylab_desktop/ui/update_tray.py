@@ -143,11 +143,6 @@ class UpdateTray(TrayPart):
 
     def restart(self) -> None:
         """Hand over to ``noizylab update apply``, which stops this tray and starts the new version's."""
-        if sys.platform == "win32":
-            self.notifier.notify(
-                "Update not applied", "Applying an update is not done on Windows yet: use the installer", warning=True
-            )
-            return
         busy = self.feature.busy()
         if busy:
             self.notifier.notify(

@@ -92,6 +92,38 @@ def test_an_installed_build_updates_from_n_to_n_plus_1_keeps_n_and_rolls_back_to
     assert again.returncode == 1 and one_error_line(again.stderr).endswith("nothing to roll back to")
 
 
+def test_an_update_handed_to_a_copy_of_the_app_is_swapped_in_once_the_command_has_exited(
+    release: Release, installed: Installed
+) -> None:
+    """Windows' way (a running program's folder cannot be renamed there), forced here with ``--hand-off``: the
+    command verifies and unpacks, then a copy of the running version outside the folder swaps and restarts."""
+    assert installed.cli("start").returncode == 0
+    before = installed.node_pid()
+    release.add(NEW)
+
+    applied = installed.cli("update", "apply", "--hand-off")
+
+    assert applied.returncode == 0, applied.stderr
+    log = installed.app.parent / "noizylab.update" / "apply.log"
+    assert applied.stdout.strip() == (
+        f"noizylab {NEW} is put in place once this command has exited, by a copy of {OLD} "
+        f"(what it does: {log}; the outcome: `noizylab update status`)"
+    )
+    wait_for(lambda: installed.version == NEW and installed.status()["trial"] is None, what="the copy to swap 1.1.0 in")
+    assert installed.status()["previous"] == OLD
+    wait_for(lambda: installed.node_pid() not in (None, before), what="the new version's node")
+    assert installed.cli("status", "--json").returncode == 0
+    told = log.read_text()
+    assert "waiting for process" in told and f"updated noizylab {OLD} to {NEW}" in told, told
+
+    back = installed.cli("update", "rollback", "--hand-off")
+    assert back.returncode == 0, back.stderr
+    wait_for(lambda: installed.version == OLD, what="the copy to put 1.0.0 back")
+    wait_for(lambda: f"rolled back noizylab {NEW} to {OLD}" in log.read_text(), what="the rollback's last line")
+    assert installed.cli("status", "--json").returncode == 0
+    assert installed.cli("update", "check").stdout.strip() == f"noizylab {OLD} is up to date"
+
+
 def test_a_tampered_archive_is_refused_and_the_installed_version_stays(release: Release, installed: Installed) -> None:
     archive = release.add(NEW)
     data = bytearray(archive.read_bytes())

@@ -10,8 +10,9 @@ version, its ``_update/root.json`` is the TUF root it trusts first. The updater 
     PARENT/noizylab.update/     state.json, the TUF metadata this install trusts now, downloads
 
 Swapping is two renames in one folder, so a crash leaves either version whole. A running process may be renamed
-under on Linux and macOS; on Windows the folder of a running program cannot be, so a swap there must run after the
-app exits (not done yet: see docs/update.md).
+under on Linux and macOS; on Windows the folder of a running program cannot be, so a swap there runs from a copy of
+the app after the app exits (``handoff.py``), and a rename is tried again for a moment while a process that has
+just been stopped lets go of the folder.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import shutil
 import sys
 import tarfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from noizylab_desktop.core.errors import UpdateError
 APP_DIR_ENV = "NOIZYLAB_APP_DIR"  # set by a non-frozen install's launcher script: the folder it runs from
 BUILD_FILE = Path("_update") / "build.json"
 ROOT_FILE = Path("_update") / "root.json"
+# Windows: how long a rename waits for a program that was just stopped to let go of the folder.
+RELEASE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -156,13 +160,13 @@ class InstalledApp:
         old, new = self.version, state.staged
         _remove(self.previous_dir)
         try:
-            self.dir.rename(self.previous_dir)
+            _rename(self.dir, self.previous_dir)
         except OSError as exc:  # a program still running from it (Windows), or a folder another user owns
             raise UpdateError(f"cannot move {self.dir} aside to put {new} in place: {exc}") from exc
         try:
-            self.new_dir.rename(self.dir)
+            _rename(self.new_dir, self.dir)
         except OSError as exc:
-            self.previous_dir.rename(self.dir)
+            _rename(self.previous_dir, self.dir)
             raise UpdateError(f"cannot put {new} in place of {self.dir}: {exc}") from exc
         self.build = read_build(self.dir)
         self.save(State(trial=new, previous=old, failed=state.failed))
@@ -176,8 +180,13 @@ class InstalledApp:
         failed = self.version
         broken = self.parent / f"{self.dir.name}.failed"
         _remove(broken)
-        self.dir.rename(broken)
-        self.previous_dir.rename(self.dir)
+        try:
+            _rename(self.dir, broken)
+        except OSError as exc:
+            raise UpdateError(
+                f"cannot move {self.dir} aside to put {state.previous or 'the previous version'} back: {exc}"
+            ) from exc
+        _rename(self.previous_dir, self.dir)
         _remove(broken)
         self.build = read_build(self.dir)
         self.save(State(failed=sorted({*state.failed, failed})))
@@ -191,6 +200,20 @@ class InstalledApp:
         state.trial = ""
         self.save(state)
         return True
+
+
+def _rename(source: Path, target: Path) -> None:
+    """``source.rename(target)``; on Windows tried again for a moment while a process that was just stopped still
+    holds a file inside (its exit takes a moment after its node said it stopped)."""
+    deadline = time.monotonic() + RELEASE_WAIT_S
+    while True:
+        try:
+            source.rename(target)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)  # the other process's exit offers nothing to wait on
 
 
 def _remove(path: Path) -> None:

@@ -55,7 +55,7 @@ class Reconnect:
         self.me = me
         self._clock = clock
         self._wall = wall
-        self._ticked = (clock(), wall())
+        self._ticked: tuple[float, float] | None = None  # the last note (none yet: a node's start is no absence)
         self.why = ""  # why this node is away ("" while it is not)
         self._task: asyncio.Future[None] | None = None
         self._said = ""  # the absence already logged (a node cut off tries again at each call, quietly)
@@ -66,7 +66,8 @@ class Reconnect:
         now, wall = self._clock(), self._wall()
         # Monotonic time stops while a machine sleeps on some systems; wall time does not (a jump of the clock
         # forward only costs one catch-up).
-        gap = max(now - self._ticked[0], wall - self._ticked[1])
+        last = self._ticked or (now, wall)
+        gap = max(now - last[0], wall - last[1])
         self._ticked = (now, wall)
         if gap > self.away_after_s and not self.why:
             self.why = f"this node stood still for {gap:.1f} s"

@@ -32,7 +32,7 @@ from noizylab_desktop.core.feature import require_self
 from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key, verify_signature
 from noizylab_desktop.core.nodeid import fingerprint, format_id
 from noizylab_desktop.core.registry import PeerState
-from noizylab_desktop.core.rpc_errors import abort_with
+from noizylab_desktop.core.rpc_errors import abort_with, error_from_rpc
 from noizylab_desktop.core.transport import caller_fingerprint, secure_channel
 from noizylab_desktop.node.rotation_log import NEXT, Link, RotationLog, commit, forget_retired, retired_key_name
 
@@ -217,7 +217,8 @@ class Rotator:
             try:
                 cosignature = await kpb_grpc.KeysStub(self.node.registry.channel(state)).Cosign(signed, timeout=TELL_S)
             except grpc.aio.AioRpcError as exc:
-                refusals.append(f"{state.peer.name}: {exc.details()}")
+                why = error_from_rpc(exc, state.peer.name).message
+                refusals.append(why if state.peer.name in why else f"{state.peer.name}: {why}")
                 continue
             if bytes(cosignature.signer_id) == state.peer.fingerprint and verify_signature(
                 state.peer.cert_der, rotation.cosigned_bytes(signed.body), cosignature.signature

@@ -64,6 +64,10 @@ Global___RotationBody: _TypeAlias = RotationBody  # noqa: Y015
 
 @_typing.final
 class Cosignature(_message.Message):
+    """A second member's signature of an identity rotation, asked for when the grid sets `[grid] rotation_cosign`
+    (docs/trust.md): peers then take a new identity key only with the old key's signature and one of these.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SIGNER_ID_FIELD_NUMBER: _builtins.int
@@ -71,7 +75,7 @@ class Cosignature(_message.Message):
     signer_id: _builtins.bytes
     """a member of the grid other than the rotating node"""
     signature: _builtins.bytes
-    """ECDSA P-256 over the same body, by that member's key"""
+    """ECDSA P-256 over the same body (with its own context prefix), by that member's key"""
     def __init__(
         self,
         *,
@@ -241,10 +245,13 @@ class RotateReply(_message.Message):
     TOLD_FIELD_NUMBER: _builtins.int
     BEHIND_FIELD_NUMBER: _builtins.int
     SSH_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    COSIGNED_BY_FIELD_NUMBER: _builtins.int
     old_id: _builtins.str
     new_id: _builtins.str
     generation: _builtins.int
     ssh_fingerprint: _builtins.str
+    cosigned_by: _builtins.str
+    """the member that co-signed an identity rotation ("" when the grid asks none)"""
     @_builtins.property
     def told(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """peers that moved at once"""
@@ -262,10 +269,11 @@ class RotateReply(_message.Message):
         told: _abc.Iterable[_builtins.str] | None = ...,
         behind: _abc.Iterable[_builtins.str] | None = ...,
         ssh_fingerprint: _builtins.str = ...,
+        cosigned_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behind", b"behind", "generation", b"generation", "new_id", b"new_id", "old_id", b"old_id", "ssh_fingerprint", b"ssh_fingerprint", "told", b"told"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behind", b"behind", "cosigned_by", b"cosigned_by", "generation", b"generation", "new_id", b"new_id", "old_id", b"old_id", "ssh_fingerprint", b"ssh_fingerprint", "told", b"told"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -41,6 +41,11 @@ class KeysStub:
                 request_serializer=noizylab__keys__pb2.RotationChain.SerializeToString,
                 response_deserializer=noizylab__keys__pb2.RotationReply.FromString,
                 _registered_method=True)
+        self.Cosign = channel.unary_unary(
+                '/noizylab.grid.v1.Keys/Cosign',
+                request_serializer=noizylab__keys__pb2.SignedRotation.SerializeToString,
+                response_deserializer=noizylab__keys__pb2.Cosignature.FromString,
+                _registered_method=True)
         self.List = channel.unary_unary(
                 '/noizylab.grid.v1.Keys/List',
                 request_serializer=noizylab__grid__pb2.Empty.SerializeToString,
@@ -59,6 +64,13 @@ class KeysServicer:
 
     def Rotate(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cosign(self, request, context):
+        """A member co-signs the caller's own identity rotation: only for a member of its list, never a removed one.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -83,6 +95,11 @@ def add_KeysServicer_to_server(servicer, server):
                     servicer.Rotate,
                     request_deserializer=noizylab__keys__pb2.RotationChain.FromString,
                     response_serializer=noizylab__keys__pb2.RotationReply.SerializeToString,
+            ),
+            'Cosign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cosign,
+                    request_deserializer=noizylab__keys__pb2.SignedRotation.FromString,
+                    response_serializer=noizylab__keys__pb2.Cosignature.SerializeToString,
             ),
             'List': grpc.unary_unary_rpc_method_handler(
                     servicer.List,
@@ -123,6 +140,33 @@ class Keys:
             '/noizylab.grid.v1.Keys/Rotate',
             noizylab__keys__pb2.RotationChain.SerializeToString,
             noizylab__keys__pb2.RotationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cosign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/noizylab.grid.v1.Keys/Cosign',
+            noizylab__keys__pb2.SignedRotation.SerializeToString,
+            noizylab__keys__pb2.Cosignature.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,8 @@ class KeysStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> KeysAsyncStub: ...
     Rotate: _grpc.UnaryUnaryMultiCallable[_noizylab_keys_pb2.RotationChain, _noizylab_keys_pb2.RotationReply]
+    Cosign: _grpc.UnaryUnaryMultiCallable[_noizylab_keys_pb2.SignedRotation, _noizylab_keys_pb2.Cosignature]
+    """A member co-signs the caller's own identity rotation: only for a member of its list, never a removed one."""
     List: _grpc.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_keys_pb2.KeysReply]
     """This node's own user only (require_self):"""
     RotateKey: _grpc.UnaryUnaryMultiCallable[_noizylab_keys_pb2.RotateRequest, _noizylab_keys_pb2.RotateReply]
@@ -47,6 +49,8 @@ class KeysAsyncStub(KeysStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Rotate: _aio.UnaryUnaryMultiCallable[_noizylab_keys_pb2.RotationChain, _noizylab_keys_pb2.RotationReply]  # type: ignore[assignment]
+    Cosign: _aio.UnaryUnaryMultiCallable[_noizylab_keys_pb2.SignedRotation, _noizylab_keys_pb2.Cosignature]  # type: ignore[assignment]
+    """A member co-signs the caller's own identity rotation: only for a member of its list, never a removed one."""
     List: _aio.UnaryUnaryMultiCallable[_noizylab_grid_pb2.Empty, _noizylab_keys_pb2.KeysReply]  # type: ignore[assignment]
     """This node's own user only (require_self):"""
     RotateKey: _aio.UnaryUnaryMultiCallable[_noizylab_keys_pb2.RotateRequest, _noizylab_keys_pb2.RotateReply]  # type: ignore[assignment]
@@ -60,6 +64,14 @@ class KeysServicer(metaclass=_abc_1.ABCMeta):
         request: _noizylab_keys_pb2.RotationChain,
         context: _ServicerContext,
     ) -> _typing.Union[_noizylab_keys_pb2.RotationReply, _abc.Awaitable[_noizylab_keys_pb2.RotationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def Cosign(
+        self,
+        request: _noizylab_keys_pb2.SignedRotation,
+        context: _ServicerContext,
+    ) -> _typing.Union[_noizylab_keys_pb2.Cosignature, _abc.Awaitable[_noizylab_keys_pb2.Cosignature]]:
+        """A member co-signs the caller's own identity rotation: only for a member of its list, never a removed one."""
 
     @_abc_1.abstractmethod
     def List(

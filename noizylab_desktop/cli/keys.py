@@ -96,12 +96,15 @@ def _rotate(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
         "ssh_fingerprint": reply.ssh_fingerprint,
         "told": list(reply.told),
         "behind": list(reply.behind),
+        "cosigned_by": reply.cosigned_by,
     }
     if args.json:
         print_json(data)
         return 0
     if args.which == "identity":
         print(f"new identity key: this node is {reply.new_id} now (was {reply.old_id})")
+        if reply.cosigned_by:
+            print(f"co-signed by {reply.cosigned_by}, as this grid asks (grid.rotation_cosign)")
     else:
         print(f"new SSH key: {reply.ssh_fingerprint}")
     if reply.told:

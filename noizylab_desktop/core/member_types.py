@@ -16,6 +16,9 @@ class GridSettings:
     # A machine another member introduces is trusted here only once this machine's owner confirms it
     # (`noizylab devices confirm ID`); until then it shows as pending and cannot connect.
     confirm_members: bool = setting(False)
+    # A peer's new identity key is taken here only when a second member of the grid co-signed its rotation (beside
+    # its old key); `noizylab keys rotate` here then asks an online member to co-sign. Set it on every member.
+    rotation_cosign: bool = setting(False)
 
 
 @dataclass(frozen=True)

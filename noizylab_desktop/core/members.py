@@ -87,7 +87,7 @@ class Membership:
         self.via_grid: set[bytes] = {bytes.fromhex(h) for h in local.get("via_grid", [])}
         self.refused = 0  # lists refused (stale or forged), for tests and status
         self._pulling: set[bytes] = set()
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[object]] = set()
         self._told_removed = False
         # Whether an ID is a key its machine rotated away from (``node/keys.py``): such a member is not trusted again.
         self.retired: Callable[[bytes], bool] = lambda fp: False
@@ -378,7 +378,7 @@ class Membership:
     def _state(self, fp: bytes) -> PeerState | None:
         return next((s for s in self.registry.peers() if s.peer.fingerprint == fp and not s.removed), None)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -396,30 +396,35 @@ class Membership:
         if not reply.accepted and reply.version > self.version:
             await self._pull(state)  # it holds newer: ours was stale there
 
-    async def _pull(self, state: PeerState) -> None:
+    async def _pull(self, state: PeerState) -> bool:
+        """Read the peer's list and take it (or push ours to it when it is behind); whether it answered."""
         fp = state.peer.fingerprint
         self._pulling.add(fp)
         try:
             doc = await pb_grpc.NodeStub(self.registry.channel(state)).Members(pb.Empty(), timeout=PUSH_DEADLINE_S)
         except grpc.aio.AioRpcError as exc:
             logger.debug("could not read %s's member list: %s", state.peer.name, exc.code().name)
-            return
+            return False
         finally:
             self._pulling.discard(fp)
         if doc.version < self.version:
             await self._push(state)  # it is behind: ours is what it lacks
         elif doc.version > self.version or not m.same_records(doc, self.doc):
             self.take(doc, fp)
+        return True
 
-    async def catch_up(self, timeout: float = CATCH_UP_S) -> None:
-        """Before this node serves anyone: read every reachable member's list, so a removal made while this node was
-        away is enforced before any other call."""
+    async def catch_up(self, timeout: float = CATCH_UP_S) -> tuple[int, int]:
+        """Before this node serves anyone (at start, and back from away: ``reconnect.py``): read every reachable
+        member's list, so a removal made while this node was away is enforced before any other call. How many
+        members it asked, and how many answered."""
         self.introduce_paired()
         self.apply()
         states = [s for s in self.registry.peers() if not s.removed and s.address]
         if not states:
-            return
-        await asyncio.wait([asyncio.ensure_future(self._pull(s)) for s in states], timeout=timeout)
+            return 0, 0
+        pulls = [asyncio.ensure_future(self._pull(s)) for s in states]
+        done, _ = await asyncio.wait(pulls, timeout=timeout)
+        return len(states), sum(1 for p in done if not p.cancelled() and p.exception() is None and p.result())
 
     async def stop(self) -> None:
         for task in list(self._tasks):

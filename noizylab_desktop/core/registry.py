@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -136,6 +136,10 @@ class Registry:
         # what to do with the version a peer's answer says it holds.
         self.members_version: Callable[[], tuple[int, bytes]] = lambda: (0, b"")
         self.heard_version: Callable[[bytes, int, bytes], None] = lambda fp, version, digest: None
+        # What every channel to a peer passes its calls through (``core/reconnect.py``), and who hears when every
+        # peer went down (this node's link broke: it reads the member list first when one is back).
+        self.outgoing: Callable[[TrustedPeer], Sequence[grpc.aio.ClientInterceptor]] = lambda peer: ()
+        self.cut_off: Callable[[], None] = lambda: None
 
     def peers(self) -> list[PeerState]:
         """The paired peers' states, in pairing order."""
@@ -313,6 +317,8 @@ class Registry:
             state.online = False
             logger.warning("peer %s is down after %d missed heartbeats (%s)", state.peer.name, state.misses, why)
             self.bus.publish(PeerOffline(peer_id=state.peer.node_id, name=state.peer.name))
+            if not any(s.online for s in self.states.values() if not s.removed):
+                self.cut_off()
 
     def _shows(self, state: PeerState) -> tuple[int, bool]:
         leaf = self.identity.leaf
@@ -328,7 +334,11 @@ class Registry:
             # Renewed: the old channel is only dropped. Its open calls keep running (gRPC lets a channel's calls
             # outlive it), and its connection closes with the last of them.
             state.channel = secure_channel(
-                self.identity, state.peer.cert_pem, state.address, pins_keys=state.peer.pins_keys
+                self.identity,
+                state.peer.cert_pem,
+                state.address,
+                pins_keys=state.peer.pins_keys,
+                interceptors=self.outgoing(state.peer),
             )
             state.channel_address = state.address
             state.channel_shows = self._shows(state)

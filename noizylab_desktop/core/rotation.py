@@ -7,6 +7,11 @@ and its settings from the old ID to the new one. An ``ssh`` link carries a new S
 stays): this node's SFTP server accepts it and refuses the old one from then on (it asks the trust store at each
 login). Every link has the rotating node's ``generation``, which only goes up.
 
+When the grid asks for it (``[grid] rotation_cosign``), an identity link also needs a **co-signature**: a second
+member's signature over the same body (with its own context prefix, so it never reads as that member's own
+statement). The rotating node asks an online member for one (``Keys.Cosign``); that member co-signs only its caller's
+own rotation, checked as a receiver checks it, and only for a member of its list (``cosign_check``).
+
 Refused, each with one line: a link whose ``old_id`` is not the caller (a peer can rotate only its own key; later
 links in a chain must follow on from the one before), one not signed by the pinned key, a generation not above the
 last one taken from that node (a replay), and an anchor that is not a P-256 self-signed certificate or that another
@@ -40,6 +45,7 @@ KINDS = ("identity", "ssh")
 MAX_BODY = 4096  # an anchor is ~600 bytes
 MAX_LINKS = 64
 _CONTEXT = b"noizylab-rotation-v1\0"  # signed before the body, so no other signature of this key reads as one
+_COSIGN_CONTEXT = b"noizylab-rotation-cosign-v1\0"  # a second member's signature of another node's rotation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS latest (fingerprint BLOB PRIMARY KEY, generation INTEGER NOT NULL);
@@ -66,6 +72,16 @@ def sign(
         at=time.time(),
     ).SerializeToString()
     return kpb.SignedRotation(body=body, signature=identity.sign(signed_bytes(body)))
+
+
+def cosigned_bytes(body: bytes) -> bytes:
+    """What a second member's co-signature covers."""
+    return _COSIGN_CONTEXT + body
+
+
+def cosign(identity: Identity, link: kpb.SignedRotation) -> kpb.Cosignature:
+    """``identity``'s co-signature of another node's rotation statement."""
+    return kpb.Cosignature(signer_id=identity.fingerprint, signature=identity.sign(cosigned_bytes(link.body)))
 
 
 def body_of(link: kpb.SignedRotation) -> kpb.RotationBody:
@@ -103,6 +119,10 @@ class Receiver:
         own_fp: bytes,
         movers: list[Callable[[bytes, bytes], None]],
     ) -> None:
+        # ``[grid] rotation_cosign``: whether an identity rotation needs a second member's signature, and the anchor
+        # (DER) of a member that may give one (None: not a member here, or removed).
+        self.cosign_required: Callable[[], bool] = lambda: False
+        self.member_anchor: Callable[[bytes], bytes | None] = lambda fp: None
         self.trust = trust
         self.bus = bus
         self.own_fp = own_fp
@@ -145,16 +165,19 @@ class Receiver:
                 current = self._accept_one(current, link)
             return current, self.generation(current)
 
-    def _accept_one(self, current: bytes, link: kpb.SignedRotation) -> bytes:
+    def cosign_check(self, caller: bytes, link: kpb.SignedRotation) -> kpb.RotationBody:
+        """What this node checks before it co-signs ``caller``'s rotation: everything it would check taking it."""
         body = body_of(link)
-        old = bytes(body.old_id)
-        if old != current:
-            moved = self._retired(old)
-            if moved is not None:
-                raise PermissionRefusedError(
-                    f"refused a replayed key rotation: {format_id(old)} already moved to {format_id(moved)}"
-                )
-            raise PermissionRefusedError("a peer can rotate only its own key: the statement names another node")
+        if bytes(body.old_id) != caller:
+            raise PermissionRefusedError("a member co-signs only its caller's own key rotation: this one names another")
+        if body.kind != "identity":
+            raise PermissionRefusedError("only an identity key rotation is co-signed")
+        with self._lock:
+            self._check(caller, link, body)
+        return body
+
+    def _check(self, current: bytes, link: kpb.SignedRotation, body: kpb.RotationBody) -> None:
+        """The checks of a link whose ``old_id`` is ``current``, bar its co-signatures; raises when refused."""
         peer = self.trust.get(current)
         if peer is None:
             raise PermissionRefusedError("a key rotation from a node that is not paired with this one was refused")
@@ -168,6 +191,38 @@ class Receiver:
                 f"refused a replayed key rotation for {peer.name}: generation {body.generation} is not newer than "
                 f"{seen}"
             )
+        if body.kind == "identity":
+            anchor = bytes(body.new_anchor)
+            if not is_anchor(anchor):
+                raise PermissionRefusedError(
+                    f"refused {peer.name}'s key rotation: the new key's certificate is no anchor"
+                )
+            new = fingerprint(anchor)
+            if new == self.own_fp or self.trust.get(new) is not None or self._retired(new) is not None:
+                raise PermissionRefusedError(f"refused {peer.name}'s key rotation: its new key is already known here")
+
+    def _cosigned(self, current: bytes, link: kpb.SignedRotation) -> bool:
+        """Whether a member other than the rotating node co-signed ``link``."""
+        for cosignature in link.cosignatures:
+            signer = bytes(cosignature.signer_id)
+            anchor = self.member_anchor(signer) if signer != current else None
+            if anchor and verify_signature(anchor, cosigned_bytes(link.body), cosignature.signature):
+                return True
+        return False
+
+    def _accept_one(self, current: bytes, link: kpb.SignedRotation) -> bytes:
+        body = body_of(link)
+        old = bytes(body.old_id)
+        if old != current:
+            moved = self._retired(old)
+            if moved is not None:
+                raise PermissionRefusedError(
+                    f"refused a replayed key rotation: {format_id(old)} already moved to {format_id(moved)}"
+                )
+            raise PermissionRefusedError("a peer can rotate only its own key: the statement names another node")
+        self._check(current, link, body)
+        peer = self.trust.get(current)
+        assert peer is not None  # _check refused an unpaired one
         if body.kind == "ssh":
             if not ssh_key_ok(body.ssh_key):
                 raise PermissionRefusedError(f"refused {peer.name}'s SSH key rotation: the key is not ssh-ed25519")
@@ -176,12 +231,13 @@ class Receiver:
             logger.info("peer %s rotated its SSH key (generation %d)", peer.name, body.generation)
             self.bus.publish(PeerKeyRotated(peer_id=peer.node_id, name=peer.name, was=peer.node_id, key="ssh"))
             return current
+        if self.cosign_required() and not self._cosigned(current, link):
+            raise PermissionRefusedError(
+                f"refused {peer.name}'s key rotation: this grid asks for a second member's signature "
+                "(grid.rotation_cosign), and it has none from a member"
+            )
         anchor = bytes(body.new_anchor)
-        if not is_anchor(anchor):
-            raise PermissionRefusedError(f"refused {peer.name}'s key rotation: the new key's certificate is no anchor")
         new = fingerprint(anchor)
-        if new == self.own_fp or self.trust.get(new) is not None or self._retired(new) is not None:
-            raise PermissionRefusedError(f"refused {peer.name}'s key rotation: its new key is already known here")
         for move in self.movers:
             move(current, new)
         self.trust.move(current, anchor)

@@ -29,10 +29,10 @@ from noizylab_desktop.core import rotation
 from noizylab_desktop.core.config import Paths
 from noizylab_desktop.core.errors import ConfigError, NoizyLabError, PermissionRefusedError
 from noizylab_desktop.core.feature import require_self
-from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key
+from noizylab_desktop.core.identity import Identity, make_certificate, make_ssh_key, verify_signature
 from noizylab_desktop.core.nodeid import fingerprint, format_id
 from noizylab_desktop.core.registry import PeerState
-from noizylab_desktop.core.rpc_errors import abort_with
+from noizylab_desktop.core.rpc_errors import abort_with, error_from_rpc
 from noizylab_desktop.core.transport import caller_fingerprint, secure_channel
 from noizylab_desktop.node.rotation_log import NEXT, Link, RotationLog, commit, forget_retired, retired_key_name
 
@@ -159,10 +159,13 @@ class Rotator:
         identity = node.identity
         generation = log.generation + 1
         anchor_pem = b""
+        cosigned_by = ""
         if kind == "identity":
             anchor_pem, key_pem = await asyncio.to_thread(make_certificate, node.settings.name)
             anchor_der = x509.load_pem_x509_certificate(anchor_pem).public_bytes(serialization.Encoding.DER)
             signed = rotation.sign(identity, kind, generation, new_anchor_der=anchor_der)
+            if node.membership.settings.rotation_cosign:
+                cosigned_by = await self._cosign(signed)
             # The key being retired stays in the keychain while a peer still pins it.
             await asyncio.to_thread(node.vault.set, retired_key_name(identity.fingerprint), identity.key_pem)
             new_id, ssh_public = format_id(fingerprint(anchor_der)), identity.ssh_public
@@ -199,6 +202,35 @@ class Rotator:
             told=told,
             behind=behind,
             ssh_fingerprint=ssh_fingerprint(ssh_public),
+            cosigned_by=cosigned_by,
+        )
+
+    async def _cosign(self, signed: kpb.SignedRotation) -> str:
+        """Ask the members online, one after another, to co-sign ``signed``; add the first co-signature and name
+        its member. Nothing has changed yet when none gives one: the rotation is refused with one line."""
+        roster = self.node.membership.roster()
+        online = [
+            s for s in self.node.registry.peers() if s.online and not s.removed and s.peer.fingerprint in roster.members
+        ]
+        refusals = []
+        for state in online:
+            try:
+                cosignature = await kpb_grpc.KeysStub(self.node.registry.channel(state)).Cosign(signed, timeout=TELL_S)
+            except grpc.aio.AioRpcError as exc:
+                why = error_from_rpc(exc, state.peer.name).message
+                refusals.append(why if state.peer.name in why else f"{state.peer.name}: {why}")
+                continue
+            if bytes(cosignature.signer_id) == state.peer.fingerprint and verify_signature(
+                state.peer.cert_der, rotation.cosigned_bytes(signed.body), cosignature.signature
+            ):
+                signed.cosignatures.append(cosignature)
+                logger.info("%s co-signed this node's key rotation", state.peer.name)
+                return state.peer.name
+            refusals.append(f"{state.peer.name}: its co-signature does not verify")
+        why = f" ({'; '.join(refusals)})" if refusals else ""
+        raise ConfigError(
+            "this grid asks for a second member's signature on a key rotation (grid.rotation_cosign), and no member "
+            f"online gave one{why}: rotate again when another member is online"
         )
 
     # ------------------------------------------------------------------ listing
@@ -247,6 +279,24 @@ class KeysApi(kpb_grpc.KeysServicer):
             logger.warning("refused a key rotation: %s", exc.message)
             await abort_with(context, exc)
         return kpb.RotationReply(id=format_id(new), generation=generation)
+
+    async def Cosign(self, request: kpb.SignedRotation, context: grpc.aio.ServicerContext) -> kpb.Cosignature:  # noqa: N802
+        caller = caller_fingerprint(context)
+        assert caller is not None  # the Guard let in only paired peers
+        node = self.node
+        try:
+            if caller == node.identity.fingerprint:
+                raise PermissionRefusedError("a node does not co-sign its own key rotation")
+            if node.member_anchor(caller) is None:
+                raise PermissionRefusedError("this node co-signs key rotations only for members of its grid")
+            body = self.receiver.cosign_check(caller, request)
+        except NoizyLabError as exc:
+            logger.warning("refused to co-sign a key rotation: %s", exc.message)
+            await abort_with(context, exc)
+        peer = node.trust.get(caller)
+        name = peer.name if peer is not None else format_id(caller)
+        logger.info("co-signed %s's key rotation (generation %d)", name, body.generation)
+        return rotation.cosign(node.identity, request)
 
     async def List(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> kpb.KeysReply:  # noqa: N802
         await require_self(self.node.ctx, context)

@@ -37,6 +37,7 @@ from noizylab_desktop.core.membership import MembershipError, Removed
 from noizylab_desktop.core.nodeid import parse_id
 from noizylab_desktop.core.pairing import Paired, PairingServer, join
 from noizylab_desktop.core.permissions import Permissions
+from noizylab_desktop.core.reconnect import Outgoing, Reconnect
 from noizylab_desktop.core.registry import Registry
 from noizylab_desktop.core.renewal import Renewal
 from noizylab_desktop.core.rotation import Receiver
@@ -159,7 +160,18 @@ class Node:
             self._lost,
         )
         self.registry.members_version = lambda: (self.membership.version, self.membership.digest)
+        self.receiver.cosign_required = lambda: self.membership.settings.rotation_cosign
+        self.receiver.member_anchor = self.member_anchor
         self.registry.heard_version = self.membership.heard_version
+        # Back from away (stopped, asleep, cut off), the member list comes before any other call, both ways.
+        self.reconnect = Reconnect(
+            self.membership.catch_up,
+            self.settings.heartbeat_s * self.settings.heartbeat_misses,
+            self.identity.fingerprint,
+        )
+        self.guard.hold = self.reconnect.hold
+        self.registry.cut_off = self.reconnect.cut_off
+        self.registry.outgoing = self._outgoing
         self.pairing.refuse = self._refuse_joiner
         # A key rotation retires an ID without removing the machine: the list's record of the old key must not put
         # it back in the trust store, and the new key is introduced as soon as this node pins it.
@@ -210,6 +222,7 @@ class Node:
         await server.start()
         self._server = server
         self.started_at = time.time()
+        self.supervisor.start(self.reconnect)
         self.supervisor.start(self.registry)
         self.supervisor.start(self.pairing)
         self.renewal = Renewal(self.identity, self.settings.cert_lifetime_s)
@@ -417,6 +430,21 @@ class Node:
             if new == fp:
                 return old
         return b""
+
+    def _outgoing(self, peer: TrustedPeer) -> list[Outgoing]:
+        """What a channel to ``peer`` passes its calls through: the wait for a catch-up, and the trust check."""
+        return [Outgoing(self.reconnect, lambda: self.trust.is_trusted(peer.fingerprint), peer.name)]
+
+    def member_anchor(self, fp: bytes) -> bytes | None:
+        """The anchor of ``fp`` when it is a member of the grid as this node holds it (this node included), for a
+        key rotation's co-signature; None for a removed device, a retired key, or a machine the list does not name."""
+        if fp == self.identity.fingerprint:
+            return self.identity.cert_der
+        roster = self.membership.roster()
+        member = roster.members.get(fp)
+        if member is None or fp in roster.removed or self._retired(fp):
+            return None
+        return member.anchor_der
 
     def _retired(self, fp: bytes) -> bool:
         """Whether ``fp`` is a key that a peer, or this node, rotated away from."""

@@ -8,6 +8,8 @@ the removal before it serves anyone. Replayed and forged member lists are refuse
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -197,6 +199,49 @@ def test_a_member_that_was_stopped_enforces_a_removal_before_anything_else(
     assert gamma.peer("beta") is None
     assert devices(gamma)["beta"] == "removed"
     assert refused(beta, gamma)
+
+
+def test_a_running_member_that_was_cut_off_learns_a_removal_before_any_other_call(
+    make_node: Callable[..., NodeProcess],
+) -> None:
+    alpha, beta, gamma = grid_of(make_node, "alpha", "beta", "gamma")
+    wait_for(lambda: online(gamma, "beta") and online(beta, "gamma"), CONVERGE_S, "gamma and beta to meet")
+    # beta, about to be stolen, holds a connection to gamma and a copy of the list that still names it a member.
+    with_beta = channel(beta.identity(), gamma)
+    as_beta = pb_grpc.NodeStub(with_beta)
+    old = as_beta.Members(pb.Empty(), timeout=scaled(5))
+    with_alpha = channel(alpha.identity(), gamma)
+    as_alpha = pb_grpc.NodeStub(with_alpha)
+    as_alpha.GetInfo(pb.Empty(), timeout=scaled(5))  # connected before gamma goes away
+    gamma_pid = gamma.pid
+    os.kill(gamma_pid, signal.SIGSTOP)  # gamma's node keeps running, cut off from every member (its loop is frozen)
+    try:
+        wait_for(lambda: not online(alpha, "gamma"), CONVERGE_S, "alpha to see gamma away")
+        alpha.cli("devices", "remove", "beta", "--lost")  # lost: beta is told nothing and keeps calling
+        # Sent while gamma is away, these wait in gamma's socket: the first calls gamma reads when it is back.
+        beat = pb.HeartbeatRequest(sender_id=beta.id, members_version=old.version, pins_keys=True)
+        calls = {
+            "Heartbeat": as_beta.Heartbeat.future(beat, timeout=scaled(20)),
+            "GetInfo": as_beta.GetInfo.future(pb.Empty(), timeout=scaled(20)),
+            "WatchEvents": as_beta.WatchEvents(pb.EventFilter(), timeout=scaled(20)),
+        }
+        replay = as_alpha.PushMembers.future(old, timeout=scaled(20))  # an old list, sent on by a member
+    finally:
+        os.kill(gamma_pid, signal.SIGCONT)
+    try:
+        for what, call in calls.items():
+            with pytest.raises(grpc.RpcError) as refusal:
+                call.result() if what != "WatchEvents" else next(iter(call))  # type: ignore[attr-defined]
+            assert refusal.value.code() == grpc.StatusCode.UNAUTHENTICATED, what  # type: ignore[attr-defined]
+        reply = replay.result()
+    finally:
+        with_beta.close()
+        with_alpha.close()
+    assert not reply.accepted
+    assert reply.reason.startswith(f"an older member list (version {old.version}; this machine holds version ")
+    assert devices(gamma)["beta"] == "lost" and gamma.peer("beta") is None
+    log = (gamma.home / "logs" / "noizylab.log").read_text()
+    assert "back after" in log and "caught up" in log
 
 
 def test_a_replayed_older_member_list_is_refused_and_the_removal_stands(

@@ -103,6 +103,8 @@ PEER_FACING: dict[str, str | None] = {
     "Dask.Leave": None,  # from the scheduler's node of the cluster this node works for, or a member of the one here
     "Dask.Issue": None,  # the scheduler's node signs only for its members (worker) and its owner (client)
     "Keys.Rotate": None,  # the caller's own key rotation, signed by the key pinned for it (test_rotation_hostile.py)
+    # A co-signature of the caller's own identity rotation, for a member only (test_key_rotation_cosign.py).
+    "Keys.Cosign": None,
 }
 
 # RPCs for this node's own CLI and tray: a peer is refused whatever it sends (they are fuzzed for that too).

@@ -6,15 +6,18 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from noizylab_desktop._proto import noizylab_keys_pb2 as kpb
 from noizylab_desktop.core.config import Paths
+from noizylab_desktop.core.errors import PermissionRefusedError
 from noizylab_desktop.core.events import EventBus, PeerKeyRotated
 from noizylab_desktop.core.identity import Identity, make_certificate
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.core.permissions import Permissions
-from noizylab_desktop.core.rotation import Receiver, sign
+from noizylab_desktop.core.rotation import Receiver, cosign, sign
 from noizylab_desktop.core.trust import TrustStore
 from noizylab_desktop.node.keys import follow_moves
 from noizylab_desktop.services.sync.store import Share, ShareStore
@@ -61,3 +64,35 @@ def test_a_chain_of_two_rotations_moves_the_pin_and_permissions_and_a_share_foll
     receiver.close()
     trust.close()
     permissions.close()
+
+
+def test_with_cosign_asked_a_link_needs_a_members_cosignature_and_a_chain_keeps_the_ones_it_has(
+    tmp_path: Path,
+) -> None:
+    paths = Paths.resolve(tmp_path / "home")
+    paths.ensure()
+    own, k0, k1, k2, member, outsider = (identity(n) for n in ("here", "peer", "peer", "peer", "member", "outsider"))
+    trust = TrustStore(paths.trust_db, own.cert_pem)
+    trust.add(der(k0), "peer", "ssh-ed25519 AAAA noizylab", ["127.0.0.1:1"])
+    receiver = Receiver(paths.state_dir / "rotations.sqlite", trust, EventBus(), own.fingerprint, [])
+    receiver.cosign_required = lambda: True
+    members = {m.fingerprint: der(m) for m in (own, member, k0, k1)}  # as the node says: itself included
+    receiver.member_anchor = members.get
+
+    first = sign(k0, "identity", 1, new_anchor_der=der(k1))
+    for cosigner in (outsider, k0):  # not a member; the rotating key itself
+        first.cosignatures.append(cosign(cosigner, first))
+        with pytest.raises(PermissionRefusedError, match="asks for a second member's signature"):
+            receiver.accept(k0.fingerprint, [first])
+    # A member's signature of another body does not carry over.
+    second = sign(k1, "identity", 2, new_anchor_der=der(k2))
+    first.cosignatures.append(kpb.Cosignature(signer_id=member.fingerprint, signature=cosign(member, second).signature))
+    with pytest.raises(PermissionRefusedError, match="asks for a second member's signature"):
+        receiver.accept(k0.fingerprint, [first])
+    assert trust.is_trusted(k0.fingerprint)
+
+    first.cosignatures.append(cosign(member, first))
+    second.cosignatures.append(cosign(own, second))  # the receiver may be the member that co-signed
+    assert receiver.accept(k0.fingerprint, [first, second]) == (k2.fingerprint, 2)
+    receiver.close()
+    trust.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -16,7 +16,9 @@ from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.config import load_settings
 from noizylab_desktop.core.errors import MergeError, NoizyLabError, SyncError
+from noizylab_desktop.core.events import Event, PeerKeyRotated
 from noizylab_desktop.core.feature import Figure, first_message, require_permission, require_self
+from noizylab_desktop.core.nodeid import parse_id
 from noizylab_desktop.core.rpc_errors import abort_with
 from noizylab_desktop.core.settings_schema import parse_section
 from noizylab_desktop.core.words import plural
@@ -325,6 +327,8 @@ class SyncFeature:
         self.resolver = Resolver(self.manager.engines, ctx.settings.name, lambda: load_settings(ctx.paths))
         self.sftp = SftpServer(ctx.identity.ssh_private_pem, self.manager, ctx.sessions)
         self.started_at = time.time()
+        self._unlisten: Callable[[], None] = lambda: None
+        self._moves: set[asyncio.Future[None]] = set()  # shares following a peer's key rotation
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         spb_grpc.add_SyncServicer_to_server(SyncApi(self), server)
@@ -339,10 +343,20 @@ class SyncFeature:
         port = await self.sftp.start(self.ctx.settings.grpc_host, self.ctx.settings.ports.sftp)
         self.ctx.publish_port("sftp", port)
         self.manager.start()
+        self._unlisten = self.ctx.bus.listen(self._on_event)
 
     async def stop(self) -> None:
+        self._unlisten()
+        for task in list(self._moves):
+            await task
         await self.manager.stop()
         await self.sftp.stop()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, PeerKeyRotated) and event.key == "identity":
+            task = asyncio.ensure_future(self.manager.peer_moved(parse_id(event.was), parse_id(event.peer_id)))
+            self._moves.add(task)
+            task.add_done_callback(self._moves.discard)
 
     def unresolved(self) -> dict[str, int]:
         """Open conflicts by share ID."""

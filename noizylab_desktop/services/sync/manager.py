@@ -17,6 +17,7 @@ import grpc
 from noizylab_desktop._proto import noizylab_sync_pb2 as spb
 from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
 from noizylab_desktop.core.errors import NoizyLabError, PermissionRefusedError, SyncError
+from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.core.words import plural
 from noizylab_desktop.services.sync.engine import PeerBlockedError, ShareEngine
@@ -107,6 +108,21 @@ class ShareManager:
         self.engines[share.id] = engine
         engine.start()
         return engine
+
+    async def peer_moved(self, old: bytes, new: bytes) -> None:
+        """A peer rotated its identity key: the shares it is served here and this node's shares with it follow it at
+        once (not only at the next start), and an engine syncing with it starts again under its new ID: a transfer
+        cut short by the peer's restart picks up again, with no "not paired" or "another peer" in between."""
+        self.store.move_peer(old, new)
+        was = format_id(old)
+        for share in self.store.shares():
+            engine = self.engines.get(share.id)
+            if engine is None or engine.share.peer != was:
+                continue
+            await engine.stop()
+            engine.index.close()
+            self._start_engine(share)
+            logger.info("share %s follows %s to its new key", share.local, share.peer_name)
 
     def _pause(self, share: Share, reason: str) -> Share:
         logger.warning("share %s paused: %s", share.local, reason)

@@ -95,6 +95,14 @@ class ShareStore:
         with self._lock:
             self._db.execute("DELETE FROM shares WHERE id = ?", (share_id,))
 
+    def move_peer(self, old: bytes, new: bytes) -> None:
+        """A peer rotated its identity key from ``old`` to ``new``: its offers and the shares with it follow."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("UPDATE shares SET peer = ? WHERE peer = ?", (format_id(new), format_id(old)))
+            self._db.execute("UPDATE offers SET peer_fp = ? WHERE peer_fp = ?", (new, old))
+            self._db.execute("COMMIT")
+
     def offers(self, peer_fp: bytes | None = None) -> list[Offer]:
         with self._lock:
             rows = self._db.execute("SELECT share_id, peer_fp, root FROM offers").fetchall()

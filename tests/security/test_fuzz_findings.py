@@ -99,9 +99,11 @@ def test_a_stream_that_never_sends_a_message_ends_when_its_caller_gives_up(grid:
         return
         yield  # a generator that sends nothing
 
+    # Connected first: a deadline spent on the handshake would end the call before any handler ran.
+    grpc.channel_ready_future(grid.peers["mallory"].chan).result(timeout=scaled(10))
     try:
         with pytest.raises(grpc.RpcError) as caught:
-            sync.PutStream(silent(), timeout=scaled(2))
+            sync.PutStream(silent(), timeout=scaled(3))
     finally:
         done.set()
     assert caught.value.code() == Code.DEADLINE_EXCEEDED

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.services.tunnel import wire
-from noizylab_desktop.services.tunnel.local import LocalSocket
+from noizylab_desktop.services.tunnel.local import OVERFLOW, LocalSocket
 from tests.conftest import within
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ def test_frames_carry_every_byte_in_order_as_protobuf_data_frames_then_end_at_eo
         return sizes
 
     sizes = run(scenario)
-    assert max(sizes) <= CHUNK
+    assert max(sizes) <= CHUNK + OVERFLOW  # a proactor transport (Windows) may hand over up to OVERFLOW more
 
 
 def test_a_full_buffer_stops_reading_the_socket_until_a_frame_is_taken() -> None:
@@ -81,11 +81,13 @@ def test_a_full_buffer_stops_reading_the_socket_until_a_frame_is_taken() -> None
 
         flooding = asyncio.ensure_future(flood())
         try:
-            await within(until(lambda: local.buffered == CHUNK), 10, "the buffer to fill")
+            await within(until(lambda: local.buffered >= CHUNK), 10, "the buffer to fill")
             assert local.transport is not None and not local.transport.is_reading()
-            assert local.buffered == CHUNK  # nothing more is read while nobody takes a frame
+            # Nothing more is read while nobody takes a frame (a proactor transport hands over what it had read).
+            held = local.buffered
+            assert held <= CHUNK + OVERFLOW
             read = await local.read_frame()
-            assert read is not None and read[1] == CHUNK
+            assert read is not None and read[1] == held
             assert local.transport.is_reading()
             await within(until(lambda: local.buffered > 0), 10, "reading to go on")
         finally:

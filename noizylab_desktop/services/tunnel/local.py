@@ -8,8 +8,9 @@ still being written to the stream, the socket goes on filling the buffer, so und
 buffer's size and the stream sees fewer, larger messages; with a single small message waiting, it goes at once.
 
 Back-pressure: a full buffer pauses reading until the pump takes a frame, so a connection holds at most one buffer
-here plus the frame on its way; writes towards the socket wait (``drain``) while the transport's buffer is above its
-high-water mark. End-of-file leaves the transport open for writing, so half-closed connections work both ways.
+here (plus what a proactor transport had read before it paused: at most ``OVERFLOW``) and the frame on its way;
+writes towards the socket wait (``drain``) while the transport's buffer is above its high-water mark. End-of-file
+leaves the transport open for writing, so half-closed connections work both ways.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ from collections.abc import Callable
 
 from noizylab_desktop.services.tunnel import wire
 
+# Windows' proactor transports read into a 64 KiB buffer of their own and hand all of it over, in pieces, whatever the
+# protocol asked in between: a buffer that filled part way through such a hand-over grows by what is left.
+OVERFLOW = 64 * 1024
+
 
 class LocalSocket(asyncio.BufferedProtocol):
     """The tunnel's end of one local TCP connection (a protocol for ``create_server`` or ``create_connection``)."""
 
     def __init__(self, chunk: int, made: Callable[[LocalSocket], None] | None = None) -> None:
-        self._buf = bytearray(wire.HEADER + chunk)
+        self._limit = wire.HEADER + chunk  # reading pauses once the buffer holds this much
+        self._buf = bytearray(self._limit)
         self._view = memoryview(self._buf)
         self._fill = wire.HEADER
         self._made = made
@@ -43,16 +49,25 @@ class LocalSocket(asyncio.BufferedProtocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         # One frame may wait in the transport before writes wait: the socket usually takes it whole at once.
-        transport.set_write_buffer_limits(high=len(self._buf))
+        transport.set_write_buffer_limits(high=self._limit)
         if self._made is not None:
             self._made(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._fill < self._limit:
+            return self._view[self._fill : self._limit]
+        if self._fill == len(self._buf):  # paused, yet the transport still has bytes it read before (proactor)
+            self._grow(max(sizehint, 1))
         return self._view[self._fill :]
+
+    def _grow(self, more: int) -> None:
+        grown = bytearray(len(self._buf) + more)
+        grown[: self._fill] = self._view[: self._fill]
+        self._buf, self._view = grown, memoryview(grown)
 
     def buffer_updated(self, nbytes: int) -> None:
         self._fill += nbytes
-        if self._fill == len(self._buf) and self.transport is not None:
+        if self._fill >= self._limit and self.transport is not None and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
         self._wake_reader()

@@ -164,6 +164,7 @@ class Forwarder:
 
     def _accepted(self, local: LocalSocket) -> None:
         task = asyncio.ensure_future(self._carry(local))
+        task.add_done_callback(lambda _: local.close())  # also when cancelled before it ran (``close``)
         self.connections.add(task)
         self.total += 1
 

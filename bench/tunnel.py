@@ -8,6 +8,10 @@ The client is this process, blocking sockets too, so every path pays the same cl
 only in what carries the bytes. Targets: tunnel throughput at least 80% of raw TCP and at least ssh -L's; added
 p50 latency (tunnel p50 minus raw p50) at most 0.5 ms.
 
+A fourth row, ``gRPC alone`` (``bench/tunnel_floor.py``), is the tunnel's floor: the same upload and round trips as
+messages on one grpc.aio stream over the node's mTLS between two processes, with no sockets at either end. What the
+tunnel adds over it is its own; what it costs is gRPC's.
+
     scripts/with-keyring.sh .venv/bin/python bench/tunnel.py [--gib 1] [--round-trips 10000] [--json]
         [--host node|tray|both]   (bench/hosting.py: the nodes headless, in the tray app, or one run each)
 """
@@ -29,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import hosting  # noqa: E402
+from bench import hosting, tunnel_floor  # noqa: E402
 from tests.conftest import NodeProcess, wait_for  # noqa: E402
 from tests.sync_harness import Sshd  # noqa: E402
 
@@ -183,12 +187,16 @@ def measure_all(host: str, total: int, count: int, say: Callable[[str], None]) -
             results["ssh -L"] = measure("ssh -L", port, total, count, say)
         with noizylab_forward(base, target, host) as port:
             results["noizylab forward"] = measure("noizylab forward", port, total, count, say)
-    raw, ssh, ours = results["raw TCP"], results["ssh -L"], results["noizylab forward"]
+    say("gRPC alone: upload and round trips ...")
+    results["gRPC alone"] = tunnel_floor.measure(total, count)
+    raw, ssh, ours, floor = results["raw TCP"], results["ssh -L"], results["noizylab forward"], results["gRPC alone"]
     summary = {
         "tunnel/raw throughput": ours["throughput_mib_s"] / raw["throughput_mib_s"],
         "tunnel/ssh throughput": ours["throughput_mib_s"] / ssh["throughput_mib_s"],
+        "tunnel/gRPC-alone throughput": ours["throughput_mib_s"] / floor["throughput_mib_s"],
         "tunnel added p50 ms": ours["p50_ms"] - raw["p50_ms"],
         "ssh added p50 ms": ssh["p50_ms"] - raw["p50_ms"],
+        "gRPC-alone added p50 ms": floor["p50_ms"] - raw["p50_ms"],
     }
     return {"paths": results, "ratios": summary, "cpus": os.cpu_count()}
 
@@ -214,7 +222,11 @@ def report(host: str, result: dict[str, Any]) -> None:
     )
     print(
         f"added p50: tunnel {summary['tunnel added p50 ms']:.3f} ms (target <= 0.5), "
-        f"ssh -L {summary['ssh added p50 ms']:.3f} ms"
+        f"ssh -L {summary['ssh added p50 ms']:.3f} ms, gRPC alone {summary['gRPC-alone added p50 ms']:.3f} ms"
+    )
+    print(
+        f"tunnel/gRPC alone throughput = {summary['tunnel/gRPC-alone throughput']:.2f} "
+        f"(the tunnel's floor: one mTLS stream between two processes, no sockets); load {hosting.load_average()}"
     )
 
 

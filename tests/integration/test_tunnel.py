@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import socket
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tunnel_pb2_grpc as tpb_grpc
 from noizylab_desktop.core.transport import secure_channel
 from tests.conftest import NodeProcess, start_all, wait_for, within
-from tests.integration.tunnel_support import PAGE, Targets, exchange, targets
+from tests.integration.tunnel_support import PAGE, SOURCE_BYTES, Targets, exchange, targets
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,11 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess
 def servers() -> Iterator[Targets]:
     with targets() as found:
         yield found
+
+
+# What a connection whose reader does not read may take from its source before the source waits: the kernel's socket
+# buffers on both machines, gRPC's flow-control windows, one buffer and one frame at each node.
+HELD_BYTES = 48 * 1024 * 1024
 
 
 def forward(alpha: NodeProcess, port: int) -> int:
@@ -94,6 +100,28 @@ def test_a_large_transfer_arrives_whole_and_raw_bytes_echo(
     assert exchange(sink, data, timeout=60).decode() == hashlib.sha256(data).hexdigest()
     assert exchange(echo, b"\x00raw\xffbytes" * 100) == b"\x00raw\xffbytes" * 100
     assert servers.peers and set(servers.peers) == {"127.0.0.1"}
+
+
+def test_a_reader_that_does_not_read_holds_the_sender_back_and_then_gets_every_byte_in_order(
+    grid: tuple[NodeProcess, NodeProcess], servers: Targets
+) -> None:
+    alpha, beta = grid
+    beta.cli("tunnel", "allow", "alpha", str(servers.source))
+    local = forward(alpha, servers.source)
+    source = servers.sourced
+    with socket.create_connection(("127.0.0.1", local), timeout=60) as s:
+        # Nobody reads: the source is held back once the sockets, both nodes and the stream hold what they may.
+        wait_for(
+            lambda: source.held_since is not None and time.monotonic() - source.held_since > 1.0,
+            30,
+            "the source to be held back by the reader that does not read",
+        )
+        assert source.sent <= HELD_BYTES, f"the tunnel took {source.sent} bytes from a source nobody read"
+        received = bytearray()
+        while chunk := s.recv(1 << 20):
+            received += chunk
+    assert len(received) == SOURCE_BYTES
+    assert hashlib.sha256(received).digest() == hashlib.sha256(source.data).digest()
 
 
 def test_the_fallback_local_port_is_remembered(grid: tuple[NodeProcess, NodeProcess], servers: Targets) -> None:

@@ -1,12 +1,15 @@
 """Servers a tunnel leads to, on the test's own loop in a thread: HTTP and a WebSocket echo (aiohttp), a raw byte
-echo, and a sink that answers the SHA-256 of everything it read once the client half-closes."""
+echo, a sink that answers the SHA-256 of everything it read once the client half-closes, and a source that sends
+``SOURCE_BYTES`` of random bytes to each connection, recording how far it got and since when it has been held back."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +17,17 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 PAGE = b"<h1>served through a tunnel</h1>"
+SOURCE_BYTES = 96 * 1024 * 1024
+SOURCE_BLOCK = 256 * 1024
+
+
+@dataclass
+class Source:
+    """What the source sends to every connection, and how its latest connection is going."""
+
+    data: bytes = b""
+    sent: int = 0  # bytes the socket took (the source's own transport holds at most one block more)
+    held_since: float | None = None  # monotonic time its latest write started waiting for the socket; None: not now
 
 
 @dataclass
@@ -21,6 +35,8 @@ class Targets:
     http: int = 0
     echo: int = 0
     sink: int = 0
+    source: int = 0
+    sourced: Source = field(default_factory=Source)
     peers: list[str] = field(default_factory=list)  # the address each echo connection came from
 
 
@@ -38,6 +54,19 @@ async def _sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         digest.update(data)
     writer.write(digest.hexdigest().encode())
     await writer.drain()
+    writer.close()
+
+
+async def _source(writer: asyncio.StreamWriter, state: Source) -> None:
+    state.sent, state.held_since = 0, None
+    view = memoryview(state.data)
+    for at in range(0, len(view), SOURCE_BLOCK):
+        writer.write(view[at : at + SOURCE_BLOCK])
+        if writer.transport.get_write_buffer_size():
+            state.held_since = time.monotonic()
+            await writer.drain()
+            state.held_since = None
+        state.sent = at + SOURCE_BLOCK
     writer.close()
 
 
@@ -72,12 +101,16 @@ def targets(host: str = "127.0.0.1") -> Iterator[Targets]:
         found.http = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         echo = await asyncio.start_server(lambda r, w: _echo(r, w, found.peers), host, 0)
         sink = await asyncio.start_server(_sink, host, 0)
+        found.sourced.data = os.urandom(SOURCE_BYTES)
+        source = await asyncio.start_server(lambda _, w: _source(w, found.sourced), host, 0)
+        found.source = source.sockets[0].getsockname()[1]
         found.echo = echo.sockets[0].getsockname()[1]
         found.sink = sink.sockets[0].getsockname()[1]
         ready.set()
         await stop.wait()
         echo.close()
         sink.close()
+        source.close()
         await runner.cleanup()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)

@@ -14,7 +14,15 @@ SIZES = [1, 127, 128, 16_383, 16_384, 1 << 20, 3 * (1 << 20) + 7]
 @pytest.mark.parametrize("size", SIZES)
 def test_a_data_frame_is_encoded_exactly_as_protobuf_encodes_it(size: int) -> None:
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    assert wire.encode(data) == tpb.TunnelFrame(data=data).SerializeToString()
+    assert wire.encode(wire.data_frame(data)) == tpb.TunnelFrame(data=data).SerializeToString()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_header_put_in_front_of_data_read_into_a_buffer_makes_protobuf_s_frame(size: int) -> None:
+    data = b"\x5a" * size
+    buf = bytearray(wire.HEADER) + data
+    start = wire.put_header(buf, size)
+    assert bytes(buf[start:]) == tpb.TunnelFrame(data=data).SerializeToString()
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -41,6 +49,6 @@ def test_every_other_frame_goes_through_protobuf_both_ways(frame: tpb.TunnelFram
 
 
 def test_a_truncated_data_frame_is_left_to_protobuf_to_refuse() -> None:
-    whole = wire.encode(b"x" * 300)
+    whole = wire.data_frame(b"x" * 300)
     with pytest.raises(DecodeError):
         wire.decode(whole[:-1])

@@ -22,6 +22,7 @@ from noizylab_desktop.core.errors import NoizyLabError, PermissionRefusedError, 
 from noizylab_desktop.core.registry import PeerState, Registry
 from noizylab_desktop.core.rpc_errors import error_from_rpc
 from noizylab_desktop.services.tunnel import wire
+from noizylab_desktop.services.tunnel.local import LocalSocket
 from noizylab_desktop.services.tunnel.pump import Link, Traffic, pump
 from noizylab_desktop.services.tunnel.settings import TunnelSettings
 from noizylab_desktop.services.tunnel.store import TunnelRecord
@@ -81,8 +82,9 @@ class Forwarder:
 
     async def bind(self) -> None:
         """Listen on the tunnel's local port (``OSError`` when it is taken)."""
-        self._server = await asyncio.start_server(
-            self._accepted, self.record.bind, self.record.local_port, limit=2 * self.settings.chunk_bytes
+        chunk = self.settings.chunk_bytes
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: LocalSocket(chunk, self._accepted), self.record.bind, self.record.local_port
         )
         if not self.record.local_port:
             self.record = TunnelRecord(**{**self.record.__dict__, "local_port": self.port_bound()})
@@ -160,11 +162,14 @@ class Forwarder:
 
     # ------------------------------------------------------------------ one local connection
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accepted(self, local: LocalSocket) -> None:
+        task = asyncio.ensure_future(self._carry(local))
+        task.add_done_callback(lambda _: local.close())  # also when cancelled before it ran (``close``)
         self.connections.add(task)
         self.total += 1
+
+    async def _carry(self, local: LocalSocket) -> None:
+        task = asyncio.current_task()
         conn = Traffic()
         call: Call | None = None
         try:
@@ -177,11 +182,9 @@ class Forwarder:
                 return None if frame is grpc.aio.EOF else frame
 
             await pump(
-                reader,
-                writer,
+                local,
                 Link(send=call.write, receive=receive),
                 (conn, self.traffic),
-                chunk=self.settings.chunk_bytes,
                 ping_s=self.settings.ping_s,
                 dead_s=self.settings.dead_s,
                 pinger=True,
@@ -198,7 +201,7 @@ class Forwarder:
         finally:
             if call is not None:
                 call.cancel()
-            writer.close()
+            local.close()
             self.connections.discard(task)
             if self._server is not None and self.state in ("open", "waiting"):
                 self._set("listening")

@@ -1,10 +1,12 @@
 """One TCP connection's bytes between its socket and the gRPC stream that carries it, in both directions.
 
-Both ends run the same pump over a ``Link`` (the forwarding side's call, the serving side's context). A socket that
-reads end-of-file sends an ``eof`` frame and the other end half-closes its socket (``write_eof``), so protocols
-that shut down their writing side first still work. The forwarding end pings every ``ping_s``; either end that
-hears nothing for ``dead_s`` takes the link for dead and ends the connection. Writes to a stream are serialised
-(gRPC allows one at a time); back-pressure comes from gRPC's flow control and the socket's ``drain``.
+Both ends run the same pump over a ``Link`` (the forwarding side's call, the serving side's context) and a
+``LocalSocket``. A socket that reads end-of-file sends an ``eof`` frame and the other end half-closes its socket
+(``write_eof``), so protocols that shut down their writing side first still work. The forwarding end pings every
+``ping_s``; either end that hears nothing for ``dead_s`` takes the link for dead and ends the connection. Writes to
+a stream are serialised (gRPC allows one at a time); while one is on its way the socket keeps filling the next frame
+(``local.py``). Back-pressure comes from gRPC's flow control, the local buffer pausing the socket when full, and the
+socket's ``drain``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.core.errors import TunnelError
+from noizylab_desktop.services.tunnel.local import LocalSocket
 from noizylab_desktop.services.tunnel.wire import Frame, Outgoing
 
 PONG = tpb.TunnelFrame(pong=True)
@@ -40,12 +43,10 @@ class Link:
 
 
 async def pump(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    local: LocalSocket,
     link: Link,
     traffics: tuple[Traffic, ...],
     *,
-    chunk: int,
     ping_s: float,
     dead_s: float,
     pinger: bool,
@@ -68,10 +69,11 @@ async def pump(
 
     async def up() -> None:
         nonlocal sent_eof
-        while data := await reader.read(chunk):
+        while (read := await local.read_frame()) is not None:
+            frame, size = read
             for traffic in traffics:
-                traffic.bytes_out += len(data)
-            await send(data)
+                traffic.bytes_out += size
+            await send(frame)
         await send(EOF)
         sent_eof = True
         check_over()
@@ -84,12 +86,12 @@ async def pump(
             if data:
                 for traffic in traffics:
                     traffic.bytes_in += len(data)
-                writer.write(data)
-                await writer.drain()
+                local.write(data)
+                if local.writing_paused:
+                    await local.drain()
             if frame.eof:
                 got_eof = True
-                if writer.can_write_eof():
-                    writer.write_eof()
+                local.write_eof()
                 check_over()
             if frame.ping:
                 await send(PONG)

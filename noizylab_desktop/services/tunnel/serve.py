@@ -21,6 +21,7 @@ from noizylab_desktop.core.errors import InvalidRequestError, PermissionRefusedE
 from noizylab_desktop.core.feature import first_message, require_permission
 from noizylab_desktop.core.nodeid import format_id
 from noizylab_desktop.core.rpc_errors import abort_with
+from noizylab_desktop.services.tunnel.local import LocalSocket
 from noizylab_desktop.services.tunnel.pump import Link, Traffic, pump
 from noizylab_desktop.services.tunnel.settings import TunnelSettings
 from noizylab_desktop.services.tunnel.store import LOOPBACK, TunnelStore
@@ -88,8 +89,9 @@ class Server:
             await context.write(READY)
             return
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(LOOPBACK, port, limit=2 * self.settings.chunk_bytes), CONNECT_S
+            chunk = self.settings.chunk_bytes
+            _, local = await asyncio.wait_for(
+                asyncio.get_running_loop().create_connection(lambda: LocalSocket(chunk), LOOPBACK, port), CONNECT_S
             )
         except (OSError, TimeoutError):
             await abort_with(context, TunnelError(f"nothing answers on {name}'s port {port} (on 127.0.0.1)"))
@@ -99,11 +101,9 @@ class Server:
         logger.info("tunnel from %s to port %d opened", format_id(fp)[:11], port)
         link = Link(send=context.write, receive=lambda: anext(frames, None))
         carry = pump(
-            reader,
-            writer,
+            local,
             link,
             (self.traffic,),
-            chunk=self.settings.chunk_bytes,
             ping_s=self.settings.ping_s,
             dead_s=self.settings.dead_s,
             pinger=False,
@@ -128,7 +128,7 @@ class Server:
                     task.cancel()
             if work is None:
                 carry.close()
-            writer.close()
+            local.close()
             self._open[(fp, port)].discard(ended)
             if not self._open[(fp, port)]:
                 del self._open[(fp, port)]

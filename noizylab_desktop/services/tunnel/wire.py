@@ -3,10 +3,11 @@
 A data frame is ``TunnelFrame{data}``: on the wire the tag 0x12 (field 2, length-delimited), a varint length and the
 bytes. Built and parsed through protobuf, each chunk was copied four or five times in Python (constructing,
 serialising, parsing, and once per read of ``frame.data``): the largest cost that was ours to avoid (docs/tunnels.md,
-"Benchmark"). So the stream's serialiser writes data frames itself (one copy: header plus bytes) and its
-deserialiser hands the bytes of a data frame on as a view of the received message (no copy);
-every other frame goes through protobuf as before. The encoding is protobuf's own, so either side may be a node that
-uses protobuf throughout.
+"Benchmark"). So data frames are built here: the local socket is read into a buffer with ``HEADER`` bytes of room in
+front, ``put_header`` writes the tag and length just before the data, and the frame is one copy of that slice
+(``local.py``); the stream's serialiser passes such ``bytes`` through as they are. Its deserialiser hands the bytes of
+a data frame on as a view of the received message (no copy); every other frame goes through protobuf as before.
+The encoding is protobuf's own, so either side may be a node that uses protobuf throughout.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop._proto import noizylab_tunnel_pb2_grpc as tpb_grpc
 
 DATA_TAG = 0x12
+HEADER = 5  # the tag and a varint length of up to 4 bytes: data up to 256 MiB, far above gRPC's 4 MiB message limit
 METHOD = "/noizylab.grid.v1.Tunnel/Open"
 
 
@@ -35,7 +37,7 @@ class DataFrame:
 
 
 Frame: TypeAlias = "tpb.TunnelFrame | DataFrame"
-Outgoing: TypeAlias = "tpb.TunnelFrame | bytes"  # bytes: a data frame's contents
+Outgoing: TypeAlias = "tpb.TunnelFrame | bytes"  # bytes: a data frame already serialised (``data_frame``)
 
 
 def _varint(n: int) -> bytes:
@@ -47,10 +49,25 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+def put_header(buf: bytearray, size: int) -> int:
+    """Write a data frame's header for ``size`` bytes at ``buf[HEADER:]`` just before them; where the frame starts."""
+    head = bytes((DATA_TAG,)) + _varint(size)
+    if len(head) > HEADER:
+        raise ValueError(f"a data frame holds at most {2**28 - 1} bytes, not {size}")
+    start = HEADER - len(head)
+    buf[start:HEADER] = head
+    return start
+
+
+def data_frame(data: bytes) -> bytes:
+    """A data frame carrying ``data``, serialised."""
+    return b"".join((bytes((DATA_TAG,)), _varint(len(data)), data))
+
+
 def encode(frame: Outgoing) -> bytes:
-    """The serialised frame; ``bytes`` become a data frame with one copy."""
+    """The serialised frame: ``bytes`` are one already (``data_frame``, ``put_header``), anything else is protobuf's."""
     if isinstance(frame, bytes):
-        return b"".join((bytes((DATA_TAG,)), _varint(len(frame)), frame))
+        return frame
     return frame.SerializeToString()
 
 

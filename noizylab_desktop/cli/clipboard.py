@@ -6,12 +6,11 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
-from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.cli.output import add_json_flag, clock, print_json
 from noizylab_desktop.core.config import Paths, Settings
 
 if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
     from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
 
 
@@ -71,6 +70,7 @@ def _call(
     paths: Paths, settings: Settings, method: Callable[[cpb_grpc.ClipboardStub], object], request: object
 ) -> cpb.ClipStatus:
     """``method`` (of the node's clipboard service) with ``request``; the clipboard's status it answers."""
+    from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
     from noizylab_desktop._proto import noizylab_clipboard_pb2_grpc as cpb_grpc
     from noizylab_desktop.cli.client import run_with_node
 
@@ -82,16 +82,22 @@ def _call(
 
 
 def _set_sync(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
+
     request = cpb.ClipSyncRequest(peer=args.peer, on=args.on)
     _print(_call(paths, settings, lambda stub: stub.SetSync, request), args.json)
     return 0
 
 
 def _set_paused(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_clipboard_pb2 as cpb
+
     _print(_call(paths, settings, lambda stub: stub.SetPaused, cpb.ClipPauseRequest(paused=args.paused)), args.json)
     return 0
 
 
 def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
     _print(_call(paths, settings, lambda stub: stub.Status, pb.Empty()), args.json)
     return 0

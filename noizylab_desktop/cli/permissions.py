@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from noizylab_desktop._proto import noizylab_grid_pb2 as pb
 from noizylab_desktop.cli.client import add_totp_flag
 from noizylab_desktop.cli.output import add_json_flag, print_listing
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.permissions import SCOPES
 
 if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
     from noizylab_desktop.core.local_client import LocalClient
 
 
@@ -40,6 +40,7 @@ def _line(peer: pb.PeerPermissions) -> str:
 
 
 def _set(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
     from noizylab_desktop.cli.client import run_with_node
 
     async def set_each(node: LocalClient) -> pb.PeerPermissions:

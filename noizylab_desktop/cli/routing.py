@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 from typing import Any
@@ -114,6 +113,8 @@ def _key(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 
 def _check(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    import asyncio
+
     from noizylab_desktop.services.routing import Candidate, GpuState, Needs, TaskSummary, decide, load_advisor_settings
 
     advisor = load_advisor_settings(settings)

@@ -9,18 +9,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from google.protobuf.message import Message
-
 from noizylab_desktop.cli.output import add_json_flag, print_json, print_listing, timestamp
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.words import plural
 
 if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
     from noizylab_desktop._proto import noizylab_sync_pb2 as spb
     from noizylab_desktop._proto import noizylab_sync_pb2_grpc as spb_grpc
     from noizylab_desktop.core.local_client import LocalClient
 
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", bound="Message")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

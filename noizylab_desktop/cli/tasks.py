@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
 from noizylab_desktop.cli.output import add_json_flag, error, notice, print_json, print_listing, timestamp, write_raw
 from noizylab_desktop.core.config import Paths, Settings
 from noizylab_desktop.core.errors import TaskError
 from noizylab_desktop.core.words import duration
 
 if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
     from noizylab_desktop.core.local_client import LocalClient
 
 GIB = 2**30
@@ -65,6 +64,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _request(args: argparse.Namespace) -> tpb.SubmitRequest:
+    from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
+
     command = list(args.task_argv)
     if command[:1] == ["--"]:
         command = command[1:]
@@ -109,6 +110,9 @@ def _run(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 async def _follow(request: tpb.SubmitRequest, node: LocalClient, verbose: bool) -> int:
     """Submit ``request``, relay the task's output as it comes, and answer its exit code."""
+    import asyncio  # here: the grammar is built for every command, and asyncio cost 0.8 s under Wine
+
+    from noizylab_desktop._proto import noizylab_tasks_pb2 as tpb
     from noizylab_desktop.services.tasks.client import TasksClient
 
     loop = asyncio.get_running_loop()

@@ -7,13 +7,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from noizylab_desktop._proto import noizylab_grid_pb2 as pb
-from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
 from noizylab_desktop.cli.client import add_totp_flag
 from noizylab_desktop.cli.output import add_json_flag, error, notice, print_json, print_listing
 from noizylab_desktop.core.config import Paths, Settings
 
 if TYPE_CHECKING:
+    from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
     from noizylab_desktop._proto import noizylab_tunnel_pb2_grpc as tpb_grpc
 
 
@@ -139,6 +138,8 @@ def _print_tunnels(reply: tpb.TunnelList, as_json: bool) -> None:
 
 
 def _forward(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
+
     if args.stop:
         stop = tpb.StopForwardRequest(peer=args.peer, port=args.ports[0] if args.ports else 0)
         _print_tunnels(_call(paths, settings, lambda stub: stub.StopForward, stop), args.json)
@@ -160,6 +161,8 @@ def _forward(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
 
 
 def _tunnels(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
     _print_tunnels(_call(paths, settings, lambda stub: stub.List, pb.Empty()), args.json)
     return 0
 
@@ -184,11 +187,15 @@ def _print_rules(reply: tpb.TunnelRules, as_json: bool) -> None:
 
 
 def _set_rule(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_tunnel_pb2 as tpb
+
     request = tpb.TunnelRuleRequest(peer=args.peer, port=args.port, allowed=args.allowed)
     _print_rules(_call(paths, settings, lambda stub: stub.SetRule, request), args.json)
     return 0
 
 
 def _rules(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
+    from noizylab_desktop._proto import noizylab_grid_pb2 as pb
+
     _print_rules(_call(paths, settings, lambda stub: stub.Rules, pb.Empty()), args.json)
     return 0

@@ -8,10 +8,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from noizylab_desktop.core.errors import ConfigError
-from noizylab_desktop.core.events import EventBus, PermissionChanged
 from noizylab_desktop.core.nodeid import format_id
+
+if TYPE_CHECKING:  # the events (and asyncio) are imported where one is published: `noizylab start` needs neither
+    from noizylab_desktop.core.events import EventBus
 
 # What a peer may be allowed; features check their own scope with ``require_permission``.
 SCOPES: dict[str, str] = {
@@ -84,6 +87,8 @@ class Permissions:
             self._db.execute("INSERT OR REPLACE INTO permissions VALUES (?, ?, ?)", (fp, scope, int(allowed)))
             self._cache[(fp, scope)] = allowed
         if self._bus is not None:
+            from noizylab_desktop.core.events import PermissionChanged
+
             self._bus.publish(PermissionChanged(peer_id=peer_id or format_id(fp), scope=scope, allowed=allowed))
 
     def for_peer(self, fp: bytes) -> dict[str, bool]:

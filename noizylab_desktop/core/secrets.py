@@ -8,6 +8,7 @@ most 2,560 bytes a secret) on disk, encrypted with AES-GCM under a wrapping key 
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from typing import Protocol, TypeVar
 
 import keyring
 import keyring.backend
+import keyring.core
 import keyring.errors
 
 from noizylab_desktop.core.config import atomic_write
@@ -108,12 +110,33 @@ def _patiently(call: Callable[[], T]) -> T:
             time.sleep(0.2)
 
 
+WINDOWS_BACKEND = "keyring.backends.Windows.WinVaultKeyring"
+
+
+def _keychain() -> keyring.backend.KeyringBackend:
+    """keyring's backend. On Windows the Credential Manager is taken by name, unless the person named another
+    (``PYTHON_KEYRING_BACKEND`` or keyringrc.cfg): keyring's discovery imports every installed backend to rank them,
+    the Secret Service's D-Bus stack included, which cost each process ~1.6 s under Wine. Elsewhere keyring chooses."""
+    if sys.platform == "win32" and "PYTHON_KEYRING_BACKEND" not in os.environ:
+        _choose_on_windows()
+    return keyring.get_keyring()
+
+
+@functools.cache
+def _choose_on_windows() -> None:
+    """Set keyring's backend (once a process) to keyringrc.cfg's choice, else the Credential Manager."""
+    try:
+        keyring.set_keyring(keyring.core.load_config() or keyring.core.load_keyring(WINDOWS_BACKEND))
+    except (ImportError, RuntimeError):  # no win32cred (a broken install): keyring's discovery looks for another
+        return
+
+
 class KeyringStore:
     """The OS keychain, one service name per node home."""
 
     def __init__(self, keychain_id: str) -> None:
         self.service = f"noizylab-desktop:{keychain_id}"
-        backend = keyring.get_keyring()
+        backend = _keychain()
         if not _usable(backend):
             raise KeychainError(_no_backend())
         self._backend = backend

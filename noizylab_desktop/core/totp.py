@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import pyotp
 
 from noizylab_desktop.core.errors import KeychainError, NoizyLabError, StepUpError, StepUpNeeded
 from noizylab_desktop.core.rpc_errors import abort_with
@@ -117,6 +116,8 @@ class Totp:
         """A fresh secret and recovery codes; nothing is stored until ``confirm``."""
         if self.enabled():
             raise StepUpError("TOTP is on already: turn it off first with `noizylab totp disable`")
+        import pyotp  # here, not at the top: a node imports this module at start, and pyotp cost 0.5 s under Wine
+
         secret = pyotp.random_base32()
         uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S).provisioning_uri(name=account, issuer_name=ISSUER)
         codes = tuple(f"{secrets.token_hex(2)}-{secrets.token_hex(2)}" for _ in range(RECOVERY_CODES))
@@ -231,6 +232,8 @@ class Totp:
 
     def _matching_step(self, secret: str, code: str, now: float | None = None) -> int | None:
         """The time step within one step of now whose code is ``code``."""
+        import pyotp
+
         at = self.clock() if now is None else now
         totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S)
         here = int(at // STEP_S)

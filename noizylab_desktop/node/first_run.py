@@ -12,7 +12,6 @@ missing code leaves nothing half done.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -76,6 +75,8 @@ async def apply_steps(
 ) -> list[StepOutcome]:
     """Apply ``steps`` for the peer ``peer_id`` on ``node``; ``StepUpNeeded`` (nothing changed) when ``tasks`` needs a
     TOTP code that ``totp_code`` does not give."""
+    import asyncio  # here: `noizylab start` imports this module to ask its questions, and needs no loop
+
     if steps.allow_tasks:
         await asyncio.to_thread(node.totp.require, totp_code, "granting tasks")
     peer = node.trust.find(peer_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import logging.handlers
@@ -109,6 +108,8 @@ def holding_home(paths: Paths) -> Iterator[None]:
 def run_foreground(paths: Paths, settings: Settings, on_ready: Callable[[], None] | None = None) -> int:
     """``noizylab node``: run a node on a standard asyncio loop until a signal or `noizylab stop`; ``on_ready`` is
     called (on the loop) once the node answers, as the first run's prompts need."""
+    import asyncio  # here: `noizylab start` imports this module too, and asyncio cost it 0.3 s under Wine
+
     from noizylab_desktop.node.node import Node
 
     with holding_home(paths):
@@ -116,6 +117,8 @@ def run_foreground(paths: Paths, settings: Settings, on_ready: Callable[[], None
 
 
 async def _serve(node: Any, on_ready: Callable[[], None] | None = None) -> int:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     while True:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -145,6 +148,8 @@ def take_over(paths: Paths, settings: Settings) -> int | None:
     when no node ran."""
     if not InstanceLock(paths.lock_file).held_elsewhere():
         return None
+    import asyncio
+
     from noizylab_desktop.core.local_client import STOP_FOR_TRAY, LocalClient
 
     where = paths.home or paths.config_dir

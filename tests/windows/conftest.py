@@ -30,6 +30,15 @@ if sys.platform != "win32":
 WINE_DIFFERENCE = "(a difference of Wine from Windows, ../shared/WINDOWS.md)"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml: the tier's build cache is keyed on that file (scripts/windows-tier.sh).
+    config.addinivalue_line(
+        "markers",
+        "windows_smoke: the Windows tier's smoke subset (`make windows-smoke`): a node's start, lock, keychain and "
+        "stop; a Linux peer over mTLS; a task's job-object cancel; a sync of Windows-unsafe names",
+    )
+
+
 def wine_version() -> str | None:
     """Wine's version when this Windows interpreter runs under Wine (its ntdll exports wine_get_version), else None."""
     import ctypes

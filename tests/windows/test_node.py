@@ -26,6 +26,7 @@ def test_the_interpreter_is_pythonorg_windows_cpython() -> None:
     assert "MSC" in sys.version and "AMD64" in sys.version  # python.org's build, not MinGW or Cygwin
 
 
+@pytest.mark.windows_smoke
 def test_a_detached_node_runs_once_per_home_reports_its_status_and_stops(make_node: Callable[..., NodeProcess]) -> None:
     alpha = make_node("alpha").start()
     status = alpha.status()
@@ -42,6 +43,7 @@ def test_a_detached_node_runs_once_per_home_reports_its_status_and_stops(make_no
     assert stopped.returncode == 1 and json.loads(stopped.stdout)["running"] is False
 
 
+@pytest.mark.windows_smoke
 def test_the_instance_lock_is_an_msvcrt_lock_another_process_cannot_take(
     make_node: Callable[..., NodeProcess],
 ) -> None:
@@ -61,6 +63,7 @@ def test_the_instance_lock_is_an_msvcrt_lock_another_process_cannot_take(
     assert second.stderr.strip().splitlines()[-1].startswith("noizylab: error: a node is already running for ")
 
 
+@pytest.mark.windows_smoke
 def test_the_identity_is_sealed_in_the_credential_manager(make_node: Callable[..., NodeProcess]) -> None:
     from keyring.backends.Windows import WinVaultKeyring
 
@@ -96,3 +99,27 @@ def test_a_secret_over_2560_bytes_is_wrapped_on_disk_under_a_key_in_the_credenti
     finally:
         vault.delete("large")
     assert vault.get("large") is None and store.get("large.wrap") is None
+
+
+@pytest.mark.windows_smoke
+def test_the_credential_manager_is_taken_by_name_without_loading_the_other_keychains_and_a_chosen_one_wins() -> None:
+    import subprocess
+
+    probe = (
+        "import sys, keyring\n"
+        "from noizylab_desktop.core.secrets import KeyringStore\n"
+        "try:\n"
+        "    KeyringStore('probe')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "print(type(keyring.get_keyring()).__module__, type(keyring.get_keyring()).__name__)\n"
+        "print(sorted(m for m in ('secretstorage', 'jeepney', 'keyring.backends.SecretService') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    # keyring's discovery would import every backend to rank them, the Secret Service's D-Bus stack included.
+    assert plain.stdout.splitlines() == ["keyring.backends.Windows WinVaultKeyring", "[]"], plain.stderr
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    # The person's choice is kept (and a keychain that stores nothing is refused, as everywhere).
+    assert chosen.stdout.splitlines() == ["KeychainError", "keyring.backends.null Keyring", "[]"], chosen.stderr

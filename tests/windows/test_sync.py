@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+import pytest
+
 from noizylab_desktop.services.sync.names import encode_path
 from tests.conftest import NodeProcess, wait_for
 from tests.sync_harness import tree
@@ -14,6 +16,7 @@ from tests.windows.conftest import LinuxNode, pair
 NAMES = {"a:b.txt": "colon", "CON.txt": "reserved", "name.": "trailing dot", "why?/q*.md": "folder and star"}
 
 
+@pytest.mark.windows_smoke
 def test_unsafe_names_from_a_linux_node_are_encoded_on_the_windows_node_and_given_back(
     make_node: Callable[..., NodeProcess], make_linux_node: Callable[..., LinuxNode], tmp_path: Path
 ) -> None:

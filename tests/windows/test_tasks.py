@@ -55,6 +55,7 @@ def test_output_streams_while_the_task_runs_and_the_exit_code_passes_through(ome
         run.communicate(timeout=30)
 
 
+@pytest.mark.windows_smoke
 def test_cancel_ends_the_whole_job_object_tree_child_of_a_child_included(omen: NodeProcess, tmp_path: Path) -> None:
     script, pids_file = tmp_path / "tree.py", tmp_path / "pids"
     script.write_text(TREE)
@@ -81,6 +82,7 @@ def test_a_timeout_ends_the_task_and_says_so(omen: NodeProcess, tmp_path: Path) 
     assert omen.json("tasks")[0]["state"] == "timed_out"
 
 
+@pytest.mark.windows_smoke
 def test_a_linux_peer_runs_a_task_on_the_windows_node(
     omen: NodeProcess, make_linux_node: Callable[..., LinuxNode]
 ) -> None:

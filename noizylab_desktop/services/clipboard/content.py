@@ -7,8 +7,6 @@ import io
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 
-from PIL import Image, UnidentifiedImageError
-
 from noizylab_desktop.core.errors import ClipboardError
 
 # The formats the grid carries; names are the MIME types every platform's clipboard maps to.
@@ -46,6 +44,8 @@ def normalise_text(text: str) -> str:
 
 def image_digest(png: bytes) -> bytes:
     """SHA-256 of the decoded pixels, so a re-encoded PNG (another zlib level, metadata) hashes the same."""
+    from PIL import Image, UnidentifiedImageError  # here: a node imports this module at start, Pillow only for images
+
     try:
         with Image.open(io.BytesIO(png)) as image:
             image.load()
@@ -69,6 +69,8 @@ def clip_hash(clip: Clip) -> bytes:
 
 def to_png(data: bytes) -> bytes:
     """Any image Pillow reads, as PNG (platform clipboards hand out BMP/TIFF too)."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format == "PNG":

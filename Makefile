@@ -90,7 +90,8 @@ deb: dist
 	$(BIN)/python packaging/deb.py
 
 # That .deb installed with apt-get in a fresh chroot, run by an ordinary user, removed (scripts/deb-check.sh: needs
-# root and the archive; keeps its base chroot in build/deb-check). tests/integration/test_deb.py does the same.
+# root and the archive; keeps its base chroot in ~/.cache/noizylab-tests/deb-check). tests/integration/test_deb.py
+# does the same.
 deb-check: deb
 	scripts/deb-check.sh "$$(ls -t dist/noizylab_*.deb | head -1)" build/deb-check/report
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -48,14 +47,23 @@ def _files_digest(paths: list[Path]) -> bytes:
     return digest.digest()
 
 
+def _distributions() -> str:
+    """Every distribution the build's own interpreter sees, with its version: asked of a fresh interpreter started as
+    the build is, not of this test process, whose import path earlier tests in the same worker may have changed."""
+    script = (
+        "import importlib.metadata as m; "
+        "print('\\n'.join(sorted(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions())))"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+
+
 def build_key() -> str:
     """A hash of everything the build is made from."""
     digest = hashlib.sha256()
     package = sorted(path for path in (REPO / "noizylab_desktop").rglob("*") if path.suffix != ".pyc")
     digest.update(_files_digest([SPEC, REPO / "pyproject.toml", *package, *sorted((REPO / "resources").iterdir())]))
     digest.update(f"{os.path.realpath(sys.executable)}\0{sys.version}\0{sys.base_prefix}\0".encode())
-    distributions = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
-    digest.update("\n".join(distributions).encode())
+    digest.update(_distributions().encode())
     if DPKG_STATUS.exists():
         digest.update(DPKG_STATUS.read_bytes())
     return digest.hexdigest()[:16]

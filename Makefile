@@ -41,7 +41,10 @@ run: $(SYSTEM)-run $(STAMP)
 JOBS ?= 2
 # The whole suite's limit: a hung run fails in its own words instead of running into CI's 90 minutes.
 TEST_LIMIT ?= 45m
-PYTEST_RUN := scripts/with-keyring.sh $(BIN)/python -m pytest \
+# Bytecode is written even where the caller's environment says PYTHONDONTWRITEBYTECODE (CI's did): every test spawns
+# `noizylab` commands and nodes, hundreds of processes a minute, and each one compiled the package's modules afresh
+# (a fifth of a command's CPU time, a quarter of a node start's).
+PYTEST_RUN := env -u PYTHONDONTWRITEBYTECODE scripts/with-keyring.sh $(BIN)/python -m pytest \
 	$(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0) $(PYTEST_SELECTION)
 # mypy runs beside the suite, not before it: a cold run is a minute of one core, and the suite leaves cores idle
 # while it waits on nodes. Its verdict comes after the suite's, and either failing fails `make test`.
@@ -98,7 +101,8 @@ deb: dist
 	$(BIN)/python packaging/deb.py
 
 # That .deb installed with apt-get in a fresh chroot, run by an ordinary user, removed (scripts/deb-check.sh: needs
-# root and the archive; keeps its base chroot in build/deb-check). tests/integration/test_deb.py does the same.
+# root and the archive; keeps its base chroot in ~/.cache/noizylab-tests/deb-check). tests/integration/test_deb.py
+# does the same.
 deb-check: deb
 	scripts/deb-check.sh "$$(ls -t dist/noizylab_*.deb | head -1)" build/deb-check/report
 

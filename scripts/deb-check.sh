@@ -18,7 +18,8 @@
 #   left.txt        which of those paths exist after `apt-get remove`
 #   user-data.txt   alice's noizylab files after the removal
 #
-#   DEB_CHECK_DIR     where the base chroot and the downloaded packages live (default build/deb-check)
+#   DEB_CHECK_DIR     where the base chroot and the downloaded packages live (default
+#                     ~/.cache/noizylab-tests/deb-check, outside the checkout: CI clones afresh for every run)
 #   DEB_CHECK_SUITE, DEB_CHECK_MIRROR   the release and mirror (default: this machine's, as scripts/fresh-machine.sh)
 #   DEB_CHECK_REBUILD=1                 build the base afresh
 set -euo pipefail
@@ -46,7 +47,7 @@ fi
 timeout 10 bash -c "exec 3<>/dev/tcp/$(echo "$mirror" | sed -E 's#^[a-z]+://([^/:]+).*#\1#')/80" 2>/dev/null \
   || skip "the package archive ($mirror) cannot be reached"
 
-dir=$(realpath -m "${DEB_CHECK_DIR:-$repo/build/deb-check}")
+dir=$(realpath -m "${DEB_CHECK_DIR:-${NOIZYLAB_TEST_CACHE:-$HOME/.cache/noizylab-tests}/deb-check}")
 base=$dir/base
 tools="dbus gnome-keyring"  # the keychain for the check itself; everything else comes from the package's Depends
 key=$(printf '%s\n' 1 "$suite" "$mirror" "$tools" | sha256sum | cut -c1-16)

@@ -1,9 +1,9 @@
 """The PyInstaller build (packaging/noizylab.spec): the frozen `noizylab` is the whole app, keychain included.
 
-The app is built once, exactly as `make dist` builds it (tests/frozen_build.py keeps it in build/test-frozen/ for
-every test file that drives it), then driven like a user would: `--version`, a foreground `node`, `start` (which
-re-runs the frozen binary itself), `status`, `stop`, and the double-click case, no command at all: the tray, on an
-Xvfb display with trayer as the tray host.
+The app is built once, exactly as `make dist` builds it (tests/frozen_build.py keeps it in ~/.cache/noizylab-tests/
+for every test file and every run that drives it, until its inputs change), then driven like a user would:
+`--version`, a foreground `node`, `start` (which re-runs the frozen binary itself), `status`, `stop`, and the
+double-click case, no command at all: the tray, on an Xvfb display with trayer as the tray host.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -30,14 +30,23 @@ async def _get_info(identity: Identity | None, server_cert: bytes, address: str)
         return await pb_grpc.NodeStub(channel).GetInfo(pb.Empty(), timeout=5)
 
 
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """One running node paired with nobody, shared by the tests that only knock on it and leave it as it was (a
+    refused handshake, a mistyped code, unpairing nobody): a node start each fewer."""
+    node = NodeProcess(tmp_path_factory.mktemp("lone") / "alpha", "alpha").start()
+    yield node
+    node.stop()
+
+
 def _calls(node: NodeProcess) -> tuple[int, int]:
     calls = node.status()["calls"]
     return calls["handled"].get(INFO, 0), calls["refused"].get(INFO, 0)
 
 
 @pytest.mark.parametrize("who", ["an unpaired node with its own certificate", "a client with no certificate"])
-def test_strangers_fail_the_handshake_and_no_handler_runs(make_node: Callable[[str], NodeProcess], who: str) -> None:
-    alpha = make_node("alpha").start()
+def test_strangers_fail_the_handshake_and_no_handler_runs(lone: NodeProcess, who: str) -> None:
+    alpha = lone
     identity = _stranger() if "own certificate" in who else None
     before = _calls(alpha)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -46,10 +55,8 @@ def test_strangers_fail_the_handshake_and_no_handler_runs(make_node: Callable[[s
     assert _calls(alpha) == before
 
 
-def test_a_node_that_is_not_the_pinned_one_is_not_trusted_by_the_client(
-    make_node: Callable[[str], NodeProcess],
-) -> None:
-    alpha = make_node("alpha").start()
+def test_a_node_that_is_not_the_pinned_one_is_not_trusted_by_the_client(lone: NodeProcess) -> None:
+    alpha = lone
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         asyncio.run(_get_info(alpha.identity(), _stranger().cert_pem, alpha.grpc_address))
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -71,9 +78,9 @@ def test_a_wrong_code_is_refused_and_nobody_is_paired(make_node: Callable[[str],
     assert alpha.json("peers") == [] and beta.json("peers") == []
 
 
-def test_a_mistyped_code_is_caught_before_anything_is_sent(make_node: Callable[[str], NodeProcess]) -> None:
-    beta = make_node("beta").start()
-    assert "mistyped" in _refused(beta, "AAAAA-BBBBB-CCCCC")
+def test_a_mistyped_code_is_caught_before_anything_is_sent(lone: NodeProcess) -> None:
+    assert "mistyped" in _refused(lone, "AAAAA-BBBBB-CCCCC")
+    assert lone.json("peers") == []
 
 
 def test_a_reused_code_is_refused(make_node: Callable[[str], NodeProcess]) -> None:
@@ -158,9 +165,8 @@ def test_after_unpair_the_peer_is_refused_and_its_open_stream_closes(paired: tup
     wait_for(lambda: (beta.peer("alpha") or {}).get("online") is False, what="beta to see alpha refuse it")
 
 
-def test_unpairing_an_unknown_peer_is_a_one_line_error(make_node: Callable[[str], NodeProcess]) -> None:
-    alpha = make_node("alpha").start()
-    result = alpha.cli("unpair", "nobody", check=False)
+def test_unpairing_an_unknown_peer_is_a_one_line_error(lone: NodeProcess) -> None:
+    result = lone.cli("unpair", "nobody", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "noizylab: error: no paired peer matches 'nobody': see `noizylab peers`"
 

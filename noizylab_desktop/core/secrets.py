@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 WINDOWS_BLOB_CAP = 2560
 # How long a call waits for a Secret Service that went away mid-run to be back (its daemon ended, and D-Bus
 # activation or whatever keeps it starts it again): a moment, so a keychain that is really gone still fails soon.
-RETURN_WAIT_S = 3.0
+RETURN_WAIT_S = 5.0
 DIRECT_LIMIT = WINDOWS_BLOB_CAP // 2 // 4 * 3
 _REFUSED_BACKENDS = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
 NO_KEYCHAIN = (
@@ -80,31 +80,42 @@ def _usable(backend: keyring.backend.KeyringBackend) -> bool:
 T = TypeVar("T")
 
 
-def _went_away(exc: BaseException) -> bool:
-    """Whether ``exc`` says the Secret Service left the bus (or never answered the call), or that an object it named
-    a moment ago is gone (an item replaced or a collection reloaded between a search and a read, as gnome-keyring
-    has done under many clients: "Item does not exist!"), not that it refused. Asking again gives a true answer."""
+def _passing(exc: BaseException) -> str:
+    """What passing state of the Secret Service ``exc`` shows, if any: "away" when it left the bus (or never
+    answered the call), "vanished" when an object it named a moment ago is gone (an item replaced or deleted between
+    a search and a read by another process: "Item does not exist!"); "" when it refused. Asking again answers."""
     try:
         from secretstorage.exceptions import ItemNotFoundException, SecretServiceNotAvailableException
     except ImportError:  # not Linux: the other backends have no such state
-        return False
+        return ""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, SecretServiceNotAvailableException | ItemNotFoundException):
-            return True
+        if isinstance(seen, SecretServiceNotAvailableException):
+            return "away"
+        if isinstance(seen, ItemNotFoundException):
+            return "vanished"
         seen = seen.__cause__ or seen.__context__
-    return False
+    return ""
+
+
+VANISHED_TRIES = 50  # a search and a read, each time racing a writer of the same item: one wins soon
 
 
 def _patiently(call: Callable[[], T]) -> T:
     """``call()``, tried again for a moment while the Secret Service is away (a gnome-keyring daemon that crashed
-    mid-call is started again by D-Bus activation or its keeper, with the same keyring on disk)."""
+    mid-call is started again by D-Bus activation or its keeper, with the same keyring on disk), and at once, a
+    number of times, when the item it found was gone by the time it read it (however slow the machine)."""
     deadline = time.monotonic() + RETURN_WAIT_S
+    vanished = 0
     while True:
         try:
             return call()
         except Exception as exc:
-            if not _went_away(exc) or time.monotonic() >= deadline:
+            state = _passing(exc)
+            if state == "vanished" and vanished < VANISHED_TRIES:
+                vanished += 1
+                continue
+            if state != "away" or time.monotonic() >= deadline:
                 raise
             logger.info("the Secret Service went away (%s); asking again", exc)
             time.sleep(0.2)

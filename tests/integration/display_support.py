@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import select
 import subprocess
@@ -16,7 +18,7 @@ import numpy as np
 
 from noizylab_desktop.core.transport import secure_channel
 from noizylab_desktop.services.display.client import ViewerSession
-from tests.conftest import NodeProcess, start_all, wait_for
+from tests.conftest import NOIZYLAB, NodeProcess, start_all, wait_for
 from tests.slowness import scaled
 
 SCREEN_APP = Path(__file__).with_name("display_screen.py")
@@ -197,3 +199,30 @@ def split_into_monitors(display: str, rects: list[tuple[int, int, int, int]]) ->
         conn.close()
         raise
     return conn
+
+
+@contextlib.contextmanager
+def recording(viewer_node: NodeProcess, host: str, out: Path, seconds: int) -> Iterator[subprocess.Popen[str]]:
+    """``viewer_node`` records ``host``'s screen to ``out`` for ``seconds`` (``view --record --json``), entered once
+    the recording has begun; killed on the way out if it still runs."""
+    viewer = subprocess.Popen(
+        [*NOIZYLAB, "--home", str(viewer_node.home), "view", host, "--record", str(out), "--duration", str(seconds)]
+        + ["--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, 20, "the recording to start")
+        yield viewer
+    finally:
+        if viewer.poll() is None:
+            viewer.kill()
+            viewer.wait()
+
+
+def recorded(viewer: subprocess.Popen[str]) -> dict[str, Any]:
+    """The summary a recording prints when it ends by itself; it must end well (a session the host ended fails)."""
+    stdout, stderr = viewer.communicate(timeout=scaled(60))
+    assert viewer.returncode == 0, stderr
+    return dict(json.loads(stdout))

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import json
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -22,11 +20,10 @@ from cryptography.hazmat.primitives import serialization
 
 from noizylab_desktop.core.nodeid import fingerprint, format_id
 from noizylab_desktop.core.pairing import fetch_certificate
-from tests.conftest import NOIZYLAB, NodeProcess, start_all, wait_for
-from tests.integration.display_support import ScreenApp, start_pair
+from tests.conftest import NodeProcess, start_all, wait_for
+from tests.integration.display_support import ScreenApp, recorded, recording, start_pair
 from tests.integration.tasks_helpers import pair, start_run
 from tests.integration.test_sync_kill import temp_files
-from tests.slowness import scaled
 from tests.xvfb import Xvfb
 
 LIFETIME_S = 3.0  # renewed every 2 s
@@ -112,24 +109,10 @@ def test_renewal_keeps_a_remote_desktop_session_running_its_whole_length(tmp_pat
         start_pair(alpha, beta, screen.display, "display")
         app = ScreenApp(screen.display, "pattern")
         renewed = first_certificates(alpha, beta)
-        out = tmp_path / "across.mp4"
-        viewer = subprocess.Popen(
-            [*NOIZYLAB, "--home", str(beta.home), "view", "alpha", "--record", str(out), "--duration", "12", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            wait_for(lambda: out.exists() and out.stat().st_size > 0, 20, "the recording to start")
+        with recording(beta, "alpha", tmp_path / "across.mp4", 12) as viewer:
             wait_for(renewed, timeout=4 * LIFETIME_S, what="both nodes to renew past the certificates it began with")
             assert viewer.poll() is None, "the session ended with a renewal"
-            stdout, stderr = viewer.communicate(timeout=scaled(60))
-        finally:
-            if viewer.poll() is None:
-                viewer.kill()
-                viewer.wait()
-        assert viewer.returncode == 0, stderr  # a session the host ended would say so and fail
-        summary = json.loads(stdout)
+            summary = recorded(viewer)
         assert summary["seconds"] >= 11 and summary["frames"] >= 1  # its whole 12 s, renewals in the middle
     finally:
         if app is not None:

@@ -15,19 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NOIZYLAB, NodeProcess, wait_for
-from tests.integration.display_support import ScreenApp
+from tests.conftest import NodeProcess, wait_for
+from tests.integration.display_support import ScreenApp, recorded, recording
 from tests.integration.test_display import allowed, grid, pattern, screen  # noqa: F401 - the fixtures
 from tests.integration.test_key_rotation import sees
 from tests.integration.test_sync_kill import temp_files
 from tests.integration.test_sync_nodes import shared  # noqa: F401 - the fixture
-from tests.slowness import scaled
 
 Shared = tuple[NodeProcess, NodeProcess, Path, Path]
 SIZE = 64 * 1024 * 1024
@@ -87,24 +85,10 @@ def test_a_remote_desktop_session_held_by_the_rotating_machine_runs_its_whole_le
     tmp_path: Path,
 ) -> None:
     alpha, beta = allowed  # beta views alpha's screen, then rotates its own identity key mid-session
-    out = tmp_path / "across.mp4"
-    viewer = subprocess.Popen(
-        [*NOIZYLAB, "--home", str(beta.home), "view", "alpha", "--record", str(out), "--duration", "12", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(lambda: out.exists() and out.stat().st_size > 0, 20, "the recording to start")
+    with recording(beta, "alpha", tmp_path / "across.mp4", 12) as viewer:
         rotated = beta.json("keys", "rotate", "identity")
         assert rotated["told"] == ["alpha"]
         assert viewer.poll() is None, "the session ended with the rotation"
         wait_for(lambda: sees(alpha, "beta", str(rotated["id"])), what="alpha to follow beta's rotation")
-        stdout, stderr = viewer.communicate(timeout=scaled(60))
-    finally:
-        if viewer.poll() is None:
-            viewer.kill()
-            viewer.wait()
-    assert viewer.returncode == 0, stderr  # a session the host ended would say so and fail
-    summary = json.loads(stdout)
+        summary = recorded(viewer)
     assert summary["seconds"] >= 11 and summary["frames"] >= 1  # its whole 12 s, the rotation in the middle

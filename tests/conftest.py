@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import tomli_w
@@ -34,7 +34,13 @@ T = TypeVar("T")
 DURATIONS = Path(__file__).with_name("durations.json")
 MEASURED_DURATIONS = Path(__file__).resolve().parents[1] / "build" / "artefacts" / "test-durations.json"
 SLOWEST_FILES = 15
+POLL_S = 0.05  # wait_for's shortest gap between polls
+MAX_POLL_GAP_S = 0.5
 _file_seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
+# The `noizylab` commands each file ran, and their seconds: most of a node test's CPU time goes to them.
+_file_commands: collections.defaultdict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+_commands = [0, 0.0]  # this process's commands since its last report (xdist: a worker's)
+COMMANDS = "noizylab_commands"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,17 +65,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: -known.get(_file_of(item.nodeid), unknown))  # stable: files stay whole
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Each report carries the commands run since the last one (reports travel from xdist's workers)."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    report.user_properties.append((COMMANDS, tuple(_commands)))
+    _commands[:] = [0, 0.0]
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    _file_seconds[_file_of(report.nodeid)] += report.duration  # set-up, call and tear-down
+    name = _file_of(report.nodeid)
+    _file_seconds[name] += report.duration  # set-up, call and tear-down
+    for key, value in report.user_properties:
+        if key == COMMANDS:
+            count, seconds = cast(tuple[int, float], value)
+            _file_commands[name][0] += count
+            _file_commands[name][1] += seconds
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The slowest files (set-up and tear-down included), and every file's time for ``tests/durations.json``."""
     if not _file_seconds or hasattr(config, "workerinput"):  # xdist's workers report to the controller
         return
-    terminalreporter.write_sep("=", f"slowest {SLOWEST_FILES} files")
+    terminalreporter.write_sep("=", f"slowest {SLOWEST_FILES} files (and the `noizylab` commands they ran)")
     for name, seconds in sorted(_file_seconds.items(), key=lambda kv: -kv[1])[:SLOWEST_FILES]:
-        terminalreporter.write_line(f"{seconds:7.1f}s {name}")
+        count, spent = _file_commands[name]
+        terminalreporter.write_line(f"{seconds:7.1f}s {name} ({count:.0f} commands, {spent:.1f} s)")
+    count, spent = (sum(c[i] for c in _file_commands.values()) for i in (0, 1))
+    terminalreporter.write_line(f"all files: {count:.0f} `noizylab` commands, {spent:.0f} s in all")
     MEASURED_DURATIONS.parent.mkdir(parents=True, exist_ok=True)
     table = {name: round(seconds, 1) for name, seconds in sorted(_file_seconds.items())}
     MEASURED_DURATIONS.write_text(json.dumps(table, indent=0) + "\n")
@@ -85,15 +109,19 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds (scaled by slowness)."""
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds (scaled by slowness).
+
+    Between polls it waits at least as long as the last poll took: most conditions run a ``noizylab`` command (a
+    third of a second of CPU), and polling back to back kept a core busy with them while the nodes being waited on
+    needed it."""
     allowed = scaled(timeout)
     deadline = time.monotonic() + allowed
     last: Any = None
-    while time.monotonic() < deadline:
+    while (started := time.monotonic()) < deadline:
         last = condition()
         if last:
             return last
-        time.sleep(0.05)
+        time.sleep(max(POLL_S, min(time.monotonic() - started, MAX_POLL_GAP_S)))
     raise AssertionError(f"timed out after {allowed:.1f} s ({timeout} s quiet) waiting for {what} (last: {last!r})")
 
 
@@ -134,6 +162,7 @@ class NodeProcess:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``noizylab --home HOME ARGS``."""
+        started = time.monotonic()
         result = subprocess.run(
             [*NOIZYLAB, "--home", str(self.home), *args],
             capture_output=True,
@@ -141,6 +170,8 @@ class NodeProcess:
             timeout=scaled(timeout),
             cwd=self.cwd,
         )
+        _commands[0] += 1
+        _commands[1] += time.monotonic() - started
         if check and result.returncode != 0:
             raise AssertionError(f"noizylab {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
         return result

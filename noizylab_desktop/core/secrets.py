@@ -8,12 +8,15 @@ most 2,560 bytes a secret) on disk, encrypted with AES-GCM under a wrapping key 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import hashlib
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -122,24 +125,65 @@ def _patiently(call: Callable[[], T]) -> T:
 
 
 WINDOWS_BACKEND = "keyring.backends.Windows.WinVaultKeyring"
+SECRET_SERVICE_BACKEND = "keyring.backends.SecretService.Keyring"
 
 
 def _keychain() -> keyring.backend.KeyringBackend:
-    """keyring's backend. On Windows the Credential Manager is taken by name, unless the person named another
-    (``PYTHON_KEYRING_BACKEND`` or keyringrc.cfg): keyring's discovery imports every installed backend to rank them,
-    the Secret Service's D-Bus stack included, which cost each process ~1.6 s under Wine. Elsewhere keyring chooses."""
-    if sys.platform == "win32" and "PYTHON_KEYRING_BACKEND" not in os.environ:
-        _choose_on_windows()
+    """keyring's backend. The platform's own is taken by name, unless the person named another
+    (``PYTHON_KEYRING_BACKEND`` or keyringrc.cfg): keyring's discovery imports every installed backend to rank them
+    (the macOS one alone, through ctypes, cost each Linux command 65 ms; the Secret Service's D-Bus stack cost each
+    Windows process ~1.6 s under Wine). On Linux the Secret Service is taken when one answers; otherwise (KWallet
+    alone, say) keyring's discovery chooses, as it does on macOS."""
+    if "PYTHON_KEYRING_BACKEND" not in os.environ:
+        if sys.platform == "win32":
+            _choose_by_name(WINDOWS_BACKEND)
+        elif sys.platform.startswith("linux"):
+            _choose_by_name(SECRET_SERVICE_BACKEND)
     return keyring.get_keyring()
 
 
 @functools.cache
-def _choose_on_windows() -> None:
-    """Set keyring's backend (once a process) to keyringrc.cfg's choice, else the Credential Manager."""
+def _choose_by_name(name: str) -> None:
+    """Set keyring's backend (once a process) to keyringrc.cfg's choice, else ``name`` where it is usable here."""
     try:
-        keyring.set_keyring(keyring.core.load_config() or keyring.core.load_keyring(WINDOWS_BACKEND))
-    except (ImportError, RuntimeError):  # no win32cred (a broken install): keyring's discovery looks for another
+        backend = keyring.core.load_config() or keyring.core.load_keyring(name)
+        backend.priority  # noqa: B018 (raises where the backend cannot work here: no Secret Service on the bus)
+    except Exception:  # keyring's backends raise what they meet (ImportError, RuntimeError, D-Bus errors)
+        return  # keyring's discovery looks for another
+    keyring.set_keyring(backend)
+
+
+def _lock_file(service: str) -> Path | None:
+    """Where the processes of one user serialise their calls on ``service``'s items (Linux only, see ``_holding``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    folder = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    digest = hashlib.sha256(service.encode()).hexdigest()[:16]
+    return Path(folder) / f"noizylab-keychain-{os.getuid()}-{digest}.lock"
+
+
+@contextlib.contextmanager
+def _holding(lock: Path | None, *, exclusive: bool) -> Iterator[None]:
+    """Shared for reads, exclusive for writes and deletes, across this user's processes. gnome-keyring aborts (a
+    GLib assertion in invoke_get_property_in_idle_cb, taking every secret's session with it) when an item is read
+    while another process replaces or deletes it, and a search can name an item gone by the read: a node rotating
+    its key while its own command line reads it did both. A lock that cannot be had is skipped, not fatal."""
+    if lock is None:
+        yield
         return
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        logger.debug("keychain calls go unserialised: %s", exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 class KeyringStore:
@@ -151,11 +195,13 @@ class KeyringStore:
         if not _usable(backend):
             raise KeychainError(_no_backend())
         self._backend = backend
+        self._lock = _lock_file(self.service)
 
     def get(self, name: str) -> bytes | None:
         """The secret called ``name``, or None."""
         try:
-            text = _patiently(lambda: self._backend.get_password(self.service, name))
+            with _holding(self._lock, exclusive=False):
+                text = _patiently(lambda: self._backend.get_password(self.service, name))
         except Exception as exc:  # backends raise their own types (dbus, secretstorage, win32)
             raise KeychainError(NO_KEYCHAIN.format(why=f"reading {name!r} failed: {exc}")) from exc
         return None if text is None else base64.b64decode(text)
@@ -164,14 +210,16 @@ class KeyringStore:
         """Store ``value`` as ``name``."""
         try:
             encoded = base64.b64encode(value).decode()
-            _patiently(lambda: self._backend.set_password(self.service, name, encoded))
+            with _holding(self._lock, exclusive=True):
+                _patiently(lambda: self._backend.set_password(self.service, name, encoded))
         except Exception as exc:
             raise KeychainError(NO_KEYCHAIN.format(why=f"writing {name!r} failed: {exc}")) from exc
 
     def delete(self, name: str) -> None:
         """Forget ``name``; absent is fine."""
         try:
-            _patiently(lambda: self._backend.delete_password(self.service, name))
+            with _holding(self._lock, exclusive=True):
+                _patiently(lambda: self._backend.delete_password(self.service, name))
         except keyring.errors.PasswordDeleteError:
             return
         except Exception as exc:

@@ -146,8 +146,7 @@ class Rotator:
             raise ConfigError(f"cannot rotate {kind!r}: rotate `identity` or `ssh`")
         if not self.node.can_restart:
             raise ConfigError(
-                "this node runs in the tray, which cannot restart it on a new key yet: quit the tray, run "
-                "`noizylab start`, rotate, then start the tray again"
+                "what hosts this node cannot restart it on a new key: stop it, run `noizylab start`, then rotate"
             )
         if self._busy.locked():
             raise ConfigError("a key rotation is already under way on this node")

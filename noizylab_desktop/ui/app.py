@@ -2,6 +2,8 @@
 
 For the launcher the tray is a node like ``noizylab node``: it holds the home's instance lock, writes the pid file,
 and ``Node.start`` writes the runtime file, so ``noizylab status``, ``peers`` and ``stop`` reach the tray's node.
+A key rotation (``noizylab keys rotate``) restarts the node on its new key: the tray starts the new node for the same
+home and ports and shows a fresh icon for it.
 A ``Control.Shutdown`` (``noizylab stop``), a signal or the Quit item all end the node, and with it the app; when
 the stop came from outside, the tray says why in one line before it quits.
 
@@ -145,16 +147,31 @@ class TrayApp:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows' loops have no signal handlers
-                loop.add_signal_handler(sig, self.node.request_stop)
+                loop.add_signal_handler(sig, lambda: self.node.request_stop())  # the node of the moment
+        self.node.can_restart = True
         await self.start()
         try:
             await self.node.run_until_stopped()
+            while self.node.restart_requested:
+                await self._restart()
+                await self.node.run_until_stopped()
         finally:
             if self.node.stop_reason:
                 # Asked from outside (`noizylab stop`, another tray): the person did not pick Quit, so say why.
                 self._tell(f"quitting: {self.node.stop_reason}", to_stderr=True)
             self._close_ui()
         return 0
+
+    async def _restart(self) -> None:
+        """The node stopped to start again at once (its identity or SSH key was rotated): a fresh node for the same
+        home and ports, with a fresh tray icon, bridge and menus for it (each window of the old one is closed)."""
+        reason = self.node.stop_reason
+        self._close_ui()
+        self.node = self.node.restarted()
+        self.node.can_restart = True
+        self.took_over, self.offer_first_run, self.first_run = None, False, None
+        await self.start()
+        self._tell(f"this machine's node restarted: {reason}")
 
     def _tell(self, line: str, *, to_stderr: bool = False) -> None:
         """One line for the person: in the log, as a notification, and on stderr when started from a terminal."""

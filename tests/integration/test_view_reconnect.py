@@ -112,3 +112,24 @@ def test_view_ends_with_the_reason_when_the_host_does_not_come_back(
         viewer.says("noizylab: error: alpha did not come back within 2 s (alpha's node is stopping)", 5)
     finally:
         viewer.stop()
+
+
+def test_view_follows_a_host_that_rotates_its_identity_key(grid: tuple[NodeProcess, NodeProcess, Xvfb]) -> None:
+    """The host's node restarts on its new key: the session pauses like a restart and comes back to the new key,
+    which beta's node learned from the rotation (the viewer asks it again where alpha is and what it shows)."""
+    alpha, beta, screen = grid
+    viewer = Viewer(beta, screen.display)
+    try:
+        window = viewer.window()
+        old_id = alpha.id
+
+        rotated = alpha.json("keys", "rotate", "identity")
+
+        assert rotated["old_id"] == old_id != rotated["id"] and rotated["told"] == ["beta"]
+        viewer.says("alpha: disconnected — reconnecting…", 10)
+        viewer.says("alpha: connected again", 30)
+        assert (beta.peer("alpha") or {}).get("id") == rotated["id"]
+        ask_to_close(screen.display, window)
+        assert viewer.process.wait(scaled(20)) == 0
+    finally:
+        viewer.stop()

@@ -16,6 +16,7 @@ import pytest
 from noizylab_desktop.core.config import Paths
 from noizylab_desktop.node.launcher import pid_alive
 from tests.conftest import NOIZYLAB, NodeProcess, wait_for, write_config
+from tests.integration.tasks_helpers import pair
 from tests.ui.conftest import start_xvfb, stop_xvfb
 
 START_TIMEOUT_S = 30.0
@@ -159,3 +160,29 @@ def test_the_tray_stops_cleanly_on_sigterm(tray_process: tuple[NodeProcess, Any]
 
     assert tray.wait(15) == 0
     assert not (desk.home / "state" / "runtime.json").exists()
+
+
+def test_a_key_rotation_restarts_the_trays_node_on_its_new_key(
+    tray_process: tuple[NodeProcess, Any], make_node: Callable[[str], NodeProcess]
+) -> None:
+    desk, tray = tray_process
+    beta = make_node("beta").start()
+    pair(desk, beta)
+    beta.cli("allow", "desk", "tasks")
+    old_id = desk.id
+
+    rotated = desk.json("keys", "rotate", "identity")
+
+    assert rotated["old_id"] == old_id != rotated["id"] and rotated["told"] == ["beta"]
+    # The same process hosts the node on its new key, on the same port; the peer followed without re-pairing.
+    wait_for(lambda: desk.id == rotated["id"], what="the tray's node to run on its new key")
+    assert desk.status()["pid"] == tray.pid and tray.poll() is None
+    wait_for(lambda: (beta.peer("desk") or {}).get("id") == rotated["id"], what="beta to follow desk's new key")
+    wait_for(lambda: (desk.peer("beta") or {}).get("online"), what="the restarted node to see beta online")
+    assert desk.cli("run", "--on", "beta", "--", "echo", "after").stdout.strip() == "after"
+    assert "this machine's node restarted: its identity key was rotated" in _log(desk)
+    # Its tray is whole: Quit's path (`noizylab stop`) still ends the process cleanly.
+    stop = subprocess.Popen([*NOIZYLAB, "--home", str(desk.home), "stop"], stdout=subprocess.PIPE, text=True)
+    assert tray.wait(15) == 0
+    assert stop.communicate(timeout=30)[0].startswith("node stopped")
+    assert "Traceback" not in tray.communicate()[1]

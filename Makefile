@@ -47,15 +47,28 @@ TEST_LIMIT ?= 45m
 PYTEST_RUN := env -u PYTHONDONTWRITEBYTECODE scripts/with-keyring.sh $(BIN)/python -m pytest \
 	$(if $(filter 0,$(JOBS)),,-n $(JOBS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0) $(PYTEST_SELECTION)
 # mypy runs beside the suite, not before it: a cold run is a minute of one core, and the suite leaves cores idle
-# while it waits on nodes. Its verdict comes after the suite's, and either failing fails `make test`.
+# while it waits on nodes. So does the Windows tier's smoke selection (`make windows-smoke`, below) when the whole
+# suite runs: most of its time is building its Wine chroot (once; then cached outside the checkout) and waiting on
+# Wine. Their verdicts come after the suite's, and any failing fails `make test`. WINDOWS=0 leaves the Windows tier
+# out; a selection (TESTS=...) never runs it.
+WINDOWS ?= 1
+WINDOWS_BESIDE := $(if $(TESTS),,$(filter 1,$(WINDOWS)))
 test: $(SYSTEM)-test $(STAMP) lint
 	@mkdir -p build/artefacts
-	@scripts/timed.sh types $(BIN)/mypy >build/artefacts/mypy.log 2>&1 & types=$$!; \
+	@scripts/timed.sh types $(BIN)/mypy >build/artefacts/mypy.log 2>&1 & types=$$!; windows=; \
+	if [ -n "$(WINDOWS_BESIDE)" ]; then \
+		echo "make windows-smoke runs beside the suite (its log: build/artefacts/windows-smoke.log, shown when it ends)"; \
+		$(MAKE) --no-print-directory windows-smoke >build/artefacts/windows-smoke.log 2>&1 & windows=$$!; \
+	fi; \
 	echo "timeout -k 60 $(TEST_LIMIT) $(PYTEST_RUN)"; \
 	scripts/timed.sh suite timeout -k 60 $(TEST_LIMIT) $(PYTEST_RUN); code=$$?; \
 	[ $$code != 124 ] || echo "make test: the suite ran past $(TEST_LIMIT) and was stopped" >&2; \
-	wait $$types; checked=$$?; echo "$(BIN)/mypy"; cat build/artefacts/mypy.log; \
-	[ $$code = 0 ] || exit $$code; exit $$checked
+	wait $$types; checked=$$?; echo "$(BIN)/mypy"; cat build/artefacts/mypy.log; smoked=0; \
+	if [ -n "$$windows" ]; then \
+		wait $$windows; smoked=$$?; echo "---- make windows-smoke (exit $$smoked) ----"; \
+		cat build/artefacts/windows-smoke.log; echo "---- end of make windows-smoke ----"; \
+	fi; \
+	[ $$code = 0 ] || exit $$code; [ $$checked = 0 ] || exit $$checked; exit $$smoked
 
 test-fast: $(SYSTEM)-test $(STAMP) lint types
 	scripts/with-keyring.sh $(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_SELECTION)
@@ -74,7 +87,7 @@ fresh-machine:
 # `make windows WINDOWS_TESTS=tests/windows/test_node.py` runs one file. `make windows-smoke` runs the tests marked
 # windows_smoke: a node's start and stop with the msvcrt lock and the Credential Manager, a Linux peer over mTLS, a
 # task's job-object cancel, a sync of Windows-unsafe names (7 tests: 227 s with the build cached, 92 CPU-seconds in
-# all, at a load of 7 on 2 cores). Neither is in `make test` or .ci/run: the suite alone takes about 20 of CI's 20 min.
+# all, at a load of 7 on 2 cores). `make test` runs the smoke selection beside the whole suite (so .ci/run does).
 windows: $(SYSTEM)-test $(STAMP)
 	WINDOWS_TIER_PYTHON=$(abspath $(BIN))/python scripts/windows-tier.sh
 

@@ -22,8 +22,13 @@ from typing import Any, TypeVar, cast
 import pytest
 import tomli_w
 
+from noizylab_desktop.cli.client import run_with_node
+from noizylab_desktop.cli.lifecycle import ask_status
+from noizylab_desktop.cli.pairing import peer_dict
 from noizylab_desktop.core.config import Paths, load_settings
+from noizylab_desktop.core.errors import NoizyLabError
 from noizylab_desktop.core.identity import Identity, load_or_create
+from noizylab_desktop.core.local_client import LocalClient
 from noizylab_desktop.core.secrets import KeyringStore, Vault
 from tests.slowness import factor, scaled
 
@@ -151,6 +156,21 @@ def write_config(home: Path, name: str, **extra: Any) -> None:
     (home / "config.toml").write_text(tomli_w.dumps(config))
 
 
+def _loop_runs_here() -> bool:
+    """Whether this thread runs an asyncio loop (a scenario on qasync): ``NodeProcess.ask`` cannot run one there."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _by_command(node: NodeProcess) -> bool:
+    """Whether ``node`` must be read through its command line: from a thread running a loop, or a node whose
+    commands run elsewhere (a network namespace of its own, an installed build: a subclass's own ``cli``)."""
+    return type(node).cli is not NodeProcess.cli or _loop_runs_here()
+
+
 class NodeProcess:
     """A node for one temporary home, driven through the real ``noizylab`` command line."""
 
@@ -187,8 +207,37 @@ class NodeProcess:
     def stop(self) -> None:
         self.cli("stop", check=False)
 
+    def may_run(self) -> bool:
+        """Whether a node may run for this home (one ran there once): `make_node` stops only those."""
+        paths = Paths.resolve(self.home)
+        return paths.pid_file.exists() or paths.runtime_file.exists() or paths.lock_file.exists()
+
+    def ask(self, what: str, work: Callable[[LocalClient], Awaitable[T]]) -> T:
+        """``await work(client)`` on this home's running node, asked from this process as the command line would
+        (``run_with_node``: the same local mTLS channel, the key from the same keychain), without starting one: a
+        ``noizylab`` command costs a third of a second of CPU, and the suite's polls of status and peers ran
+        thousands. ``what`` names it in a failure. Not where this thread runs an event loop already."""
+        paths = Paths.resolve(self.home)
+        try:
+            return run_with_node(paths, load_settings(paths), work)
+        except NoizyLabError as exc:
+            raise AssertionError(f"noizylab {what} for {self.name}: {exc.message}") from None
+
     def status(self) -> dict[str, Any]:
-        return dict(self.json("status"))
+        """What ``noizylab status --json`` prints."""
+        if _by_command(self):
+            return dict(self.json("status"))
+        return dict(json.loads(json.dumps(self.ask("status", ask_status))))
+
+    def peers(self) -> list[dict[str, Any]]:
+        """What ``noizylab peers --json`` prints."""
+        if _by_command(self):
+            return list(self.json("peers"))
+
+        async def listed(node: LocalClient) -> list[dict[str, Any]]:
+            return [peer_dict(p) for p in (await node.status()).peers]
+
+        return list(json.loads(json.dumps(self.ask("peers", listed))))
 
     @property
     def id(self) -> str:
@@ -200,7 +249,7 @@ class NodeProcess:
 
     def peer(self, name: str) -> dict[str, Any] | None:
         """This node's view of the peer called ``name``."""
-        return next((p for p in self.json("peers") if p["name"] == name), None)
+        return next((p for p in self.peers() if p["name"] == name), None)
 
     def identity(self) -> Identity:
         """This node's identity, read from the keychain as its own command line does."""
@@ -232,7 +281,7 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
 
     yield make
     with ThreadPoolExecutor() as pool:
-        list(pool.map(NodeProcess.stop, made))
+        list(pool.map(NodeProcess.stop, [node for node in made if node.may_run()]))
 
 
 def start_all(*nodes: NodeProcess) -> tuple[NodeProcess, ...]:

@@ -166,7 +166,7 @@ def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     from noizylab_desktop.core.errors import NotRunningError
 
     try:
-        data = run_with_node(paths, settings, _ask_status)
+        data = run_with_node(paths, settings, ask_status)
     except NotRunningError as exc:
         if args.json:
             print_json({"running": False, "name": settings.name, "error": exc.message}, one_line=True)
@@ -179,7 +179,8 @@ def _status(args: argparse.Namespace, paths: Paths, settings: Settings) -> int:
     return 0
 
 
-async def _ask_status(node: LocalClient) -> dict[str, Any]:
+async def ask_status(node: LocalClient) -> dict[str, Any]:
+    """What ``status --json`` prints for the node ``node`` reaches."""
     from noizylab_desktop.services.dask.client import DaskClient, here_dict
 
     reply = await node.status()

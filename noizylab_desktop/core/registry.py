@@ -172,7 +172,19 @@ class Registry:
                 state.peer = self.trust.get(fp) or state.peer
                 state.address_index = 0
         state.heard_at = time.monotonic()
+        self._fresh_channel_if_failing(state)
         self._mark_seen(state)
+
+    def _fresh_channel_if_failing(self, state: PeerState) -> None:
+        """The peer reached us, so it answers now. A channel to it still waiting out a reconnect backoff (from
+        before it trusted us: just after pairing, or while it was away) answers every call with its last error
+        meanwhile ("Socket closed"), so it is dropped, and the next call makes a fresh one; calls still open on the
+        old one finish there (closed after a few beats' time)."""
+        channel = state.channel
+        if channel is None or channel.get_state() != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            return
+        state.channel = None
+        asyncio.get_running_loop().call_later(3 * self.interval_s, lambda: asyncio.ensure_future(channel.close()))
 
     def pins_keys(self, fp: bytes) -> None:
         """The peer ``fp`` said it pins keys: show it this node's current certificate from its next new channel."""

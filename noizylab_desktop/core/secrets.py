@@ -153,6 +153,32 @@ def _choose_by_name(name: str) -> None:
     keyring.set_keyring(backend)
 
 
+def _secret_service_back() -> keyring.backend.KeyringBackend | None:
+    """On Linux, where the session bus answers but no Secret Service is on it: the Secret Service once it is back,
+    waited for ``RETURN_WAIT_S`` (a gnome-keyring that aborted is started again by D-Bus activation, systemd or
+    whatever keeps it; a node must not fail to start in that moment). None at once where there is no session bus."""
+    if not sys.platform.startswith("linux") or "PYTHON_KEYRING_BACKEND" in os.environ:
+        return None
+    try:
+        import secretstorage
+
+        secretstorage.dbus_init().close()
+    except Exception:  # no session bus (or no secretstorage): nothing will come back
+        return None
+    logger.info("no Secret Service on the session bus: waiting up to %.0f s for one", RETURN_WAIT_S)
+    deadline = time.monotonic() + RETURN_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            backend = keyring.core.load_keyring(SECRET_SERVICE_BACKEND)
+            backend.priority  # noqa: B018 (raises while no Secret Service answers)
+        except Exception:  # keyring's backends raise what they meet
+            continue
+        keyring.set_keyring(backend)
+        return backend
+    return None
+
+
 def _lock_file(service: str) -> Path | None:
     """Where the processes of one user serialise their calls on ``service``'s items (Linux only, see ``_holding``)."""
     if not sys.platform.startswith("linux"):
@@ -192,6 +218,8 @@ class KeyringStore:
     def __init__(self, keychain_id: str) -> None:
         self.service = f"noizylab-desktop:{keychain_id}"
         backend = _keychain()
+        if not _usable(backend):
+            backend = _secret_service_back() or backend
         if not _usable(backend):
             raise KeychainError(_no_backend())
         self._backend = backend

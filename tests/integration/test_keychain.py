@@ -123,3 +123,29 @@ def test_a_secret_service_that_dies_mid_run_is_asked_again_once_it_is_back(tmp_p
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "kept across a restart"
     assert "gnome-keyring-daemon ended (status 137) before the command did; starting it again" in result.stderr
+
+
+ABSENT_AT_START_SCRIPT = """
+import os, signal
+from pathlib import Path
+import secretstorage
+from noizylab_desktop.core.secrets import KeyringStore
+
+bus = secretstorage.dbus_init()
+pid = int(Path(os.environ["XDG_RUNTIME_DIR"], "gnome-keyring.pid").read_text())
+os.kill(pid, signal.SIGKILL)  # it aborted, as gnome-keyring does now and then; its keeper starts it again
+while secretstorage.check_service_availability(bus):
+    pass  # until the bus has seen it go
+store = KeyringStore("absent-at-start")  # in the moment no Secret Service is on the bus
+store.set("tls-key", b"stored once it was back")
+print(store.get("tls-key").decode())
+"""
+
+
+def test_a_node_starting_while_the_secret_service_restarts_waits_for_it() -> None:
+    """A command or node that looks for the keychain in the moment gnome-keyring is being started again (it
+    aborted: see the churn test) waits a moment for it instead of saying there is no keychain."""
+    result = private_keyring(ABSENT_AT_START_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stored once it was back"
+    assert "gnome-keyring-daemon ended (status 137) before the command did; starting it again" in result.stderr

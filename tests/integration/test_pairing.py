@@ -18,8 +18,9 @@ from tests.conftest import NOIZYLAB, NodeProcess, start_all, wait_for
 
 def test_paired_nodes_see_each_other_online_with_capabilities(paired: tuple[NodeProcess, NodeProcess]) -> None:
     alpha, beta = paired
-    seen_by_alpha = alpha.peer("beta")
-    assert seen_by_alpha is not None and seen_by_alpha["id"] == beta.id
+    # Online comes with the first heartbeat; what the peer is (its node info) is asked for right after.
+    seen_by_alpha = wait_for(lambda: (alpha.peer("beta") or {}).get("os") and alpha.peer("beta"), what="beta's info")
+    assert seen_by_alpha["id"] == beta.id
     assert seen_by_alpha["os"] == "linux" and seen_by_alpha["cpus"] >= 1 and seen_by_alpha["memory_bytes"] > 0
     status = beta.status()
     assert [p["name"] for p in status["peers"]] == ["alpha"]

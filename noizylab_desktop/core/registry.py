@@ -180,11 +180,15 @@ class Registry:
         before it trusted us: just after pairing, or while it was away) answers every call with its last error
         meanwhile ("Socket closed"), so it is dropped, and the next call makes a fresh one; calls still open on the
         old one finish there (closed after a few beats' time)."""
-        channel = state.channel
-        if channel is None or channel.get_state() != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
-            return
-        state.channel = None
-        asyncio.get_running_loop().call_later(3 * self.interval_s, lambda: asyncio.ensure_future(channel.close()))
+        if state.channel is not None and state.channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            self.drop_channel(state)
+
+    def drop_channel(self, state: PeerState) -> None:
+        """Have the next call to the peer make a fresh channel; the old one closes after a few beats' time, once
+        the calls still open on it are done."""
+        channel, state.channel = state.channel, None
+        if channel is not None:
+            asyncio.get_running_loop().call_later(3 * self.interval_s, lambda: asyncio.ensure_future(channel.close()))
 
     def pins_keys(self, fp: bytes) -> None:
         """The peer ``fp`` said it pins keys: show it this node's current certificate from its next new channel."""

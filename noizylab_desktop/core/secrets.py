@@ -145,12 +145,20 @@ def _keychain() -> keyring.backend.KeyringBackend:
 @functools.cache
 def _choose_by_name(name: str) -> None:
     """Set keyring's backend (once a process) to keyringrc.cfg's choice, else ``name`` where it is usable here."""
+    backend = _working(lambda: keyring.core.load_config() or keyring.core.load_keyring(name))
+    if backend is not None:  # else keyring's discovery looks for another
+        keyring.set_keyring(backend)
+
+
+def _working(load: Callable[[], keyring.backend.KeyringBackend]) -> keyring.backend.KeyringBackend | None:
+    """The backend ``load`` gives, where it can work here now; None where it raises (keyring's backends raise what
+    they meet: ImportError, RuntimeError, D-Bus errors), or its priority does (no Secret Service on the bus)."""
     try:
-        backend = keyring.core.load_config() or keyring.core.load_keyring(name)
-        backend.priority  # noqa: B018 (raises where the backend cannot work here: no Secret Service on the bus)
-    except Exception:  # keyring's backends raise what they meet (ImportError, RuntimeError, D-Bus errors)
-        return  # keyring's discovery looks for another
-    keyring.set_keyring(backend)
+        backend = load()
+        backend.priority  # noqa: B018
+    except Exception:
+        return None
+    return backend
 
 
 def _secret_service_back() -> keyring.backend.KeyringBackend | None:
@@ -169,13 +177,10 @@ def _secret_service_back() -> keyring.backend.KeyringBackend | None:
     deadline = time.monotonic() + RETURN_WAIT_S
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        try:
-            backend = keyring.core.load_keyring(SECRET_SERVICE_BACKEND)
-            backend.priority  # noqa: B018 (raises while no Secret Service answers)
-        except Exception:  # keyring's backends raise what they meet
-            continue
-        keyring.set_keyring(backend)
-        return backend
+        backend = _working(lambda: keyring.core.load_keyring(SECRET_SERVICE_BACKEND))
+        if backend is not None:
+            keyring.set_keyring(backend)
+            return backend
     return None
 
 

@@ -117,11 +117,10 @@ class Rotator:
             if not own:
                 await channel.close()
         self.log.caught_up(fp)
-        if not own and state.channel is not None:
+        if not own:
             # The peer answers now; the beats' channel may still be waiting out a reconnect backoff from while it
             # was away (gRPC answers with the last error meanwhile): the next call makes a fresh one.
-            old, state.channel = state.channel, None
-            asyncio.get_running_loop().call_later(3 * self.node.registry.interval_s, _close_later, old)
+            self.node.registry.drop_channel(state)
         logger.info("peer %s took this node's key rotations up to generation %d", state.peer.name, reply.generation)
         if not self.log.pending:
             await asyncio.to_thread(forget_retired, self.node.vault, self.log, self.node.identity.fingerprint)
@@ -253,10 +252,6 @@ class Rotator:
             ssh_fingerprint=ssh_fingerprint(identity.ssh_public),
             peers_behind=[names[fp] for fp in self.log.behind if fp in names],
         )
-
-
-def _close_later(channel: grpc.aio.Channel) -> None:
-    asyncio.ensure_future(channel.close())
 
 
 class KeysApi(kpb_grpc.KeysServicer):
